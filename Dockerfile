@@ -1,0 +1,18 @@
+# One image runs the whole platform on embedded defaults: `docker run -p 8000:8000 -p 8100:8100`.
+FROM python:3.11-slim
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential cmake git \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /srv/switchboard
+COPY . .
+# Editable, so the chat app runs from this folder with its chainlit.md and .chainlit/.
+RUN pip install --no-cache-dir -c constraints.txt -e '.[local-model]'
+
+ENV SWITCHBOARD_DATA_DIR=/data \
+    SWITCHBOARD_HUB_HOST=0.0.0.0 \
+    SWITCHBOARD_APP_HOST=0.0.0.0
+VOLUME /data
+EXPOSE 8000 8100
+CMD ["switchboard", "run"]

@@ -1,0 +1,14 @@
+"""All of the hub's routers, gathered in one place."""
+
+from fastapi import APIRouter
+
+from hub.api.routes import auth, health, usage
+from hub.gateway import routes as gateway
+
+__all__ = ["api_router"]
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(gateway.router)
+api_router.include_router(usage.router)
+api_router.include_router(auth.router)

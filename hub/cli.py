@@ -1,0 +1,102 @@
+"""The `switchboard` admin command."""
+
+from typing import Annotated
+
+import typer
+from sqlmodel import Session
+
+from hub.core.config import get_settings
+from hub.core.db import get_engine, migrate
+from hub.models.service import ServiceCreate
+from hub.services.services import DuplicateServiceError, create_service, list_services
+from hub.services.users import DuplicateUserError, create_user
+
+__all__ = ["main"]
+
+cli = typer.Typer(help="Switchboard administration.", no_args_is_help=True)
+service_cli = typer.Typer(help="Services that call the gateway.", no_args_is_help=True)
+user_cli = typer.Typer(help="People who sign in to chat.", no_args_is_help=True)
+db_cli = typer.Typer(help="The hub's database.", no_args_is_help=True)
+cli.add_typer(service_cli, name="service")
+cli.add_typer(user_cli, name="user")
+cli.add_typer(db_cli, name="db")
+
+
+def _session() -> Session:
+    url = get_settings().sqlalchemy_url
+    migrate(url)
+    return Session(get_engine(url))
+
+
+@service_cli.command("create")
+def service_create(
+    name: Annotated[str, typer.Argument(help="lower-case name, e.g. billing-api")],
+    team: Annotated[str, typer.Option(help="the team that owns the service")],
+    admin: Annotated[bool, typer.Option(help="may read usage across services")] = False,
+) -> None:
+    """Create a service and print its token (shown once; only its hash is stored)."""
+    try:
+        service_in = ServiceCreate(name=name, team=team, is_admin=admin)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    with _session() as session:
+        try:
+            _, token = create_service(session=session, service_in=service_in)
+        except DuplicateServiceError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+    typer.echo(f"Created service {name!r} for team {team!r}. Its token (shown only now):", err=True)
+    typer.echo(token)
+
+
+@service_cli.command("list")
+def service_list() -> None:
+    """List services."""
+    with _session() as session:
+        for service in list_services(session=session):
+            flags = " admin" if service.is_admin else ""
+            flags += " disabled" if service.disabled else ""
+            typer.echo(f"{service.name}\tteam={service.team}{flags}")
+
+
+@user_cli.command("create")
+def user_create(
+    username: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    display_name: Annotated[str | None, typer.Option(help="name shown in chat")] = None,
+    admin: bool = False,
+) -> None:
+    """Create a person who signs in to chat with a password."""
+    with _session() as session:
+        try:
+            create_user(
+                session=session,
+                username=username,
+                password=password,
+                display_name=display_name,
+                is_admin=admin,
+            )
+        except DuplicateUserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+    typer.echo(f"Created user {username!r}.")
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations."""
+    migrate(get_settings().sqlalchemy_url)
+    typer.echo("Database is up to date.")
+
+
+@cli.command("run")
+def run() -> None:
+    """Start the local model, the hub and the chat app on localhost."""
+    from hub.launcher import run_platform
+
+    raise typer.Exit(run_platform(get_settings()))
+
+
+def main() -> None:
+    cli()

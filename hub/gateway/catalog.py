@@ -1,0 +1,89 @@
+"""The model catalog: public model names, where each is deployed, and what it costs."""
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+__all__ = ["Catalog", "CatalogEntry", "CatalogError", "Deployment", "load_catalog"]
+
+
+class CatalogError(ValueError):
+    pass
+
+
+class Deployment(BaseModel):
+    """One place a model is served: an OpenAI-compatible endpoint in one region."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Literal["openai", "anthropic", "gemini", "vllm", "llama.cpp", "openai-compatible"]
+    base_url: HttpUrl
+    region: str = "default"
+    model: str = Field(min_length=1, description="the model id the provider expects")
+    api_key_env: str | None = Field(
+        default=None, description="environment variable holding the provider key"
+    )
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider}/{self.region}/{self.model}"
+
+    @property
+    def chat_url(self) -> str:
+        return str(self.base_url).rstrip("/") + "/chat/completions"
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class CatalogEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    input_usd_per_million: float = Field(default=0.0, ge=0)
+    output_usd_per_million: float = Field(default=0.0, ge=0)
+    deployments: list[Deployment] = Field(min_length=1)
+    fallbacks: list[str] = Field(default_factory=list)
+
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        return (
+            input_tokens * self.input_usd_per_million + output_tokens * self.output_usd_per_million
+        ) / 1_000_000
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[CatalogEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> "Catalog":
+        names = [entry.name for entry in self.models]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+        for entry in self.models:
+            unknown = [name for name in entry.fallbacks if name not in names]
+            if unknown:
+                raise ValueError(f"{entry.name}: unknown fallback models {unknown}")
+        return self
+
+    def get(self, name: str) -> CatalogEntry | None:
+        return next((entry for entry in self.models if entry.name == name), None)
+
+
+def load_catalog(path: Path) -> Catalog:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise CatalogError(f"model catalog {path} not found; set SWITCHBOARD_CATALOG_PATH") from exc
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"model catalog {path} is not valid YAML: {exc}") from exc
+    try:
+        return Catalog.model_validate(raw)
+    except ValueError as exc:
+        raise CatalogError(f"model catalog {path} is invalid: {exc}") from exc

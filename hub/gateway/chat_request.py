@@ -1,0 +1,99 @@
+"""Checking a client's chat-completion request before anything is sent upstream."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from hub.gateway.errors import GatewayError
+
+__all__ = ["ALLOWED_FIELDS", "ChatRequest", "parse_chat_request"]
+
+# OpenAI's chat-completion parameters. Anything else is refused, so a client can never steer
+# where the gateway connects or what it sends (api_base, base_url, headers, api_key, ...).
+ALLOWED_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "temperature",
+        "top_p",
+        "n",
+        "stop",
+        "max_tokens",
+        "max_completion_tokens",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "user",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "seed",
+        "reasoning_effort",
+        "metadata",
+        "modalities",
+        "audio",
+        "prediction",
+        "verbosity",
+        "prompt_cache_key",
+        "safety_identifier",
+        "functions",
+        "function_call",
+        "service_tier",
+        "store",
+    }
+)
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    model: str
+    body: dict[str, Any]
+    stream: bool
+    client_wants_usage: bool
+
+
+def _bad(message: str, param: str | None = None) -> GatewayError:
+    return GatewayError(400, message, param=param)
+
+
+def parse_chat_request(raw: bytes) -> ChatRequest:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _bad(f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise _bad("The request body must be a JSON object with 'model' and 'messages'.")
+    unknown = sorted(set(body) - ALLOWED_FIELDS)
+    if unknown:
+        raise _bad(
+            f"Unsupported field(s): {', '.join(unknown)}. The gateway accepts only OpenAI "
+            "chat-completion parameters; where a request goes is set by the model catalog.",
+            param=unknown[0],
+        )
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad("'model' is required and must be a model name from GET /v1/models.", "model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _bad("'messages' is required and must be a non-empty list of messages.", "messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            raise _bad(
+                f"messages[{i}] must be an object with a 'role' of {', '.join(sorted(_ROLES))}.",
+                f"messages[{i}]",
+            )
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _bad("'stream' must be true or false.", "stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise _bad("'stream_options' must be an object.", "stream_options")
+    wants_usage = bool(stream and options and options.get("include_usage"))
+    return ChatRequest(model=model, body=body, stream=stream, client_wants_usage=wants_usage)

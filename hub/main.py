@@ -1,0 +1,104 @@
+"""The hub's app factory: `uvicorn --factory hub.main:create_app`."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlmodel import Session
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from hub.api.main import api_router
+from hub.core.config import Settings, get_settings
+from hub.core.db import get_engine, migrate
+from hub.gateway.catalog import load_catalog
+from hub.gateway.errors import GatewayError, openai_error_response
+from hub.gateway.proxy import Gateway
+from hub.runtime import HubRuntime
+from hub.services.services import TokenResolver, ensure_service
+from hub.services.usage import UsageRecorder
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+APP_SERVICE_NAME = "chat-app"
+
+
+def _is_gateway_path(request: Request) -> bool:
+    return request.url.path.startswith("/v1/")
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    if _is_gateway_path(request):
+        return exc.response()
+    return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+    )
+    if _is_gateway_path(request):
+        return openai_error_response(422, f"Invalid request: {problems}")
+    return JSONResponse({"detail": f"Invalid request: {problems}"}, status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if _is_gateway_path(request):
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"No such endpoint: {request.method} {request.url.path}."
+        return openai_error_response(exc.status_code, message, headers=exc.headers)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.sqlalchemy_url
+        migrate(url)
+        engine = get_engine(url)
+        with Session(engine) as session:
+            ensure_service(
+                session=session,
+                name=APP_SERVICE_NAME,
+                team="platform",
+                token=settings.app_service_token,
+            )
+        recorder = UsageRecorder(engine, settings.usage_flush_interval_s)
+        gateway = Gateway(
+            catalog=load_catalog(settings.catalog_path),
+            recorder=recorder,
+            connect_timeout_s=settings.upstream_connect_timeout_s,
+            read_timeout_s=settings.upstream_read_timeout_s,
+        )
+        await recorder.start()
+        await gateway.start()
+        app.state.runtime = HubRuntime(
+            settings=settings,
+            engine=engine,
+            tokens=TokenResolver(engine, settings.token_cache_ttl_s),
+            recorder=recorder,
+            gateway=gateway,
+        )
+        try:
+            yield
+        finally:
+            await gateway.close()
+            await recorder.close()
+            engine.dispose()
+
+    app = FastAPI(title="Switchboard hub", version="0.1.0", lifespan=lifespan)
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.include_router(api_router)
+    return app

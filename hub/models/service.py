@@ -1,0 +1,35 @@
+"""A service: a caller of the gateway, identified by its token."""
+
+from datetime import UTC, datetime
+
+from sqlmodel import Field, SQLModel
+
+__all__ = ["Service", "ServiceBase", "ServiceCreate", "ServicePublic", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ServiceBase(SQLModel):
+    name: str = Field(min_length=1, max_length=100, regex=r"^[a-z0-9][a-z0-9._-]*$")
+    team: str = Field(min_length=1, max_length=100)
+    is_admin: bool = False
+
+
+class ServiceCreate(ServiceBase):
+    pass
+
+
+class Service(ServiceBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True, index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ServicePublic(ServiceBase):
+    id: int
+    disabled: bool
+    created_at: datetime

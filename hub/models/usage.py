@@ -1,0 +1,37 @@
+"""One row per gateway request: who called which model, what it cost, how it went."""
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from hub.models.service import utcnow
+
+__all__ = ["UsageRecord", "UsageSummaryRow"]
+
+
+class UsageRecord(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    service_id: int = Field(foreign_key="service.id", index=True)
+    service_name: str = Field(max_length=100)
+    team: str = Field(max_length=100, index=True)
+    model: str = Field(max_length=200, index=True)
+    deployment: str = Field(max_length=200)
+    stream: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    status_code: int = 200
+    error: str | None = Field(default=None, max_length=1000)
+
+
+class UsageSummaryRow(SQLModel):
+    service: str | None = None
+    team: str | None = None
+    model: str | None = None
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float

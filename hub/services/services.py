@@ -1,0 +1,94 @@
+"""Services that call the gateway: creation, and resolving a bearer token to a service."""
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from hub.core.security import hash_token, new_service_token
+from hub.models.service import Service, ServiceCreate
+
+__all__ = [
+    "DuplicateServiceError",
+    "ServiceIdentity",
+    "TokenResolver",
+    "create_service",
+    "ensure_service",
+    "list_services",
+]
+
+
+class DuplicateServiceError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceIdentity:
+    id: int
+    name: str
+    team: str
+    is_admin: bool
+
+
+def create_service(*, session: Session, service_in: ServiceCreate) -> tuple[Service, str]:
+    """Create a service and return it with its token; the token is not stored, only its hash."""
+    if session.exec(select(Service).where(Service.name == service_in.name)).first():
+        raise DuplicateServiceError(f"a service named {service_in.name!r} already exists")
+    token = new_service_token()
+    service = Service.model_validate(service_in, update={"token_hash": hash_token(token)})
+    session.add(service)
+    session.commit()
+    session.refresh(service)
+    return service, token
+
+
+def ensure_service(*, session: Session, name: str, team: str, token: str) -> Service:
+    """Create or update a service whose token is given by configuration (the chat app's)."""
+    token_hash = hash_token(token)
+    service = session.exec(select(Service).where(Service.name == name)).first()
+    if service is None:
+        service = Service(name=name, team=team, token_hash=token_hash)
+    else:
+        service.token_hash = token_hash
+        service.team = team
+    session.add(service)
+    session.commit()
+    session.refresh(service)
+    return service
+
+
+def list_services(*, session: Session) -> list[Service]:
+    return list(session.exec(select(Service).order_by(Service.name)))
+
+
+class TokenResolver:
+    """Resolves bearer tokens to services, caching hits briefly to keep the hot path off the DB."""
+
+    def __init__(self, engine: Engine, ttl_s: float) -> None:
+        self._engine = engine
+        self._ttl_s = ttl_s
+        self._cache: dict[str, tuple[ServiceIdentity | None, float]] = {}
+
+    def cached(self, token: str) -> tuple[bool, ServiceIdentity | None]:
+        entry = self._cache.get(hash_token(token))
+        if entry is None or entry[1] < time.monotonic():
+            return False, None
+        return True, entry[0]
+
+    def lookup(self, token: str) -> ServiceIdentity | None:
+        """Read the database (blocking) and refresh the cache."""
+        token_hash = hash_token(token)
+        with Session(self._engine) as session:
+            service = session.exec(
+                select(Service).where(Service.token_hash == token_hash, Service.disabled == False)  # noqa: E712
+            ).first()
+            identity = (
+                ServiceIdentity(service.id, service.name, service.team, service.is_admin)
+                if service is not None and service.id is not None
+                else None
+            )
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[token_hash] = (identity, time.monotonic() + self._ttl_s)
+        return identity

@@ -1,0 +1,107 @@
+"""Usage records: written in batches off the request path, summed for the platform team."""
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import Engine, case, func
+from sqlmodel import Session, col, select
+
+from hub.models.usage import UsageRecord, UsageSummaryRow
+
+__all__ = ["GroupKey", "UsageRecorder", "summarize_usage"]
+
+logger = logging.getLogger(__name__)
+
+GroupKey = Literal["service", "team", "model"]
+_GROUP_COLUMNS = {
+    "service": UsageRecord.service_name,
+    "team": UsageRecord.team,
+    "model": UsageRecord.model,
+}
+
+
+class UsageRecorder:
+    """Queues records in memory and inserts them in one transaction per flush interval."""
+
+    def __init__(self, engine: Engine, flush_interval_s: float) -> None:
+        self._engine = engine
+        self._interval = flush_interval_s
+        self._pending: list[UsageRecord] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def add(self, record: UsageRecord) -> None:
+        self._pending.append(record)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="usage-recorder")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.flush()
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        try:
+            await asyncio.to_thread(self._write, batch)
+        except Exception:
+            # Keep the batch for the next flush rather than lose usage the services were billed.
+            logger.exception("could not write %d usage records; will retry", len(batch))
+            self._pending[:0] = batch
+
+    def _write(self, batch: list[UsageRecord]) -> None:
+        with Session(self._engine) as session:
+            session.add_all(batch)
+            session.commit()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()
+
+
+def summarize_usage(
+    *,
+    session: Session,
+    start: datetime | None,
+    end: datetime | None,
+    group_by: list[GroupKey],
+) -> list[UsageSummaryRow]:
+    keys = [_GROUP_COLUMNS[key] for key in group_by]
+    query = select(
+        *keys,
+        func.count().label("requests"),
+        func.sum(case((col(UsageRecord.status_code) >= 400, 1), else_=0)).label("errors"),
+        func.sum(UsageRecord.input_tokens).label("input_tokens"),
+        func.sum(UsageRecord.output_tokens).label("output_tokens"),
+        func.sum(UsageRecord.cost_usd).label("cost_usd"),
+    )
+    if start is not None:
+        query = query.where(col(UsageRecord.created_at) >= start)
+    if end is not None:
+        query = query.where(col(UsageRecord.created_at) < end)
+    if keys:
+        query = query.group_by(*keys).order_by(*keys)
+    rows = []
+    for row in session.exec(query).all():
+        values = row._mapping
+        rows.append(
+            UsageSummaryRow(
+                **{key: values[_GROUP_COLUMNS[key].key] for key in group_by},
+                requests=values["requests"],
+                errors=values["errors"] or 0,
+                input_tokens=values["input_tokens"] or 0,
+                output_tokens=values["output_tokens"] or 0,
+                cost_usd=round(values["cost_usd"] or 0.0, 8),
+            )
+        )
+    return rows

@@ -1,0 +1,132 @@
+"""Shared fixtures: a scripted upstream, databases, and a hub on a real port."""
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from sqlmodel import Session
+
+from hub.core.config import Settings
+from hub.core.db import dispose_engines, get_engine, migrate
+from hub.main import create_app
+from hub.models.service import ServiceCreate
+from hub.services.services import create_service
+from tests.support.servers import ThreadedServer
+from tests.support.upstream import ScriptedUpstream
+
+POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+APP_TOKEN = "sb-test-app-token"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _close_database_connections() -> Iterator[None]:
+    yield
+    dispose_engines()
+
+
+@pytest.fixture
+def upstream() -> Iterator[ScriptedUpstream]:
+    with ScriptedUpstream() as server:
+        yield server
+
+
+def _postgres_database() -> Iterator[str]:
+    name = f"sb_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is not reachable ({exc}); start it first")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        dispose_engines()
+        with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, then this machine's PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hub.db'}"
+    else:
+        yield from _postgres_database()
+
+
+def write_catalog(path: Path, upstream_url: str, **extra_models: str) -> Path:
+    models = [
+        {
+            "name": "test-model",
+            "description": "The scripted upstream.",
+            "input_usd_per_million": 2.0,
+            "output_usd_per_million": 8.0,
+            "deployments": [
+                {
+                    "provider": "openai-compatible",
+                    "base_url": upstream_url,
+                    "region": "local",
+                    "model": "scripted-model",
+                    "api_key_env": "SB_TEST_PROVIDER_KEY",
+                }
+            ],
+        }
+    ]
+    for name, url in extra_models.items():
+        models.append(
+            {
+                "name": name,
+                "deployments": [{"provider": "openai-compatible", "base_url": url, "model": name}],
+            }
+        )
+    path.write_text(yaml.safe_dump({"models": models}))
+    return path
+
+
+@dataclass
+class RunningHub:
+    url: str
+    settings: Settings
+    app_token: str
+
+    def new_service(self, name: str, team: str = "testers", admin: bool = False) -> str:
+        migrate(self.settings.sqlalchemy_url)
+        with Session(get_engine(self.settings.sqlalchemy_url)) as session:
+            _, token = create_service(
+                session=session, service_in=ServiceCreate(name=name, team=team, is_admin=admin)
+            )
+        return token
+
+
+@pytest.fixture
+def hub_database_url(tmp_path: Path) -> str:
+    """The hub's database in a test; a module overrides this to run on `database_url`."""
+    return f"sqlite:///{tmp_path / 'hub.db'}"
+
+
+@pytest.fixture
+def hub_settings(tmp_path: Path, upstream: ScriptedUpstream, hub_database_url: str) -> Settings:
+    return Settings(
+        environment="test",
+        data_dir=tmp_path / "data",
+        database_url=hub_database_url,
+        catalog_path=write_catalog(tmp_path / "models.yaml", upstream.url),
+        app_service_token=APP_TOKEN,
+        usage_flush_interval_s=0.05,
+    )
+
+
+@pytest.fixture
+def hub(hub_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningHub]:
+    monkeypatch.setenv("SB_TEST_PROVIDER_KEY", "sk-test-provider-key")
+    with ThreadedServer(create_app(hub_settings)) as server:
+        yield RunningHub(url=server.base_url, settings=hub_settings, app_token=APP_TOKEN)

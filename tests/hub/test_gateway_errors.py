@@ -1,0 +1,143 @@
+"""Bad requests get OpenAI-shaped 4xx answers that say what to fix; upstream failures get 502."""
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import RunningHub
+from tests.support.servers import free_port
+from tests.support.upstream import ScriptedUpstream
+
+HELLO = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _post(hub: RunningHub, token: str | None, body: object) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(hub.url + "/v1/chat/completions", json=body, headers=headers)
+
+
+def _error(response: httpx.Response) -> dict[str, object]:
+    error = response.json()["error"]
+    assert isinstance(error, dict) and error["message"]
+    return error
+
+
+def test_a_request_without_a_token_is_refused_with_401(hub: RunningHub, upstream: ScriptedUpstream):
+    response = _post(hub, None, HELLO)
+    assert response.status_code == 401
+    assert "Authorization: Bearer" in str(_error(response)["message"])
+    assert upstream.hits == 0
+
+
+def test_a_wrong_token_is_refused_with_401_by_the_sdk(hub: RunningHub, upstream: ScriptedUpstream):
+    client = openai.OpenAI(base_url=hub.url + "/v1", api_key="sb-not-a-real-token", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(**HELLO)
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
+    assert upstream.hits == 0
+
+
+def test_an_unknown_model_gets_404_naming_the_known_ones(hub: RunningHub):
+    client = openai.OpenAI(base_url=hub.url + "/v1", api_key=hub.new_service("m"), max_retries=0)
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "x"}])
+    assert "gpt-9" in str(caught.value) and "test-model" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "fix"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"messages": [{"role": "user", "content": "x"}]}', "'model' is required"),
+        (b'{"model": "test-model"}', "'messages' is required"),
+        (b'{"model": "test-model", "messages": []}', "non-empty"),
+        (b'{"model": "test-model", "messages": [{"content": "x"}]}', "messages[0]"),
+        (b'{"model": "test-model", "messages": [{"role": "user"}], "stream": "yes"}', "'stream'"),
+    ],
+)
+def test_a_malformed_body_gets_400_that_says_what_to_fix(
+    hub: RunningHub, upstream: ScriptedUpstream, body: bytes, fix: str
+):
+    response = httpx.post(
+        hub.url + "/v1/chat/completions",
+        content=body,
+        headers={"authorization": f"Bearer {hub.app_token}", "content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert fix in str(_error(response)["message"])
+    assert upstream.hits == 0
+
+
+@pytest.mark.parametrize("field", ["api_base", "base_url", "extra_headers", "headers", "api_key"])
+def test_a_client_cannot_steer_where_the_gateway_connects(
+    hub: RunningHub, upstream: ScriptedUpstream, field: str
+):
+    response = _post(hub, hub.app_token, {**HELLO, field: "http://169.254.169.254/"})
+    assert response.status_code == 400
+    assert field in str(_error(response)["message"])
+    assert upstream.hits == 0
+
+
+def test_usage_needs_an_admin_token(hub: RunningHub):
+    response = httpx.get(
+        hub.url + "/v1/usage", headers={"authorization": f"Bearer {hub.new_service('plain')}"}
+    )
+    assert response.status_code == 403
+    assert "admin" in str(_error(response)["message"])
+
+
+def test_an_unknown_gateway_path_is_an_openai_404(hub: RunningHub):
+    response = httpx.get(hub.url + "/v1/nothing-here")
+    assert response.status_code == 404
+    assert "/v1/nothing-here" in str(_error(response)["message"])
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_an_upstream_failure_is_a_502_with_the_upstreams_status_and_message(
+    hub: RunningHub, upstream: ScriptedUpstream, status: int
+):
+    upstream.script(status=status, error_message="the provider is on fire")
+    client = openai.OpenAI(base_url=hub.url + "/v1", api_key=hub.app_token, max_retries=0)
+    for stream in (False, True):
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(**HELLO, stream=stream)
+        assert caught.value.status_code == 502
+        assert str(status) in caught.value.message
+        assert "the provider is on fire" in caught.value.message
+
+
+def test_an_upstream_refusal_of_the_request_is_passed_on_as_400(
+    hub: RunningHub, upstream: ScriptedUpstream
+):
+    upstream.script(status=400, error_message="context length exceeded")
+    response = _post(hub, hub.app_token, HELLO)
+    assert response.status_code == 400
+    assert "context length exceeded" in str(_error(response)["message"])
+
+
+def test_an_unreachable_upstream_is_a_502_that_names_the_deployment(tmp_path, monkeypatch):
+    from hub.core.config import Settings
+    from hub.main import create_app
+    from tests.conftest import write_catalog
+    from tests.support.servers import ThreadedServer
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    settings = Settings(
+        environment="test",
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'hub.db'}",
+        catalog_path=write_catalog(tmp_path / "models.yaml", dead),
+        app_service_token="sb-test-app-token",
+    )
+    with ThreadedServer(create_app(settings)) as server:
+        response = httpx.post(
+            server.base_url + "/v1/chat/completions",
+            json=HELLO,
+            headers={"authorization": "Bearer sb-test-app-token"},
+        )
+    assert response.status_code == 502
+    assert "Could not reach upstream openai-compatible/local/scripted-model" in str(
+        _error(response)["message"]
+    )

@@ -1,0 +1,65 @@
+"""Migrations, services and users on SQLite and on this machine's PostgreSQL."""
+
+import pytest
+from sqlalchemy import inspect
+from sqlmodel import Session, select
+
+from hub.core.db import get_engine, migrate
+from hub.core.security import hash_token
+from hub.models.service import Service, ServiceCreate
+from hub.services.services import (
+    DuplicateServiceError,
+    TokenResolver,
+    create_service,
+    ensure_service,
+)
+from hub.services.users import DuplicateUserError, authenticate_password, create_user
+
+
+def test_migrations_create_the_schema_and_can_run_twice(database_url: str):
+    migrate(database_url)
+    migrate(database_url)
+    tables = set(inspect(get_engine(database_url)).get_table_names())
+    assert {"service", "usagerecord", "hub_user", "alembic_version"} <= tables
+
+
+def test_a_service_token_is_stored_only_as_a_hash(database_url: str):
+    migrate(database_url)
+    engine = get_engine(database_url)
+    with Session(engine) as session:
+        _, token = create_service(
+            session=session, service_in=ServiceCreate(name="billing", team="finance")
+        )
+        stored = session.exec(select(Service)).one()
+        assert token not in str(stored.model_dump())
+        assert stored.token_hash == hash_token(token)
+        with pytest.raises(DuplicateServiceError):
+            create_service(session=session, service_in=ServiceCreate(name="billing", team="x"))
+
+    resolver = TokenResolver(engine, ttl_s=30)
+    identity = resolver.lookup(token)
+    assert identity is not None and (identity.name, identity.team) == ("billing", "finance")
+    assert resolver.lookup("sb-wrong") is None
+    assert resolver.cached(token) == (True, identity)
+
+
+def test_ensure_service_rotates_the_configured_token(database_url: str):
+    migrate(database_url)
+    engine = get_engine(database_url)
+    with Session(engine) as session:
+        ensure_service(session=session, name="chat-app", team="platform", token="first")
+        ensure_service(session=session, name="chat-app", team="platform", token="second")
+    resolver = TokenResolver(engine, ttl_s=30)
+    assert resolver.lookup("first") is None
+    assert resolver.lookup("second") is not None
+
+
+def test_users_sign_in_with_their_password_only(database_url: str):
+    migrate(database_url)
+    with Session(get_engine(database_url)) as session:
+        create_user(session=session, username="ada", password="correct horse")
+        with pytest.raises(DuplicateUserError):
+            create_user(session=session, username="ada", password="other")
+        assert authenticate_password(session=session, username="ada", password="correct horse")
+        assert authenticate_password(session=session, username="ada", password="wrong") is None
+        assert authenticate_password(session=session, username="bob", password="x") is None

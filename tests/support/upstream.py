@@ -1,0 +1,217 @@
+"""A scripted OpenAI-compatible upstream served over real HTTP.
+
+Replies are deterministic and faults are injectable, so gateway and chat tests run with no
+provider and no network. `script()` sets how every following request is answered;
+`enqueue()` sets a one-off answer for the next request (for faults).
+"""
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tests.support.servers import ThreadedServer
+
+__all__ = ["Behaviour", "ScriptedUpstream", "count_tokens"]
+
+
+@dataclass
+class Behaviour:
+    reply: str = "Hello from the scripted upstream."
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+    error_message: str = "scripted failure"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    chunk_delay_s: float = 0.0
+    # Close the stream after this many content chunks, without [DONE].
+    drop_after_chunks: int | None = None
+
+
+def count_tokens(text: str) -> int:
+    return len(text.split())
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    total = 0
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, str):
+            total += count_tokens(content)
+    return total
+
+
+def _chunks(text: str) -> list[str]:
+    words = text.split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+class ScriptedUpstream:
+    def __init__(self, model_id: str = "scripted-model") -> None:
+        self.model_id = model_id
+        self.behaviour = Behaviour()
+        self.queued: list[Behaviour] = []
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.completed_streams = 0
+        self.cancelled_streams = 0
+        self._ids = itertools.count(1)
+        self._server = ThreadedServer(self._build_app())
+
+    # -- scripting -------------------------------------------------------------------------
+    def script(self, **changes: Any) -> None:
+        self.behaviour = Behaviour(**changes)
+
+    def enqueue(self, **changes: Any) -> None:
+        self.queued.append(Behaviour(**changes))
+
+    @property
+    def url(self) -> str:
+        return self._server.base_url + "/v1"
+
+    @property
+    def hits(self) -> int:
+        return len(self.requests)
+
+    def __enter__(self) -> Self:
+        self._server.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.__exit__(exc_type, exc, tb)
+
+    # -- the HTTP app ----------------------------------------------------------------------
+    def _build_app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": self.model_id, "object": "model"}]})
+
+    async def _chat(self, request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        behaviour = self.queued.pop(0) if self.queued else self.behaviour
+        if behaviour.delay_s:
+            await asyncio.sleep(behaviour.delay_s)
+        if behaviour.status != 200:
+            error = {"error": {"message": behaviour.error_message, "type": "scripted_error"}}
+            return JSONResponse(error, status_code=behaviour.status, headers=behaviour.headers)
+        completion_id = f"chatcmpl-scripted-{next(self._ids)}"
+        if body.get("stream"):
+            return StreamingResponse(
+                self._stream(body, behaviour, completion_id),
+                media_type="text/event-stream",
+                headers=behaviour.headers,
+            )
+        return Response(
+            orjson.dumps(self._completion(body, behaviour, completion_id)),
+            media_type="application/json",
+            headers=behaviour.headers,
+        )
+
+    def _usage(self, body: dict[str, Any], behaviour: Behaviour) -> dict[str, int]:
+        prompt = _prompt_tokens(body)
+        completion = count_tokens(behaviour.reply) + len(behaviour.tool_calls)
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+    def _tool_calls(self, behaviour: Behaviour) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {
+                    "name": call["name"],
+                    "arguments": orjson.dumps(call["arguments"]).decode(),
+                },
+            }
+            for i, call in enumerate(behaviour.tool_calls)
+        ]
+
+    def _completion(self, body: dict[str, Any], behaviour: Behaviour, cid: str) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": behaviour.reply or None}
+        finish = "stop"
+        if behaviour.tool_calls:
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": self._tool_calls(behaviour),
+            }
+            finish = "tool_calls"
+        return {
+            "id": cid,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model_id,
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+            ],
+            "usage": self._usage(body, behaviour),
+        }
+
+    async def _stream(self, body: dict[str, Any], behaviour: Behaviour, cid: str) -> Any:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        created = int(time.time())
+
+        def event(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
+            chunk: dict[str, Any] = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": self.model_id,
+                "choices": choices,
+            }
+            if include_usage:
+                chunk["usage"] = usage
+            return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+        finished = False
+        try:
+            yield event(
+                [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
+            )
+            if behaviour.tool_calls:
+                for i, call in enumerate(self._tool_calls(behaviour)):
+                    delta = {"tool_calls": [{"index": i, **call}]}
+                    yield event([{"index": 0, "delta": delta, "finish_reason": None}])
+                finish = "tool_calls"
+            else:
+                for n, piece in enumerate(_chunks(behaviour.reply)):
+                    if behaviour.drop_after_chunks is not None and n >= behaviour.drop_after_chunks:
+                        finished = True
+                        return
+                    if behaviour.chunk_delay_s:
+                        await asyncio.sleep(behaviour.chunk_delay_s)
+                    yield event([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+                finish = "stop"
+            yield event([{"index": 0, "delta": {}, "finish_reason": finish}])
+            if include_usage:
+                yield event([], self._usage(body, behaviour))
+            yield b"data: [DONE]\n\n"
+            finished = True
+            self.completed_streams += 1
+        finally:
+            if not finished:
+                self.cancelled_streams += 1
