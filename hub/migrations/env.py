@@ -11,6 +11,12 @@ import hub.models.user  # noqa: F401  (registers the tables on SQLModel.metadata
 target_metadata = SQLModel.metadata
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    # The chat tables (migration 0002) follow Chainlit's schema and have no SQLModel classes;
+    # keep autogenerate from proposing to drop them.
+    return type_ != "table" or name in target_metadata.tables
+
+
 def run_migrations_online() -> None:
     connectable = engine_from_config(
         context.config.get_section(context.config.config_ini_section, {}),
@@ -21,6 +27,7 @@ def run_migrations_online() -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
+            include_name=include_name,
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():

@@ -1,0 +1,94 @@
+"""Chainlit's SQLAlchemy data layer on Switchboard's database (tables from migration 0002).
+
+Chainlit writes with raw SQL and hands values to the driver as they are. Two adjustments
+make that work the same on SQLite and PostgreSQL: dict values (step `modes`, element
+`playerConfig`) are sent as JSON text, and on SQLite list values (thread and step `tags`)
+are too, since only PostgreSQL has an array type. On the way back, JSON text is decoded
+so threads look the same whichever database they came from.
+"""
+
+import json
+from typing import Any
+
+from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
+from chainlit.step import StepDict
+from chainlit.types import ThreadDict
+from sqlalchemy.engine import make_url
+
+__all__ = ["SwitchboardDataLayer", "async_database_url"]
+
+_SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"}
+_POSTGRES_DRIVERS = {
+    "postgres",
+    "postgresql",
+    "postgresql+psycopg",
+    "postgresql+psycopg2",
+    "postgresql+asyncpg",
+}
+# libpq's sslmode values that ask for TLS; asyncpg takes an ssl context instead.
+_SSL_MODES = {"require", "verify-ca", "verify-full"}
+
+
+def async_database_url(url: str) -> tuple[str, bool]:
+    """The async twin of the hub's sync SQLAlchemy URL, and whether TLS is required."""
+    parsed = make_url(url)
+    if parsed.drivername in _SQLITE_DRIVERS:
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(False), False
+    if parsed.drivername in _POSTGRES_DRIVERS:
+        query = dict(parsed.query)
+        sslmode = query.pop("sslmode", None)
+        parsed = parsed.set(drivername="postgresql+asyncpg", query=query)
+        return parsed.render_as_string(False), sslmode in _SSL_MODES
+    raise ValueError(f"unsupported database for the chat app: {parsed.drivername}")
+
+
+def _decoded(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _decode_step(step: StepDict) -> None:
+    for key in ("metadata", "generation", "tags"):
+        if key in step:
+            step[key] = _decoded(step[key])  # type: ignore[literal-required]
+
+
+class SwitchboardDataLayer(SQLAlchemyDataLayer):
+    def __init__(self, database_url: str) -> None:
+        conninfo, ssl_require = async_database_url(database_url)
+        self._is_sqlite = conninfo.startswith("sqlite")
+        # SQLite: wait for the hub's writers instead of failing with "database is locked".
+        connect_args = {"timeout": 30} if self._is_sqlite else {}
+        super().__init__(conninfo=conninfo, connect_args=connect_args, ssl_require=ssl_require)
+
+    def _adapt(self, value: Any) -> Any:
+        if isinstance(value, dict) or (isinstance(value, list) and self._is_sqlite):
+            return json.dumps(value)
+        return value
+
+    async def execute_sql(
+        self, query: str, parameters: dict[str, Any]
+    ) -> list[dict[str, Any]] | int | None:
+        adapted = {key: self._adapt(value) for key, value in parameters.items()}
+        return await super().execute_sql(query=query, parameters=adapted)
+
+    async def get_all_user_threads(
+        self, user_id: str | None = None, thread_id: str | None = None
+    ) -> list[ThreadDict] | None:
+        threads = await super().get_all_user_threads(user_id=user_id, thread_id=thread_id)
+        for thread in threads or []:
+            thread["metadata"] = _decoded(thread["metadata"]) or {}
+            thread["tags"] = _decoded(thread["tags"])
+            for step in thread["steps"]:
+                _decode_step(step)
+        return threads
+
+    async def get_step(self, step_id: str) -> StepDict | None:
+        step = await super().get_step(step_id)
+        if step is not None:
+            _decode_step(step)
+        return step

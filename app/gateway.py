@@ -1,0 +1,153 @@
+"""The chat app's client for the hub: model list, password sign-in, streamed completions.
+
+Every call carries the app's own service token; the hub is the only thing that talks to
+providers. Failures surface as `HubError` with a message fit to show a person in the chat.
+"""
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import openai
+from openai.types.chat import ChatCompletionMessageParam
+
+__all__ = ["HubError", "HubGateway", "HubUnavailableError", "HubUser", "ModelInfo"]
+
+_CONNECT_TIMEOUT_S = 5.0
+# Long enough for a slow model's first token; the hub enforces its own upstream limits.
+_READ_TIMEOUT_S = 300.0
+
+
+class HubError(Exception):
+    """The hub refused or failed a request; `str(error)` is meant for the person chatting."""
+
+
+class HubUnavailableError(HubError):
+    """The hub could not be reached at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HubUser:
+    id: int
+    username: str
+    display_name: str
+    is_admin: bool
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """The hub's own words from an error body (OpenAI `error.message` or FastAPI `detail`)."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return response.text.strip() or response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        detail = body.get("detail")
+        if isinstance(detail, str):
+            return detail
+    return response.reason_phrase
+
+
+def _openai_error_message(error: openai.APIError) -> str:
+    body = error.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return error.message
+
+
+class HubGateway:
+    def __init__(self, *, hub_url: str, token: str) -> None:
+        self.hub_url = hub_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.hub_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(30.0, connect=_CONNECT_TIMEOUT_S),
+        )
+        # No SDK retries: the hub already retries regions and falls back between models.
+        self._openai = openai.AsyncOpenAI(
+            base_url=f"{self.hub_url}/v1",
+            api_key=token,
+            max_retries=0,
+            timeout=openai.Timeout(_READ_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        await self._openai.close()
+
+    def _unreachable(self) -> HubUnavailableError:
+        return HubUnavailableError(
+            f"The Switchboard hub at {self.hub_url} is not reachable. "
+            "Check that it is running, then try again."
+        )
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as error:
+            raise self._unreachable() from error
+
+    async def list_models(self) -> list[ModelInfo]:
+        response = await self._request("GET", "/v1/models")
+        if response.status_code != 200:
+            raise HubError(f"The hub could not list models: {_error_detail(response)}")
+        return [
+            ModelInfo(id=str(item["id"]), description=str(item.get("description") or ""))
+            for item in response.json().get("data", [])
+        ]
+
+    async def sign_in(self, *, username: str, password: str) -> HubUser | None:
+        """The signed-in user, or None when the hub rejects the credentials."""
+        response = await self._request(
+            "POST", "/api/auth/password", json={"username": username, "password": password}
+        )
+        if response.status_code in (401, 403, 422):
+            return None
+        if response.status_code != 200:
+            raise HubError(f"Sign-in failed at the hub: {_error_detail(response)}")
+        body = response.json()
+        return HubUser(
+            id=int(body["id"]),
+            username=str(body["username"]),
+            display_name=str(body.get("display_name") or body["username"]),
+            is_admin=bool(body.get("is_admin", False)),
+        )
+
+    async def stream_chat(
+        self, *, model: str, messages: Sequence[ChatCompletionMessageParam]
+    ) -> AsyncIterator[str]:
+        """Yield content tokens as the hub streams them.
+
+        Closing this generator early (the user pressed stop, the task was cancelled) closes
+        the HTTP response, which is how the hub learns to cancel its upstream call.
+        """
+        try:
+            stream = await self._openai.chat.completions.create(
+                model=model, messages=list(messages), stream=True
+            )
+        except openai.APIConnectionError as error:
+            raise self._unreachable() from error
+        except openai.APIError as error:
+            raise HubError(_openai_error_message(error)) from error
+        try:
+            async for chunk in stream:
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        yield choice.delta.content
+        except openai.APIConnectionError as error:
+            raise HubError(
+                "The connection to the hub broke off in the middle of the reply."
+            ) from error
+        except openai.APIError as error:
+            raise HubError(_openai_error_message(error)) from error
+        finally:
+            await stream.close()

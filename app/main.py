@@ -1,0 +1,142 @@
+"""Switchboard's chat front end: thin Chainlit handlers over the hub's gateway.
+
+Run from the repository root: `chainlit run app/main.py --headless --host 127.0.0.1 --port 8000`.
+"""
+
+import asyncio
+import logging
+from contextlib import aclosing
+from functools import cache
+
+import chainlit as cl
+from chainlit.data import get_data_layer
+from chainlit.data.base import BaseDataLayer
+from chainlit.types import ThreadDict
+
+from app.auth_secret import ensure_auth_secret
+from app.data_layer import SwitchboardDataLayer
+from app.gateway import HubError, HubGateway
+from app.history import reply_metadata, to_openai_messages
+from hub.core.config import get_settings
+
+__all__: list[str] = []
+
+logger = logging.getLogger(__name__)
+
+# Chainlit checks for the secret right after importing this module.
+ensure_auth_secret(get_settings().data_dir)
+
+_MODEL_KEY = "model"
+
+
+@cache
+def gateway() -> HubGateway:
+    settings = get_settings()
+    return HubGateway(hub_url=settings.hub_url, token=settings.app_service_token)
+
+
+@cl.data_layer
+def data_layer() -> BaseDataLayer:
+    return SwitchboardDataLayer(get_settings().sqlalchemy_url)
+
+
+@cl.on_app_shutdown
+async def close_gateway() -> None:
+    await gateway().aclose()
+
+
+@cl.password_auth_callback
+async def sign_in(username: str, password: str) -> cl.User | None:
+    try:
+        user = await gateway().sign_in(username=username, password=password)
+    except HubError as error:
+        logger.warning("sign-in for %r failed: %s", username, error)
+        return None
+    if user is None:
+        return None
+    return cl.User(
+        identifier=user.username,
+        display_name=user.display_name,
+        metadata={"hub_user_id": user.id, "is_admin": user.is_admin, "provider": "password"},
+    )
+
+
+@cl.set_chat_profiles
+async def chat_profiles(
+    current_user: cl.User | None, language: str | None = None
+) -> list[cl.ChatProfile]:
+    try:
+        models = await gateway().list_models()
+    except HubError as error:
+        # The chat still opens; sending a message reports the problem in the conversation.
+        logger.warning("cannot list models: %s", error)
+        return []
+    return [
+        cl.ChatProfile(
+            name=model.id,
+            markdown_description=model.description or f"Chat with **{model.id}**.",
+            default=index == 0,
+        )
+        for index, model in enumerate(models)
+    ]
+
+
+@cl.on_chat_start
+async def start() -> None:
+    cl.user_session.set(_MODEL_KEY, cl.user_session.get("chat_profile"))
+
+
+@cl.on_chat_resume
+async def resume(thread: ThreadDict) -> None:
+    # Chainlit refills the chat context from the thread's steps right after this hook, and
+    # each turn's history is built from that context; what is left is the model to talk to.
+    # Thread metadata is only written when the browser disconnects, so fall back to the tag
+    # Chainlit puts on the thread (the chat profile) at its first message.
+    metadata = thread.get("metadata") or {}
+    tags = thread.get("tags") or []
+    model = (
+        (metadata.get(_MODEL_KEY) if isinstance(metadata, dict) else None)
+        or (tags[0] if tags else None)
+        or cl.user_session.get("chat_profile")
+    )
+    cl.user_session.set(_MODEL_KEY, model)
+
+
+async def _model() -> str:
+    if model := cl.user_session.get(_MODEL_KEY):
+        return str(model)
+    models = await gateway().list_models()
+    if not models:
+        raise HubError("The hub has no models configured.")
+    cl.user_session.set(_MODEL_KEY, models[0].id)
+    return models[0].id
+
+
+@cl.on_message
+async def on_message(message: cl.Message) -> None:
+    if layer := get_data_layer():
+        # Stored before the model is called, not whenever Chainlit's background write lands.
+        await layer.create_step(message.to_dict())
+    history = to_openai_messages(cl.chat_context.get())
+    try:
+        model = await _model()
+    except HubError as error:
+        await cl.ErrorMessage(content=str(error), author="Switchboard").send()
+        return
+
+    reply = cl.Message(content="", author=model, metadata=reply_metadata(model))
+    try:
+        async with aclosing(gateway().stream_chat(model=model, messages=history)) as tokens:
+            async for token in tokens:
+                await reply.stream_token(token)
+    except HubError as error:
+        if reply.content:
+            await reply.send()
+        await cl.ErrorMessage(content=str(error), author="Switchboard").send()
+        return
+    except asyncio.CancelledError:
+        # The stop button cancels this task; keep what streamed in so far.
+        if reply.content:
+            await reply.send()
+        raise
+    await reply.send()

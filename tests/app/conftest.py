@@ -1,0 +1,180 @@
+"""Fixtures for the chat app: the Chainlit process on a real port, a user, and a browser."""
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlmodel import Session
+
+from hub.core.db import get_engine
+from hub.services.users import create_user
+from tests.conftest import RunningHub
+from tests.support.servers import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Chainlit's page links web fonts and KaTeX CSS from CDNs; tests never leave the machine.
+OFF_MACHINE = re.compile(r"^(?!https?://(127\.0\.0\.1|localhost)[:/])[a-z]+://")
+USERNAME = "ada"
+PASSWORD = "correct horse battery"
+
+
+def wait_until(
+    condition: Callable[[], Any], *, timeout_s: float = 10.0, what: str = "condition"
+) -> Any:
+    """Poll `condition` until it returns something truthy; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if result := condition():
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class ChatApp:
+    url: str
+    log_path: Path
+    database_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def assert_no_storage_errors(self) -> None:
+        # Chainlit's data layer logs failed SQL as a warning and carries on.
+        assert "error occurred" not in self.log(), self.log()
+
+    def query(self, sql: str, *params: object) -> list[sqlite3.Row]:
+        with sqlite3.connect(self.database_path, timeout=10) as connection:
+            connection.row_factory = sqlite3.Row
+            return connection.execute(sql, params).fetchall()
+
+
+def _app_env(hub: RunningHub, data_dir: Path) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SWITCHBOARD_", "CHAINLIT_")) and key != "DATABASE_URL"
+    }
+    hub_address = urlsplit(hub.url)
+    env.update(
+        SWITCHBOARD_ENVIRONMENT="test",
+        SWITCHBOARD_DATA_DIR=str(data_dir),
+        SWITCHBOARD_DATABASE_URL=hub.settings.sqlalchemy_url,
+        SWITCHBOARD_HUB_HOST=str(hub_address.hostname),
+        SWITCHBOARD_HUB_PORT=str(hub_address.port),
+        SWITCHBOARD_APP_SERVICE_TOKEN=hub.app_token,
+    )
+    return env
+
+
+@pytest.fixture
+def chat_user(hub: RunningHub) -> str:
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        create_user(session=session, username=USERNAME, password=PASSWORD, display_name="Ada")
+    return USERNAME
+
+
+@pytest.fixture
+def chat_app(hub: RunningHub, tmp_path: Path) -> Iterator[ChatApp]:
+    """`chainlit run app/main.py` as the run command starts it, against the test hub."""
+    database_url = hub.settings.sqlalchemy_url
+    assert database_url.startswith("sqlite:///"), "browser tests read the SQLite file"
+    port = free_port()
+    log_path = tmp_path / "chainlit.log"
+    command = [sys.executable, "-m", "chainlit", "run", "app/main.py", "--headless"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=_app_env(hub, tmp_path / "app-data"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    app = ChatApp(
+        url=f"http://127.0.0.1:{port}",
+        log_path=log_path,
+        database_path=Path(database_url.removeprefix("sqlite:///")),
+    )
+    try:
+
+        def answering() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"chainlit exited early:\n{app.log()}")
+            try:
+                return httpx.get(app.url + "/auth/config", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(answering, timeout_s=60, what="chainlit to answer")
+        yield app
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing; install it with `apt-get install -y chromium`")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    expect.set_options(timeout=15_000)
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    context.route(OFF_MACHINE, lambda route: route.abort())
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def sign_in(page: Page, app: ChatApp, username: str, password: str = PASSWORD) -> None:
+    page.goto(app.url)
+    page.wait_for_url(re.compile(r"/login"))
+    page.locator("#email").fill(username)
+    page.locator("#password").fill(password)
+    page.locator("button[type=submit]").click()
+    page.locator("#chat-input").wait_for(state="visible")
+
+
+def send(page: Page, text: str) -> None:
+    # Typed key by key: the composer is a React textarea that ignores a programmatic fill.
+    page.locator("#chat-input").click()
+    page.keyboard.type(text)
+    expect(page.locator("#chat-submit")).to_be_enabled()
+    page.keyboard.press("Enter")

@@ -1,0 +1,118 @@
+"""The chat app's hub client against a real hub and a scripted upstream, over HTTP."""
+
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+import pytest
+from sqlmodel import Session
+
+from app.gateway import HubError, HubGateway, HubUnavailableError, ModelInfo
+from hub.core.db import get_engine
+from hub.services.users import create_user
+from tests.conftest import RunningHub
+from tests.support.servers import free_port
+from tests.support.upstream import ScriptedUpstream
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def gateway(hub: RunningHub) -> AsyncIterator[HubGateway]:
+    client = HubGateway(hub_url=hub.url, token=hub.app_token)
+    yield client
+    await client.aclose()
+
+
+async def _wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    with anyio.fail_after(timeout_s):
+        while True:
+            if condition():
+                return
+            await anyio.sleep(0.02)
+
+
+async def test_the_model_list_comes_from_the_hub_catalog(gateway: HubGateway) -> None:
+    assert await gateway.list_models() == [
+        ModelInfo(id="test-model", description="The scripted upstream.")
+    ]
+
+
+async def test_signing_in_checks_the_password_at_the_hub(
+    hub: RunningHub, gateway: HubGateway
+) -> None:
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        create_user(session=session, username="ada", password="pw-123456", display_name="Ada")
+
+    user = await gateway.sign_in(username="ada", password="pw-123456")
+
+    assert user is not None
+    assert (user.username, user.display_name, user.is_admin) == ("ada", "Ada", False)
+    assert await gateway.sign_in(username="ada", password="wrong") is None
+    assert await gateway.sign_in(username="nobody", password="pw-123456") is None
+
+
+async def test_tokens_stream_and_the_history_reaches_the_model(
+    gateway: HubGateway, upstream: ScriptedUpstream
+) -> None:
+    upstream.script(reply="one two three")
+    history = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "count"},
+    ]
+
+    tokens = [token async for token in gateway.stream_chat(model="test-model", messages=history)]
+
+    assert tokens == ["one", " two", " three"]
+    assert upstream.requests[-1]["messages"] == history
+    assert upstream.requests[-1]["stream"] is True
+
+
+async def test_closing_the_stream_early_cancels_the_upstream_call(
+    gateway: HubGateway, upstream: ScriptedUpstream
+) -> None:
+    upstream.script(reply=" ".join(["word"] * 200), chunk_delay_s=0.05)
+    tokens = gateway.stream_chat(model="test-model", messages=[{"role": "user", "content": "go"}])
+
+    assert await anext(tokens) == "word"
+    await tokens.aclose()
+
+    await _wait_until(lambda: upstream.cancelled_streams == 1)
+    assert upstream.completed_streams == 0
+
+
+async def test_an_unknown_model_is_reported_in_the_hubs_words(gateway: HubGateway) -> None:
+    with pytest.raises(HubError) as caught:
+        async for _ in gateway.stream_chat(
+            model="no-such-model", messages=[{"role": "user", "content": "hi"}]
+        ):
+            pass
+
+    assert not isinstance(caught.value, HubUnavailableError)
+    assert "no-such-model" in str(caught.value)
+
+
+async def test_an_upstream_failure_is_reported_with_the_gateways_message(
+    gateway: HubGateway, upstream: ScriptedUpstream
+) -> None:
+    upstream.script(status=400, error_message="context length exceeded")
+
+    with pytest.raises(HubError, match="context length exceeded"):
+        async for _ in gateway.stream_chat(
+            model="test-model", messages=[{"role": "user", "content": "hi"}]
+        ):
+            pass
+
+
+async def test_a_hub_that_is_down_is_reported_as_unreachable() -> None:
+    gateway = HubGateway(hub_url=f"http://127.0.0.1:{free_port()}", token="any")
+    try:
+        with pytest.raises(HubUnavailableError, match="not reachable"):
+            await gateway.list_models()
+        with pytest.raises(HubUnavailableError, match="not reachable"):
+            await gateway.sign_in(username="ada", password="pw")
+        with pytest.raises(HubUnavailableError, match="not reachable"):
+            async for _ in gateway.stream_chat(model="test-model", messages=[]):
+                pass
+    finally:
+        await gateway.aclose()
