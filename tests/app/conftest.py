@@ -174,7 +174,17 @@ def sign_in(page: Page, app: ChatApp, username: str, password: str = PASSWORD) -
 
 def send(page: Page, text: str) -> None:
     # Typed key by key: the composer is a React textarea that ignores a programmatic fill.
-    page.locator("#chat-input").click()
+    box = page.locator("#chat-input")
+    box.click()
     page.keyboard.type(text)
     expect(page.locator("#chat-submit")).to_be_enabled()
-    page.keyboard.press("Enter")
+    # Right after a page load Chainlit may still be joining its socket and ignore a send, as
+    # it would for a person; like a person, press again when the text is still in the box.
+    for _ in range(3):
+        page.keyboard.press("Enter")
+        try:
+            expect(box).to_have_value("", timeout=3_000)
+            return
+        except AssertionError:
+            box.click()
+    raise AssertionError(f"the chat did not accept the message {text!r}")
