@@ -33,6 +33,18 @@ def _last_event_end(buffer: bytes) -> int:
     return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
 
 
+def _estimate_stream_usage(record: UsageRecord, body: dict[str, Any], events: int) -> None:
+    """For upstreams that never report usage in streams (llama.cpp's server): each content
+    event carries about one token, and a prompt has about one token per four characters."""
+    prompt_chars = sum(
+        len(m["content"]) for m in body.get("messages", []) if isinstance(m.get("content"), str)
+    )
+    record.input_tokens = -(-prompt_chars // 4)
+    # Less the role event, the finish event and [DONE].
+    record.output_tokens = max(events - 3, 0)
+    record.usage_estimated = True
+
+
 def _upstream_error_message(status: int, body: bytes) -> str:
     try:
         parsed = orjson.loads(body)
@@ -120,7 +132,7 @@ class Gateway:
         if not request.stream:
             return await self._whole(upstream, record, entry, started, headers)
         return StreamingResponse(
-            self._relay(upstream, record, entry, started, request.client_wants_usage),
+            self._relay(upstream, record, entry, started, request),
             media_type="text/event-stream",
             headers={**headers, "cache-control": "no-cache"},
         )
@@ -189,15 +201,17 @@ class Gateway:
         record: UsageRecord,
         entry: CatalogEntry,
         started: float,
-        client_wants_usage: bool,
+        request: ChatRequest,
     ) -> AsyncIterator[bytes]:
         buffer = b""
+        events = 0
         status, error = 499, "client went away before the end of the stream"
         try:
             async for data in upstream.content.iter_any():
                 buffer += data
-                out, buffer = self._events(buffer, record, client_wants_usage)
+                out, buffer = self._events(buffer, record, request.client_wants_usage)
                 if out:
+                    events += out.count(b"data:")
                     yield out
             if buffer:
                 yield buffer
@@ -216,6 +230,8 @@ class Gateway:
                 upstream.release()
             else:
                 upstream.close()
+            if not (record.input_tokens or record.output_tokens):
+                _estimate_stream_usage(record, request.body, events)
             self._finish(record, entry, started, status, error)
 
     @staticmethod

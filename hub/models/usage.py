@@ -20,6 +20,8 @@ class UsageRecord(SQLModel, table=True):
     stream: bool = False
     input_tokens: int = 0
     output_tokens: int = 0
+    # True when the upstream reported no usage and the gateway counted it itself.
+    usage_estimated: bool = False
     cost_usd: float = 0.0
     latency_ms: float = 0.0
     status_code: int = 200

@@ -30,7 +30,8 @@ class UsageRecorder:
         self._interval = flush_interval_s
         self._pending: list[UsageRecord] = []
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        # Serializes flushes, so a reader who flushes also waits for a write already under way.
+        self._flushing = asyncio.Lock()
 
     def add(self, record: UsageRecord) -> None:
         self._pending.append(record)
@@ -48,15 +49,16 @@ class UsageRecorder:
         await self.flush()
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        try:
-            await asyncio.to_thread(self._write, batch)
-        except Exception:
-            # Keep the batch for the next flush rather than lose usage the services were billed.
-            logger.exception("could not write %d usage records; will retry", len(batch))
-            self._pending[:0] = batch
+        async with self._flushing:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(self._write, batch)
+            except Exception:
+                # Keep the batch for the next flush rather than lose usage already served.
+                logger.exception("could not write %d usage records; will retry", len(batch))
+                self._pending[:0] = batch
 
     def _write(self, batch: list[UsageRecord]) -> None:
         with Session(self._engine) as session:

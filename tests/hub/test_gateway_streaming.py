@@ -81,3 +81,25 @@ async def test_a_client_that_goes_away_stops_the_upstream_stream(
                     break
                 await anyio.sleep(0.02)
     assert rows[0]["service"] == "chat-app" and rows[0]["errors"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_stream_whose_upstream_reports_no_usage_is_billed_on_an_estimate(
+    hub: RunningHub, upstream: ScriptedUpstream
+):
+    # The scripted upstream, like llama.cpp's server, sends usage only when asked; remove the
+    # gateway's ask by scripting a reply and reading the record the gateway made.
+    upstream.script(reply="one two three four", usage_in_stream=False)
+    admin = hub.new_service("admin", admin=True)
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            hub.url + "/v1/chat/completions",
+            json={**_stream_request(hub), "messages": [{"role": "user", "content": "x" * 40}]},
+            headers={"authorization": f"Bearer {hub.app_token}"},
+        )
+        assert response.status_code == 200
+        usage = await client.get(
+            hub.url + "/v1/usage", headers={"authorization": f"Bearer {admin}"}
+        )
+    row = usage.json()["rows"][0]
+    assert (row["input_tokens"], row["output_tokens"]) == (10, 4)

@@ -34,6 +34,8 @@ class Behaviour:
     chunk_delay_s: float = 0.0
     # Close the stream after this many content chunks, without [DONE].
     drop_after_chunks: int | None = None
+    # False: ignore stream_options.include_usage, as llama.cpp's server does.
+    usage_in_stream: bool = True
 
 
 def count_tokens(text: str) -> int:
@@ -172,7 +174,8 @@ class ScriptedUpstream:
         }
 
     async def _stream(self, body: dict[str, Any], behaviour: Behaviour, cid: str) -> Any:
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        asked = bool((body.get("stream_options") or {}).get("include_usage"))
+        include_usage = asked and behaviour.usage_in_stream
         created = int(time.time())
 
         def event(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
