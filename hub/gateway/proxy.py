@@ -17,9 +17,8 @@ from starlette.responses import Response, StreamingResponse
 from hub.gateway.catalog import Catalog, CatalogEntry, Deployment
 from hub.gateway.chat_request import ChatRequest
 from hub.gateway.errors import GatewayError
-from hub.models.usage import UsageRecord
 from hub.services.services import ServiceIdentity
-from hub.services.usage import UsageRecorder
+from hub.services.usage import UsageEntry, UsageRecorder
 
 __all__ = ["Gateway"]
 
@@ -33,7 +32,7 @@ def _last_event_end(buffer: bytes) -> int:
     return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
 
 
-def _estimate_stream_usage(record: UsageRecord, body: dict[str, Any], events: int) -> None:
+def _estimate_stream_usage(record: UsageEntry, body: dict[str, Any], events: int) -> None:
     """For upstreams that never report usage in streams (llama.cpp's server): each content
     event carries about one token, and a prompt has about one token per four characters."""
     prompt_chars = sum(
@@ -109,7 +108,7 @@ class Gateway:
         body = dict(request.body, model=deployment.model)
         if request.stream:
             body["stream_options"] = dict(body.get("stream_options") or {}, include_usage=True)
-        record = UsageRecord(
+        record = UsageEntry(
             service_id=service.id,
             service_name=service.name,
             team=service.team,
@@ -175,7 +174,7 @@ class Gateway:
     async def _whole(
         self,
         upstream: aiohttp.ClientResponse,
-        record: UsageRecord,
+        record: UsageEntry,
         entry: CatalogEntry,
         started: float,
         headers: dict[str, str],
@@ -198,7 +197,7 @@ class Gateway:
     async def _relay(
         self,
         upstream: aiohttp.ClientResponse,
-        record: UsageRecord,
+        record: UsageEntry,
         entry: CatalogEntry,
         started: float,
         request: ChatRequest,
@@ -235,7 +234,7 @@ class Gateway:
             self._finish(record, entry, started, status, error)
 
     @staticmethod
-    def _events(buffer: bytes, record: UsageRecord, keep_usage: bool) -> tuple[bytes, bytes]:
+    def _events(buffer: bytes, record: UsageEntry, keep_usage: bool) -> tuple[bytes, bytes]:
         """Split complete SSE events off `buffer`; return (bytes to send, the incomplete rest)."""
         if _USAGE_MARK not in buffer and _USAGE_MARK_SPACED not in buffer:
             end = _last_event_end(buffer)
@@ -260,7 +259,7 @@ class Gateway:
 
     def _finish(
         self,
-        record: UsageRecord,
+        record: UsageEntry,
         entry: CatalogEntry,
         started: float,
         status: int,

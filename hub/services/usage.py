@@ -1,16 +1,19 @@
 """Usage records: written in batches off the request path, summed for the platform team."""
 
 import asyncio
+import dataclasses
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Engine, case, func
+from sqlalchemy import Engine, case, func, insert
 from sqlmodel import Session, col, select
 
+from hub.models.service import utcnow
 from hub.models.usage import UsageRecord, UsageSummaryRow
 
-__all__ = ["GroupKey", "UsageRecorder", "summarize_usage"]
+__all__ = ["GroupKey", "UsageEntry", "UsageRecorder", "summarize_usage"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,18 +25,39 @@ _GROUP_COLUMNS = {
 }
 
 
+@dataclass(slots=True)
+class UsageEntry:
+    """A usage record while its request is under way: a plain object, cheap on the hot path
+    (a SQLModel row costs ~50 µs to build); written as a `UsageRecord` row."""
+
+    service_id: int
+    service_name: str
+    team: str
+    model: str
+    deployment: str
+    stream: bool
+    created_at: datetime = field(default_factory=utcnow)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    usage_estimated: bool = False
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    status_code: int = 200
+    error: str | None = None
+
+
 class UsageRecorder:
     """Queues records in memory and inserts them in one transaction per flush interval."""
 
     def __init__(self, engine: Engine, flush_interval_s: float) -> None:
         self._engine = engine
         self._interval = flush_interval_s
-        self._pending: list[UsageRecord] = []
+        self._pending: list[UsageEntry] = []
         self._task: asyncio.Task[None] | None = None
         # Serializes flushes, so a reader who flushes also waits for a write already under way.
         self._flushing = asyncio.Lock()
 
-    def add(self, record: UsageRecord) -> None:
+    def add(self, record: UsageEntry) -> None:
         self._pending.append(record)
 
     async def start(self) -> None:
@@ -60,10 +84,9 @@ class UsageRecorder:
                 logger.exception("could not write %d usage records; will retry", len(batch))
                 self._pending[:0] = batch
 
-    def _write(self, batch: list[UsageRecord]) -> None:
-        with Session(self._engine) as session:
-            session.add_all(batch)
-            session.commit()
+    def _write(self, batch: list[UsageEntry]) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(insert(UsageRecord), [dataclasses.asdict(e) for e in batch])
 
     async def _run(self) -> None:
         while True:
