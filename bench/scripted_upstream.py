@@ -1,0 +1,31 @@
+"""Serve the tests' ScriptedUpstream in a process of its own, for benchmarks.
+
+`python -m bench.scripted_upstream --delay-ms 50` prints the upstream's base URL (".../v1") on
+its first line of output, then serves until SIGTERM or SIGINT.
+"""
+
+import argparse
+import signal
+
+from tests.support.upstream import ScriptedUpstream
+
+__all__ = ["main"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--delay-ms", type=float, default=50.0, help="wait before each answer")
+    parser.add_argument("--reply", default="Hello from the scripted upstream.")
+    args = parser.parse_args()
+    stop = {signal.SIGTERM, signal.SIGINT}
+    # Blocked before the server thread starts, so that thread inherits the mask and only
+    # sigwait() below sees the signals.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    with ScriptedUpstream() as upstream:
+        upstream.script(reply=args.reply, delay_s=args.delay_ms / 1000)
+        print(upstream.url, flush=True)
+        signal.sigwait(stop)
+
+
+if __name__ == "__main__":
+    main()
