@@ -4,6 +4,7 @@ Every call carries the app's own service token; the hub is the only thing that t
 providers. Failures surface as `HubError` with a message fit to show a person in the chat.
 """
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,16 @@ import httpx
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
-__all__ = ["HubError", "HubGateway", "HubUnavailableError", "HubUser", "ModelInfo"]
+__all__ = [
+    "HubError",
+    "HubGateway",
+    "HubUnavailableError",
+    "HubUser",
+    "McpServerInfo",
+    "ModelInfo",
+    "ToolCall",
+    "ToolResult",
+]
 
 _CONNECT_TIMEOUT_S = 5.0
 # Long enough for a slow model's first token; the hub enforces its own upstream limits.
@@ -39,6 +49,48 @@ class HubUser:
     username: str
     display_name: str
     is_admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class McpToolInfo:
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class McpServerInfo:
+    slug: str
+    name: str
+    description: str
+    tools: tuple[McpToolInfo, ...]
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A tool call the model asked for, gathered from the streamed deltas."""
+
+    id: str
+    name: str
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    text: str
+    is_error: bool
+
+
+def _result_text(result: dict[str, Any]) -> str:
+    parts = []
+    for part in result.get("content") or []:
+        if part.get("type") == "text":
+            parts.append(str(part.get("text", "")))
+        else:
+            parts.append(f"[{part.get('type', 'content')} omitted]")
+    if not parts and result.get("structuredContent") is not None:
+        parts.append(json.dumps(result["structuredContent"]))
+    return "\n".join(parts)
 
 
 def _error_detail(response: httpx.Response) -> str:
@@ -122,27 +174,82 @@ class HubGateway:
             is_admin=bool(body.get("is_admin", False)),
         )
 
+    async def list_mcp_servers(self) -> list[McpServerInfo]:
+        """The active MCP servers, with the tools they offer (none while under review)."""
+        response = await self._request("GET", "/api/mcp/servers", params={"status": "active"})
+        if response.status_code != 200:
+            raise HubError(f"The hub could not list MCP servers: {_error_detail(response)}")
+        return [
+            McpServerInfo(
+                slug=str(item["slug"]),
+                name=str(item["name"]),
+                description=str(item.get("description") or ""),
+                tools=tuple(
+                    McpToolInfo(
+                        name=str(tool["name"]),
+                        description=str(tool.get("description") or ""),
+                        input_schema=dict(tool.get("input_schema") or {}),
+                    )
+                    for tool in item.get("tools", [])
+                ),
+            )
+            for item in response.json()
+        ]
+
+    async def call_tool(
+        self, *, server: str, tool: str, arguments: dict[str, Any], on_behalf_of: str | None
+    ) -> ToolResult:
+        """Call a tool through the hub. A tool's own failure is a result with `is_error`;
+        the hub refusing or the server being unreachable is a `HubError`."""
+        response = await self._request(
+            "POST",
+            f"/api/mcp/servers/{server}/tools/{tool}/call",
+            json={"arguments": arguments, "on_behalf_of": on_behalf_of},
+            timeout=httpx.Timeout(_READ_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S),
+        )
+        if response.status_code != 200:
+            raise HubError(_error_detail(response))
+        result = response.json()
+        return ToolResult(text=_result_text(result), is_error=bool(result.get("isError")))
+
     async def stream_chat(
-        self, *, model: str, messages: Sequence[ChatCompletionMessageParam]
-    ) -> AsyncIterator[str]:
-        """Yield content tokens as the hub streams them.
+        self,
+        *,
+        model: str,
+        messages: Sequence[ChatCompletionMessageParam],
+        tools: list[dict[str, Any]] | None = None,
+    ) -> AsyncIterator[str | list[ToolCall]]:
+        """Yield content tokens as the hub streams them; when the model asks for tools, the
+        last item is the list of its tool calls.
 
         Closing this generator early (the user pressed stop, the task was cancelled) closes
         the HTTP response, which is how the hub learns to cancel its upstream call.
         """
         try:
             stream = await self._openai.chat.completions.create(
-                model=model, messages=list(messages), stream=True
+                model=model,
+                messages=list(messages),
+                stream=True,
+                **({"tools": tools} if tools else {}),  # type: ignore[arg-type]
             )
         except openai.APIConnectionError as error:
             raise self._unreachable() from error
         except openai.APIError as error:
             raise HubError(_openai_error_message(error)) from error
+        calls: dict[int, ToolCall] = {}
         try:
             async for chunk in stream:
                 for choice in chunk.choices:
                     if choice.delta.content:
                         yield choice.delta.content
+                    for delta in choice.delta.tool_calls or []:
+                        call = calls.setdefault(delta.index, ToolCall(id="", name=""))
+                        call.id = delta.id or call.id
+                        if delta.function is not None:
+                            call.name += delta.function.name or ""
+                            call.arguments += delta.function.arguments or ""
+            if calls:
+                yield [calls[index] for index in sorted(calls)]
         except openai.APIConnectionError as error:
             raise HubError(
                 "The connection to the hub broke off in the middle of the reply."

@@ -5,18 +5,21 @@ Run from the repository root: `chainlit run app/main.py --headless --host 127.0.
 
 import asyncio
 import logging
-from contextlib import aclosing
 from functools import cache
+from typing import Any
 
 import chainlit as cl
 from chainlit.data import get_data_layer
 from chainlit.data.base import BaseDataLayer
+from chainlit.input_widget import Switch
 from chainlit.types import ThreadDict
 
 from app.auth_secret import ensure_auth_secret
 from app.data_layer import SwitchboardDataLayer
-from app.gateway import HubError, HubGateway
+from app.gateway import HubError, HubGateway, McpServerInfo
 from app.history import reply_metadata, to_openai_messages
+from app.toolbox import Toolbox, enabled_servers, setting_id
+from app.turn import run_turn
 from hub.core.config import get_settings
 
 __all__: list[str] = []
@@ -81,9 +84,48 @@ async def chat_profiles(
     ]
 
 
+async def _active_servers() -> list[McpServerInfo]:
+    try:
+        return await gateway().list_mcp_servers()
+    except HubError as error:
+        logger.warning("cannot list MCP servers: %s", error)
+        return []
+
+
+async def _send_settings(current: dict[str, Any]) -> None:
+    """One switch per active MCP server; they apply to this conversation only."""
+    servers = await _active_servers()
+    if not servers:
+        return
+    switches = [
+        Switch(
+            id=setting_id(server.slug),
+            label=f"{server.name} ({len(server.tools)} tools)",
+            initial=bool(current.get(setting_id(server.slug), False)),
+            description=server.description or None,
+        )
+        for server in servers
+    ]
+    await cl.ChatSettings(switches).send()  # type: ignore[arg-type]
+
+
 @cl.on_chat_start
 async def start() -> None:
     cl.user_session.set(_MODEL_KEY, cl.user_session.get("chat_profile"))
+    await _send_settings({})
+
+
+async def _remember_settings(settings: dict[str, Any]) -> None:
+    # Chainlit writes thread metadata only when the browser disconnects; write it now so the
+    # toggles stay with the conversation even if the app stops first.
+    layer, session = get_data_layer(), cl.context.session
+    if layer and session.thread_id and session.has_first_interaction:
+        await layer.update_thread(session.thread_id, metadata={"chat_settings": settings})
+
+
+@cl.on_settings_update
+async def settings_changed(settings: dict[str, Any]) -> None:
+    await _remember_settings(dict(cl.context.session.chat_settings))
 
 
 @cl.on_chat_resume
@@ -100,6 +142,7 @@ async def resume(thread: ThreadDict) -> None:
         or cl.user_session.get("chat_profile")
     )
     cl.user_session.set(_MODEL_KEY, model)
+    await _send_settings(dict(cl.context.session.chat_settings))
 
 
 async def _model() -> str:
@@ -124,11 +167,20 @@ async def on_message(message: cl.Message) -> None:
         await cl.ErrorMessage(content=str(error), author="Switchboard").send()
         return
 
+    settings = dict(cl.context.session.chat_settings)
+    enabled = enabled_servers(settings)
+    toolbox = Toolbox.build(await _active_servers() if enabled else [], enabled)
+    user = cl.context.session.user
     reply = cl.Message(content="", author=model, metadata=reply_metadata(model))
     try:
-        async with aclosing(gateway().stream_chat(model=model, messages=history)) as tokens:
-            async for token in tokens:
-                await reply.stream_token(token)
+        await run_turn(
+            gateway=gateway(),
+            model=model,
+            history=history,
+            toolbox=toolbox,
+            user=user.identifier if user else "anonymous",
+            reply=reply,
+        )
     except HubError as error:
         if reply.content:
             await reply.send()
@@ -140,3 +192,6 @@ async def on_message(message: cl.Message) -> None:
             await reply.send()
         raise
     await reply.send()
+    # After the reply, when Chainlit has surely created the thread (it does so in the
+    # background at the first message and would overwrite an earlier write).
+    await _remember_settings(settings)

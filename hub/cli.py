@@ -65,6 +65,7 @@ def user_create(
     username: str,
     password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
     display_name: Annotated[str | None, typer.Option(help="name shown in chat")] = None,
+    team: Annotated[str, typer.Option(help="the team whose MCP servers they manage")] = "general",
     admin: bool = False,
 ) -> None:
     """Create a person who signs in to chat with a password."""
@@ -75,6 +76,7 @@ def user_create(
                 username=username,
                 password=password,
                 display_name=display_name,
+                team=team,
                 is_admin=admin,
             )
         except DuplicateUserError as exc:

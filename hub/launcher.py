@@ -5,6 +5,7 @@ until each answers, prints where to go, and stops them all on Ctrl-C.
 """
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from hub import localmodel
 from hub.core.config import Settings
 from hub.core.db import get_engine, migrate
 from hub.models.user import User
+from hub.services.services import ensure_service
 from hub.services.users import create_user
 
 __all__ = ["DEV_PASSWORD", "DEV_USER", "run_platform"]
@@ -32,12 +34,17 @@ class StartupError(RuntimeError):
 
 
 def _seed_dev_user(settings: Settings) -> bool:
-    """In development, make a first user so a newcomer can sign in at once."""
+    """In development, make a first user (an admin, so they can try every page) at once."""
     with Session(get_engine(settings.sqlalchemy_url)) as session:
         if session.exec(select(User)).first() is not None:
             return False
         create_user(
-            session=session, username=DEV_USER, password=DEV_PASSWORD, display_name="Demo User"
+            session=session,
+            username=DEV_USER,
+            password=DEV_PASSWORD,
+            display_name="Demo User",
+            team="platform",
+            is_admin=True,
         )
         return True
 
@@ -54,6 +61,31 @@ def _wait_for(url: str, name: str, process: subprocess.Popen[bytes], timeout_s: 
             pass
         time.sleep(0.5)
     raise StartupError(f"{name} did not answer at {url} within {timeout_s:.0f} s")
+
+
+HANDBOOK = {
+    "slug": "handbook",
+    "name": "Company handbook",
+    "description": "Search and read the company handbook: expenses and travel, on-call, "
+    "security and access, holidays and leave, onboarding, office and equipment.",
+    "team": "platform",
+    "tags": ["docs", "handbook", "shipped"],
+}
+
+
+def _register_handbook(settings: Settings, url: str) -> str:
+    """Register the shipped handbook server on first start; say what happened."""
+    token = "sb-setup-" + secrets.token_urlsafe(24)
+    with Session(get_engine(settings.sqlalchemy_url)) as session:
+        ensure_service(session=session, name="platform-setup", team="platform", token=token)
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=settings.hub_url, headers=headers, timeout=30) as hub:
+        if hub.get(f"/api/mcp/servers/{HANDBOOK['slug']}").status_code == 200:
+            return "already registered"
+        response = hub.post("/api/mcp/servers", json={**HANDBOOK, "url": url})
+        if response.status_code != 201:
+            return f"not registered: {response.json().get('detail', response.text)}"
+    return "registered"
 
 
 def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -109,6 +141,13 @@ def run_platform(settings: Settings) -> int:
         )
         children.append(hub)
         _wait_for(settings.hub_url + "/healthz", "the hub", hub, timeout_s=60)
+        handbook_command = [sys.executable, "-m", "mcp_servers.handbook"]
+        handbook_command += ["--host", "127.0.0.1", "--port", str(settings.handbook_port)]
+        handbook = _start(handbook_command, env)
+        children.append(handbook)
+        handbook_url = f"http://127.0.0.1:{settings.handbook_port}/mcp"
+        _wait_for(handbook_url, "the handbook MCP server", handbook, timeout_s=30)
+        handbook_state = _register_handbook(settings, handbook_url)
         chat = _start(
             [
                 sys.executable,
@@ -131,6 +170,7 @@ def run_platform(settings: Settings) -> int:
         print("Switchboard is running.")
         print(f"  Chat: {app_url}")
         print(f"  Hub:  {settings.hub_url}  (API docs at {settings.hub_url}/docs)")
+        print(f"  MCP:  the company handbook at {handbook_url} ({handbook_state})")
         if seeded or settings.environment == "development":
             print(
                 f"  Sign in as '{DEV_USER}' with password '{DEV_PASSWORD}' "

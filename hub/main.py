@@ -6,19 +6,24 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
 from hub.api.main import api_router
 from hub.core.config import Settings, get_settings
+from hub.core.crypto import SecretBox, load_or_create_key
 from hub.core.db import get_engine, migrate
 from hub.gateway.catalog import load_catalog
 from hub.gateway.errors import GatewayError, openai_error_response
 from hub.gateway.proxy import Gateway
+from hub.mcp.netguard import NetworkPolicy
+from hub.mcp.registry import McpRegistry, RegistryError
 from hub.runtime import HubRuntime
 from hub.services.services import TokenResolver, ensure_service
 from hub.services.usage import UsageRecorder
+from hub.web import pages
 
 __all__ = ["create_app"]
 
@@ -58,6 +63,25 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+async def _registry_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+
+def _registry(settings: Settings, engine: Engine) -> McpRegistry:
+    key = settings.secret_key or load_or_create_key(settings.data_dir)
+    return McpRegistry(
+        engine=engine,
+        box=SecretBox(key),
+        policy=NetworkPolicy.from_strings(settings.allowed_mcp_networks),
+        connect_timeout_s=settings.mcp_connect_timeout_s,
+        discovery_timeout_s=settings.mcp_discovery_timeout_s,
+        call_timeout_s=settings.mcp_call_timeout_s,
+        check_interval_s=settings.mcp_check_interval_s,
+        flush_interval_s=settings.usage_flush_interval_s,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -80,18 +104,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             connect_timeout_s=settings.upstream_connect_timeout_s,
             read_timeout_s=settings.upstream_read_timeout_s,
         )
+        registry = _registry(settings, engine)
         await recorder.start()
         await gateway.start()
+        await registry.start()
         app.state.runtime = HubRuntime(
             settings=settings,
             engine=engine,
             tokens=TokenResolver(engine, settings.token_cache_ttl_s),
             recorder=recorder,
             gateway=gateway,
+            registry=registry,
         )
         try:
             yield
         finally:
+            await registry.close()
             await gateway.close()
             await recorder.close()
             engine.dispose()
@@ -100,5 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RegistryError, _registry_error)
     app.include_router(api_router)
+    app.include_router(pages.router)
     return app

@@ -1,4 +1,4 @@
-"""What a running hub holds between requests: its settings, database engine and gateway."""
+"""What a running hub holds between requests: settings, database engine, gateway, registry."""
 
 from dataclasses import dataclass
 
@@ -6,6 +6,7 @@ from sqlalchemy import Engine
 
 from hub.core.config import Settings
 from hub.gateway.proxy import Gateway
+from hub.mcp.registry import McpRegistry
 from hub.services.services import TokenResolver
 from hub.services.usage import UsageRecorder
 
@@ -19,3 +20,4 @@ class HubRuntime:
     tokens: TokenResolver
     recorder: UsageRecorder
     gateway: Gateway
+    registry: McpRegistry

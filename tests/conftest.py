@@ -122,6 +122,8 @@ def hub_settings(tmp_path: Path, upstream: ScriptedUpstream, hub_database_url: s
         catalog_path=write_catalog(tmp_path / "models.yaml", upstream.url),
         app_service_token=APP_TOKEN,
         usage_flush_interval_s=0.05,
+        mcp_check_interval_s=0.5,
+        mcp_discovery_timeout_s=5.0,
     )
 
 

@@ -9,17 +9,34 @@ from sqlmodel import Session
 
 from hub.gateway.errors import GatewayError
 from hub.gateway.proxy import Gateway
+from hub.mcp.registry import McpRegistry
+from hub.models.actor import Actor
 from hub.runtime import HubRuntime
 from hub.services.services import ServiceIdentity
+from hub.services.web_sessions import user_for_web_session
 
-__all__ = ["AdminService", "CurrentService", "GatewayDep", "RuntimeDep", "SessionDep"]
+__all__ = [
+    "SESSION_COOKIE",
+    "AdminService",
+    "CurrentActor",
+    "CurrentService",
+    "GatewayDep",
+    "OptionalActor",
+    "RegistryDep",
+    "RuntimeDep",
+    "SessionDep",
+]
+
+SESSION_COOKIE = "switchboard_session"
 
 
-def get_runtime(request: Request) -> HubRuntime:
+async def get_runtime(request: Request) -> HubRuntime:
     runtime: HubRuntime = request.app.state.runtime
     return runtime
 
 
+# Dependencies are async where they do no blocking work: FastAPI runs plain functions in its
+# thread pool, which costs the gateway's hot path a thread hop per request.
 RuntimeDep = Annotated[HubRuntime, Depends(get_runtime)]
 
 
@@ -31,7 +48,7 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_gateway(runtime: RuntimeDep) -> Gateway:
+async def get_gateway(runtime: RuntimeDep) -> Gateway:
     return runtime.gateway
 
 
@@ -79,3 +96,48 @@ async def get_admin_service(service: CurrentService) -> ServiceIdentity:
 
 
 AdminService = Annotated[ServiceIdentity, Depends(get_admin_service)]
+
+
+async def get_registry(runtime: RuntimeDep) -> McpRegistry:
+    return runtime.registry
+
+
+RegistryDep = Annotated[McpRegistry, Depends(get_registry)]
+
+
+async def get_optional_actor(request: Request, runtime: RuntimeDep) -> Actor | None:
+    """A service (bearer token) or a person (the hub's session cookie), or nobody."""
+    if request.headers.get("authorization"):
+        service = await get_current_service(request, runtime)
+        return Actor(
+            kind="service", name=service.name, team=service.team, is_admin=service.is_admin
+        )
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+
+    def lookup() -> Actor | None:
+        with Session(runtime.engine) as session:
+            user = user_for_web_session(session=session, token=token)
+            if user is None:
+                return None
+            return Actor(kind="user", name=user.username, team=user.team, is_admin=user.is_admin)
+
+    return await anyio.to_thread.run_sync(lookup)
+
+
+OptionalActor = Annotated[Actor | None, Depends(get_optional_actor)]
+
+
+async def get_actor(actor: OptionalActor) -> Actor:
+    if actor is None:
+        raise GatewayError(
+            401,
+            "Sign in at /login, or send a service token as 'Authorization: Bearer <token>'.",
+            type="authentication_error",
+            code="not_signed_in",
+        )
+    return actor
+
+
+CurrentActor = Annotated[Actor, Depends(get_actor)]

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from hub.api.routes import auth, health, usage
+from hub.api.routes import auth, health, mcp_servers, usage
 from hub.gateway import routes as gateway
 
 __all__ = ["api_router"]
@@ -12,3 +12,4 @@ api_router.include_router(health.router)
 api_router.include_router(gateway.router)
 api_router.include_router(usage.router)
 api_router.include_router(auth.router)
+api_router.include_router(mcp_servers.router)

@@ -32,6 +32,19 @@ class Settings(BaseSettings):
     app_host: str = "127.0.0.1"
     app_port: int = 8000
     local_model_port: int = 8200
+    handbook_port: int = 8300
+
+    # Encrypts secrets at rest; empty means a key generated once in data_dir (not in production).
+    secret_key: str = ""
+    # Networks (CIDRs, comma-separated) the hub may reach MCP servers in besides public
+    # addresses; empty means loopback only in development and test, nothing in production.
+    # Link-local and cloud metadata addresses are refused whatever this says.
+    mcp_allowed_networks: str = ""
+    mcp_check_interval_s: float = 60.0
+    mcp_connect_timeout_s: float = 5.0
+    mcp_discovery_timeout_s: float = 15.0
+    mcp_call_timeout_s: float = 60.0
+    web_session_days: int = 7
 
     # The chat app's own service token; the hub registers its hash on start.
     app_service_token: str = DEV_APP_TOKEN
@@ -49,7 +62,19 @@ class Settings(BaseSettings):
                 "SWITCHBOARD_APP_SERVICE_TOKEN still has its development value; "
                 "set a secret token for the chat app before running in production."
             )
+        if self.environment == "production" and len(self.secret_key) < 32:
+            raise ValueError(
+                "SWITCHBOARD_SECRET_KEY must be set (32+ random characters) in production; "
+                "it encrypts MCP server secrets at rest."
+            )
         return self
+
+    @property
+    def allowed_mcp_networks(self) -> list[str]:
+        configured = [cidr.strip() for cidr in self.mcp_allowed_networks.split(",")]
+        if any(configured):
+            return [cidr for cidr in configured if cidr]
+        return [] if self.environment == "production" else ["127.0.0.0/8", "::1/128"]
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -4,9 +4,11 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
+import hub.models.mcp_server
 import hub.models.service
 import hub.models.usage
-import hub.models.user  # noqa: F401  (registers the tables on SQLModel.metadata)
+import hub.models.user
+import hub.models.web_session  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 target_metadata = SQLModel.metadata
 

@@ -12,7 +12,9 @@ def utcnow() -> datetime:
 
 
 class ServiceBase(SQLModel):
-    name: str = Field(min_length=1, max_length=100, regex=r"^[a-z0-9][a-z0-9._-]*$")
+    name: str = Field(
+        min_length=1, max_length=100, schema_extra={"pattern": r"^[a-z0-9][a-z0-9._-]*$"}
+    )
     team: str = Field(min_length=1, max_length=100)
     is_admin: bool = False
 

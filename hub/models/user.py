@@ -16,6 +16,7 @@ class User(SQLModel, table=True):
     username: str = Field(max_length=100, unique=True, index=True)
     display_name: str = Field(max_length=200)
     password_hash: str | None = Field(default=None, max_length=200)
+    team: str = Field(default="general", max_length=100)
     is_admin: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -24,6 +25,7 @@ class UserPublic(SQLModel):
     id: int
     username: str
     display_name: str
+    team: str
     is_admin: bool
 
 

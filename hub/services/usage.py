@@ -1,21 +1,17 @@
 """Usage records: written in batches off the request path, summed for the platform team."""
 
-import asyncio
-import dataclasses
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Engine, case, func, insert
+from sqlalchemy import Engine, case, func
 from sqlmodel import Session, col, select
 
+from hub.core.batch_writer import BatchWriter
 from hub.models.service import utcnow
 from hub.models.usage import UsageRecord, UsageSummaryRow
 
 __all__ = ["GroupKey", "UsageEntry", "UsageRecorder", "summarize_usage"]
-
-logger = logging.getLogger(__name__)
 
 GroupKey = Literal["service", "team", "model"]
 _GROUP_COLUMNS = {
@@ -46,52 +42,11 @@ class UsageEntry:
     error: str | None = None
 
 
-class UsageRecorder:
-    """Queues records in memory and inserts them in one transaction per flush interval."""
+class UsageRecorder(BatchWriter[UsageEntry]):
+    """Queues usage records in memory and inserts them in one transaction per interval."""
 
     def __init__(self, engine: Engine, flush_interval_s: float) -> None:
-        self._engine = engine
-        self._interval = flush_interval_s
-        self._pending: list[UsageEntry] = []
-        self._task: asyncio.Task[None] | None = None
-        # Serializes flushes, so a reader who flushes also waits for a write already under way.
-        self._flushing = asyncio.Lock()
-
-    def add(self, record: UsageEntry) -> None:
-        self._pending.append(record)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="usage-recorder")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        await self.flush()
-
-    async def flush(self) -> None:
-        async with self._flushing:
-            if not self._pending:
-                return
-            batch, self._pending = self._pending, []
-            try:
-                await asyncio.to_thread(self._write, batch)
-            except Exception:
-                # Keep the batch for the next flush rather than lose usage already served.
-                logger.exception("could not write %d usage records; will retry", len(batch))
-                self._pending[:0] = batch
-
-    def _write(self, batch: list[UsageEntry]) -> None:
-        with self._engine.begin() as connection:
-            connection.execute(insert(UsageRecord), [dataclasses.asdict(e) for e in batch])
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.flush()
+        super().__init__(engine, UsageRecord, flush_interval_s, name="usage")
 
 
 def summarize_usage(

@@ -18,6 +18,7 @@ def create_user(
     username: str,
     password: str,
     display_name: str | None = None,
+    team: str = "general",
     is_admin: bool = False,
 ) -> User:
     if get_user(session=session, username=username) is not None:
@@ -26,6 +27,7 @@ def create_user(
         username=username,
         display_name=display_name or username,
         password_hash=hash_password(password),
+        team=team,
         is_admin=is_admin,
     )
     session.add(user)

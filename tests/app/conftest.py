@@ -20,7 +20,7 @@ from sqlmodel import Session
 from hub.core.db import get_engine
 from hub.services.users import create_user
 from tests.conftest import RunningHub
-from tests.support.servers import free_port
+from tests.support.servers import free_port, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -131,12 +131,7 @@ def chat_app(hub: RunningHub, tmp_path: Path) -> Iterator[ChatApp]:
         wait_until(answering, timeout_s=60, what="chainlit to answer")
         yield app
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from openai import OpenAI
 from hub import localmodel
 from hub.core.config import Settings
 from hub.main import create_app
-from tests.support.servers import ThreadedServer, free_port
+from tests.support.servers import ThreadedServer, free_port, stop_process
 
 pytestmark = [
     pytest.mark.local_model,
@@ -66,12 +66,7 @@ def model_url(model_settings: Settings, tmp_path_factory: pytest.TempPathFactory
         _wait_until_serving(process, url + "/models", log)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Run an ASGI app on a free 127.0.0.1 port in a background thread, for tests and benchmarks."""
 
 import socket
+import subprocess
 import threading
 import time
 from types import TracebackType
@@ -8,13 +9,23 @@ from typing import Any, Self
 
 import uvicorn
 
-__all__ = ["ThreadedServer", "free_port"]
+__all__ = ["ThreadedServer", "free_port", "stop_process"]
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Ask a child process to stop; kill it when it does not within ten seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 class ThreadedServer:

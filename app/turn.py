@@ -1,0 +1,108 @@
+"""One turn of the conversation: stream the model's reply, and while it asks for tools, call
+them through the hub, show each call as a step, and give the results back to the model."""
+
+import json
+from contextlib import aclosing
+from typing import Any
+
+import chainlit as cl
+from openai.types.chat import ChatCompletionMessageParam
+
+from app.gateway import HubError, HubGateway, ToolCall
+from app.toolbox import Toolbox
+
+__all__ = ["MAX_TOOL_ROUNDS", "run_turn"]
+
+# A model that keeps calling tools is stopped here and asked to answer with what it has.
+MAX_TOOL_ROUNDS = 8
+
+
+async def _stream_once(
+    gateway: HubGateway,
+    model: str,
+    messages: list[ChatCompletionMessageParam],
+    toolbox: Toolbox,
+    reply: cl.Message,
+) -> list[ToolCall]:
+    calls: list[ToolCall] = []
+    stream = gateway.stream_chat(model=model, messages=messages, tools=toolbox.specs or None)
+    async with aclosing(stream) as items:
+        async for item in items:
+            if isinstance(item, str):
+                await reply.stream_token(item)
+            else:
+                calls = item
+    return calls
+
+
+async def _run_tool(gateway: HubGateway, toolbox: Toolbox, call: ToolCall, user: str) -> str:
+    target = toolbox.target(call.name)
+    async with cl.Step(name=call.name, type="tool", show_input="json") as step:
+        step.input = call.arguments or "{}"
+        if target is None:
+            step.is_error = True
+            step.output = f"There is no tool named {call.name!r} switched on in this chat."
+            return step.output
+        server, tool = target
+        step.name = f"{server} · {tool}"
+        try:
+            arguments: Any = json.loads(call.arguments or "{}")
+            if not isinstance(arguments, dict):
+                raise ValueError("the arguments are not a JSON object")
+        except ValueError as error:
+            step.is_error = True
+            step.output = f"The model sent arguments that are not a JSON object: {error}"
+            return step.output
+        try:
+            result = await gateway.call_tool(
+                server=server, tool=tool, arguments=arguments, on_behalf_of=user
+            )
+        except HubError as error:
+            step.is_error = True
+            step.output = f"The tool call failed: {error}"
+            return step.output
+        step.is_error = result.is_error
+        step.output = result.text or "(no output)"
+        return step.output
+
+
+async def run_turn(
+    *,
+    gateway: HubGateway,
+    model: str,
+    history: list[ChatCompletionMessageParam],
+    toolbox: Toolbox,
+    user: str,
+    reply: cl.Message,
+) -> None:
+    """Stream into `reply` until the model answers without asking for tools."""
+    messages = list(history)
+    for _ in range(MAX_TOOL_ROUNDS):
+        calls = await _stream_once(gateway, model, messages, toolbox, reply)
+        if not calls:
+            return
+        messages.append(
+            {
+                "role": "assistant",
+                "content": reply.content or None,
+                "tool_calls": [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments or "{}"},
+                    }
+                    for call in calls
+                ],
+            }
+        )
+        for call in calls:
+            output = await _run_tool(gateway, toolbox, call, user)
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": output})
+    messages.append(
+        {
+            "role": "user",
+            "content": "You have used the tools enough for this question; answer with what you "
+            "found so far.",
+        }
+    )
+    await _stream_once(gateway, model, messages, Toolbox(), reply)

@@ -1,0 +1,112 @@
+"""The MCP server registry API: register, find, change, review, and call tools through the hub."""
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
+
+from hub.api.deps import CurrentActor, RegistryDep, SessionDep
+from hub.models.mcp_server import (
+    McpServerCreate,
+    McpServerPublic,
+    McpServerUpdate,
+    McpSnapshotPublic,
+    McpStatus,
+    ToolStats,
+)
+from hub.services import mcp_servers as store
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/mcp/servers", tags=["mcp servers"])
+
+
+class ToolCallRequest(BaseModel):
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    # The person a service (the chat app, an agent) calls for, kept with the call's record.
+    on_behalf_of: str | None = Field(default=None, max_length=100)
+
+
+@router.post("", response_model=McpServerPublic, status_code=201)
+async def register_server(
+    server_in: McpServerCreate, actor: CurrentActor, registry: RegistryDep
+) -> McpServerPublic:
+    """Register a server: the hub connects, lists its tools, and refuses it if that fails."""
+    return await registry.register(server_in, actor)
+
+
+@router.get("", response_model=list[McpServerPublic])
+def list_servers(
+    actor: CurrentActor,
+    session: SessionDep,
+    q: str | None = None,
+    tag: str | None = None,
+    team: str | None = None,
+    status: McpStatus | None = None,
+) -> list[McpServerPublic]:
+    servers = store.list_servers(session=session, text=q, tag=tag, team=team, status=status)
+    return [store.to_public(session=session, server=server) for server in servers]
+
+
+@router.get("/{slug}", response_model=McpServerPublic)
+async def get_server(slug: str, actor: CurrentActor, registry: RegistryDep) -> McpServerPublic:
+    return await registry.public(slug)
+
+
+@router.patch("/{slug}", response_model=McpServerPublic)
+async def update_server(
+    slug: str, update: McpServerUpdate, actor: CurrentActor, registry: RegistryDep
+) -> McpServerPublic:
+    return await registry.update(slug, update, actor)
+
+
+@router.post("/{slug}/disable", response_model=McpServerPublic)
+async def disable_server(slug: str, actor: CurrentActor, registry: RegistryDep) -> McpServerPublic:
+    return await registry.set_status(slug, McpStatus.disabled, actor)
+
+
+@router.post("/{slug}/enable", response_model=McpServerPublic)
+async def enable_server(slug: str, actor: CurrentActor, registry: RegistryDep) -> McpServerPublic:
+    return await registry.set_status(slug, McpStatus.active, actor)
+
+
+@router.post("/{slug}/approve", response_model=McpServerPublic)
+async def approve_tools(slug: str, actor: CurrentActor, registry: RegistryDep) -> McpServerPublic:
+    """Accept the tool changes the last check found; the tools are offered again."""
+    return await registry.approve(slug, actor)
+
+
+@router.post("/{slug}/check", response_model=McpServerPublic)
+async def check_server(slug: str, actor: CurrentActor, registry: RegistryDep) -> McpServerPublic:
+    """Check health and tools now instead of at the next scheduled check."""
+    return await registry.check(slug)
+
+
+@router.delete("/{slug}", status_code=204)
+async def delete_server(slug: str, actor: CurrentActor, registry: RegistryDep) -> Response:
+    await registry.delete(slug, actor)
+    return Response(status_code=204)
+
+
+@router.get("/{slug}/snapshots", response_model=list[McpSnapshotPublic])
+async def list_snapshots(
+    slug: str, actor: CurrentActor, registry: RegistryDep
+) -> list[McpSnapshotPublic]:
+    """What the server offered at each change, newest first, and who approved it."""
+    return await registry.snapshots(slug)
+
+
+@router.get("/{slug}/stats", response_model=list[ToolStats])
+async def tool_stats(slug: str, actor: CurrentActor, registry: RegistryDep) -> list[ToolStats]:
+    """Calls, error rate and median latency per tool over the last week."""
+    return await registry.stats(slug)
+
+
+@router.post("/{slug}/tools/{tool}/call")
+async def call_tool(
+    slug: str, tool: str, call: ToolCallRequest, actor: CurrentActor, registry: RegistryDep
+) -> dict[str, Any]:
+    """Call a tool through the hub (which holds the server's secret). The answer is MCP's
+    CallToolResult: `content`, `structuredContent` and `isError`."""
+    caller = actor.name if not call.on_behalf_of else f"{actor.name} for {call.on_behalf_of}"
+    return await registry.call_tool(slug, tool, call.arguments, caller)

@@ -1,0 +1,134 @@
+"""Opening an MCP client session to a registered server, safely.
+
+Every HTTP request goes through the network guard (checked and pinned address, no redirects
+off the server's origin), every step has a deadline, and a transport failure ends the
+session at once with a message that says what failed, instead of leaving a request to wait
+for its time-out.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import anyio
+import httpx
+from mcp import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import McpError
+
+from hub.mcp.netguard import AddressRefusedError, NetworkPolicy, guarded_client
+from hub.models.mcp_server import McpTransport
+
+__all__ = ["Endpoint", "McpUnavailableError", "describe_failure", "open_session"]
+
+
+class McpUnavailableError(Exception):
+    """The server could not be reached or did not speak MCP; `str()` says what failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    url: str
+    transport: McpTransport
+    # Includes the server's header secret: never log or return an Endpoint.
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def _leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
+def describe_failure(error: BaseException, url: str) -> str:
+    """A sentence for a person: what went wrong talking to the server at `url`."""
+    error = _leaf(error)
+    if isinstance(error, AddressRefusedError):
+        return str(error)
+    if isinstance(error, httpx.ConnectError):
+        return f"could not connect to {url} ({error or 'connection refused'}); is it running?"
+    if isinstance(error, httpx.TimeoutException | TimeoutError):
+        return f"{url} did not answer in time"
+    if isinstance(error, httpx.HTTPStatusError):
+        status = error.response.status_code
+        return (
+            f"{url} answered HTTP {status} {error.response.reason_phrase}: it does not look "
+            "like an MCP endpoint. Check the path (often /mcp, or /sse for SSE) and the transport."
+        )
+    if isinstance(error, McpError):
+        return f"{url} answered with an MCP error: {error.error.message}"
+    if isinstance(error, httpx.HTTPError | OSError | anyio.BrokenResourceError):
+        return f"the connection to {url} failed: {type(error).__name__}: {error}"
+    return f"{url} did not speak MCP: {type(error).__name__}: {error}"
+
+
+class _FailFast:
+    """Cancels the session's scope when the transport reports an error, and keeps the error."""
+
+    def __init__(self, scope: anyio.CancelScope) -> None:
+        self.scope = scope
+        self.error: Exception | None = None
+
+    async def __call__(self, message: Any) -> None:
+        if isinstance(message, Exception) and self.error is None:
+            self.error = message
+            self.scope.cancel()
+
+
+@asynccontextmanager
+async def _streams(
+    endpoint: Endpoint, policy: NetworkPolicy, connect_timeout_s: float, read_timeout_s: float
+) -> AsyncIterator[tuple[Any, Any]]:
+    timeout = httpx.Timeout(connect_timeout_s, read=read_timeout_s)
+    if endpoint.transport == McpTransport.sse:
+        factory = partial(guarded_client, policy)
+        async with sse_client(
+            endpoint.url,
+            headers=endpoint.headers,
+            timeout=connect_timeout_s,
+            sse_read_timeout=read_timeout_s,
+            httpx_client_factory=factory,
+        ) as (read, write):
+            yield read, write
+        return
+    client = guarded_client(policy, headers=endpoint.headers, timeout=timeout)
+    async with client, streamable_http_client(endpoint.url, http_client=client) as (read, write, _):
+        yield read, write
+
+
+@asynccontextmanager
+async def open_session(
+    endpoint: Endpoint,
+    *,
+    policy: NetworkPolicy,
+    connect_timeout_s: float,
+    read_timeout_s: float,
+) -> AsyncIterator[ClientSession]:
+    """An initialized session. A transport failure cancels the body and raises
+    `McpUnavailableError`; so does a failure to connect or to initialize."""
+    with anyio.CancelScope() as scope:
+        fail_fast = _FailFast(scope)
+        try:
+            async with (
+                _streams(endpoint, policy, connect_timeout_s, read_timeout_s) as (read, write),
+                ClientSession(read, write, message_handler=fail_fast) as session,
+            ):
+                with anyio.fail_after(connect_timeout_s + read_timeout_s):
+                    await session.initialize()
+                yield session
+        except (
+            AddressRefusedError,
+            McpError,
+            httpx.HTTPError,
+            OSError,
+            TimeoutError,
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            ExceptionGroup,
+        ) as error:
+            raise McpUnavailableError(describe_failure(error, endpoint.url)) from error
+    if fail_fast.error is not None:
+        raise McpUnavailableError(describe_failure(fail_fast.error, endpoint.url))

@@ -1,0 +1,150 @@
+"""Reading what an MCP server offers: its tools (and resources and prompts where it has them),
+with a hash of each tool, and how long initialize and list_tools took."""
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import orjson
+from mcp import ClientSession
+from mcp.shared.exceptions import McpError
+
+from hub.mcp.client import Endpoint, McpUnavailableError, describe_failure, open_session
+from hub.mcp.netguard import NetworkPolicy
+
+__all__ = ["Discovery", "discover", "snapshot_digest", "tool_changes", "tool_hash"]
+
+# A server that pages its tool list forever is cut off here.
+_MAX_PAGES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    tools: list[dict[str, Any]]
+    resources: list[dict[str, Any]]
+    prompts: list[dict[str, Any]]
+    init_latency_ms: float
+    list_latency_ms: float
+
+    @property
+    def digest(self) -> str:
+        return snapshot_digest(self.tools)
+
+
+def _canonical(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def tool_hash(tool: dict[str, Any]) -> str:
+    """What a tool says it does: its name, description and schemas. A change is reviewed."""
+    fields = {
+        key: tool.get(key) for key in ("name", "description", "input_schema", "output_schema")
+    }
+    return hashlib.sha256(_canonical(fields)).hexdigest()
+
+
+def snapshot_digest(tools: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(_canonical(sorted(tool["hash"] for tool in tools))).hexdigest()
+
+
+def tool_changes(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:
+    """Sentences saying how `after` differs from `before`."""
+    old = {tool["name"]: tool for tool in before}
+    new = {tool["name"]: tool for tool in after}
+    changes = [f"new tool {name!r}" for name in sorted(new.keys() - old.keys())]
+    changes += [f"tool {name!r} removed" for name in sorted(old.keys() - new.keys())]
+    for name in sorted(old.keys() & new.keys()):
+        if old[name]["hash"] == new[name]["hash"]:
+            continue
+        parts = [
+            label
+            for key, label in (
+                ("description", "description"),
+                ("input_schema", "input schema"),
+                ("output_schema", "output schema"),
+            )
+            if old[name].get(key) != new[name].get(key)
+        ]
+        changes.append(f"tool {name!r} changed its {' and '.join(parts) or 'definition'}")
+    return changes
+
+
+async def _list_tools(session: ClientSession) -> list[dict[str, Any]]:
+    tools: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(_MAX_PAGES):
+        page = await session.list_tools(cursor=cursor) if cursor else await session.list_tools()
+        for tool in page.tools:
+            entry = {
+                "name": tool.name,
+                "title": tool.title,
+                "description": tool.description or "",
+                "input_schema": tool.inputSchema,
+                "output_schema": tool.outputSchema,
+            }
+            entry["hash"] = tool_hash(entry)
+            tools.append(entry)
+        cursor = page.nextCursor
+        if not cursor:
+            break
+    return sorted(tools, key=lambda tool: tool["name"])
+
+
+async def _optional_lists(session: ClientSession) -> tuple[list[dict[str, Any]], ...]:
+    capabilities = session.get_server_capabilities()
+    resources: list[dict[str, Any]] = []
+    prompts: list[dict[str, Any]] = []
+    # Resources and prompts are informative; a server that fails to list them is still usable.
+    if capabilities and capabilities.resources:
+        try:
+            listed = await session.list_resources()
+            resources = [
+                {"uri": str(r.uri), "name": r.name, "description": r.description or ""}
+                for r in listed.resources
+            ]
+        except McpError:
+            pass
+    if capabilities and capabilities.prompts:
+        try:
+            listed_prompts = await session.list_prompts()
+            prompts = [
+                {"name": p.name, "description": p.description or ""} for p in listed_prompts.prompts
+            ]
+        except McpError:
+            pass
+    return resources, prompts
+
+
+async def discover(
+    endpoint: Endpoint, *, policy: NetworkPolicy, connect_timeout_s: float, timeout_s: float
+) -> Discovery:
+    """Connect, initialize, list; raise `McpUnavailableError` saying what failed."""
+    started = time.perf_counter()
+    try:
+        with anyio.fail_after(timeout_s):
+            async with open_session(
+                endpoint,
+                policy=policy,
+                connect_timeout_s=connect_timeout_s,
+                read_timeout_s=timeout_s,
+            ) as session:
+                initialized = time.perf_counter()
+                tools = await _list_tools(session)
+                listed = time.perf_counter()
+                resources, prompts = await _optional_lists(session)
+    except TimeoutError as error:
+        raise McpUnavailableError(
+            f"{endpoint.url} did not complete the MCP handshake and tool listing within "
+            f"{timeout_s:.0f} s; is it an MCP server?"
+        ) from error
+    except McpError as error:
+        raise McpUnavailableError(describe_failure(error, endpoint.url)) from error
+    return Discovery(
+        tools=tools,
+        resources=resources,
+        prompts=prompts,
+        init_latency_ms=round((initialized - started) * 1000, 2),
+        list_latency_ms=round((listed - initialized) * 1000, 2),
+    )

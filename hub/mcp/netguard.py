@@ -1,0 +1,279 @@
+"""Keep the hub's connections to team-registered MCP servers off internal addresses (SSRF).
+
+Every request is resolved, checked against a `NetworkPolicy` and then sent to the very address
+that was checked (the URL's host is replaced by the IP; Host header and TLS name stay the
+original), so a DNS answer that changes between check and connect (rebinding) cannot slip by.
+"""
+
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+
+__all__ = [
+    "ALLOWED_NETWORKS_SETTING",
+    "AddressRefusedError",
+    "GuardedTransport",
+    "IPAddress",
+    "IPNetwork",
+    "NetworkPolicy",
+    "check_url_syntax",
+    "guarded_client",
+    "normalise_ip",
+    "parse_ip_literal",
+    "resolve",
+    "resolve_checked",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+ALLOWED_NETWORKS_SETTING = "SWITCHBOARD_MCP_ALLOWED_NETWORKS"
+MAX_URL_LENGTH = 2000
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# The MCP SDK's create_mcp_http_client defaults: 30 s, with 300 s to read a held-open stream.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, read=300.0)
+
+_METADATA = frozenset(
+    ipaddress.ip_address(address)
+    for address in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, Oracle...
+        "169.254.170.2",  # AWS ECS task credentials
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud (legacy); `is_global` on Python 3.11
+        "fd00:ec2::254",  # AWS over IPv6
+        "fd20:ce::254",  # GCP over IPv6
+    )
+)
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+_SHARED = ipaddress.IPv4Network("100.64.0.0/10")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_PRIVATE = tuple(
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
+# Not global, though Python 3.11's `is_global` says so: IETF protocol assignments, IPv6
+# site-local, the IPv6 documentation prefix of 2024.
+_SPECIAL = tuple(ipaddress.ip_network(n) for n in ("192.0.0.0/24", "fec0::/10", "3fff::/20"))
+# What inet_aton may read as an IPv4 address: 127.1, 0x7f000001, 2130706433, 0177.0.0.1.
+_NUMERIC_IPV4 = re.compile(r"[0-9a-fx.]+", re.IGNORECASE)
+
+
+class AddressRefusedError(ValueError):
+    """str(error) is a message for a person: what was refused and what to do."""
+
+
+def normalise_ip(ip: IPAddress) -> IPAddress:
+    """The IPv4 address `ip` embeds (mapped, compatible, NAT64 or 6to4), else `ip` itself."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or 1 < int(ip) < 2**32:  # 64:ff9b::a.b.c.d, or IPv4-compatible ::a.b.c.d
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
+def parse_ip_literal(host: str) -> IPAddress | None:
+    """The address a numeric host names, read as the C resolver reads it; None for a name.
+
+    Besides dotted quads and IPv6 (with or without brackets) this takes every form inet_aton
+    and so getaddrinfo accept (127.1, 0x7f000001, 2130706433, octal 0251.0376.0251.0376).
+    """
+    text = host.removeprefix("[").removesuffix("]")
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    if not _NUMERIC_IPV4.fullmatch(text):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(text))
+    except OSError:
+        return None
+
+
+def _never_allowed(ip: IPAddress) -> str | None:
+    if ip in _METADATA:
+        return "a cloud metadata"
+    if ip.is_link_local:
+        return "a link-local"
+    if ip.is_unspecified or ip in _THIS_NETWORK:
+        return "an unspecified"
+    if ip.is_multicast:
+        return "a multicast"
+    return "the broadcast" if ip == _BROADCAST else None
+
+
+def _internal(ip: IPAddress) -> str | None:
+    if ip.is_loopback:
+        return "a loopback"
+    if ip in _SHARED:
+        return "a carrier-grade NAT (100.64.0.0/10)"
+    if any(ip in network for network in _PRIVATE):
+        return "a private"
+    if ip.is_reserved:
+        return "a reserved"
+    if not ip.is_global or any(ip in network for network in _SPECIAL):
+        return "a special-purpose, not globally routable,"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkPolicy:
+    """Which internal networks the hub may reach; public addresses are always allowed."""
+
+    allowed_networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def from_strings(cls, cidrs: Iterable[str]) -> "NetworkPolicy":
+        networks: list[IPNetwork] = []
+        for text in (c.strip() for c in cidrs):
+            if not text:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(text))
+            except ValueError as exc:
+                raise ValueError(
+                    f"{ALLOWED_NETWORKS_SETTING}: {text!r} is not a network in CIDR form such "
+                    f"as 10.0.0.0/8 or fd00::/8 ({exc})"
+                ) from exc
+        return cls(tuple(networks))
+
+    def allows(self, ip: IPAddress) -> bool:
+        return any(ip in network for network in self.allowed_networks)
+
+    def check_ip(self, ip: IPAddress, *, host: str) -> None:
+        """Raise `AddressRefusedError` unless the hub may connect to `ip`, which `host` named."""
+        address = normalise_ip(ip)
+        shown = str(ip) if address == ip else f"{ip} (IPv4 {address})"
+        subject = host if host == shown else f"{host} resolves to {shown}, which"
+        if reason := _never_allowed(address):
+            raise AddressRefusedError(
+                f"{subject} is {reason} address; the hub never connects to these. Register the "
+                "MCP server by an address it can be reached at instead."
+            )
+        reason = _internal(address)
+        if reason and not (self.allows(ip) or self.allows(address)):
+            raise AddressRefusedError(
+                f"{subject} is {reason} address outside the networks the hub may reach. If the "
+                f"MCP server is meant to be internal, an admin can allow it with "
+                f"{ALLOWED_NETWORKS_SETTING} (a comma-separated list of CIDRs, e.g. "
+                f"{address}/{address.max_prefixlen})."
+            )
+
+
+def check_url_syntax(url: str) -> httpx.URL:
+    """Parse an MCP server URL: http(s), a host, no user:password@, at most 2000 characters."""
+    if len(url) > MAX_URL_LENGTH:
+        raise AddressRefusedError(
+            f"The MCP server URL has {len(url)} characters; at most {MAX_URL_LENGTH} are allowed."
+        )
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:  # idna.IDNAError is a ValueError
+        raise AddressRefusedError(f"The MCP server URL is not a valid URL: {exc}.") from exc
+    if parsed.scheme not in DEFAULT_PORTS:
+        raise AddressRefusedError(
+            f"The MCP server URL must start with http:// or https://, not {parsed.scheme or '?'}:."
+        )
+    if not parsed.host:
+        raise AddressRefusedError("The MCP server URL has no host; use https://host[:port]/path.")
+    if parsed.userinfo:
+        raise AddressRefusedError(
+            "The MCP server URL contains a user name or password (user:pass@host); remove it "
+            "and give credentials as a header instead."
+        )
+    return parsed
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address the system resolver gives for `host`, in its order (OSError if none)."""
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(sockaddr[0]) for *_, sockaddr in infos]
+
+
+async def resolve_checked(host: str, port: int, policy: NetworkPolicy) -> str:
+    """The address to connect to for `host`, once every address it resolves to passes `policy`.
+
+    Numeric hosts are read without DNS. Raises `AddressRefusedError`, or OSError when `host`
+    does not resolve.
+    """
+    literal = parse_ip_literal(host)
+    addresses = [literal] if literal is not None else await resolve(host, port)
+    if not addresses:
+        raise OSError(f"{host} resolved to no address")
+    for address in addresses:
+        policy.check_ip(address, host=host)
+    return str(addresses[0])
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """Checks the destination of every request, each redirect hop included, and pins it."""
+
+    def __init__(self, policy: NetworkPolicy, **transport_kwargs: Any) -> None:
+        self._policy = policy
+        self._transport_kwargs = transport_kwargs
+        # One pool per original origin: pooled by IP alone, a TLS connection made for one name
+        # could carry requests for another name on the same address.
+        self._transports: dict[tuple[str, str, int], httpx.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        host = url.raw_host.decode("ascii")
+        if url.scheme not in DEFAULT_PORTS or not host:
+            raise AddressRefusedError(f"Only http(s) URLs with a host are allowed ({url.scheme}).")
+        port = url.port or DEFAULT_PORTS[url.scheme]
+        try:
+            ip = await resolve_checked(host, port, self._policy)
+        except OSError as exc:
+            raise httpx.ConnectError(f"Could not resolve {host}: {exc}", request=request) from exc
+        headers = request.headers.copy()
+        headers.setdefault("Host", url.netloc.decode("ascii"))
+        extensions = dict(request.extensions)
+        if url.scheme == "https":
+            extensions["sni_hostname"] = host
+        pinned = httpx.Request(
+            request.method,
+            url.copy_with(host=ip),
+            headers=headers,
+            stream=request.stream,
+            extensions=extensions,
+        )
+        key = (url.scheme, host, port)
+        if key not in self._transports:
+            self._transports[key] = httpx.AsyncHTTPTransport(**self._transport_kwargs)
+        return await self._transports[key].handle_async_request(pinned)
+
+    async def aclose(self) -> None:
+        transports, self._transports = list(self._transports.values()), {}
+        for transport in transports:
+            await transport.aclose()
+
+
+def guarded_client(
+    policy: NetworkPolicy,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: httpx.Timeout | None = None,
+    auth: httpx.Auth | None = None,
+) -> httpx.AsyncClient:
+    """An AsyncClient that only reaches what `policy` allows and follows no redirects itself.
+
+    trust_env is off: no proxy or .netrc from the environment.
+    """
+    return httpx.AsyncClient(
+        headers=headers,
+        timeout=timeout or DEFAULT_TIMEOUT,
+        auth=auth,
+        follow_redirects=False,
+        trust_env=False,
+        transport=GuardedTransport(policy),
+    )

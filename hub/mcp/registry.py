@@ -1,0 +1,388 @@
+"""The MCP registry at work: registering (with discovery), health checks on a schedule, and
+tool calls through the hub. Database work runs in worker threads; network work is async."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import anyio
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from hub.core.batch_writer import BatchWriter
+from hub.core.crypto import SecretBox
+from hub.mcp.client import Endpoint, McpUnavailableError
+from hub.mcp.discovery import discover
+from hub.mcp.netguard import AddressRefusedError, NetworkPolicy, check_url_syntax
+from hub.mcp.pool import SessionPool
+from hub.models.actor import Actor
+from hub.models.mcp_server import (
+    McpHealth,
+    McpServer,
+    McpServerCreate,
+    McpServerPublic,
+    McpServerUpdate,
+    McpSnapshotPublic,
+    McpStatus,
+    McpToolCall,
+    ToolStats,
+)
+from hub.models.service import utcnow
+from hub.services import mcp_servers as store
+
+__all__ = ["McpRegistry", "RegistryError", "ToolCallEntry"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# How long a tool call trusts what it read of a server (other hub processes may change it).
+_CALL_CACHE_TTL_S = 2.0
+_CONCURRENT_CHECKS = 8
+
+
+class RegistryError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(slots=True)
+class ToolCallEntry:
+    server_id: int
+    tool: str
+    caller: str
+    created_at: datetime = field(default_factory=utcnow)
+    latency_ms: float = 0.0
+    is_error: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Callable:
+    server_id: int
+    version: str
+    endpoint: Endpoint
+    tools: frozenset[str]
+    read_at: float
+
+
+def _fresh(session: Session, server: McpServer) -> McpServer:
+    """The server as the database has it now (another request may have changed it)."""
+    current = session.get(McpServer, server.id)
+    if current is None:
+        raise RegistryError(404, f"The MCP server {server.slug!r} was deleted meanwhile.")
+    return current
+
+
+class McpRegistry:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        box: SecretBox,
+        policy: NetworkPolicy,
+        connect_timeout_s: float,
+        discovery_timeout_s: float,
+        call_timeout_s: float,
+        check_interval_s: float,
+        flush_interval_s: float,
+    ) -> None:
+        self._engine = engine
+        self._box = box
+        self._policy = policy
+        self._connect_timeout_s = connect_timeout_s
+        self._discovery_timeout_s = discovery_timeout_s
+        self._check_interval_s = check_interval_s
+        self.pool = SessionPool(
+            policy=policy, connect_timeout_s=connect_timeout_s, call_timeout_s=call_timeout_s
+        )
+        self.calls: BatchWriter[ToolCallEntry] = BatchWriter(
+            engine, McpToolCall, flush_interval_s, name="mcp-tool-call"
+        )
+        self._callable: dict[str, _Callable] = {}
+        self._monitor: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.calls.start()
+        self._monitor = asyncio.create_task(self._watch(), name="mcp-health-checks")
+
+    async def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            try:
+                await self._monitor
+            except asyncio.CancelledError:
+                pass
+        await self.pool.close()
+        await self.calls.close()
+
+    async def _db(self, work: Callable[[Session], T]) -> T:
+        def run() -> T:
+            with Session(self._engine, expire_on_commit=False) as session:
+                return work(session)
+
+        return await anyio.to_thread.run_sync(run)
+
+    def _endpoint(self, server: McpServer) -> Endpoint:
+        headers = {}
+        if server.auth_header_name and server.auth_secret_encrypted:
+            headers[server.auth_header_name] = self._box.decrypt(server.auth_secret_encrypted)
+        return Endpoint(url=server.url, transport=server.transport, headers=headers)
+
+    async def _discover(self, endpoint: Endpoint) -> Any:
+        return await discover(
+            endpoint,
+            policy=self._policy,
+            connect_timeout_s=self._connect_timeout_s,
+            timeout_s=self._discovery_timeout_s,
+        )
+
+    async def _server(self, slug: str) -> McpServer:
+        server = await self._db(lambda s: store.get_server(session=s, slug=slug))
+        if server is None:
+            raise RegistryError(404, f"No MCP server is registered as {slug!r}.")
+        return server
+
+    async def _managed(self, slug: str, actor: Actor) -> McpServer:
+        server = await self._server(slug)
+        if not actor.can_manage(server.team):
+            raise RegistryError(
+                403, f"Only team {server.team!r} or an admin can change {server.slug!r}."
+            )
+        return server
+
+    async def public(self, slug: str) -> McpServerPublic:
+        server = await self._server(slug)
+        return await self._db(lambda s: store.to_public(session=s, server=server))
+
+    async def snapshots(self, slug: str) -> list[McpSnapshotPublic]:
+        server = await self._server(slug)
+        return await self._db(lambda s: store.list_snapshots(session=s, server=server))
+
+    async def stats(self, slug: str) -> list[ToolStats]:
+        server = await self._server(slug)
+        await self.calls.flush()
+        return await self._db(lambda s: store.tool_stats(session=s, server=server))
+
+    async def register(self, server_in: McpServerCreate, actor: Actor) -> McpServerPublic:
+        if not actor.can_manage(server_in.team):
+            raise RegistryError(
+                403,
+                f"You can register servers for team {actor.team!r} only "
+                f"(an admin can register for any team), not for {server_in.team!r}.",
+            )
+        existing = await self._db(lambda s: store.get_server(session=s, slug=server_in.slug))
+        if existing is not None:
+            raise RegistryError(409, f"The slug {server_in.slug!r} is taken; choose another.")
+        if bool(server_in.auth_header_name) != bool(server_in.auth_header_value):
+            raise RegistryError(422, "Give both the auth header's name and its value, or neither.")
+        headers = {}
+        if server_in.auth_header_name and server_in.auth_header_value:
+            headers[server_in.auth_header_name] = server_in.auth_header_value
+        endpoint = Endpoint(url=server_in.url, transport=server_in.transport, headers=headers)
+        discovery = await self._checked_discovery(endpoint)
+        encrypted = (
+            self._box.encrypt(server_in.auth_header_value) if server_in.auth_header_value else None
+        )
+
+        def create(session: Session) -> McpServerPublic:
+            server = store.create_server(
+                session=session,
+                server_in=server_in,
+                actor=actor,
+                discovery=discovery,
+                auth_secret_encrypted=encrypted,
+            )
+            return store.to_public(session=session, server=server)
+
+        created = await self._db(create)
+        logger.info("%s registered MCP server %s at %s", actor.name, created.slug, created.url)
+        return created
+
+    async def _checked_discovery(self, endpoint: Endpoint) -> Any:
+        try:
+            check_url_syntax(endpoint.url)
+            return await self._discover(endpoint)
+        except AddressRefusedError as error:
+            raise RegistryError(400, f"Refused: {error}") from error
+        except McpUnavailableError as error:
+            raise RegistryError(400, f"Could not use this server: {error}") from error
+
+    async def update(self, slug: str, update: McpServerUpdate, actor: Actor) -> McpServerPublic:
+        server = await self._managed(slug, actor)
+        changes = update.model_dump(
+            exclude_unset=True, exclude={"auth_header_name", "auth_header_value", "clear_auth"}
+        )
+        for key, value in changes.items():
+            setattr(server, key, value)
+        if update.clear_auth:
+            server.auth_header_name = server.auth_secret_encrypted = None
+        elif update.auth_header_value is not None:
+            name = update.auth_header_name or server.auth_header_name
+            if not name:
+                raise RegistryError(422, "Give the auth header's name with its value.")
+            server.auth_header_name = name
+            server.auth_secret_encrypted = self._box.encrypt(update.auth_header_value)
+        reconnect = bool({"url", "transport"} & changes.keys()) or update.clear_auth
+        reconnect = reconnect or update.auth_header_value is not None
+        discovery = await self._checked_discovery(self._endpoint(server)) if reconnect else None
+        server.updated_at = utcnow()
+
+        def save(session: Session) -> McpServerPublic:
+            merged = session.merge(server)
+            session.commit()
+            if discovery is not None:
+                store.record_discovery(session=session, server=merged, discovery=discovery)
+            return store.to_public(session=session, server=merged)
+
+        saved = await self._db(save)
+        self._changed(server)
+        return saved
+
+    async def set_status(self, slug: str, status: McpStatus, actor: Actor) -> McpServerPublic:
+        server = await self._managed(slug, actor)
+        if status == McpStatus.active and server.pending_snapshot_id is not None:
+            raise RegistryError(
+                409, "Its tools changed since they were approved: review and approve them first."
+            )
+
+        def save(session: Session) -> McpServerPublic:
+            merged = _fresh(session, server)
+            merged.status, merged.updated_at = status, utcnow()
+            session.commit()
+            return store.to_public(session=session, server=merged)
+
+        saved = await self._db(save)
+        self._changed(server)
+        return saved
+
+    async def approve(self, slug: str, actor: Actor) -> McpServerPublic:
+        server = await self._managed(slug, actor)
+
+        def save(session: Session) -> McpServerPublic:
+            merged = _fresh(session, server)
+            if store.approve_pending(session=session, server=merged, actor=actor) is None:
+                raise RegistryError(409, f"{slug!r} has no tool changes waiting for review.")
+            return store.to_public(session=session, server=merged)
+
+        saved = await self._db(save)
+        self._changed(server)
+        logger.info("%s approved the new tools of %s", actor.name, slug)
+        return saved
+
+    async def delete(self, slug: str, actor: Actor) -> None:
+        server = await self._managed(slug, actor)
+        await self._db(lambda s: store.delete_server(session=s, server=_fresh(s, server)))
+        self._changed(server)
+
+    def _changed(self, server: McpServer) -> None:
+        self._callable.pop(server.slug, None)
+        if server.id is not None:
+            self.pool.forget(server.id)
+
+    async def check(self, slug: str) -> McpServerPublic:
+        """Discover now; record health and any tool changes."""
+        server = await self._server(slug)
+        await self._check(server)
+        return await self.public(slug)
+
+    async def _check(self, server: McpServer) -> None:
+        try:
+            await self._check_once(server)
+        except RegistryError:
+            pass  # deleted while it was being checked
+
+    async def _check_once(self, server: McpServer) -> None:
+        try:
+            discovery = await self._discover(self._endpoint(server))
+        except (McpUnavailableError, AddressRefusedError) as error:
+            reason = str(error)
+            await self._db(
+                lambda s: store.record_down(session=s, server=_fresh(s, server), error=reason)
+            )
+            if server.health != McpHealth.down:
+                logger.warning("MCP server %s is down: %s", server.slug, reason)
+            self._changed(server)
+            return
+        changes = await self._db(
+            lambda s: store.record_discovery(
+                session=s, server=_fresh(s, server), discovery=discovery
+            )
+        )
+        if changes:
+            logger.warning("MCP server %s changed its tools: %s", server.slug, "; ".join(changes))
+            self._changed(server)
+
+    async def check_all(self) -> None:
+        servers = await self._db(lambda s: store.list_servers(session=s))
+        limit = asyncio.Semaphore(_CONCURRENT_CHECKS)
+
+        async def one(server: McpServer) -> None:
+            async with limit:
+                await self._check(server)
+
+        await asyncio.gather(*(one(s) for s in servers if s.status != McpStatus.disabled))
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._check_interval_s)
+            try:
+                await self.check_all()
+            except Exception:
+                logger.exception("MCP health checks failed; trying again next interval")
+
+    async def _resolve(self, slug: str) -> _Callable:
+        cached = self._callable.get(slug)
+        if cached is not None and time.monotonic() - cached.read_at < _CALL_CACHE_TTL_S:
+            return cached
+        server = await self._server(slug)
+        tools = await self._db(lambda s: store.offered_tools(session=s, server=server))
+        assert server.id is not None
+        entry = _Callable(
+            server_id=server.id,
+            version=f"{server.url}|{server.transport}|{server.auth_secret_encrypted}",
+            endpoint=self._endpoint(server),
+            tools=frozenset(tool["name"] for tool in tools),
+            read_at=time.monotonic(),
+        )
+        if server.status != McpStatus.active:
+            raise RegistryError(
+                409,
+                f"{slug!r} is {server.status.value.replace('_', ' ')}; its tools cannot be called.",
+            )
+        self._callable[slug] = entry
+        return entry
+
+    async def call_tool(
+        self, slug: str, tool: str, arguments: dict[str, Any], caller: str
+    ) -> dict[str, Any]:
+        target = await self._resolve(slug)
+        if tool not in target.tools:
+            offered = ", ".join(sorted(target.tools)) or "none"
+            raise RegistryError(404, f"{slug!r} offers no tool {tool!r}; it offers: {offered}.")
+        record = ToolCallEntry(server_id=target.server_id, tool=tool, caller=caller)
+        started = time.perf_counter()
+        try:
+            result = await self.pool.call_tool(
+                server_id=target.server_id,
+                version=target.version,
+                endpoint=target.endpoint,
+                tool=tool,
+                arguments=arguments,
+            )
+        except McpUnavailableError as error:
+            record.latency_ms = (time.perf_counter() - started) * 1000
+            record.is_error, record.error = True, str(error)[:1000]
+            self.calls.add(record)
+            raise RegistryError(502, f"The tool call failed: {error}") from error
+        record.latency_ms = (time.perf_counter() - started) * 1000
+        if result.isError:
+            text = " ".join(getattr(part, "text", "") for part in result.content)
+            record.is_error, record.error = True, text[:1000] or "the tool reported an error"
+        self.calls.add(record)
+        return result.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,246 @@
+"""The hub's pages for people: sign-in, the MCP registry, a server's page, the register form.
+
+Pages use the same registry calls as the API. Forms post back to the page; the session
+cookie is SameSite=Lax, so another site cannot post them on a person's behalf.
+"""
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sqlmodel import Session
+from starlette.responses import RedirectResponse, Response
+
+from hub.api.deps import SESSION_COOKIE, OptionalActor, RegistryDep, RuntimeDep
+from hub.mcp.registry import RegistryError
+from hub.models.actor import Actor
+from hub.models.mcp_server import McpServerCreate, McpStatus
+from hub.services import mcp_servers as store
+from hub.services.users import authenticate_password
+from hub.services.web_sessions import end_web_session, start_web_session
+from hub.web.schema import schema_rows
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
+templates.env.globals["schema_rows"] = schema_rows
+
+
+def _page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+def _safe_next(target: str) -> str:
+    # Only paths on this hub: never an open redirect to another site.
+    return target if target.startswith("/") and not target.startswith("//") else "/servers"
+
+
+@router.get("/")
+async def home() -> RedirectResponse:
+    return RedirectResponse("/servers", status_code=303)
+
+
+@router.get("/login")
+async def login_form(request: Request, next: str = "/servers") -> Response:
+    return _page(request, "login.html", next=_safe_next(next), username="", error=None)
+
+
+@router.post("/login")
+async def login(request: Request, runtime: RuntimeDep) -> Response:
+    form = await request.form()
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "/servers")))
+
+    def sign_in() -> str | None:
+        with Session(runtime.engine) as session:
+            user = authenticate_password(session=session, username=username, password=password)
+            if user is None:
+                return None
+            days = runtime.settings.web_session_days
+            return start_web_session(session=session, user=user, days=days)
+
+    token = await anyio.to_thread.run_sync(sign_in) if username and password else None
+    if token is None:
+        return _page(
+            request,
+            "login.html",
+            status=401,
+            next=target,
+            username=username,
+            error="Wrong username or password.",
+        )
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=runtime.settings.web_session_days * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=runtime.settings.environment == "production",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, runtime: RuntimeDep) -> Response:
+    if token := request.cookies.get(SESSION_COOKIE):
+
+        def end() -> None:
+            with Session(runtime.engine) as session:
+                end_web_session(session=session, token=token)
+
+        await anyio.to_thread.run_sync(end)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/servers")
+async def servers_page(
+    request: Request,
+    actor: OptionalActor,
+    runtime: RuntimeDep,
+    q: str = "",
+    tag: str = "",
+    team: str = "",
+) -> Response:
+    if actor is None:
+        return _to_login(request)
+
+    def load() -> list[Any]:
+        with Session(runtime.engine) as session:
+            found = store.list_servers(session=session, text=q, tag=tag, team=team)
+            return [store.to_public(session=session, server=server) for server in found]
+
+    servers = await anyio.to_thread.run_sync(load)
+    return _page(request, "servers.html", actor=actor, servers=servers, q=q, tag=tag, team=team)
+
+
+_FORM_FIELDS = ("name", "slug", "description", "team", "url", "transport", "tags")
+
+
+@router.get("/servers/new")
+async def new_server_form(request: Request, actor: OptionalActor) -> Response:
+    if actor is None:
+        return _to_login(request)
+    return _page(request, "server_new.html", actor=actor, form={}, error=None)
+
+
+def _problems(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in error.errors()
+    )
+
+
+@router.post("/servers/new")
+async def register_from_form(
+    request: Request, actor: OptionalActor, registry: RegistryDep
+) -> Response:
+    if actor is None:
+        return _to_login(request)
+    form = await request.form()
+    values = {key: str(form.get(key, "")).strip() for key in (*_FORM_FIELDS, "auth_header_name")}
+    secret = str(form.get("auth_header_value", ""))
+    try:
+        server_in = McpServerCreate(
+            **{key: values[key] for key in ("name", "slug", "description", "team", "url")},
+            transport=values["transport"] or "streamable_http",
+            tags=[tag for tag in values["tags"].split(",") if tag.strip()],
+            auth_header_name=values["auth_header_name"] or None,
+            auth_header_value=secret or None,
+        )
+        created = await registry.register(server_in, actor)
+    except ValidationError as error:
+        return _page(
+            request,
+            "server_new.html",
+            status=422,
+            actor=actor,
+            form=values,
+            error=f"Please fix: {_problems(error)}",
+        )
+    except RegistryError as error:
+        return _page(
+            request,
+            "server_new.html",
+            status=error.status,
+            actor=actor,
+            form=values,
+            error=error.message,
+        )
+    return RedirectResponse(f"/servers/{created.slug}", status_code=303)
+
+
+async def _server_page(
+    request: Request,
+    actor: Actor,
+    registry: Any,
+    slug: str,
+    status: int = 200,
+    error: str | None = None,
+) -> Response:
+    server = await registry.public(slug)
+    return _page(
+        request,
+        "server.html",
+        status=status,
+        actor=actor,
+        server=server,
+        can_manage=actor.can_manage(server.team),
+        stats=await registry.stats(slug),
+        snapshots=await registry.snapshots(slug),
+        error=error,
+        notice=None,
+    )
+
+
+@router.get("/servers/{slug}")
+async def server_page(
+    request: Request, slug: str, actor: OptionalActor, registry: RegistryDep
+) -> Response:
+    if actor is None:
+        return _to_login(request)
+    try:
+        return await _server_page(request, actor, registry, slug)
+    except RegistryError as error:
+        return _page(
+            request,
+            "servers.html",
+            status=error.status,
+            actor=actor,
+            servers=[],
+            q=slug,
+            tag="",
+            team="",
+        )
+
+
+@router.post("/servers/{slug}/{action}")
+async def server_action(
+    request: Request, slug: str, action: str, actor: OptionalActor, registry: RegistryDep
+) -> Response:
+    if actor is None:
+        return _to_login(request)
+    try:
+        if action == "approve":
+            await registry.approve(slug, actor)
+        elif action == "check":
+            await registry.check(slug)
+        elif action in ("disable", "enable"):
+            status = McpStatus.disabled if action == "disable" else McpStatus.active
+            await registry.set_status(slug, status, actor)
+        else:
+            raise RegistryError(404, f"There is no action {action!r} on a server.")
+    except RegistryError as error:
+        return await _server_page(request, actor, registry, slug, error.status, error.message)
+    return RedirectResponse(f"/servers/{slug}", status_code=303)

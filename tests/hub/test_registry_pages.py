@@ -1,0 +1,85 @@
+"""The registry's pages, as a person uses them: sign in, register with the form, browse."""
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlmodel import Session
+
+from hub.core.db import get_engine
+from hub.services.users import create_user
+from tests.conftest import RunningHub
+from tests.support.mcp_server import McpTestServer
+
+SECRET = "page-secret-51d0"
+
+
+@pytest.fixture
+def browser_client(hub: RunningHub) -> Iterator[httpx.Client]:
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        create_user(session=session, username="grace", password="pw-grace", team="weather")
+    with httpx.Client(base_url=hub.url, timeout=30) as client:
+        yield client
+
+
+def _sign_in(client: httpx.Client) -> None:
+    response = client.post("/login", data={"username": "grace", "password": "pw-grace"})
+    assert response.status_code == 303
+
+
+def test_pages_send_a_signed_out_person_to_sign_in(browser_client: httpx.Client) -> None:
+    response = browser_client.get("/servers/new")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/servers/new"
+    wrong = browser_client.post("/login", data={"username": "grace", "password": "nope"})
+    assert wrong.status_code == 401 and "Wrong username or password" in wrong.text
+
+
+def test_registering_with_the_form_shows_the_server_page_with_its_tools(
+    browser_client: httpx.Client,
+) -> None:
+    _sign_in(browser_client)
+    assert "No MCP server is registered yet" in browser_client.get("/servers").text
+    with McpTestServer(required_header=("X-Weather-Key", SECRET)) as weather:
+        form = {
+            "name": "Weather",
+            "slug": "weather",
+            "description": "Forecasts for office cities.",
+            "team": "weather",
+            "url": weather.url,
+            "transport": "streamable_http",
+            "tags": "weather, demo",
+            "auth_header_name": "X-Weather-Key",
+            "auth_header_value": SECRET,
+        }
+        created = browser_client.post("/servers/new", data=form)
+        assert created.status_code == 303, created.text
+        page = browser_client.get(created.headers["location"])
+    assert page.status_code == 200
+    assert "get_weather" in page.text and "<code>city</code>" in page.text
+    assert "Forecasts for office cities." in page.text
+    assert SECRET not in page.text
+    listing = browser_client.get("/servers", params={"q": "office"}).text
+    assert 'href="/servers/weather"' in listing
+    assert "No server matches" in browser_client.get("/servers", params={"q": "payroll"}).text
+
+
+def test_a_refused_form_keeps_what_was_typed_and_says_what_failed(
+    browser_client: httpx.Client,
+) -> None:
+    _sign_in(browser_client)
+    form = {
+        "name": "Metadata",
+        "slug": "meta",
+        "description": "Should never be registered.",
+        "team": "weather",
+        "url": "http://169.254.169.254/mcp",
+        "tags": "",
+    }
+    refused = browser_client.post("/servers/new", data=form)
+    assert refused.status_code == 400
+    assert "metadata" in refused.text
+    assert 'value="Metadata"' in refused.text
+    assert "Should never be registered." in refused.text
+    bad_slug = browser_client.post("/servers/new", data={**form, "slug": "Bad Slug!"})
+    assert bad_slug.status_code == 422 and "slug" in bad_slug.text

@@ -1,0 +1,99 @@
+"""An independent MCP server for tests: a small weather service over streamable HTTP.
+
+`McpTestServer` runs it on a fixed 127.0.0.1 port in a thread and can stop it, start it
+again and redeploy it with another tool description, as a team would.
+"""
+
+from types import TracebackType
+from typing import Any, Self
+
+from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp.exceptions import ToolError
+from starlette.responses import JSONResponse, Response
+
+from tests.support.servers import ThreadedServer, free_port
+
+__all__ = ["DEFAULT_DESCRIPTION", "McpTestServer", "build_weather_server"]
+
+DEFAULT_DESCRIPTION = "Current weather for a city: temperature in Celsius and the sky."
+
+
+def build_weather_server(
+    description: str = DEFAULT_DESCRIPTION, required_header: tuple[str, str] | None = None
+) -> FastMCP:
+    server = FastMCP("weather", instructions="Weather for the office cities.")
+    seen: list[dict[str, str]] = []
+
+    @server.tool(description=description)
+    def get_weather(city: str) -> dict[str, Any]:
+        if not city.strip():
+            raise ToolError("Give a city name, e.g. 'Lisbon'.")
+        return {"city": city, "temperature_c": 10 + len(city), "sky": "clear"}
+
+    @server.tool()
+    def flaky_forecast(days: int) -> str:
+        """A forecast that always fails, to test how errors come back."""
+        raise ToolError(f"the forecast service is down; cannot forecast {days} days")
+
+    server.seen_headers = seen  # type: ignore[attr-defined]
+    if required_header is None:
+        return server
+    name, value = required_header
+    app = server.streamable_http_app()
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+            seen.append(headers)
+            if headers.get(name.lower()) != value:
+                response: Response = JSONResponse({"error": "bad key"}, status_code=401)
+                await response(scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    server.guarded_app = guarded  # type: ignore[attr-defined]
+    return server
+
+
+class McpTestServer:
+    def __init__(
+        self, description: str = DEFAULT_DESCRIPTION, required_header: tuple[str, str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.description = description
+        self.required_header = required_header
+        self.mcp: FastMCP | None = None
+        self._server: ThreadedServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def start(self) -> None:
+        # A FastMCP app runs its session manager once, so every start builds a new one.
+        self.mcp = build_weather_server(self.description, self.required_header)
+        app = getattr(self.mcp, "guarded_app", None) or self.mcp.streamable_http_app()
+        self._server = ThreadedServer(app, port=self.port)
+        self._server.__enter__()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.__exit__(None, None, None)
+            self._server = None
+
+    def redeploy(self, description: str) -> None:
+        self.stop()
+        self.description = description
+        self.start()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
