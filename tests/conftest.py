@@ -1,5 +1,9 @@
 """Shared fixtures: a scripted upstream, databases, and a hub on a real port."""
 
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,9 +19,10 @@ from hub.core.db import dispose_engines, get_engine, migrate
 from hub.main import create_app
 from hub.models.service import ServiceCreate
 from hub.services.services import create_service
-from tests.support.servers import ThreadedServer
+from tests.support.servers import ThreadedServer, free_port, stop_process
 from tests.support.upstream import ScriptedUpstream
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 APP_TOKEN = "sb-test-app-token"
 
@@ -132,3 +137,32 @@ def hub(hub_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run
     monkeypatch.setenv("SB_TEST_PROVIDER_KEY", "sk-test-provider-key")
     with ThreadedServer(create_app(hub_settings)) as server:
         yield RunningHub(url=server.base_url, settings=hub_settings, app_token=APP_TOKEN)
+
+
+@pytest.fixture
+def served_handbook(tmp_path: Path) -> Iterator[str]:
+    """`python -m mcp_servers.handbook` on a free loopback port; yields its MCP endpoint."""
+    port = free_port()
+    log_path = tmp_path / "handbook.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mcp_servers.handbook", "--port", str(port)],
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the handbook server exited early:\n{log_path.read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the handbook server did not listen:\n{log_path.read_text()}")
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        stop_process(process)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
-from mcp import ClientSession
+from mcp import ClientSession, types
 from mcp.shared.exceptions import McpError
 from mcp.types import CallToolResult
 
@@ -114,8 +114,16 @@ class SessionPool:
             pooled = await self._session(server_id, version, endpoint)
             assert pooled.session is not None
             try:
-                return await pooled.session.call_tool(
-                    tool, arguments, read_timeout_seconds=timedelta(seconds=self._call_timeout_s)
+                # send_request, not call_tool: the hub passes results on, and checking them
+                # against the tool's output schema (the caller's job) would cost ms per call.
+                return await pooled.session.send_request(
+                    types.ClientRequest(
+                        types.CallToolRequest(
+                            params=types.CallToolRequestParams(name=tool, arguments=arguments)
+                        )
+                    ),
+                    types.CallToolResult,
+                    request_read_timeout_seconds=timedelta(seconds=self._call_timeout_s),
                 )
             except McpError as error:
                 # A session the server forgot (it restarted) is refused before the tool runs,

@@ -1,5 +1,6 @@
 """The MCP registry over real HTTP: a real hub, a real MCP server, a real MCP client session."""
 
+import logging
 import time
 from collections.abc import Iterator
 
@@ -184,8 +185,9 @@ def test_only_the_owning_team_or_an_admin_changes_a_server(
 
 
 def test_a_header_secret_reaches_the_server_and_never_comes_back(
-    hub: RunningHub, client: httpx.Client
+    hub: RunningHub, client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     with McpTestServer(required_header=("X-Weather-Key", SECRET)) as locked:
         refused = _register(client, locked.url)
         assert refused.status_code == 400 and "401" in refused.json()["detail"]
@@ -205,6 +207,13 @@ def test_a_header_secret_reaches_the_server_and_never_comes_back(
         ]
         assert all(SECRET not in body for body in bodies)
         assert response.json()["has_auth"] is True
+        # It did reach the server, and no log line of the hub (at any level) holds it.
+        seen = locked.mcp.seen_headers
+        assert any(h.get("x-weather-key") == SECRET for h in seen)
+        # The caller's own credentials stay at the hub.
+        assert not any("authorization" in h or "cookie" in h for h in seen)
+        assert f"HTTP Request: POST {locked.url}" in caplog.text  # the capture sees the hub
+        assert SECRET not in caplog.text
 
 
 def test_a_tool_call_to_a_server_that_went_away_fails_clearly_and_recovers_when_it_is_back(

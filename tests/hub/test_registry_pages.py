@@ -83,3 +83,25 @@ def test_a_refused_form_keeps_what_was_typed_and_says_what_failed(
     assert "Should never be registered." in refused.text
     bad_slug = browser_client.post("/servers/new", data={**form, "slug": "Bad Slug!"})
     assert bad_slug.status_code == 422 and "slug" in bad_slug.text
+
+
+def test_the_shipped_handbook_server_registers_with_the_form_and_is_found_by_its_description(
+    browser_client: httpx.Client, served_handbook: str
+) -> None:
+    _sign_in(browser_client)
+    form = {
+        "name": "Company handbook",
+        "slug": "handbook",
+        "description": "Search and read the company handbook: expenses, on-call, leave.",
+        "team": "weather",
+        "url": served_handbook,
+        "tags": "docs",
+    }
+    created = browser_client.post("/servers/new", data=form)
+    assert created.status_code == 303, created.text
+    page = browser_client.get("/servers/handbook").text
+    for tool in ("search_handbook", "read_handbook_page", "list_handbook_pages"):
+        assert f"<code>{tool}</code>" in page
+    assert "<code>query</code>" in page and "integer (default 5)" in page
+    found = browser_client.get("/servers", params={"q": "on-call"}).text
+    assert 'href="/servers/handbook"' in found

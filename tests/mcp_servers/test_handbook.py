@@ -1,10 +1,6 @@
 """The handbook MCP server: in memory through the SDK's client session, then over real HTTP."""
 
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -16,9 +12,7 @@ from mcp.types import CallToolResult, TextContent, TextResourceContents
 from pydantic import AnyUrl
 
 from mcp_servers.handbook import DEFAULT_DOCS_DIR, build_server
-from tests.support.servers import free_port, stop_process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_SLUGS = sorted(path.stem for path in DEFAULT_DOCS_DIR.glob("*.md"))
 
 
@@ -176,35 +170,6 @@ async def test_a_server_can_be_built_over_another_directory_of_pages(tmp_path: P
 def test_building_over_a_directory_without_pages_fails_with_the_reason(tmp_path: Path):
     with pytest.raises(ValueError, match=r"holds no \.md pages"):
         build_server(tmp_path)
-
-
-@pytest.fixture
-def served_handbook(tmp_path: Path) -> Iterator[str]:
-    """`python -m mcp_servers.handbook` on a free loopback port; yields its MCP endpoint."""
-    port = free_port()
-    log_path = tmp_path / "handbook.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mcp_servers.handbook", "--port", str(port)],
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the handbook server exited early:\n{log_path.read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the handbook server did not listen:\n{log_path.read_text()}")
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        stop_process(process)
 
 
 @pytest.mark.anyio

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
@@ -105,8 +106,9 @@ async def tool_stats(slug: str, actor: CurrentActor, registry: RegistryDep) -> l
 @router.post("/{slug}/tools/{tool}/call")
 async def call_tool(
     slug: str, tool: str, call: ToolCallRequest, actor: CurrentActor, registry: RegistryDep
-) -> dict[str, Any]:
+) -> Response:
     """Call a tool through the hub (which holds the server's secret). The answer is MCP's
     CallToolResult: `content`, `structuredContent` and `isError`."""
     caller = actor.name if not call.on_behalf_of else f"{actor.name} for {call.on_behalf_of}"
-    return await registry.call_tool(slug, tool, call.arguments, caller)
+    result = await registry.call_tool(slug, tool, call.arguments, caller)
+    return Response(orjson.dumps(result), media_type="application/json")
