@@ -14,6 +14,7 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 __all__ = [
+    "AgentInfo",
     "HubError",
     "HubGateway",
     "HubUnavailableError",
@@ -64,6 +65,16 @@ class McpServerInfo:
     name: str
     description: str
     tools: tuple[McpToolInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    slug: str
+    name: str
+    description: str
+    starters: tuple[str, ...]
+    # True for the person's own agent that has no published version they run, only a draft.
+    is_draft: bool
 
 
 @dataclass(slots=True)
@@ -195,6 +206,47 @@ class HubGateway:
             )
             for item in response.json()
         ]
+
+    async def list_agents(self, *, user: str) -> list[AgentInfo]:
+        """The published agents `user` may use, then their own drafts (to try them)."""
+        headers = {"X-Switchboard-User": user}
+        published = await self._request("GET", "/api/agents", headers=headers)
+        mine = await self._request("GET", "/api/agents", params={"mine": "true"}, headers=headers)
+        for response in (published, mine):
+            if response.status_code != 200:
+                raise HubError(f"The hub could not list agents: {_error_detail(response)}")
+        agents = [
+            AgentInfo(
+                slug=str(item["slug"]),
+                name=str(item["name"]),
+                description=str(item.get("description") or ""),
+                starters=tuple(item.get("starters") or ()),
+                is_draft=False,
+            )
+            for item in published.json()
+            if item.get("live_version") is not None
+        ]
+        agents += [
+            AgentInfo(
+                slug=str(item["slug"]),
+                name=str(item["name"]),
+                description=str(item.get("description") or ""),
+                starters=tuple(item.get("starters") or ()),
+                is_draft=True,
+            )
+            for item in mine.json()
+            if item.get("owner") == user
+        ]
+        return agents
+
+    async def agent_run_spec(self, *, slug: str, user: str, draft: bool) -> dict[str, Any]:
+        """What the runtime needs to run the agent's live version (or its owner's draft)."""
+        path = f"/api/agents/{slug}/draft-run-spec" if draft else f"/api/agents/{slug}/live"
+        response = await self._request("GET", path, headers={"X-Switchboard-User": user})
+        if response.status_code != 200:
+            raise HubError(f"The agent cannot run: {_error_detail(response)}")
+        spec: dict[str, Any] = response.json()
+        return spec
 
     async def call_tool(
         self, *, server: str, tool: str, arguments: dict[str, Any], on_behalf_of: str | None

@@ -14,6 +14,7 @@ from chainlit.data.base import BaseDataLayer
 from chainlit.input_widget import Switch
 from chainlit.types import ThreadDict
 
+from app.agent_chat import PROFILE_AGENT, PROFILE_DRAFT, AgentHost, parse_profile, spec_from_hub
 from app.auth_secret import ensure_auth_secret
 from app.data_layer import SwitchboardDataLayer
 from app.gateway import HubError, HubGateway, McpServerInfo
@@ -45,6 +46,7 @@ def data_layer() -> BaseDataLayer:
 
 @cl.on_app_shutdown
 async def close_gateway() -> None:
+    await agent_host().close()
     await gateway().aclose()
 
 
@@ -74,7 +76,7 @@ async def chat_profiles(
         # The chat still opens; sending a message reports the problem in the conversation.
         logger.warning("cannot list models: %s", error)
         return []
-    return [
+    profiles = [
         cl.ChatProfile(
             name=model.id,
             markdown_description=model.description or f"Chat with **{model.id}**.",
@@ -82,6 +84,53 @@ async def chat_profiles(
         )
         for index, model in enumerate(models)
     ]
+    if current_user is None:
+        return profiles
+    try:
+        agents = await gateway().list_agents(user=current_user.identifier)
+    except HubError as error:
+        logger.warning("cannot list agents: %s", error)
+        agents = []
+    for agent in agents:
+        prefix = PROFILE_DRAFT if agent.is_draft else PROFILE_AGENT
+        label = f"{agent.name} (draft)" if agent.is_draft else agent.name
+        note = "Your draft: try it before you publish. " if agent.is_draft else "Agent. "
+        profiles.append(
+            cl.ChatProfile(
+                name=prefix + agent.slug,
+                display_name=label,
+                markdown_description=note + (agent.description or ""),
+                starters=[cl.Starter(label=text, message=text) for text in agent.starters] or None,
+            )
+        )
+    return profiles
+
+
+@cache
+def agent_host() -> AgentHost:
+    settings = get_settings()
+    return AgentHost(
+        hub_url=settings.hub_url,
+        token=settings.app_service_token,
+        database_url=settings.sqlalchemy_url,
+        otlp_endpoint=settings.otlp_endpoint,
+    )
+
+
+async def _run_agent(message: cl.Message, slug: str, draft: bool) -> None:
+    user = cl.context.session.user
+    username = user.identifier if user else "anonymous"
+    try:
+        run_spec = await gateway().agent_run_spec(slug=slug, user=username, draft=draft)
+    except HubError as error:
+        await cl.ErrorMessage(content=str(error), author="Switchboard").send()
+        return
+    await agent_host().run(
+        spec=spec_from_hub(run_spec),
+        user=username,
+        conversation_id=cl.context.session.thread_id,
+        message=message.content,
+    )
 
 
 async def _active_servers() -> list[McpServerInfo]:
@@ -111,8 +160,11 @@ async def _send_settings(current: dict[str, Any]) -> None:
 
 @cl.on_chat_start
 async def start() -> None:
-    cl.user_session.set(_MODEL_KEY, cl.user_session.get("chat_profile"))
-    await _send_settings({})
+    profile = cl.user_session.get("chat_profile")
+    cl.user_session.set(_MODEL_KEY, profile)
+    if parse_profile(profile) is None:
+        # An agent comes with its own MCP servers; switches are for chatting with a model.
+        await _send_settings({})
 
 
 async def _remember_settings(settings: dict[str, Any]) -> None:
@@ -142,7 +194,8 @@ async def resume(thread: ThreadDict) -> None:
         or cl.user_session.get("chat_profile")
     )
     cl.user_session.set(_MODEL_KEY, model)
-    await _send_settings(dict(cl.context.session.chat_settings))
+    if parse_profile(model) is None:
+        await _send_settings(dict(cl.context.session.chat_settings))
 
 
 async def _model() -> str:
@@ -165,6 +218,9 @@ async def on_message(message: cl.Message) -> None:
         model = await _model()
     except HubError as error:
         await cl.ErrorMessage(content=str(error), author="Switchboard").send()
+        return
+    if agent := parse_profile(model):
+        await _run_agent(message, *agent)
         return
 
     settings = dict(cl.context.session.chat_settings)

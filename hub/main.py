@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
 from hub.api.main import api_router
-from hub.core.config import Settings, get_settings
+from hub.core.config import APP_SERVICE_NAME, Settings, get_settings
 from hub.core.crypto import SecretBox, load_or_create_key
 from hub.core.db import get_engine, migrate
 from hub.gateway.catalog import load_catalog
@@ -23,13 +23,11 @@ from hub.mcp.registry import McpRegistry, RegistryError
 from hub.runtime import HubRuntime
 from hub.services.services import TokenResolver, ensure_service
 from hub.services.usage import UsageRecorder
-from hub.web import pages
+from hub.web import agent_pages, pages, trace_pages
 
 __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
-
-APP_SERVICE_NAME = "chat-app"
 
 
 def _is_gateway_path(request: Request) -> bool:
@@ -131,4 +129,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RegistryError, _registry_error)
     app.include_router(api_router)
     app.include_router(pages.router)
+    app.include_router(agent_pages.router)
+    app.include_router(trace_pages.router)
     return app

@@ -1,21 +1,25 @@
 """Injected types for routes, declared once."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
 from sqlmodel import Session
 
+from hub.core.config import APP_SERVICE_NAME
 from hub.gateway.errors import GatewayError
 from hub.gateway.proxy import Gateway
 from hub.mcp.registry import McpRegistry
 from hub.models.actor import Actor
+from hub.models.user import User
 from hub.runtime import HubRuntime
 from hub.services.services import ServiceIdentity
+from hub.services.users import get_user
 from hub.services.web_sessions import user_for_web_session
 
 __all__ = [
+    "ACTING_FOR_HEADER",
     "SESSION_COOKIE",
     "AdminService",
     "CurrentActor",
@@ -28,6 +32,8 @@ __all__ = [
 ]
 
 SESSION_COOKIE = "switchboard_session"
+# The chat app (and only it) calls on behalf of the person signed in to it.
+ACTING_FOR_HEADER = "x-switchboard-user"
 
 
 async def get_runtime(request: Request) -> HubRuntime:
@@ -109,16 +115,25 @@ async def get_optional_actor(request: Request, runtime: RuntimeDep) -> Actor | N
     """A service (bearer token) or a person (the hub's session cookie), or nobody."""
     if request.headers.get("authorization"):
         service = await get_current_service(request, runtime)
+        acting_for = request.headers.get(ACTING_FOR_HEADER)
+        if acting_for and service.name == APP_SERVICE_NAME:
+            person = await _user_actor(runtime, lambda s: get_user(session=s, username=acting_for))
+            if person is None:
+                raise GatewayError(401, f"No user named {acting_for!r}.", code="unknown_user")
+            return person
         return Actor(
             kind="service", name=service.name, team=service.team, is_admin=service.is_admin
         )
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
+    return await _user_actor(runtime, lambda s: user_for_web_session(session=s, token=token))
 
+
+async def _user_actor(runtime: HubRuntime, find: Callable[[Session], User | None]) -> Actor | None:
     def lookup() -> Actor | None:
         with Session(runtime.engine) as session:
-            user = user_for_web_session(session=session, token=token)
+            user = find(session)
             if user is None:
                 return None
             return Actor(kind="user", name=user.username, team=user.team, is_admin=user.is_admin)

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from hub.api.routes import auth, health, mcp_servers, usage
+from hub.api.routes import agents, auth, health, mcp_servers, traces, usage
 from hub.gateway import routes as gateway
 
 __all__ = ["api_router"]
@@ -13,3 +13,5 @@ api_router.include_router(gateway.router)
 api_router.include_router(usage.router)
 api_router.include_router(auth.router)
 api_router.include_router(mcp_servers.router)
+api_router.include_router(agents.router)
+api_router.include_router(traces.router)

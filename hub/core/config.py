@@ -7,10 +7,12 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEV_APP_TOKEN", "Settings", "get_settings"]
+__all__ = ["APP_SERVICE_NAME", "DEV_APP_TOKEN", "Settings", "get_settings"]
 
 # Development-only token the chat app uses to call the gateway; refused outside development.
 DEV_APP_TOKEN = "sb-dev-chat-app-token"
+# The service the chat app calls the hub as; the only one trusted to act for a person.
+APP_SERVICE_NAME = "chat-app"
 
 
 class Settings(BaseSettings):
@@ -45,6 +47,9 @@ class Settings(BaseSettings):
     mcp_discovery_timeout_s: float = 15.0
     mcp_call_timeout_s: float = 60.0
     web_session_days: int = 7
+    # Agent runs are also exported as OpenTelemetry spans (GenAI conventions) when set, e.g.
+    # http://127.0.0.1:4318 for a collector, Langfuse, Phoenix or Jaeger speaking OTLP/HTTP.
+    otlp_endpoint: str = ""
 
     # The chat app's own service token; the hub registers its hash on start.
     app_service_token: str = DEV_APP_TOKEN

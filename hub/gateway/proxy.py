@@ -101,7 +101,9 @@ class Gateway:
             )
         return entry
 
-    async def complete(self, *, service: ServiceIdentity, request: ChatRequest) -> Response:
+    async def complete(
+        self, *, service: ServiceIdentity, request: ChatRequest, agent: str | None = None
+    ) -> Response:
         entry = self.entry(request.model)
         deployment = entry.deployments[0]
         started = time.perf_counter()
@@ -115,6 +117,7 @@ class Gateway:
             model=entry.name,
             deployment=deployment.name,
             stream=request.stream,
+            agent=agent,
         )
         try:
             upstream = await self._send(deployment, body)

@@ -4,8 +4,10 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
+import hub.models.agent
 import hub.models.mcp_server
 import hub.models.service
+import hub.models.trace
 import hub.models.usage
 import hub.models.user
 import hub.models.web_session  # noqa: F401  (registers the tables on SQLModel.metadata)

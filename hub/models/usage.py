@@ -17,6 +17,8 @@ class UsageRecord(SQLModel, table=True):
     team: str = Field(max_length=100, index=True)
     model: str = Field(max_length=200, index=True)
     deployment: str = Field(max_length=200)
+    # The agent a call was made for (the caller's X-Switchboard-Agent header), if any.
+    agent: str | None = Field(default=None, max_length=63)
     stream: bool = False
     input_tokens: int = 0
     output_tokens: int = 0
@@ -32,6 +34,7 @@ class UsageSummaryRow(SQLModel):
     service: str | None = None
     team: str | None = None
     model: str | None = None
+    agent: str | None = None
     requests: int
     errors: int
     input_tokens: int

@@ -13,11 +13,12 @@ from hub.models.usage import UsageRecord, UsageSummaryRow
 
 __all__ = ["GroupKey", "UsageEntry", "UsageRecorder", "summarize_usage"]
 
-GroupKey = Literal["service", "team", "model"]
+GroupKey = Literal["service", "team", "model", "agent"]
 _GROUP_COLUMNS = {
     "service": UsageRecord.service_name,
     "team": UsageRecord.team,
     "model": UsageRecord.model,
+    "agent": UsageRecord.agent,
 }
 
 
@@ -32,6 +33,7 @@ class UsageEntry:
     model: str
     deployment: str
     stream: bool
+    agent: str | None = None
     created_at: datetime = field(default_factory=utcnow)
     input_tokens: int = 0
     output_tokens: int = 0

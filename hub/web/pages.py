@@ -24,18 +24,18 @@ from hub.services.users import authenticate_password
 from hub.services.web_sessions import end_web_session, start_web_session
 from hub.web.schema import schema_rows
 
-__all__ = ["router"]
+__all__ = ["page", "router", "templates", "to_login"]
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 templates.env.globals["schema_rows"] = schema_rows
 
 
-def _page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
-def _to_login(request: Request) -> RedirectResponse:
+def to_login(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
@@ -52,7 +52,7 @@ async def home() -> RedirectResponse:
 
 @router.get("/login")
 async def login_form(request: Request, next: str = "/servers") -> Response:
-    return _page(request, "login.html", next=_safe_next(next), username="", error=None)
+    return page(request, "login.html", next=_safe_next(next), username="", error=None)
 
 
 @router.post("/login")
@@ -71,7 +71,7 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
 
     token = await anyio.to_thread.run_sync(sign_in) if username and password else None
     if token is None:
-        return _page(
+        return page(
             request,
             "login.html",
             status=401,
@@ -115,7 +115,7 @@ async def servers_page(
     team: str = "",
 ) -> Response:
     if actor is None:
-        return _to_login(request)
+        return to_login(request)
 
     def load() -> list[Any]:
         with Session(runtime.engine) as session:
@@ -123,7 +123,7 @@ async def servers_page(
             return [store.to_public(session=session, server=server) for server in found]
 
     servers = await anyio.to_thread.run_sync(load)
-    return _page(request, "servers.html", actor=actor, servers=servers, q=q, tag=tag, team=team)
+    return page(request, "servers.html", actor=actor, servers=servers, q=q, tag=tag, team=team)
 
 
 _FORM_FIELDS = ("name", "slug", "description", "team", "url", "transport", "tags")
@@ -132,8 +132,8 @@ _FORM_FIELDS = ("name", "slug", "description", "team", "url", "transport", "tags
 @router.get("/servers/new")
 async def new_server_form(request: Request, actor: OptionalActor) -> Response:
     if actor is None:
-        return _to_login(request)
-    return _page(request, "server_new.html", actor=actor, form={}, error=None)
+        return to_login(request)
+    return page(request, "server_new.html", actor=actor, form={}, error=None)
 
 
 def _problems(error: ValidationError) -> str:
@@ -147,7 +147,7 @@ async def register_from_form(
     request: Request, actor: OptionalActor, registry: RegistryDep
 ) -> Response:
     if actor is None:
-        return _to_login(request)
+        return to_login(request)
     form = await request.form()
     values = {key: str(form.get(key, "")).strip() for key in (*_FORM_FIELDS, "auth_header_name")}
     secret = str(form.get("auth_header_value", ""))
@@ -161,7 +161,7 @@ async def register_from_form(
         )
         created = await registry.register(server_in, actor)
     except ValidationError as error:
-        return _page(
+        return page(
             request,
             "server_new.html",
             status=422,
@@ -170,7 +170,7 @@ async def register_from_form(
             error=f"Please fix: {_problems(error)}",
         )
     except RegistryError as error:
-        return _page(
+        return page(
             request,
             "server_new.html",
             status=error.status,
@@ -190,7 +190,7 @@ async def _server_page(
     error: str | None = None,
 ) -> Response:
     server = await registry.public(slug)
-    return _page(
+    return page(
         request,
         "server.html",
         status=status,
@@ -209,11 +209,11 @@ async def server_page(
     request: Request, slug: str, actor: OptionalActor, registry: RegistryDep
 ) -> Response:
     if actor is None:
-        return _to_login(request)
+        return to_login(request)
     try:
         return await _server_page(request, actor, registry, slug)
     except RegistryError as error:
-        return _page(
+        return page(
             request,
             "servers.html",
             status=error.status,
@@ -230,7 +230,7 @@ async def server_action(
     request: Request, slug: str, action: str, actor: OptionalActor, registry: RegistryDep
 ) -> Response:
     if actor is None:
-        return _to_login(request)
+        return to_login(request)
     try:
         if action == "approve":
             await registry.approve(slug, actor)

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from hub.core.db import get_engine
 from hub.services.users import create_user
 from tests.conftest import RunningHub
+from tests.support.mcp_server import McpTestServer
 from tests.support.servers import free_port, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,37 @@ class ChatApp:
     url: str
     log_path: Path
     database_path: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        port = self.url.rsplit(":", 1)[1]
+        command = [sys.executable, "-m", "chainlit", "run", "app/main.py", "--headless"]
+        command += ["--host", "127.0.0.1", "--port", port]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        process = self.process
+
+        def answering() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"chainlit exited early:\n{self.log()}")
+            try:
+                return httpx.get(self.url + "/auth/config", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(answering, timeout_s=60, what="chainlit to answer")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -102,36 +134,17 @@ def chat_app(hub: RunningHub, tmp_path: Path) -> Iterator[ChatApp]:
     database_url = hub.settings.sqlalchemy_url
     assert database_url.startswith("sqlite:///"), "browser tests read the SQLite file"
     port = free_port()
-    log_path = tmp_path / "chainlit.log"
-    command = [sys.executable, "-m", "chainlit", "run", "app/main.py", "--headless"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=_app_env(hub, tmp_path / "app-data"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     app = ChatApp(
         url=f"http://127.0.0.1:{port}",
-        log_path=log_path,
+        log_path=tmp_path / "chainlit.log",
         database_path=Path(database_url.removeprefix("sqlite:///")),
+        env=_app_env(hub, tmp_path / "app-data"),
     )
     try:
-
-        def answering() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"chainlit exited early:\n{app.log()}")
-            try:
-                return httpx.get(app.url + "/auth/config", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(answering, timeout_s=60, what="chainlit to answer")
+        app.start()
         yield app
     finally:
-        stop_process(process)
+        app.stop()
 
 
 @pytest.fixture
@@ -183,3 +196,26 @@ def send(page: Page, text: str) -> None:
         except AssertionError:
             box.click()
     raise AssertionError(f"the chat did not accept the message {text!r}")
+
+
+@pytest.fixture
+def registered_weather(hub: RunningHub) -> Iterator[tuple[McpTestServer, httpx.Client]]:
+    token = hub.new_service("weather-bot", team="weather")
+    with (
+        McpTestServer() as weather,
+        httpx.Client(
+            base_url=hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as client,
+    ):
+        response = client.post(
+            "/api/mcp/servers",
+            json={
+                "slug": "weather",
+                "name": "Weather",
+                "description": "Current weather for office cities.",
+                "team": "weather",
+                "url": weather.url,
+            },
+        )
+        assert response.status_code == 201, response.text
+        yield weather, client

@@ -1,41 +1,16 @@
 """Journey 3 in a real browser: a team's MCP server, switched on in chat, is called by the model."""
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.app.conftest import ChatApp, send, sign_in, wait_until
-from tests.conftest import RunningHub
 from tests.support.mcp_server import McpTestServer
 from tests.support.upstream import ScriptedUpstream
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def registered_weather(hub: RunningHub) -> Iterator[tuple[McpTestServer, httpx.Client]]:
-    token = hub.new_service("weather-bot", team="weather")
-    with (
-        McpTestServer() as weather,
-        httpx.Client(
-            base_url=hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        ) as client,
-    ):
-        response = client.post(
-            "/api/mcp/servers",
-            json={
-                "slug": "weather",
-                "name": "Weather",
-                "description": "Current weather for office cities.",
-                "team": "weather",
-                "url": weather.url,
-            },
-        )
-        assert response.status_code == 201, response.text
-        yield weather, client
 
 
 def _switch_on(page: Page, setting: str) -> None:

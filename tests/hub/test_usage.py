@@ -81,3 +81,28 @@ def test_usage_can_be_limited_to_a_time_range(hub: RunningHub, upstream: Scripte
         headers={"authorization": f"Bearer {admin}"},
     )
     assert bad.status_code == 422 and "group_by" in bad.json()["error"]["message"]
+
+
+def test_calls_an_agent_makes_are_counted_per_agent(hub: RunningHub, upstream: ScriptedUpstream):
+    token = hub.new_service("agent-runner", team="agents")
+    admin = hub.new_service("usage-admin", team="platform", admin=True)
+    body = {"model": "test-model", "messages": [{"role": "user", "content": "hi there"}]}
+    with httpx.Client(base_url=hub.url, timeout=30) as client:
+        for agent in ("trip-planner", "trip-planner", None):
+            headers = {"Authorization": f"Bearer {token}"}
+            if agent:
+                headers["X-Switchboard-Agent"] = agent
+            assert (
+                client.post("/v1/chat/completions", json=body, headers=headers).status_code == 200
+            )
+        bad = client.post(
+            "/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {token}", "X-Switchboard-Agent": "Not A Slug!"},
+        )
+        assert bad.status_code == 400 and "x-switchboard-agent" in bad.text.lower()
+        report = client.get(
+            "/v1/usage", params={"group_by": "agent"}, headers={"Authorization": f"Bearer {admin}"}
+        ).json()
+    by_agent = {row["agent"]: row["requests"] for row in report["rows"]}
+    assert by_agent == {"trip-planner": 2, None: 1}

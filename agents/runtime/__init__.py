@@ -1,0 +1,37 @@
+"""The agent runtime: one LangGraph graph that runs any agent spec, calling tools through
+the hub, keeping each conversation in a checkpointer and recording each run as a trace."""
+
+from agents.runtime.events import (
+    AgentEvent,
+    EventHandler,
+    FinalAnswer,
+    RunResult,
+    RunStatus,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from agents.runtime.graph import AgentRunner, build_graph, run_agent
+from agents.runtime.hub_tools import HubToolClient, ToolCaller, ToolOutcome, function_name
+from agents.runtime.spec import AgentSpec, HubConnection, ToolSpec
+
+__all__ = [
+    "AgentEvent",
+    "AgentRunner",
+    "AgentSpec",
+    "EventHandler",
+    "FinalAnswer",
+    "HubConnection",
+    "HubToolClient",
+    "RunResult",
+    "RunStatus",
+    "TextDelta",
+    "ToolCallFinished",
+    "ToolCallStarted",
+    "ToolCaller",
+    "ToolOutcome",
+    "ToolSpec",
+    "build_graph",
+    "function_name",
+    "run_agent",
+]

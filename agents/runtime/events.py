@@ -1,0 +1,78 @@
+"""What a run reports while it works (events) and what it hands back at the end (result).
+
+Events reach the run's `on_event` handler in order, awaited one at a time (a slow handler
+slows the run): `TextDelta`s as the model's tokens stream in (from every model call, also
+the text a model writes before asking for a tool), `ToolCallStarted` and `ToolCallFinished`
+around each tool call, and `FinalAnswer` once, last. A stop message (step limit, time limit,
+model failure) is never streamed: it comes only in `FinalAnswer.text`, with its status.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "AgentEvent",
+    "EventHandler",
+    "FinalAnswer",
+    "RunResult",
+    "RunStatus",
+    "TextDelta",
+    "ToolCallFinished",
+    "ToolCallStarted",
+]
+
+# "cancelled": the caller cancelled the run (the chat's stop button).
+RunStatus = Literal["ok", "error", "limit", "timeout", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the model's answer, as it streams in."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted:
+    call_id: str
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallFinished:
+    call_id: str
+    server: str
+    tool: str
+    # The tool's text, or what went wrong when `is_error`.
+    result: str
+    is_error: bool
+    latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class FinalAnswer:
+    """The run's last word: the model's answer, or the message saying why it stopped."""
+
+    text: str
+    status: RunStatus
+
+
+AgentEvent = TextDelta | ToolCallStarted | ToolCallFinished | FinalAnswer
+EventHandler = Callable[[AgentEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    text: str
+    status: RunStatus
+    # None when the run was not traced.
+    trace_id: str | None
+    error: str | None = None
+
+    @property
+    def stopped_early(self) -> bool:
+        """True when a limit, an error or a cancellation ended the run, not the model."""
+        return self.status != "ok"

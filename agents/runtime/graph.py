@@ -1,0 +1,229 @@
+"""One graph for every agent: model → tools → model … until the model answers, the step
+limit stops it, or the time limit does. The agent itself (its model, instructions, tools and
+limits) comes with each run, in the run's context.
+
+    async with open_checkpointer(database_url) as checkpointer, Tracer(database_url) as tracer:
+        result = await run_agent(spec=spec, hub=hub, user="ana", conversation_id="c1",
+                                 message="Weather in Lisbon?", checkpointer=checkpointer,
+                                 tracer=tracer, on_event=show)
+"""
+
+import asyncio
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_openai import ChatOpenAI
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StreamMode
+from pydantic import SecretStr
+
+from agents.runtime.events import EventHandler, FinalAnswer, RunResult, RunStatus, TextDelta
+from agents.runtime.hub_tools import HubToolClient, ToolCaller, ToolIndex
+from agents.runtime.limits import time_limit_message
+from agents.runtime.nodes import (
+    ModelCallError,
+    call_model,
+    call_tools,
+    route_after_model,
+    stop_at_limit,
+)
+from agents.runtime.spec import AgentSpec, HubConnection
+from agents.runtime.state import AgentState, RunContext
+from agents.tracing import RunTrace, Tracer
+
+__all__ = ["AgentRunner", "build_graph", "run_agent"]
+
+TOOL_CALL_TIMEOUT_S = 60.0
+AgentGraph = CompiledStateGraph[AgentState, RunContext, Any, Any]
+
+
+def build_graph(checkpointer: BaseCheckpointSaver[Any] | None) -> AgentGraph:
+    builder = StateGraph(AgentState, context_schema=RunContext)
+    builder.add_node("model", call_model)
+    builder.add_node("tools", call_tools)
+    builder.add_node("limit", stop_at_limit)
+    builder.add_edge(START, "model")
+    builder.add_conditional_edges("model", route_after_model)
+    builder.add_edge("tools", "model")
+    builder.add_edge("limit", END)
+    return builder.compile(checkpointer=checkpointer, name="switchboard-agent")
+
+
+class AgentRunner:
+    """Runs agents for one hub connection with one checkpointer and (optionally) one tracer.
+    Holds one HTTP client for tool calls; close it with `aclose()` or `async with`.
+
+    `tool_caller` replaces the hub for tool calls and `model_http_client` carries the model
+    calls: both are seams for benchmarks and tests, not needed in production.
+    """
+
+    def __init__(
+        self,
+        *,
+        hub: HubConnection,
+        checkpointer: BaseCheckpointSaver[Any] | None,
+        tracer: Tracer | None = None,
+        tool_caller: ToolCaller | None = None,
+        model_http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._hub = hub
+        self._tracer = tracer
+        self._graph = build_graph(checkpointer)
+        # One HTTP client for the hub: tool calls, and model calls (the OpenAI SDK sets its
+        # own time-outs per request); closed with the runner.
+        self._http = httpx.AsyncClient(timeout=TOOL_CALL_TIMEOUT_S)
+        self._model_http = model_http_client or self._http
+        self._tools = tool_caller or HubToolClient(hub, self._http)
+        self._models: dict[tuple[str, int, str], ChatOpenAI] = {}
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _model(self, spec: AgentSpec, tools: ToolIndex) -> Any:
+        key = (spec.model, spec.max_tokens, spec.slug)
+        model = self._models.get(key)
+        if model is None:
+            model = self._models[key] = ChatOpenAI(
+                model=spec.model,
+                base_url=f"{self._hub.hub_url.rstrip('/')}/v1",
+                api_key=SecretStr(self._hub.token),
+                max_tokens=spec.max_tokens,
+                streaming=True,
+                stream_usage=True,
+                max_retries=0,
+                default_headers={"X-Switchboard-Agent": spec.slug},
+                http_async_client=self._model_http,
+            )
+        return model.bind_tools(tools.functions) if tools.functions else model
+
+    async def run(
+        self,
+        *,
+        spec: AgentSpec,
+        user: str,
+        conversation_id: str,
+        message: str,
+        on_event: EventHandler | None = None,
+    ) -> RunResult:
+        """One turn of a conversation: `message` from `user`, with the conversation's earlier
+        turns from the checkpointer (its thread is `conversation_id`). Never raises for a
+        model, tool or limit failure: the result (and the trace) say what happened."""
+        tools = ToolIndex(spec.tools)
+        context = RunContext(
+            spec=spec, model=self._model(spec, tools), tools=tools, caller=self._tools, user=user
+        )
+        trace = context.trace = self._start_trace(spec, user, conversation_id)
+        config: RunnableConfig = {
+            "configurable": {"thread_id": conversation_id},
+            "recursion_limit": 2 * spec.max_steps + 5,
+        }
+        inputs: dict[str, Any] = {"messages": [HumanMessage(message)], "steps": 0}
+        error: str | None = None
+        try:
+            async with asyncio.timeout(spec.timeout_s) as deadline:
+                try:
+                    text, status = await self._stream(inputs, config, context, on_event)
+                except ModelCallError as exc:
+                    text, status, error = str(exc), "error", str(exc)
+        except TimeoutError:
+            if not deadline.expired():
+                _finish(trace, "error", "TimeoutError")
+                raise
+            text, status = time_limit_message(spec.timeout_s), "timeout"
+            error = text
+        except asyncio.CancelledError:
+            _finish(trace, "cancelled", "the run was cancelled")
+            raise
+        except Exception as exc:  # recorded, then raised: a bug, not a model or tool failure
+            _finish(trace, "error", f"{type(exc).__name__}: {exc}")
+            raise
+        _finish(trace, status, error)
+        if on_event is not None:
+            await on_event(FinalAnswer(text=text, status=status))
+        return RunResult(
+            text=text, status=status, trace_id=trace.id if trace else None, error=error
+        )
+
+    def _start_trace(self, spec: AgentSpec, user: str, conversation_id: str) -> RunTrace | None:
+        if self._tracer is None:
+            return None
+        return self._tracer.start_run(spec=spec, user=user, conversation_id=conversation_id)
+
+    async def _stream(
+        self,
+        inputs: dict[str, Any],
+        config: RunnableConfig,
+        context: RunContext,
+        on_event: EventHandler | None,
+    ) -> tuple[str, RunStatus]:
+        modes: list[StreamMode] = ["updates"]
+        if on_event is not None:
+            modes += ["messages", "custom"]
+        text = ""
+        status: RunStatus = "ok"
+        async for mode, data in self._graph.astream(
+            inputs, config, context=context, stream_mode=modes
+        ):
+            if mode == "updates":
+                for node, update in data.items():
+                    if node in ("model", "limit") and update:
+                        last = update["messages"][-1]
+                        if isinstance(last, AIMessage):
+                            text = last.text
+                        status = "limit" if node == "limit" else "ok"
+            elif on_event is None:
+                continue
+            elif mode == "messages":
+                chunk, metadata = data
+                if (
+                    isinstance(chunk, AIMessageChunk)
+                    and metadata.get("langgraph_node") == "model"
+                    and (delta := chunk.text)
+                ):
+                    await on_event(TextDelta(delta))
+            else:
+                await on_event(data)
+        return text, status
+
+
+def _finish(trace: RunTrace | None, status: str, error: str | None) -> None:
+    if trace is not None:
+        trace.finish(status, error)
+
+
+async def run_agent(
+    *,
+    spec: AgentSpec,
+    hub: HubConnection,
+    user: str,
+    conversation_id: str,
+    message: str,
+    checkpointer: BaseCheckpointSaver[Any] | None,
+    tracer: Tracer | None,
+    on_event: EventHandler | None = None,
+) -> RunResult:
+    """One turn with a runner of its own (a process that runs many holds one `AgentRunner`)."""
+    async with AgentRunner(hub=hub, checkpointer=checkpointer, tracer=tracer) as runner:
+        return await runner.run(
+            spec=spec,
+            user=user,
+            conversation_id=conversation_id,
+            message=message,
+            on_event=on_event,
+        )

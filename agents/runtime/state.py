@@ -1,0 +1,35 @@
+"""The graph's state (what the checkpointer keeps per conversation) and a run's context
+(what one run needs and nothing stores)."""
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from langchain_core.messages import AnyMessage
+from langchain_core.runnables import Runnable
+from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict
+
+from agents.runtime.hub_tools import ToolCaller, ToolIndex
+from agents.runtime.spec import AgentSpec
+from agents.tracing import RunTrace
+
+__all__ = ["AgentState", "RunContext"]
+
+
+class AgentState(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+    # Model calls in the current run (the current user turn); each run starts it at 0.
+    steps: int
+
+
+@dataclass(slots=True)
+class RunContext:
+    spec: AgentSpec
+    # The chat model with the agent's tools bound.
+    model: Runnable[Any, Any]
+    tools: ToolIndex
+    caller: ToolCaller
+    user: str
+    trace: RunTrace | None = None
+    # The trace step of the model call whose tool calls are being run (their parent).
+    model_step_id: str | None = None

@@ -1,0 +1,158 @@
+"""Chatting with an agent: its live version (or its owner's draft) runs in the agent runtime,
+each step shows in the conversation as it happens, and the reply links to the run's trace.
+
+One runner per app process holds the checkpointer (conversations continue after a restart)
+and the tracer (every run is stored as a trace in the hub's database).
+"""
+
+import asyncio
+from contextlib import AsyncExitStack
+from typing import Any
+
+import chainlit as cl
+
+from agents.checkpoint import open_checkpointer
+from agents.runtime import (
+    AgentEvent,
+    AgentRunner,
+    AgentSpec,
+    FinalAnswer,
+    HubConnection,
+    RunResult,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolSpec,
+)
+from agents.tracing import Tracer
+
+__all__ = ["PROFILE_AGENT", "PROFILE_DRAFT", "AgentHost", "parse_profile", "spec_from_hub"]
+
+PROFILE_AGENT = "agent:"
+PROFILE_DRAFT = "draft:"
+
+
+def parse_profile(profile: str | None) -> tuple[str, bool] | None:
+    """(agent slug, is draft) for an agent's chat profile; None for a model's."""
+    for prefix, draft in ((PROFILE_AGENT, False), (PROFILE_DRAFT, True)):
+        if profile and profile.startswith(prefix):
+            return profile.removeprefix(prefix), draft
+    return None
+
+
+def spec_from_hub(run_spec: dict[str, Any]) -> AgentSpec:
+    return AgentSpec(
+        slug=str(run_spec["slug"]),
+        version=run_spec.get("version"),
+        owner=str(run_spec["owner"]),
+        name=str(run_spec["name"]),
+        instructions=str(run_spec.get("instructions") or ""),
+        model=str(run_spec["model"]),
+        tools=tuple(
+            ToolSpec(
+                server=str(tool["server"]),
+                name=str(tool["name"]),
+                description=str(tool.get("description") or ""),
+                input_schema=dict(tool.get("input_schema") or {}),
+            )
+            for tool in run_spec.get("tools", [])
+        ),
+        max_steps=int(run_spec["max_steps"]),
+        max_tokens=int(run_spec["max_tokens"]),
+        timeout_s=float(run_spec["timeout_s"]),
+        input_usd_per_million=float(run_spec.get("input_usd_per_million") or 0.0),
+        output_usd_per_million=float(run_spec.get("output_usd_per_million") or 0.0),
+    )
+
+
+class AgentHost:
+    def __init__(
+        self, *, hub_url: str, token: str, database_url: str, otlp_endpoint: str = ""
+    ) -> None:
+        self._hub = HubConnection(hub_url=hub_url, token=token)
+        self._database_url = database_url
+        self._otlp_endpoint = otlp_endpoint or None
+        self._stack = AsyncExitStack()
+        self._runner: AgentRunner | None = None
+        self._tracer: Tracer | None = None
+
+    async def start(self) -> None:
+        checkpointer = await self._stack.enter_async_context(open_checkpointer(self._database_url))
+        tracer = self._tracer = await self._stack.enter_async_context(
+            Tracer(self._database_url, otlp_endpoint=self._otlp_endpoint)
+        )
+        self._runner = await self._stack.enter_async_context(
+            AgentRunner(hub=self._hub, checkpointer=checkpointer, tracer=tracer)
+        )
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+        self._runner = None
+
+    async def run(
+        self, *, spec: AgentSpec, user: str, conversation_id: str, message: str
+    ) -> RunResult:
+        """Run one turn, showing it in the current Chainlit conversation."""
+        if self._runner is None:
+            await self.start()
+        assert self._runner is not None
+        view = _TurnView(spec)
+        try:
+            result = await self._runner.run(
+                spec=spec,
+                user=user,
+                conversation_id=conversation_id,
+                message=message,
+                on_event=view.show,
+            )
+        except asyncio.CancelledError:
+            # The stop button: keep what streamed in so far.
+            if view.reply.content:
+                await view.reply.send()
+            raise
+        if self._tracer is not None:
+            # The reply links to the trace: make sure it is all written when the link shows.
+            await self._tracer.flush()
+        await view.finish(result, hub_url=self._hub.hub_url)
+        return result
+
+
+class _TurnView:
+    """The reply and the tool steps of one agent turn, as the events arrive."""
+
+    def __init__(self, spec: AgentSpec) -> None:
+        self.reply = cl.Message(
+            content="",
+            author=spec.name,
+            metadata={"switchboard_reply": True, "agent": spec.slug, "version": spec.version},
+        )
+        self.steps: dict[str, cl.Step] = {}
+        self.final: FinalAnswer | None = None
+
+    async def show(self, event: AgentEvent) -> None:
+        if isinstance(event, TextDelta):
+            await self.reply.stream_token(event.text)
+        elif isinstance(event, ToolCallStarted):
+            step = cl.Step(name=f"{event.server} · {event.tool}", type="tool", show_input="json")
+            step.input = event.arguments
+            self.steps[event.call_id] = step
+            await step.send()
+        elif isinstance(event, ToolCallFinished):
+            step = self.steps.pop(event.call_id, None)
+            if step is not None:
+                step.output = event.result or "(no output)"
+                step.is_error = event.is_error
+                await step.update()
+        elif isinstance(event, FinalAnswer):
+            self.final = event
+
+    async def finish(self, result: RunResult, *, hub_url: str) -> None:
+        if not self.reply.content.strip() and result.text:
+            self.reply.content = result.text
+        elif result.stopped_early and result.text and result.text not in self.reply.content:
+            self.reply.content += f"\n\n{result.text}"
+        if result.trace_id:
+            self.reply.content += (
+                f"\n\n[Open the trace of this run]({hub_url}/traces/{result.trace_id})"
+            )
+        await self.reply.send()

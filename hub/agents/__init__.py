@@ -1,0 +1,1 @@
+"""The hub's agent catalog: agents people build without code, and their published versions."""

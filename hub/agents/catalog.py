@@ -1,0 +1,188 @@
+"""The agent catalog at work: who may read and change an agent, validation against the model
+catalog and the MCP registry, publishing and restoring. Database work runs in worker threads.
+
+Someone who may not read an agent gets 404, as if it did not exist; someone who may read it
+but not change it gets 403.
+"""
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from hub.gateway.catalog import Catalog
+from hub.mcp.registry import RegistryError
+from hub.models.actor import Actor
+from hub.models.agent import (
+    Agent,
+    AgentCreate,
+    AgentDefinition,
+    AgentListItem,
+    AgentPublic,
+    AgentRunSpec,
+    AgentUpdate,
+    AgentVersionPublic,
+)
+from hub.models.mcp_server import McpServerPublic, McpStatus
+from hub.services import agents as store
+from hub.services import mcp_servers as registry_store
+
+__all__ = ["AgentCatalog", "AgentError"]
+
+T = TypeVar("T")
+
+
+class AgentError(RegistryError):
+    """A refused agent request: `status` and a message that says what to do (the hub answers
+    `{"detail": message}`, as for the MCP registry)."""
+
+
+def _readable(session: Session, slug: str, actor: Actor) -> Agent:
+    agent = store.get_agent(session=session, slug=slug)
+    if agent is None or not store.can_read(agent, actor):
+        raise AgentError(404, f"No agent {slug!r} exists, or it is not shared with you.")
+    return agent
+
+
+def _editable(session: Session, slug: str, actor: Actor) -> Agent:
+    agent = _readable(session, slug, actor)
+    if not store.can_edit(agent, actor):
+        raise AgentError(403, f"Only {agent.owner!r} (its owner) or an admin can change {slug!r}.")
+    return agent
+
+
+class AgentCatalog:
+    def __init__(self, *, engine: Engine, models: Catalog) -> None:
+        self._engine = engine
+        self._models = models
+
+    @property
+    def model_names(self) -> list[str]:
+        return [entry.name for entry in self._models.models]
+
+    async def _db(self, work: Callable[[Session], T]) -> T:
+        def run() -> T:
+            with Session(self._engine, expire_on_commit=False) as session:
+                return work(session)
+
+        return await anyio.to_thread.run_sync(run)
+
+    def _check(self, session: Session, definition: AgentDefinition) -> None:
+        problems = store.definition_problems(
+            session=session, definition=definition, models=self._models
+        )
+        if problems:
+            raise AgentError(422, " ".join(problems))
+
+    async def create(self, agent_in: AgentCreate, actor: Actor) -> AgentPublic:
+        def work(session: Session) -> AgentPublic:
+            if store.get_agent(session=session, slug=agent_in.slug) is not None:
+                raise AgentError(409, f"The slug {agent_in.slug!r} is taken; choose another.")
+            self._check(session, agent_in)
+            agent = store.create_agent(session=session, agent_in=agent_in, actor=actor)
+            return store.to_public(session=session, agent=agent, show_draft=True)
+
+        return await self._db(work)
+
+    async def find(
+        self, actor: Actor, text: str | None = None, mine: bool = False
+    ) -> list[AgentListItem]:
+        """Published agents the actor may read; with `mine`, the actor's own, drafts too."""
+
+        def work(session: Session) -> list[AgentListItem]:
+            if mine:
+                found = store.list_agents(session=session, owner=actor.name)
+            else:
+                found = store.list_agents(session=session, published_only=True)
+            items = [
+                store.list_item(session=session, agent=agent, show_draft=mine)
+                for agent in found
+                if store.can_read(agent, actor)
+            ]
+            return [i for i in items if store.matches(text, i.slug, i.name, i.description)]
+
+        return await self._db(work)
+
+    async def get(self, slug: str, actor: Actor) -> AgentPublic:
+        def work(session: Session) -> AgentPublic:
+            agent = _readable(session, slug, actor)
+            show_draft = store.can_edit(agent, actor)
+            return store.to_public(session=session, agent=agent, show_draft=show_draft)
+
+        return await self._db(work)
+
+    async def update(self, slug: str, update: AgentUpdate, actor: Actor) -> AgentPublic:
+        def work(session: Session) -> AgentPublic:
+            agent = _editable(session, slug, actor)
+            self._check(session, store.updated_draft(agent, update))
+            agent = store.update_agent(session=session, agent=agent, update=update)
+            return store.to_public(session=session, agent=agent, show_draft=True)
+
+        return await self._db(work)
+
+    async def publish(self, slug: str, actor: Actor) -> AgentVersionPublic:
+        def work(session: Session) -> AgentVersionPublic:
+            agent = _editable(session, slug, actor)
+            self._check(session, AgentPublic.definition_of(agent))
+            version = store.publish_draft(session=session, agent=agent, actor=actor)
+            return store.version_public(version, version.id)
+
+        return await self._db(work)
+
+    async def versions(self, slug: str, actor: Actor) -> list[AgentVersionPublic]:
+        def work(session: Session) -> list[AgentVersionPublic]:
+            agent = _readable(session, slug, actor)
+            return [
+                store.version_public(version, agent.live_version_id)
+                for version in store.list_versions(session=session, agent=agent)
+            ]
+
+        return await self._db(work)
+
+    async def restore(self, slug: str, number: int, actor: Actor) -> AgentVersionPublic:
+        def work(session: Session) -> AgentVersionPublic:
+            agent = _editable(session, slug, actor)
+            version = store.get_version(session=session, agent=agent, number=number)
+            if version is None:
+                raise AgentError(404, f"{slug!r} has no version {number}.")
+            store.restore_version(session=session, agent=agent, version=version)
+            return store.version_public(version, version.id)
+
+        return await self._db(work)
+
+    async def delete(self, slug: str, actor: Actor) -> None:
+        def work(session: Session) -> None:
+            store.delete_agent(session=session, agent=_editable(session, slug, actor))
+
+        await self._db(work)
+
+    async def live_spec(self, slug: str, actor: Actor) -> AgentRunSpec:
+        def work(session: Session) -> AgentRunSpec:
+            agent = _readable(session, slug, actor)
+            live = store.live_version(session=session, agent=agent)
+            if live is None:
+                raise AgentError(404, f"{slug!r} has no published version yet.")
+            return store.run_spec(session=session, agent=agent, source=live, models=self._models)
+
+        return await self._db(work)
+
+    async def draft_spec(self, slug: str, actor: Actor) -> AgentRunSpec:
+        def work(session: Session) -> AgentRunSpec:
+            agent = _editable(session, slug, actor)
+            return store.run_spec(session=session, agent=agent, source=agent, models=self._models)
+
+        return await self._db(work)
+
+    async def builder_servers(self, selected: list[str]) -> list[McpServerPublic]:
+        """The servers the Builder offers: the active ones, and any already selected."""
+
+        def work(session: Session) -> list[McpServerPublic]:
+            return [
+                registry_store.to_public(session=session, server=server)
+                for server in registry_store.list_servers(session=session)
+                if server.status == McpStatus.active or server.slug in selected
+            ]
+
+        return await self._db(work)

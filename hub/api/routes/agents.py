@@ -1,0 +1,107 @@
+"""The agent catalog API: build a draft, publish versions, choose the live one, and read what
+the runtime needs to run it.
+
+Anyone but an agent's owner and admins sees only what is published: in `GET /{slug}` the
+`name`, `description` and `draft` are then the live version's. An agent a person may not read
+answers 404, as if it did not exist.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from hub.agents.catalog import AgentCatalog
+from hub.api.deps import CurrentActor, RuntimeDep
+from hub.models.agent import (
+    AgentCreate,
+    AgentListItem,
+    AgentPublic,
+    AgentRunSpec,
+    AgentUpdate,
+    AgentVersionPublic,
+)
+
+__all__ = ["AgentCatalogDep", "router"]
+
+
+async def get_agent_catalog(runtime: RuntimeDep) -> AgentCatalog:
+    return AgentCatalog(engine=runtime.engine, models=runtime.gateway.catalog)
+
+
+AgentCatalogDep = Annotated[AgentCatalog, Depends(get_agent_catalog)]
+
+router = APIRouter(prefix="/api/agents", tags=["agents"])
+
+
+@router.post("", response_model=AgentPublic, status_code=201)
+async def create_agent(
+    agent_in: AgentCreate, actor: CurrentActor, agents: AgentCatalogDep
+) -> AgentPublic:
+    """Create an agent as a draft of its owner (the caller); nobody else sees it until it is
+    published."""
+    return await agents.create(agent_in, actor)
+
+
+@router.get("", response_model=list[AgentListItem])
+async def list_agents(
+    actor: CurrentActor, agents: AgentCatalogDep, q: str | None = None, mine: bool = False
+) -> list[AgentListItem]:
+    """Published agents the caller may use, searched by `q` in slug, name and description;
+    with `mine=true`, the caller's own agents, unpublished drafts included."""
+    return await agents.find(actor, text=q, mine=mine)
+
+
+@router.get("/{slug}", response_model=AgentPublic)
+async def get_agent(slug: str, actor: CurrentActor, agents: AgentCatalogDep) -> AgentPublic:
+    return await agents.get(slug, actor)
+
+
+@router.patch("/{slug}", response_model=AgentPublic)
+async def update_agent(
+    slug: str, update: AgentUpdate, actor: CurrentActor, agents: AgentCatalogDep
+) -> AgentPublic:
+    """Change the draft; the live version stays as it was until the next publish."""
+    return await agents.update(slug, update, actor)
+
+
+@router.delete("/{slug}", status_code=204)
+async def delete_agent(slug: str, actor: CurrentActor, agents: AgentCatalogDep) -> Response:
+    await agents.delete(slug, actor)
+    return Response(status_code=204)
+
+
+@router.post("/{slug}/publish", response_model=AgentVersionPublic, status_code=201)
+async def publish_agent(
+    slug: str, actor: CurrentActor, agents: AgentCatalogDep
+) -> AgentVersionPublic:
+    """Freeze the draft as the next version (v1, v2, ...) and make it live."""
+    return await agents.publish(slug, actor)
+
+
+@router.get("/{slug}/versions", response_model=list[AgentVersionPublic])
+async def list_versions(
+    slug: str, actor: CurrentActor, agents: AgentCatalogDep
+) -> list[AgentVersionPublic]:
+    """Published versions, newest first, with who published each."""
+    return await agents.versions(slug, actor)
+
+
+@router.post("/{slug}/versions/{number}/restore", response_model=AgentVersionPublic)
+async def restore_version(
+    slug: str, number: int, actor: CurrentActor, agents: AgentCatalogDep
+) -> AgentVersionPublic:
+    """Make an earlier version live again (nothing is copied; the draft is left as it is)."""
+    return await agents.restore(slug, number, actor)
+
+
+@router.get("/{slug}/live", response_model=AgentRunSpec)
+async def live_run_spec(slug: str, actor: CurrentActor, agents: AgentCatalogDep) -> AgentRunSpec:
+    """What the runtime needs to run the live version: instructions, model and its prices,
+    limits, and the tools of its active servers as its allow-list filters them."""
+    return await agents.live_spec(slug, actor)
+
+
+@router.get("/{slug}/draft-run-spec", response_model=AgentRunSpec)
+async def draft_run_spec(slug: str, actor: CurrentActor, agents: AgentCatalogDep) -> AgentRunSpec:
+    """The same for the draft, so its owner can try it before publishing."""
+    return await agents.draft_spec(slug, actor)

@@ -1,0 +1,326 @@
+"""The agent catalog in the database: agents and their drafts, published versions, who sees what.
+
+Who may read an agent: its owner and admins always; anyone else only once a version is live,
+and then as its visibility says (everyone, or the owner's team). Only the owner and admins see
+the draft or change anything.
+"""
+
+from typing import Any
+
+from sqlmodel import Session, col, delete, func, select
+
+from hub.gateway.catalog import Catalog
+from hub.models.actor import Actor
+from hub.models.agent import (
+    Agent,
+    AgentCreate,
+    AgentDefinition,
+    AgentListItem,
+    AgentPublic,
+    AgentRunSpec,
+    AgentTool,
+    AgentUpdate,
+    AgentVersion,
+    AgentVersionPublic,
+    Visibility,
+)
+from hub.models.mcp_server import McpSnapshot, McpStatus
+from hub.models.service import utcnow
+from hub.services import mcp_servers as registry_store
+
+__all__ = [
+    "can_edit",
+    "can_read",
+    "create_agent",
+    "definition_problems",
+    "delete_agent",
+    "get_agent",
+    "get_version",
+    "list_agents",
+    "list_item",
+    "list_versions",
+    "live_version",
+    "matches",
+    "publish_draft",
+    "restore_version",
+    "run_spec",
+    "to_public",
+    "update_agent",
+    "updated_draft",
+    "version_public",
+]
+
+_DEFINITION_FIELDS = tuple(AgentDefinition.model_fields)
+
+
+def can_edit(agent: Agent, actor: Actor) -> bool:
+    return actor.is_admin or actor.name == agent.owner
+
+
+def can_read(agent: Agent, actor: Actor) -> bool:
+    if can_edit(agent, actor):
+        return True
+    if agent.live_version_id is None:
+        return False
+    if agent.visibility == Visibility.everyone:
+        return True
+    return agent.visibility == Visibility.team and actor.team == agent.team
+
+
+def matches(text: str | None, *fields: str) -> bool:
+    """Every word of `text` appears somewhere in the fields (case-insensitive)."""
+    haystack = " ".join(fields).lower()
+    return all(word in haystack for word in (text or "").lower().split())
+
+
+def get_agent(*, session: Session, slug: str) -> Agent | None:
+    return session.exec(select(Agent).where(Agent.slug == slug)).first()
+
+
+def list_agents(
+    *, session: Session, owner: str | None = None, published_only: bool = False
+) -> list[Agent]:
+    query = select(Agent).order_by(col(Agent.name), col(Agent.slug))
+    if owner is not None:
+        query = query.where(Agent.owner == owner)
+    if published_only:
+        query = query.where(col(Agent.live_version_id).is_not(None))
+    return list(session.exec(query).all())
+
+
+def live_version(*, session: Session, agent: Agent) -> AgentVersion | None:
+    if agent.live_version_id is None:
+        return None
+    return session.get(AgentVersion, agent.live_version_id)
+
+
+def get_version(*, session: Session, agent: Agent, number: int) -> AgentVersion | None:
+    query = select(AgentVersion).where(
+        AgentVersion.agent_id == agent.id, AgentVersion.number == number
+    )
+    return session.exec(query).first()
+
+
+def list_versions(*, session: Session, agent: Agent) -> list[AgentVersion]:
+    query = (
+        select(AgentVersion)
+        .where(AgentVersion.agent_id == agent.id)
+        .order_by(col(AgentVersion.number).desc())
+    )
+    return list(session.exec(query).all())
+
+
+def _approved_tools(session: Session, snapshot_id: int | None) -> list[dict[str, Any]]:
+    snapshot = session.get(McpSnapshot, snapshot_id) if snapshot_id is not None else None
+    return list(snapshot.tools) if snapshot else []
+
+
+def definition_problems(
+    *, session: Session, definition: AgentDefinition, models: Catalog
+) -> list[str]:
+    """What is wrong with a definition against the model catalog and the MCP registry."""
+    problems = []
+    if models.get(definition.model) is None:
+        known = ", ".join(entry.name for entry in models.models)
+        problems.append(
+            f"The model {definition.model!r} is not in the catalog; choose one of: {known}."
+        )
+    for slug in definition.allowed_tools:
+        if slug not in definition.mcp_servers:
+            problems.append(f"Tools are allowed for {slug!r}, which is not one of its MCP servers.")
+    for slug in definition.mcp_servers:
+        server = registry_store.get_server(session=session, slug=slug)
+        if server is None:
+            problems.append(f"No MCP server is registered as {slug!r}.")
+            continue
+        allowed = definition.allowed_tools.get(slug)
+        if allowed is None:
+            continue
+        if not allowed:
+            problems.append(
+                f"Allow at least one tool of {slug!r}, or leave its allow-list out for all tools."
+            )
+        offered = [tool["name"] for tool in _approved_tools(session, server.approved_snapshot_id)]
+        unknown = [name for name in allowed if name not in offered]
+        if unknown:
+            problems.append(
+                f"{slug!r} offers no tool {', '.join(map(repr, unknown))}; "
+                f"it offers: {', '.join(offered) or 'none'}."
+            )
+    return problems
+
+
+def _cleaned(values: dict[str, Any]) -> dict[str, Any]:
+    """Servers and allowed tools without repeats, in the order given."""
+    if values.get("mcp_servers") is not None:
+        values["mcp_servers"] = list(dict.fromkeys(values["mcp_servers"]))
+    if values.get("allowed_tools") is not None:
+        values["allowed_tools"] = {
+            slug: list(dict.fromkeys(tools)) for slug, tools in values["allowed_tools"].items()
+        }
+    return values
+
+
+def create_agent(*, session: Session, agent_in: AgentCreate, actor: Actor) -> Agent:
+    agent = Agent(**_cleaned(agent_in.model_dump()), owner=actor.name, team=actor.team)
+    session.add(agent)
+    session.commit()
+    session.refresh(agent)
+    return agent
+
+
+def updated_draft(agent: Agent, update: AgentUpdate) -> AgentDefinition:
+    """The draft's definition as it would be after `update` (to validate before saving). A
+    server taken out of `mcp_servers` takes its allow-list with it."""
+    merged = AgentPublic.definition_of(agent).model_dump()
+    changes = {
+        key: value
+        for key, value in update.model_dump(exclude_unset=True).items()
+        if key in _DEFINITION_FIELDS and value is not None
+    }
+    if "mcp_servers" in changes and "allowed_tools" not in changes:
+        changes["allowed_tools"] = {
+            slug: tools
+            for slug, tools in merged["allowed_tools"].items()
+            if slug in changes["mcp_servers"]
+        }
+    merged.update(changes)
+    return AgentDefinition.model_validate(_cleaned(merged))
+
+
+def update_agent(*, session: Session, agent: Agent, update: AgentUpdate) -> Agent:
+    for key, value in updated_draft(agent, update).model_dump().items():
+        setattr(agent, key, value)
+    for key in ("name", "description", "visibility"):
+        if (value := getattr(update, key)) is not None:
+            setattr(agent, key, value)
+    agent.updated_at = utcnow()
+    session.add(agent)
+    session.commit()
+    session.refresh(agent)
+    return agent
+
+
+def publish_draft(*, session: Session, agent: Agent, actor: Actor) -> AgentVersion:
+    """Freeze the draft as the next version and make it live."""
+    # Lock the agent's row (PostgreSQL) so two publishes cannot take the same number.
+    locked = session.exec(select(Agent).where(Agent.id == agent.id).with_for_update()).one()
+    last = session.exec(
+        select(func.max(AgentVersion.number)).where(AgentVersion.agent_id == locked.id)
+    ).one()
+    assert locked.id is not None
+    version = AgentVersion(
+        **AgentPublic.definition_of(locked).model_dump(),
+        agent_id=locked.id,
+        number=(last or 0) + 1,
+        name=locked.name,
+        description=locked.description,
+        published_by=actor.name,
+    )
+    session.add(version)
+    session.flush()
+    locked.live_version_id = version.id
+    locked.updated_at = utcnow()
+    session.add(locked)
+    session.commit()
+    session.refresh(version)
+    return version
+
+
+def restore_version(*, session: Session, agent: Agent, version: AgentVersion) -> None:
+    agent.live_version_id = version.id
+    agent.updated_at = utcnow()
+    session.add(agent)
+    session.commit()
+
+
+def delete_agent(*, session: Session, agent: Agent) -> None:
+    session.exec(delete(AgentVersion).where(col(AgentVersion.agent_id) == agent.id))
+    session.delete(agent)
+    session.commit()
+
+
+def version_public(version: AgentVersion, live_id: int | None) -> AgentVersionPublic:
+    return AgentVersionPublic.model_validate(
+        {**version.model_dump(), "is_live": version.id == live_id}
+    )
+
+
+def to_public(*, session: Session, agent: Agent, show_draft: bool) -> AgentPublic:
+    """The agent as `AgentPublic`. Without `show_draft` (anyone but its owner and admins) the
+    name, description and `draft` are the live version's, so nothing unpublished shows."""
+    live = live_version(session=session, agent=agent)
+    source: Agent | AgentVersion = agent if show_draft or live is None else live
+    versions = [
+        version_public(v, agent.live_version_id)
+        for v in list_versions(session=session, agent=agent)
+    ]
+    return AgentPublic(
+        **agent.model_dump(include={"id", "slug", "owner", "team", "visibility", "created_at"}),
+        updated_at=agent.updated_at if show_draft or live is None else live.published_at,
+        name=source.name,
+        description=source.description,
+        draft=AgentPublic.definition_of(source),
+        live=version_public(live, agent.live_version_id) if live else None,
+        versions=versions,
+    )
+
+
+def list_item(*, session: Session, agent: Agent, show_draft: bool) -> AgentListItem:
+    live = live_version(session=session, agent=agent)
+    source: Agent | AgentVersion = agent if show_draft or live is None else live
+    return AgentListItem(
+        slug=agent.slug,
+        name=source.name,
+        description=source.description,
+        owner=agent.owner,
+        team=agent.team,
+        visibility=agent.visibility,
+        model=source.model,
+        starters=list(source.starters),
+        live_version=live.number if live else None,
+        updated_at=agent.updated_at if show_draft or live is None else live.published_at,
+    )
+
+
+def run_spec(
+    *, session: Session, agent: Agent, source: Agent | AgentVersion, models: Catalog
+) -> AgentRunSpec:
+    """What the runtime needs to run `source` (a version, or the agent's draft): the tools of
+    its active servers, filtered by its allow-list, and the model's prices."""
+    tools: list[AgentTool] = []
+    unavailable: list[str] = []
+    for slug in source.mcp_servers:
+        server = registry_store.get_server(session=session, slug=slug)
+        if server is None or server.status != McpStatus.active:
+            unavailable.append(slug)
+            continue
+        allowed = source.allowed_tools.get(slug)
+        for tool in registry_store.offered_tools(session=session, server=server):
+            if allowed is None or tool["name"] in allowed:
+                tools.append(
+                    AgentTool(
+                        server=slug,
+                        name=tool["name"],
+                        description=tool.get("description") or "",
+                        input_schema=tool.get("input_schema") or {},
+                    )
+                )
+    entry = models.get(source.model)
+    return AgentRunSpec(
+        **AgentPublic.definition_of(source).model_dump(
+            include={"instructions", "model", "starters", "max_steps", "max_tokens", "timeout_s"}
+        ),
+        slug=agent.slug,
+        name=source.name,
+        description=source.description,
+        owner=agent.owner,
+        team=agent.team,
+        version=source.number if isinstance(source, AgentVersion) else None,
+        is_draft=isinstance(source, Agent),
+        tools=tools,
+        unavailable_servers=unavailable,
+        model_available=entry is not None,
+        input_usd_per_million=entry.input_usd_per_million if entry else 0.0,
+        output_usd_per_million=entry.output_usd_per_million if entry else 0.0,
+    )

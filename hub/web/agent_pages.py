@@ -1,0 +1,399 @@
+"""The agent pages for people: the list with search, the Agent Builder, an agent's page.
+
+They use the same `AgentCatalog` calls as the API, so the same people see the same agents:
+someone who may not read an agent gets a 404 page, someone who may read but not change it
+gets 403. Forms post back; a refused form is shown again with what was typed.
+"""
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+from starlette.responses import RedirectResponse, Response
+
+from hub.agents.catalog import AgentCatalog, AgentError
+from hub.api.deps import OptionalActor, RuntimeDep
+from hub.api.routes.agents import AgentCatalogDep
+from hub.models.actor import Actor
+from hub.models.agent import AgentCreate, AgentDefinition, AgentPublic, AgentUpdate, Visibility
+from hub.models.mcp_server import McpServerPublic
+from hub.web.pages import templates
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+_TEXT_FIELDS = ("name", "slug", "description", "visibility", "instructions", "model", "starters")
+_NUMBER_FIELDS = ("max_steps", "max_tokens", "timeout_s")
+# What the draft-vs-live table compares, in the order it shows them.
+_COMPARED = ("name", "description", *AgentDefinition.model_fields)
+
+
+def _page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+def _chat_url(runtime: RuntimeDep) -> str:
+    return f"http://{runtime.settings.app_host}:{runtime.settings.app_port}/"
+
+
+def _problems(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in error.errors()
+    )
+
+
+async def _not_found(request: Request, actor: Actor, error: AgentError) -> Response:
+    return _page(
+        request,
+        "agents.html",
+        status=error.status,
+        actor=actor,
+        agents=[],
+        mine=[],
+        q="",
+        error=error.message,
+    )
+
+
+@router.get("/agents")
+async def agents_page(
+    request: Request, actor: OptionalActor, agents: AgentCatalogDep, q: str = ""
+) -> Response:
+    if actor is None:
+        return _to_login(request)
+    published = await agents.find(actor, text=q)
+    mine = await agents.find(actor, mine=True)
+    return _page(request, "agents.html", actor=actor, agents=published, mine=mine, q=q, error=None)
+
+
+# The Builder ------------------------------------------------------------------------------
+
+
+def _form_of(agent: AgentPublic | None, servers: list[McpServerPublic]) -> dict[str, Any]:
+    """The Builder's fields, from an agent's draft or (for a new one) the defaults."""
+    draft = agent.draft if agent else None
+    defaults = AgentDefinition(model="none")
+    selected = draft.mcp_servers if draft else []
+    allowed = draft.allowed_tools if draft else {}
+    source = draft or defaults
+    return {
+        "name": agent.name if agent else "",
+        "slug": agent.slug if agent else "",
+        "description": agent.description if agent else "",
+        "visibility": (agent.visibility if agent else Visibility.everyone).value,
+        "instructions": source.instructions,
+        "model": source.model,
+        "starters": "\n".join(source.starters),
+        **{field: str(getattr(source, field)) for field in _NUMBER_FIELDS},
+        "servers": list(selected),
+        "tools": {s.slug: allowed.get(s.slug, [tool.name for tool in s.tools]) for s in servers},
+    }
+
+
+def _form_from_post(form: FormData, servers: list[McpServerPublic]) -> dict[str, Any]:
+    values: dict[str, Any] = {key: str(form.get(key, "")).strip() for key in _TEXT_FIELDS}
+    values["instructions"] = str(form.get("instructions", ""))
+    values.update({key: str(form.get(key, "")).strip() for key in _NUMBER_FIELDS})
+    values["servers"] = [str(slug) for slug in form.getlist("servers")]
+    values["tools"] = {s.slug: [str(t) for t in form.getlist(f"tools:{s.slug}")] for s in servers}
+    return values
+
+
+def _definition_fields(values: dict[str, Any], servers: list[McpServerPublic]) -> dict[str, Any]:
+    """The Builder's fields as the API's. A server whose tools are all ticked gets no
+    allow-list, so tools it adds later (after review) are offered too."""
+    offered = {s.slug: {tool.name for tool in s.tools} for s in servers}
+    allowed = {
+        slug: values["tools"].get(slug, [])
+        for slug in values["servers"]
+        if set(values["tools"].get(slug, [])) != offered.get(slug, set())
+    }
+    return {
+        "name": values["name"],
+        "description": values["description"],
+        "visibility": values["visibility"] or Visibility.everyone,
+        "instructions": values["instructions"],
+        "model": values["model"],
+        "mcp_servers": values["servers"],
+        "allowed_tools": allowed,
+        "starters": values["starters"].splitlines(),
+        **{key: values[key] for key in _NUMBER_FIELDS},
+    }
+
+
+async def _builder(
+    request: Request,
+    actor: Actor,
+    agents: AgentCatalog,
+    runtime: RuntimeDep,
+    *,
+    form: dict[str, Any],
+    servers: list[McpServerPublic],
+    editing: str | None,
+    status: int = 200,
+    error: str | None = None,
+) -> Response:
+    return _page(
+        request,
+        "agent_builder.html",
+        status=status,
+        actor=actor,
+        form=form,
+        servers=servers,
+        models=agents.model_names,
+        visibilities=[v.value for v in Visibility],
+        editing=editing,
+        chat_url=_chat_url(runtime),
+        error=error,
+    )
+
+
+@router.get("/agents/new")
+async def new_agent_form(
+    request: Request, actor: OptionalActor, agents: AgentCatalogDep, runtime: RuntimeDep
+) -> Response:
+    if actor is None:
+        return _to_login(request)
+    servers = await agents.builder_servers([])
+    form = _form_of(None, servers)
+    form["model"] = agents.model_names[0]
+    return await _builder(request, actor, agents, runtime, form=form, servers=servers, editing=None)
+
+
+@router.post("/agents/new")
+async def create_from_form(
+    request: Request, actor: OptionalActor, agents: AgentCatalogDep, runtime: RuntimeDep
+) -> Response:
+    if actor is None:
+        return _to_login(request)
+    posted = await request.form()
+    servers = await agents.builder_servers([str(s) for s in posted.getlist("servers")])
+    values = _form_from_post(posted, servers)
+    try:
+        agent_in = AgentCreate(slug=values["slug"], **_definition_fields(values, servers))
+        created = await agents.create(agent_in, actor)
+    except (ValidationError, AgentError) as error:
+        status, message = _refusal(error)
+        return await _builder(
+            request,
+            actor,
+            agents,
+            runtime,
+            form=values,
+            servers=servers,
+            editing=None,
+            status=status,
+            error=message,
+        )
+    return await _after_save(request, actor, agents, runtime, created.slug, posted.get("action"))
+
+
+async def _after_save(
+    request: Request,
+    actor: Actor,
+    agents: AgentCatalog,
+    runtime: RuntimeDep,
+    slug: str,
+    action: Any,
+) -> Response:
+    """Publish the saved draft, or open the chat to try it, as the button pressed says."""
+    if action == "publish":
+        try:
+            await agents.publish(slug, actor)
+        except AgentError as error:
+            return await _agent_page(request, actor, agents, runtime, slug, error.status, error)
+    if action == "try":
+        return RedirectResponse(_chat_url(runtime), status_code=303)
+    return RedirectResponse(f"/agents/{slug}", status_code=303)
+
+
+def _refusal(error: ValidationError | AgentError) -> tuple[int, str]:
+    if isinstance(error, ValidationError):
+        return 422, f"Please fix: {_problems(error)}"
+    return error.status, error.message
+
+
+@router.get("/agents/{slug}/edit")
+async def edit_agent_form(
+    request: Request,
+    slug: str,
+    actor: OptionalActor,
+    agents: AgentCatalogDep,
+    runtime: RuntimeDep,
+) -> Response:
+    if actor is None:
+        return _to_login(request)
+    try:
+        agent = await agents.get(slug, actor)
+        if not (actor.is_admin or actor.name == agent.owner):
+            raise AgentError(403, f"Only {agent.owner!r} (its owner) or an admin can change it.")
+    except AgentError as error:
+        if error.status == 403:
+            return await _agent_page(request, actor, agents, runtime, slug, error.status, error)
+        return await _not_found(request, actor, error)
+    servers = await agents.builder_servers(agent.draft.mcp_servers)
+    return await _builder(
+        request,
+        actor,
+        agents,
+        runtime,
+        form=_form_of(agent, servers),
+        servers=servers,
+        editing=slug,
+    )
+
+
+@router.post("/agents/{slug}/edit")
+async def update_from_form(
+    request: Request,
+    slug: str,
+    actor: OptionalActor,
+    agents: AgentCatalogDep,
+    runtime: RuntimeDep,
+) -> Response:
+    if actor is None:
+        return _to_login(request)
+    posted = await request.form()
+    servers = await agents.builder_servers([str(s) for s in posted.getlist("servers")])
+    values = _form_from_post(posted, servers)
+    values["slug"] = slug
+    try:
+        update = AgentUpdate(**_definition_fields(values, servers))
+        await agents.update(slug, update, actor)
+    except AgentError as error:
+        if error.status == 404:
+            return await _not_found(request, actor, error)
+        if error.status == 403:
+            return await _agent_page(request, actor, agents, runtime, slug, error.status, error)
+        status, message = _refusal(error)
+    except ValidationError as error:
+        status, message = _refusal(error)
+    else:
+        return await _after_save(request, actor, agents, runtime, slug, posted.get("action"))
+    return await _builder(
+        request,
+        actor,
+        agents,
+        runtime,
+        form=values,
+        servers=servers,
+        editing=slug,
+        status=status,
+        error=message,
+    )
+
+
+# An agent's page --------------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {', '.join(v)}" for k, v in value.items()) or "all tools"
+    return str(value)
+
+
+def _draft_vs_live(agent: AgentPublic) -> list[tuple[str, str, str]]:
+    """(field, draft, live) for each field in which the draft differs from the live version."""
+    if agent.live is None:
+        return []
+    draft = {**agent.draft.model_dump(), "name": agent.name, "description": agent.description}
+    live = agent.live.model_dump()
+    return [
+        (field.replace("_", " "), _show(draft[field]), _show(live[field]))
+        for field in _COMPARED
+        if draft[field] != live[field]
+    ]
+
+
+async def _agent_page(
+    request: Request,
+    actor: Actor,
+    agents: AgentCatalog,
+    runtime: RuntimeDep,
+    slug: str,
+    status: int = 200,
+    error: AgentError | None = None,
+) -> Response:
+    try:
+        agent = await agents.get(slug, actor)
+    except AgentError as missing:
+        return await _not_found(request, actor, missing)
+    can_edit = actor.is_admin or actor.name == agent.owner
+    return _page(
+        request,
+        "agent.html",
+        status=status,
+        actor=actor,
+        agent=agent,
+        can_edit=can_edit,
+        changes=_draft_vs_live(agent) if can_edit else [],
+        shown=agent.live or agent.draft,
+        chat_url=_chat_url(runtime),
+        error=error.message if error else None,
+    )
+
+
+@router.get("/agents/{slug}")
+async def agent_page(
+    request: Request,
+    slug: str,
+    actor: OptionalActor,
+    agents: AgentCatalogDep,
+    runtime: RuntimeDep,
+) -> Response:
+    if actor is None:
+        return _to_login(request)
+    return await _agent_page(request, actor, agents, runtime, slug)
+
+
+@router.post("/agents/{slug}/versions/{number}/restore")
+async def restore_from_page(
+    request: Request,
+    slug: str,
+    number: int,
+    actor: OptionalActor,
+    agents: AgentCatalogDep,
+    runtime: RuntimeDep,
+) -> Response:
+    if actor is None:
+        return _to_login(request)
+    try:
+        await agents.restore(slug, number, actor)
+    except AgentError as error:
+        return await _agent_page(request, actor, agents, runtime, slug, error.status, error)
+    return RedirectResponse(f"/agents/{slug}", status_code=303)
+
+
+@router.post("/agents/{slug}/{action}")
+async def agent_action(
+    request: Request,
+    slug: str,
+    action: str,
+    actor: OptionalActor,
+    agents: AgentCatalogDep,
+    runtime: RuntimeDep,
+) -> Response:
+    """The agent page's buttons: publish the draft, or delete the agent."""
+    if actor is None:
+        return _to_login(request)
+    try:
+        if action == "publish":
+            await agents.publish(slug, actor)
+        elif action == "delete":
+            await agents.delete(slug, actor)
+            return RedirectResponse("/agents", status_code=303)
+        else:
+            raise AgentError(404, f"There is no action {action!r} on an agent.")
+    except AgentError as error:
+        return await _agent_page(request, actor, agents, runtime, slug, error.status, error)
+    return RedirectResponse(f"/agents/{slug}", status_code=303)
