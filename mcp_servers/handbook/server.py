@@ -4,18 +4,20 @@ from pathlib import Path
 from typing import Annotated
 
 from mcp.server.fastmcp import FastMCP
-from mcp.server.fastmcp.exceptions import ToolError
-from mcp.server.fastmcp.resources import TextResource
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from mcp_servers.handbook.search import Handbook
+from mcp_servers.common import (
+    MAX_LIMIT,
+    READ_ONLY,
+    DocSet,
+    build_docs_server,
+    page_or_error,
+    search_docs,
+)
 
 __all__ = ["DEFAULT_DOCS_DIR", "HandbookPage", "PageSummary", "SearchHit", "build_server"]
 
 DEFAULT_DOCS_DIR = Path(__file__).parent / "docs"
-MAX_LIMIT = 20
-READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
 
 INSTRUCTIONS = """\
 The Switchboard company handbook: the company's own policies and how-tos. Use it for any
@@ -55,18 +57,15 @@ def build_server(
     `host` and `port` are where `run("streamable-http")` listens; on a loopback host the SDK
     also turns on DNS-rebinding protection.
     """
-    handbook = Handbook.load(docs_dir or DEFAULT_DOCS_DIR)
+    handbook = DocSet.load(docs_dir or DEFAULT_DOCS_DIR)
     titles = "; ".join(f"{page.title} ({page.slug})" for page in handbook.pages)
-    server = FastMCP(
+    server = build_docs_server(
         name="handbook",
         instructions=INSTRUCTIONS + titles + ".",
+        docs=handbook,
+        uri_scheme="handbook",
         host=host,
         port=port,
-        log_level="WARNING",
-        # The handbook never writes to a client unasked: stateless JSON answers need no
-        # session state and no standing event stream, so any replica can answer any call.
-        stateless_http=True,
-        json_response=True,
     )
 
     @server.tool(title="Search the handbook", annotations=READ_ONLY)
@@ -84,11 +83,9 @@ def build_server(
         read_handbook_page before relying on a detail. An empty list means no page mentions those
         words: try synonyms, or list_handbook_pages to see what the handbook covers.
         """
-        if not query.strip():
-            raise ToolError(
-                "query is empty: send a few keywords about what you are looking for, "
-                "e.g. 'parental leave' or 'hotel nightly cap'"
-            )
+        matches = search_docs(
+            handbook, query, limit, examples="'parental leave' or 'hotel nightly cap'"
+        )
         return [
             SearchHit(
                 slug=match.page.slug,
@@ -97,7 +94,7 @@ def build_server(
                 snippet=match.snippet,
                 score=match.score,
             )
-            for match in handbook.search(query, limit)
+            for match in matches
         ]
 
     @server.tool(title="Read a handbook page", annotations=READ_ONLY)
@@ -111,11 +108,11 @@ def build_server(
         Take the slug from a search_handbook hit or from list_handbook_pages. Quote the page's
         title when you answer from it.
         """
-        page = handbook.get(slug.strip())
-        if page is None:
-            raise ToolError(
-                f"there is no handbook page {slug!r}; valid slugs are: {', '.join(handbook.slugs)}"
-            )
+        page = page_or_error(
+            handbook,
+            slug.strip(),
+            unknown="there is no handbook page {slug!r}; valid slugs are: {valid}",
+        )
         return HandbookPage(slug=page.slug, title=page.title, markdown=page.markdown)
 
     @server.tool(title="List handbook pages", annotations=READ_ONLY)
@@ -129,15 +126,4 @@ def build_server(
             for page in handbook.pages
         ]
 
-    for page in handbook.pages:
-        server.add_resource(
-            TextResource(
-                uri=f"handbook://{page.slug}",
-                name=page.slug,
-                title=page.title,
-                description=page.summary,
-                mime_type="text/markdown",
-                text=page.markdown,
-            )
-        )
     return server

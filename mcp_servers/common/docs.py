@@ -1,9 +1,9 @@
-"""The handbook as data: markdown pages split into sections, and a small keyword ranking.
+"""A directory of markdown pages as data: pages split into sections, and a small keyword ranking.
 
 Ranking is term frequency per section (sub-linear), weighted by how rare a term is across
 sections, boosted when the term is in the section heading or the page title, and scaled by the
-share of query terms the section contains. No index files, no dependencies: the handbook is a
-few pages and is read once at start-up.
+share of query terms the section contains. No index files, no dependencies: a docs server holds
+a few pages and reads them once at start-up.
 """
 
 import math
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Handbook", "Match", "Page", "Section", "parse_page", "tokenize"]
+__all__ = ["DocSet", "Match", "Page", "Section", "parse_page", "tokenize"]
 
 HEADING_BOOST = 3
 TITLE_BOOST = 2
@@ -87,10 +87,10 @@ def parse_page(slug: str, markdown: str) -> Page:
     paragraph is the page's one-line summary.
     """
     if not _SLUG.fullmatch(slug):
-        raise ValueError(f"handbook page name {slug!r} must be lower-case words joined by '-'")
+        raise ValueError(f"page name {slug!r} must be lower-case words joined by '-'")
     lines = markdown.splitlines()
     if not lines or not lines[0].startswith("# "):
-        raise ValueError(f"handbook page {slug!r} must start with a '# Title' line")
+        raise ValueError(f"page {slug!r} must start with a '# Title' line")
     title = lines[0][2:].strip()
 
     sections: list[Section] = []
@@ -147,7 +147,7 @@ def _snippet(text: str, terms: frozenset[str]) -> str:
     return f"{prefix}{text[start:end].strip()}{suffix}"
 
 
-class Handbook:
+class DocSet:
     """Pages by slug, searchable by keywords."""
 
     def __init__(self, pages: Iterable[Page]) -> None:
@@ -161,13 +161,13 @@ class Handbook:
         }
 
     @classmethod
-    def load(cls, docs_dir: Path) -> "Handbook":
+    def load(cls, docs_dir: Path) -> "DocSet":
         """Every `*.md` file in `docs_dir`, the file name (without `.md`) as the slug."""
         if not docs_dir.is_dir():
-            raise ValueError(f"handbook directory {docs_dir} does not exist")
+            raise ValueError(f"docs directory {docs_dir} does not exist")
         files = sorted(docs_dir.glob("*.md"))
         if not files:
-            raise ValueError(f"handbook directory {docs_dir} holds no .md pages")
+            raise ValueError(f"docs directory {docs_dir} holds no .md pages")
         return cls(parse_page(f.stem, f.read_text(encoding="utf-8")) for f in files)
 
     @property
