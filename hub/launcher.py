@@ -21,6 +21,7 @@ from hub.core.db import get_engine, migrate
 from hub.models.user import User
 from hub.services.services import ensure_service
 from hub.services.users import create_user
+from mcp_servers.bigquery.warehouse import WarehouseSettings
 
 __all__ = ["DEV_PASSWORD", "DEV_USER", "run_platform"]
 
@@ -73,16 +74,72 @@ HANDBOOK = {
 }
 
 
-def _register_handbook(settings: Settings, url: str) -> str:
-    """Register the shipped handbook server on first start; say what happened."""
+DATAMODEL = {
+    "slug": "datamodel",
+    "name": "Marketplace data model",
+    "description": "Notes on the marketplace warehouse tables: what a row is, columns and "
+    "units, joins, pitfalls, and example questions with their SQL.",
+    "team": "platform",
+    "tags": ["data", "docs", "shipped"],
+}
+BIGQUERY = {
+    "slug": "bigquery",
+    "name": "Marketplace warehouse (BigQuery)",
+    "description": "Read-only SQL over the marketplace dataset: list and describe tables, "
+    "dry-run and run guarded SELECT queries.",
+    "team": "platform",
+    "tags": ["data", "sql", "shipped"],
+}
+
+
+ANALYST_INSTRUCTIONS = REPO_ROOT / "agents" / "data_analyst" / "instructions.md"
+
+
+def _publish_analyst(settings: Settings, token: str) -> str:
+    """Publish the data-analyst agent on first start (its instructions live in the repo)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=settings.hub_url, headers=headers, timeout=30) as hub:
+        if hub.get("/api/agents/data-analyst").status_code == 200:
+            return "already published"
+        models = hub.get("/v1/models").json()["data"]
+        body = {
+            "slug": "data-analyst",
+            "name": "Data analyst",
+            "description": "Answers questions about the marketplace from the warehouse: reads "
+            "the data-model notes, runs guarded BigQuery SQL, and shows the query it ran.",
+            "instructions": ANALYST_INSTRUCTIONS.read_text(encoding="utf-8"),
+            "model": models[0]["id"],
+            "mcp_servers": ["datamodel", "bigquery"],
+            "starters": [
+                "Which category was the most popular over the past 10 days?",
+                "Give me daily post counts for the past week",
+            ],
+            "max_steps": 12,
+            "visibility": "everyone",
+        }
+        created = hub.post("/api/agents", json=body)
+        if created.status_code != 201:
+            return f"not published: {created.json().get('detail', created.text)}"
+        published = hub.post("/api/agents/data-analyst/publish")
+        if published.status_code != 201:
+            return f"not published: {published.json().get('detail', published.text)}"
+    return "published"
+
+
+def _setup_token(settings: Settings) -> str:
     token = "sb-setup-" + secrets.token_urlsafe(24)
     with Session(get_engine(settings.sqlalchemy_url)) as session:
         ensure_service(session=session, name="platform-setup", team="platform", token=token)
-    headers = {"Authorization": f"Bearer {token}"}
+    return token
+
+
+def _register(settings: Settings, server: dict[str, object], url: str) -> str:
+    """Register a shipped MCP server on first start; say what happened."""
+    headers = {"Authorization": f"Bearer {_setup_token(settings)}"}
     with httpx.Client(base_url=settings.hub_url, headers=headers, timeout=30) as hub:
-        if hub.get(f"/api/mcp/servers/{HANDBOOK['slug']}").status_code == 200:
+        if hub.get(f"/api/mcp/servers/{server['slug']}").status_code == 200:
             return "already registered"
-        response = hub.post("/api/mcp/servers", json={**HANDBOOK, "url": url})
+        response = hub.post("/api/mcp/servers", json={**server, "url": url})
         if response.status_code != 201:
             return f"not registered: {response.json().get('detail', response.text)}"
     return "registered"
@@ -141,13 +198,31 @@ def run_platform(settings: Settings) -> int:
         )
         children.append(hub)
         _wait_for(settings.hub_url + "/healthz", "the hub", hub, timeout_s=60)
-        handbook_command = [sys.executable, "-m", "mcp_servers.handbook"]
-        handbook_command += ["--host", "127.0.0.1", "--port", str(settings.handbook_port)]
-        handbook = _start(handbook_command, env)
-        children.append(handbook)
-        handbook_url = f"http://127.0.0.1:{settings.handbook_port}/mcp"
-        _wait_for(handbook_url, "the handbook MCP server", handbook, timeout_s=30)
-        handbook_state = _register_handbook(settings, handbook_url)
+        print("Starting the local BigQuery with the sample marketplace...", flush=True)
+        warehouse = WarehouseSettings(data_dir=settings.data_dir)
+        emulator_command = [sys.executable, "-m", "mcp_servers.bigquery.emulator"]
+        emulator_command += ["--port", str(warehouse.emulator_port)]
+        emulator_command += ["--data-dir", str(warehouse.emulator_data_dir)]
+        if warehouse.uses_emulator:
+            emulator = _start(emulator_command, env)
+            children.append(emulator)
+            dataset_url = (
+                f"{warehouse.emulator_url}/bigquery/v2/projects/{warehouse.project_id}"
+                f"/datasets/{warehouse.dataset}"
+            )
+            _wait_for(dataset_url, "the local BigQuery", emulator, timeout_s=120)
+        registered: list[str] = []
+        for module, port, server in (
+            ("mcp_servers.handbook", settings.handbook_port, HANDBOOK),
+            ("mcp_servers.datamodel", settings.handbook_port + 1, DATAMODEL),
+            ("mcp_servers.bigquery", settings.handbook_port + 2, BIGQUERY),
+        ):
+            command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port)]
+            child = _start(command, env)
+            children.append(child)
+            url = f"http://127.0.0.1:{port}/mcp"
+            _wait_for(url, f"the {server['slug']} MCP server", child, timeout_s=30)
+            registered.append(f"{server['slug']} at {url} ({_register(settings, server, url)})")
         chat = _start(
             [
                 sys.executable,
@@ -170,7 +245,10 @@ def run_platform(settings: Settings) -> int:
         print("Switchboard is running.")
         print(f"  Chat: {app_url}")
         print(f"  Hub:  {settings.hub_url}  (API docs at {settings.hub_url}/docs)")
-        print(f"  MCP:  the company handbook at {handbook_url} ({handbook_state})")
+        for line in registered:
+            print(f"  MCP:  {line}")
+        analyst = _publish_analyst(settings, _setup_token(settings))
+        print(f"  Agent: data-analyst ({analyst}); pick it in the chat's profile menu")
         if seeded or settings.environment == "development":
             print(
                 f"  Sign in as '{DEV_USER}' with password '{DEV_PASSWORD}' "
