@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,13 @@ SPEC = AgentSpec(
 
 class LocalSearch:
     async def call(
-        self, *, server: str, tool: str, arguments: dict[str, Any], user: str
+        self,
+        *,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        user: str,
+        context: Mapping[str, str] | None = None,
     ) -> ToolOutcome:
         return ToolOutcome(
             f"3 results for {arguments.get('query')!r}: travel, expenses, leave.", False

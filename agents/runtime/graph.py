@@ -126,7 +126,12 @@ class AgentRunner:
         model, tool or limit failure: the result (and the trace) say what happened."""
         tools = ToolIndex(spec.tools)
         context = RunContext(
-            spec=spec, model=self._model(spec, tools), tools=tools, caller=self._tools, user=user
+            spec=spec,
+            model=self._model(spec, tools),
+            tools=tools,
+            caller=self._tools,
+            user=user,
+            conversation_id=conversation_id,
         )
         trace = context.trace = self._start_trace(spec, user, conversation_id)
         config: RunnableConfig = {

@@ -5,7 +5,7 @@ runtime never talks to an MCP server itself.
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,7 +34,13 @@ class ToolOutcome:
 
 class ToolCaller(Protocol):
     async def call(
-        self, *, server: str, tool: str, arguments: dict[str, Any], user: str
+        self,
+        *,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        user: str,
+        context: Mapping[str, str] | None = None,
     ) -> ToolOutcome: ...
 
 
@@ -100,10 +106,21 @@ class HubToolClient:
         self._http = http
 
     async def call(
-        self, *, server: str, tool: str, arguments: dict[str, Any], user: str
+        self,
+        *,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        user: str,
+        context: Mapping[str, str] | None = None,
     ) -> ToolOutcome:
         url = f"{self._base}/api/mcp/servers/{server}/tools/{tool}/call"
-        body = {"arguments": arguments, "on_behalf_of": user}
+        # The hub passes the context on to the server (MCP _meta), e.g. as warehouse labels.
+        body = {
+            "arguments": arguments,
+            "on_behalf_of": user,
+            "context": {key: value for key, value in (context or {}).items() if value},
+        }
         try:
             response = await self._http.post(url, json=body, headers=self._headers)
         except httpx.HTTPError as exc:

@@ -110,7 +110,15 @@ async def _run_tool(ctx: RunContext, write: StreamWriter, call: ToolCall) -> Too
             offered = ", ".join(ctx.tools.by_name) or "none"
             return ToolOutcome(f"There is no tool named {name!r}; the tools are: {offered}.", True)
         return await ctx.caller.call(
-            server=tool.server, tool=tool.name, arguments=call["args"], user=ctx.user
+            server=tool.server,
+            tool=tool.name,
+            arguments=call["args"],
+            user=ctx.user,
+            context={
+                "conversation": ctx.conversation_id,
+                "agent": ctx.spec.slug,
+                "trace": ctx.trace.id if ctx.trace is not None else "",
+            },
         )
 
     return await _traced_call(ctx, write, call["id"], server, name, call["args"], invoke)

@@ -31,5 +31,7 @@ class RunContext:
     caller: ToolCaller
     user: str
     trace: RunTrace | None = None
+    # The conversation (checkpointer thread) the run belongs to; sent with tool calls.
+    conversation_id: str = ""
     # The trace step of the model call whose tool calls are being run (their parent).
     model_step_id: str | None = None

@@ -108,6 +108,7 @@ class SessionPool:
         endpoint: Endpoint,
         tool: str,
         arguments: dict[str, Any],
+        meta: dict[str, str] | None = None,
     ) -> CallToolResult:
         """Call `tool`; raise `McpUnavailableError` when the server cannot be reached."""
         for attempt in (1, 2):
@@ -119,7 +120,11 @@ class SessionPool:
                 return await pooled.session.send_request(
                     types.ClientRequest(
                         types.CallToolRequest(
-                            params=types.CallToolRequestParams(name=tool, arguments=arguments)
+                            params=types.CallToolRequestParams(
+                                name=tool,
+                                arguments=arguments,
+                                _meta=types.RequestParams.Meta(**meta) if meta else None,
+                            )
                         )
                     ),
                     types.CallToolResult,

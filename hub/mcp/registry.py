@@ -105,6 +105,7 @@ class McpRegistry:
             engine, McpToolCall, flush_interval_s, name="mcp-tool-call"
         )
         self._callable: dict[str, _Callable] = {}
+        self._check_locks: dict[str, asyncio.Lock] = {}
         self._monitor: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -292,10 +293,14 @@ class McpRegistry:
         return await self.public(slug)
 
     async def _check(self, server: McpServer) -> None:
-        try:
-            await self._check_once(server)
-        except RegistryError:
-            pass  # deleted while it was being checked
+        # One check at a time per server: a scheduled check and "check now" at the same moment
+        # would otherwise both file the same tool change for review.
+        lock = self._check_locks.setdefault(server.slug, asyncio.Lock())
+        async with lock:
+            try:
+                await self._check_once(server)
+            except RegistryError:
+                pass  # deleted while it was being checked
 
     async def _check_once(self, server: McpServer) -> None:
         try:
@@ -359,7 +364,12 @@ class McpRegistry:
         return entry
 
     async def call_tool(
-        self, slug: str, tool: str, arguments: dict[str, Any], caller: str
+        self,
+        slug: str,
+        tool: str,
+        arguments: dict[str, Any],
+        caller: str,
+        meta: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         target = await self._resolve(slug)
         if tool not in target.tools:
@@ -374,6 +384,7 @@ class McpRegistry:
                 endpoint=target.endpoint,
                 tool=tool,
                 arguments=arguments,
+                meta=meta,
             )
         except McpUnavailableError as error:
             record.latency_ms = (time.perf_counter() - started) * 1000

@@ -74,11 +74,18 @@ async def test_a_refused_call_gives_the_model_the_hubs_reason() -> None:
     connection = HubConnection(hub_url="http://hub.test/", token="sb-app")
     async with httpx.AsyncClient(transport=httpx.MockTransport(hub)) as http:
         outcome = await HubToolClient(connection, http).call(
-            server="weather", tool="get_weather", arguments={"city": "Oslo"}, user="ana"
+            server="weather",
+            tool="get_weather",
+            arguments={"city": "Oslo"},
+            user="ana",
+            context={"conversation": "c-1", "agent": "forecaster", "trace": ""},
         )
     assert outcome.is_error
     assert outcome.text == "The hub refused the call to get_weather (409): weather needs review"
     [request] = seen
     assert str(request.url) == "http://hub.test/api/mcp/servers/weather/tools/get_weather/call"
     assert request.headers["authorization"] == "Bearer sb-app"
-    assert request.content == b'{"arguments":{"city":"Oslo"},"on_behalf_of":"ana"}'
+    assert request.content == (
+        b'{"arguments":{"city":"Oslo"},"on_behalf_of":"ana",'
+        b'"context":{"conversation":"c-1","agent":"forecaster"}}'
+    )

@@ -1,7 +1,7 @@
 """Traces exported as OpenTelemetry spans (GenAI semantic conventions) to a small OTLP/HTTP
 receiver on 127.0.0.1, from a real run: the scripted upstream as the model, a local tool."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,13 @@ def _attributes(span: Any) -> dict[str, Any]:
 
 class Forecast:
     async def call(
-        self, *, server: str, tool: str, arguments: dict[str, Any], user: str
+        self,
+        *,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        user: str,
+        context: Mapping[str, str] | None = None,
     ) -> ToolOutcome:
         return ToolOutcome(f"{arguments['city']}: clear, 16 degrees", False)
 

@@ -230,3 +230,29 @@ def test_a_tool_call_to_a_server_that_went_away_fails_clearly_and_recovers_when_
     back = client.post(path, json={"arguments": {"city": "Oslo"}})
     assert back.status_code == 200, back.text
     assert back.json()["structuredContent"]["city"] == "Oslo"
+
+
+def test_a_tool_call_carries_who_and_where_from_to_the_server_as_mcp_meta(
+    client: httpx.Client, weather: McpTestServer
+) -> None:
+    assert _register(client, weather.url).status_code == 201
+    body = {
+        "arguments": {"city": "Oslo"},
+        "on_behalf_of": "ada",
+        "context": {"conversation": "c-1", "agent": "forecaster", "trace": "t-9"},
+    }
+    answer = client.post("/api/mcp/servers/weather/tools/get_weather/call", json=body)
+    assert answer.status_code == 200, answer.text
+    assert weather.mcp is not None
+    assert weather.mcp.seen_meta[-1] == {  # type: ignore[attr-defined]
+        "progressToken": None,
+        "switchboard_user": "ada",
+        "switchboard_conversation": "c-1",
+        "switchboard_agent": "forecaster",
+        "switchboard_trace": "t-9",
+    }
+    bad = client.post(
+        "/api/mcp/servers/weather/tools/get_weather/call",
+        json={"arguments": {"city": "Oslo"}, "context": {"password": "x"}},
+    )
+    assert bad.status_code == 422 and "unknown context keys" in bad.text

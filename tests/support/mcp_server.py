@@ -7,7 +7,7 @@ again and redeploy it with another tool description, as a team would.
 from types import TracebackType
 from typing import Any, Self
 
-from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from starlette.responses import JSONResponse, Response
 
@@ -23,9 +23,12 @@ def build_weather_server(
 ) -> FastMCP:
     server = FastMCP("weather", instructions="Weather for the office cities.")
     seen: list[dict[str, str]] = []
+    seen_meta: list[dict[str, Any]] = []
 
     @server.tool(description=description)
-    def get_weather(city: str) -> dict[str, Any]:
+    def get_weather(city: str, ctx: Context[Any, Any, Any]) -> dict[str, Any]:
+        meta = ctx.request_context.meta
+        seen_meta.append(meta.model_dump() if meta is not None else {})
         if not city.strip():
             raise ToolError("Give a city name, e.g. 'Lisbon'.")
         return {"city": city, "temperature_c": 10 + len(city), "sky": "clear"}
@@ -36,6 +39,7 @@ def build_weather_server(
         raise ToolError(f"the forecast service is down; cannot forecast {days} days")
 
     server.seen_headers = seen  # type: ignore[attr-defined]
+    server.seen_meta = seen_meta  # type: ignore[attr-defined]
     if required_header is None:
         return server
     name, value = required_header

@@ -4,7 +4,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from hub.api.deps import CurrentActor, RegistryDep, SessionDep
 from hub.models.mcp_server import (
@@ -21,11 +21,25 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/mcp/servers", tags=["mcp servers"])
 
+CONTEXT_KEYS = frozenset({"conversation", "agent", "trace"})
+
 
 class ToolCallRequest(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     # The person a service (the chat app, an agent) calls for, kept with the call's record.
     on_behalf_of: str | None = Field(default=None, max_length=100)
+    # Where the call comes from (conversation, agent, trace); the server gets it as MCP _meta.
+    context: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("context")
+    @classmethod
+    def _known_context(cls, context: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(context) - CONTEXT_KEYS)
+        if unknown:
+            raise ValueError(f"unknown context keys {unknown}; use {sorted(CONTEXT_KEYS)}")
+        if any(len(value) > 100 for value in context.values()):
+            raise ValueError("each context value is at most 100 characters")
+        return context
 
 
 @router.post("", response_model=McpServerPublic, status_code=201)
@@ -110,5 +124,7 @@ async def call_tool(
     """Call a tool through the hub (which holds the server's secret). The answer is MCP's
     CallToolResult: `content`, `structuredContent` and `isError`."""
     caller = actor.name if not call.on_behalf_of else f"{actor.name} for {call.on_behalf_of}"
-    result = await registry.call_tool(slug, tool, call.arguments, caller)
+    meta = {f"switchboard_{key}": value for key, value in call.context.items() if value}
+    meta["switchboard_user"] = call.on_behalf_of or actor.name
+    result = await registry.call_tool(slug, tool, call.arguments, caller, meta=meta)
     return Response(orjson.dumps(result), media_type="application/json")
