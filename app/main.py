@@ -19,7 +19,7 @@ from app.auth_secret import ensure_auth_secret
 from app.data_layer import SwitchboardDataLayer
 from app.gateway import HubError, HubGateway, McpServerInfo
 from app.history import reply_metadata, to_openai_messages
-from app.toolbox import Toolbox, enabled_servers, setting_id
+from app.toolbox import enabled_servers, setting_id, toolbox
 from app.turn import run_turn
 from hub.core.config import get_settings
 
@@ -225,7 +225,7 @@ async def on_message(message: cl.Message) -> None:
 
     settings = dict(cl.context.session.chat_settings)
     enabled = enabled_servers(settings)
-    toolbox = Toolbox.build(await _active_servers() if enabled else [], enabled)
+    tools = toolbox(await _active_servers() if enabled else [], enabled)
     user = cl.context.session.user
     reply = cl.Message(content="", author=model, metadata=reply_metadata(model))
     try:
@@ -233,7 +233,7 @@ async def on_message(message: cl.Message) -> None:
             gateway=gateway(),
             model=model,
             history=history,
-            toolbox=toolbox,
+            tools=tools,
             user=user.identifier if user else "anonymous",
             reply=reply,
         )

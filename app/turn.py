@@ -8,8 +8,8 @@ from typing import Any
 import chainlit as cl
 from openai.types.chat import ChatCompletionMessageParam
 
+from agents.runtime.hub_tools import ToolIndex
 from app.gateway import HubError, HubGateway, ToolCall
-from app.toolbox import Toolbox
 
 __all__ = ["MAX_TOOL_ROUNDS", "run_turn"]
 
@@ -21,11 +21,11 @@ async def _stream_once(
     gateway: HubGateway,
     model: str,
     messages: list[ChatCompletionMessageParam],
-    toolbox: Toolbox,
+    tools: ToolIndex,
     reply: cl.Message,
 ) -> list[ToolCall]:
     calls: list[ToolCall] = []
-    stream = gateway.stream_chat(model=model, messages=messages, tools=toolbox.specs or None)
+    stream = gateway.stream_chat(model=model, messages=messages, tools=tools.functions or None)
     async with aclosing(stream) as items:
         async for item in items:
             if isinstance(item, str):
@@ -35,15 +35,15 @@ async def _stream_once(
     return calls
 
 
-async def _run_tool(gateway: HubGateway, toolbox: Toolbox, call: ToolCall, user: str) -> str:
-    target = toolbox.target(call.name)
+async def _run_tool(gateway: HubGateway, tools: ToolIndex, call: ToolCall, user: str) -> str:
+    target = tools.by_name.get(call.name)
     async with cl.Step(name=call.name, type="tool", show_input="json") as step:
         step.input = call.arguments or "{}"
         if target is None:
             step.is_error = True
             step.output = f"There is no tool named {call.name!r} switched on in this chat."
             return step.output
-        server, tool = target
+        server, tool = target.server, target.name
         step.name = f"{server} · {tool}"
         try:
             arguments: Any = json.loads(call.arguments or "{}")
@@ -71,14 +71,14 @@ async def run_turn(
     gateway: HubGateway,
     model: str,
     history: list[ChatCompletionMessageParam],
-    toolbox: Toolbox,
+    tools: ToolIndex,
     user: str,
     reply: cl.Message,
 ) -> None:
     """Stream into `reply` until the model answers without asking for tools."""
     messages = list(history)
     for _ in range(MAX_TOOL_ROUNDS):
-        calls = await _stream_once(gateway, model, messages, toolbox, reply)
+        calls = await _stream_once(gateway, model, messages, tools, reply)
         if not calls:
             return
         messages.append(
@@ -96,7 +96,7 @@ async def run_turn(
             }
         )
         for call in calls:
-            output = await _run_tool(gateway, toolbox, call, user)
+            output = await _run_tool(gateway, tools, call, user)
             messages.append({"role": "tool", "tool_call_id": call.id, "content": output})
     messages.append(
         {
@@ -105,4 +105,4 @@ async def run_turn(
             "found so far.",
         }
     )
-    await _stream_once(gateway, model, messages, Toolbox(), reply)
+    await _stream_once(gateway, model, messages, ToolIndex(()), reply)

@@ -6,7 +6,6 @@ gets 403. Forms post back; a refused form is shown again with what was typed.
 """
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
@@ -19,7 +18,7 @@ from hub.api.routes.agents import AgentCatalogDep
 from hub.models.actor import Actor
 from hub.models.agent import AgentCreate, AgentDefinition, AgentPublic, AgentUpdate, Visibility
 from hub.models.mcp_server import McpServerPublic
-from hub.web.pages import templates
+from hub.web.pages import page, problems, to_login
 
 __all__ = ["router"]
 
@@ -31,27 +30,12 @@ _NUMBER_FIELDS = ("max_steps", "max_tokens", "timeout_s")
 _COMPARED = ("name", "description", *AgentDefinition.model_fields)
 
 
-def _page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
-    return templates.TemplateResponse(request, name, context, status_code=status)
-
-
-def _to_login(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
-
-
 def _chat_url(runtime: RuntimeDep) -> str:
     return f"http://{runtime.settings.app_host}:{runtime.settings.app_port}/"
 
 
-def _problems(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in error.errors()
-    )
-
-
 async def _not_found(request: Request, actor: Actor, error: AgentError) -> Response:
-    return _page(
+    return page(
         request,
         "agents.html",
         status=error.status,
@@ -68,10 +52,10 @@ async def agents_page(
     request: Request, actor: OptionalActor, agents: AgentCatalogDep, q: str = ""
 ) -> Response:
     if actor is None:
-        return _to_login(request)
+        return to_login(request)
     published = await agents.find(actor, text=q)
     mine = await agents.find(actor, mine=True)
-    return _page(request, "agents.html", actor=actor, agents=published, mine=mine, q=q, error=None)
+    return page(request, "agents.html", actor=actor, agents=published, mine=mine, q=q, error=None)
 
 
 # The Builder ------------------------------------------------------------------------------
@@ -141,7 +125,7 @@ async def _builder(
     status: int = 200,
     error: str | None = None,
 ) -> Response:
-    return _page(
+    return page(
         request,
         "agent_builder.html",
         status=status,
@@ -161,7 +145,7 @@ async def new_agent_form(
     request: Request, actor: OptionalActor, agents: AgentCatalogDep, runtime: RuntimeDep
 ) -> Response:
     if actor is None:
-        return _to_login(request)
+        return to_login(request)
     servers = await agents.builder_servers([])
     form = _form_of(None, servers)
     form["model"] = agents.model_names[0]
@@ -173,7 +157,7 @@ async def create_from_form(
     request: Request, actor: OptionalActor, agents: AgentCatalogDep, runtime: RuntimeDep
 ) -> Response:
     if actor is None:
-        return _to_login(request)
+        return to_login(request)
     posted = await request.form()
     servers = await agents.builder_servers([str(s) for s in posted.getlist("servers")])
     values = _form_from_post(posted, servers)
@@ -217,7 +201,7 @@ async def _after_save(
 
 def _refusal(error: ValidationError | AgentError) -> tuple[int, str]:
     if isinstance(error, ValidationError):
-        return 422, f"Please fix: {_problems(error)}"
+        return 422, f"Please fix: {problems(error)}"
     return error.status, error.message
 
 
@@ -230,7 +214,7 @@ async def edit_agent_form(
     runtime: RuntimeDep,
 ) -> Response:
     if actor is None:
-        return _to_login(request)
+        return to_login(request)
     try:
         agent = await agents.get(slug, actor)
         if not (actor.is_admin or actor.name == agent.owner):
@@ -260,7 +244,7 @@ async def update_from_form(
     runtime: RuntimeDep,
 ) -> Response:
     if actor is None:
-        return _to_login(request)
+        return to_login(request)
     posted = await request.form()
     servers = await agents.builder_servers([str(s) for s in posted.getlist("servers")])
     values = _form_from_post(posted, servers)
@@ -329,7 +313,7 @@ async def _agent_page(
     except AgentError as missing:
         return await _not_found(request, actor, missing)
     can_edit = actor.is_admin or actor.name == agent.owner
-    return _page(
+    return page(
         request,
         "agent.html",
         status=status,
@@ -352,7 +336,7 @@ async def agent_page(
     runtime: RuntimeDep,
 ) -> Response:
     if actor is None:
-        return _to_login(request)
+        return to_login(request)
     return await _agent_page(request, actor, agents, runtime, slug)
 
 
@@ -366,7 +350,7 @@ async def restore_from_page(
     runtime: RuntimeDep,
 ) -> Response:
     if actor is None:
-        return _to_login(request)
+        return to_login(request)
     try:
         await agents.restore(slug, number, actor)
     except AgentError as error:
@@ -385,7 +369,7 @@ async def agent_action(
 ) -> Response:
     """The agent page's buttons: publish the draft, or delete the agent."""
     if actor is None:
-        return _to_login(request)
+        return to_login(request)
     try:
         if action == "publish":
             await agents.publish(slug, actor)

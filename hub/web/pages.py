@@ -24,7 +24,7 @@ from hub.services.users import authenticate_password
 from hub.services.web_sessions import end_web_session, start_web_session
 from hub.web.schema import schema_rows
 
-__all__ = ["page", "router", "templates", "to_login"]
+__all__ = ["page", "problems", "router", "templates", "to_login"]
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
@@ -136,7 +136,7 @@ async def new_server_form(request: Request, actor: OptionalActor) -> Response:
     return page(request, "server_new.html", actor=actor, form={}, error=None)
 
 
-def _problems(error: ValidationError) -> str:
+def problems(error: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in error.errors()
     )
@@ -167,7 +167,7 @@ async def register_from_form(
             status=422,
             actor=actor,
             form=values,
-            error=f"Please fix: {_problems(error)}",
+            error=f"Please fix: {problems(error)}",
         )
     except RegistryError as error:
         return page(
