@@ -76,6 +76,41 @@ class SwitchboardDataLayer(SQLAlchemyDataLayer):
         adapted = {key: self._adapt(value) for key, value in parameters.items()}
         return await super().execute_sql(query=query, parameters=adapted)
 
+    async def update_thread(
+        self,
+        thread_id: str,
+        name: str | None = None,
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+    ) -> None:
+        """Chainlit's own updates (name, owner, tags) leave an existing thread's metadata alone.
+
+        The parent class rewrites the metadata it read a moment earlier on every update, so
+        Chainlit naming the thread in the background could undo settings the app had just
+        stored with it.
+        """
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = name
+        if user_id is not None:
+            changes["userId"] = user_id
+            changes["userIdentifier"] = await self._get_user_identifer_by_id(user_id)
+        if tags is not None:
+            changes["tags"] = tags
+        exists = await self.execute_sql(
+            query='SELECT "id" FROM threads WHERE "id" = :id', parameters={"id": thread_id}
+        )
+        if metadata is not None or not exists:
+            await super().update_thread(thread_id, name, user_id, metadata, tags)
+            return
+        if changes:
+            assignments = ", ".join(f'"{column}" = :{column}' for column in changes)
+            await self.execute_sql(
+                query=f'UPDATE threads SET {assignments} WHERE "id" = :id',
+                parameters={**changes, "id": thread_id},
+            )
+
     async def get_all_user_threads(
         self, user_id: str | None = None, thread_id: str | None = None
     ) -> list[ThreadDict] | None:
