@@ -17,13 +17,13 @@ from hub.core.crypto import SecretBox, load_or_create_key
 from hub.core.db import get_engine, migrate
 from hub.gateway.catalog import load_catalog
 from hub.gateway.errors import GatewayError, openai_error_response
-from hub.gateway.proxy import Gateway
+from hub.gateway.shared import build_gateway
 from hub.mcp.netguard import NetworkPolicy
 from hub.mcp.registry import McpRegistry, RegistryError
 from hub.runtime import HubRuntime
 from hub.services.services import TokenResolver, ensure_service
 from hub.services.usage import UsageRecorder
-from hub.web import agent_pages, pages, trace_pages
+from hub.web import agent_pages, gateway_pages, pages, trace_pages
 
 __all__ = ["create_app"]
 
@@ -96,11 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 token=settings.app_service_token,
             )
         recorder = UsageRecorder(engine, settings.usage_flush_interval_s)
-        gateway = Gateway(
-            catalog=load_catalog(settings.catalog_path),
-            recorder=recorder,
-            connect_timeout_s=settings.upstream_connect_timeout_s,
-            read_timeout_s=settings.upstream_read_timeout_s,
+        gateway, redis = build_gateway(
+            settings, load_catalog(settings.catalog_path), recorder, engine
         )
         registry = _registry(settings, engine)
         await recorder.start()
@@ -120,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await registry.close()
             await gateway.close()
             await recorder.close()
+            if redis is not None:
+                await redis.aclose()
             engine.dispose()
 
     app = FastAPI(title="Switchboard hub", version="0.1.0", lifespan=lifespan)
@@ -131,4 +130,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(agent_pages.router)
     app.include_router(trace_pages.router)
+    app.include_router(gateway_pages.router)
     return app

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from hub.api.routes import agents, auth, health, mcp_servers, traces, usage
+from hub.api.routes import agents, auth, gateway_health, health, mcp_servers, traces, usage
 from hub.gateway import routes as gateway
 
 __all__ = ["api_router"]
@@ -11,6 +11,7 @@ api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(gateway.router)
 api_router.include_router(usage.router)
+api_router.include_router(gateway_health.router)
 api_router.include_router(auth.router)
 api_router.include_router(mcp_servers.router)
 api_router.include_router(agents.router)

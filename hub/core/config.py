@@ -54,8 +54,30 @@ class Settings(BaseSettings):
     # The chat app's own service token; the hub registers its hash on start.
     app_service_token: str = DEV_APP_TOKEN
 
+    # Shared state of hub replicas (breakers, limit counters); empty keeps it in memory.
+    redis_url: str = Field(
+        default="", validation_alias=AliasChoices("REDIS_URL", "SWITCHBOARD_REDIS_URL")
+    )
+    # Starts every key the hub writes in Redis, so several platforms can share one Redis.
+    redis_prefix: str = "switchboard:"
+
+    # Each upstream attempt: time to connect, to the first byte (of a stream: its first
+    # event), between two reads of a stream, and for the whole request.
     upstream_connect_timeout_s: float = 5.0
+    upstream_first_byte_timeout_s: float = 60.0
     upstream_read_timeout_s: float = 120.0
+    upstream_total_timeout_s: float = 600.0
+    # Retries: attempts per model (spread over its regions), exponential backoff with full
+    # jitter (honouring Retry-After), all attempts of a request within one deadline.
+    retry_attempts: int = Field(default=3, ge=1, le=20)
+    retry_backoff_s: float = 0.25
+    retry_backoff_max_s: float = 8.0
+    request_deadline_s: float = 120.0
+    # Circuit breaker per deployment: this many failures within the window open it; after
+    # the cool-down one probe request goes through.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_window_s: float = 30.0
+    breaker_cooldown_s: float = 30.0
     # How long a resolved service token stays cached before it is checked again.
     token_cache_ttl_s: float = 30.0
     usage_flush_interval_s: float = 0.2

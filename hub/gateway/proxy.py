@@ -1,64 +1,38 @@
-"""Forwarding a chat completion to the model's deployment and accounting for it.
+"""Forwarding a chat completion to a deployment that answers, and accounting for it.
 
-Response bytes pass through unchanged; the stream is only split into SSE events to read the
-usage event (and drop it when the client did not ask for usage, since the gateway always
-asks the upstream for it to bill the call).
+Each model's deployments are tried in turn (regions), skipping those whose circuit breaker is
+open; a failure a retry can fix is retried with backoff, up to the model's attempt count and
+the request's deadline; when every deployment of a model fails, its fallback models are
+tried in order. The answer names the model that gave it (`model` field, x-switchboard-model).
+
+Response bytes pass through; the stream is only split into SSE events to read the usage
+event (and drop it when the client did not ask for usage, since the gateway always asks the
+upstream for it to bill the call).
 """
 
-import re
+import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 from starlette.responses import Response, StreamingResponse
 
+from hub.gateway.attempt import Answer, Failure, call_deployment
+from hub.gateway.breaker import Admission, Breaker, BreakerState
 from hub.gateway.catalog import Catalog, CatalogEntry, Deployment
 from hub.gateway.chat_request import ChatRequest
 from hub.gateway.errors import GatewayError
+from hub.gateway.limits import Limits
+from hub.gateway.relay import Accounting, ModelRename, relay_stream, usage_of
+from hub.gateway.retry import RetryPolicy
 from hub.services.services import ServiceIdentity
 from hub.services.usage import UsageEntry, UsageRecorder
 
-__all__ = ["Gateway"]
+__all__ = ["MODEL_HEADER", "REQUESTED_MODEL_HEADER", "Gateway"]
 
-_EVENT_END = re.compile(rb"\r?\n\r?\n")
-_USAGE_MARK = b'"usage":{'
-_USAGE_MARK_SPACED = b'"usage": {'
-
-
-def _last_event_end(buffer: bytes) -> int:
-    lf, crlf = buffer.rfind(b"\n\n"), buffer.rfind(b"\r\n\r\n")
-    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
-
-
-def _estimate_stream_usage(record: UsageEntry, body: dict[str, Any], events: int) -> None:
-    """For upstreams that never report usage in streams (llama.cpp's server): each content
-    event carries about one token, and a prompt has about one token per four characters."""
-    prompt_chars = sum(
-        len(m["content"]) for m in body.get("messages", []) if isinstance(m.get("content"), str)
-    )
-    record.input_tokens = -(-prompt_chars // 4)
-    # Less the role event, the finish event and [DONE].
-    record.output_tokens = max(events - 3, 0)
-    record.usage_estimated = True
-
-
-def _upstream_error_message(status: int, body: bytes) -> str:
-    try:
-        parsed = orjson.loads(body)
-        error = parsed.get("error", parsed) if isinstance(parsed, dict) else parsed
-        message = error.get("message") if isinstance(error, dict) else None
-        if isinstance(message, str) and message:
-            return message
-        return str(error)[:500]
-    except (orjson.JSONDecodeError, AttributeError):
-        return body[:500].decode(errors="replace") or "(empty body)"
-
-
-def _usage_of(document: dict[str, Any]) -> tuple[int, int]:
-    usage = document.get("usage") or {}
-    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+MODEL_HEADER = "x-switchboard-model"
+REQUESTED_MODEL_HEADER = "x-switchboard-requested-model"
 
 
 class Gateway:
@@ -67,22 +41,25 @@ class Gateway:
         *,
         catalog: Catalog,
         recorder: UsageRecorder,
-        connect_timeout_s: float,
-        read_timeout_s: float,
+        policy: RetryPolicy,
+        breaker: Breaker,
+        limits: Limits,
     ) -> None:
         self.catalog = catalog
+        self.policy = policy
+        self.breaker = breaker
         self._recorder = recorder
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s
-        )
+        self._limits = limits
         self._http: aiohttp.ClientSession | None = None
+        self._chains = {
+            entry.name: [entry, *(e for n in entry.fallbacks if (e := catalog.get(n)))]
+            for entry in catalog.models
+        }
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
         self._http = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            json_serialize=lambda o: orjson.dumps(o).decode(),
+            connector=connector, json_serialize=lambda o: orjson.dumps(o).decode()
         )
 
     async def close(self) -> None:
@@ -101,175 +78,179 @@ class Gateway:
             )
         return entry
 
+    async def health(self) -> list[tuple[CatalogEntry, Deployment, BreakerState]]:
+        """Every deployment with its circuit breaker's state, in catalog order."""
+        pairs = [(entry, d) for entry in self.catalog.models for d in entry.deployments]
+        states = await self.breaker.states([d.name for _, d in pairs])
+        return [(entry, d, state) for (entry, d), state in zip(pairs, states, strict=True)]
+
     async def complete(
         self, *, service: ServiceIdentity, request: ChatRequest, agent: str | None = None
     ) -> Response:
-        entry = self.entry(request.model)
-        deployment = entry.deployments[0]
+        asked = self.entry(request.model)
+        if service.limited:
+            await self._limits.admit(service)
         started = time.perf_counter()
-        body = dict(request.body, model=deployment.model)
-        if request.stream:
-            body["stream_options"] = dict(body.get("stream_options") or {}, include_usage=True)
+        deadline = time.monotonic() + self.policy.deadline_s
         record = UsageEntry(
             service_id=service.id,
             service_name=service.name,
             team=service.team,
-            model=entry.name,
-            deployment=deployment.name,
+            model=asked.name,
+            deployment=asked.deployments[0].name,
             stream=request.stream,
             agent=agent,
         )
-        try:
-            upstream = await self._send(deployment, body)
-        except GatewayError as error:
-            self._finish(record, entry, started, error.status, error.message)
-            raise
-        if upstream.status != 200:
-            payload = await upstream.read()
-            upstream.release()
-            error = self._upstream_failure(deployment, upstream.status, payload)
-            self._finish(record, entry, started, error.status, error.message)
-            raise error
-        headers = {"x-switchboard-model": entry.name, "x-switchboard-deployment": deployment.name}
+        accounting = Accounting(self._recorder, self._limits, service, record, started)
+        failure: Failure | None = None
+        for entry in self._chains[asked.name]:
+            outcome = await self._try_model(entry, request, accounting, deadline)
+            if isinstance(outcome, Response):
+                return outcome
+            if outcome is not None:
+                failure = outcome
+                if not failure.retryable:
+                    break
+            if time.monotonic() >= deadline:
+                break
+        error = self._final_error(asked, record, failure, deadline)
+        accounting.finish(asked, error.status, error.message)
+        raise error
+
+    def _final_error(
+        self, asked: CatalogEntry, record: UsageEntry, failure: Failure | None, deadline: float
+    ) -> GatewayError:
+        models = [entry.name for entry in self._chains[asked.name]]
+        if failure is None:
+            return GatewayError(
+                503,
+                f"No deployment of {' or '.join(models)} is available now: their circuit "
+                "breakers are open after repeated failures. Try again shortly.",
+                type="upstream_error",
+                code="circuit_open",
+            )
+        if not failure.retryable:
+            return failure.error
+        tried = f"{record.attempts} attempt{'s' if record.attempts != 1 else ''}"
+        if time.monotonic() >= deadline:
+            return GatewayError(
+                504,
+                f"{failure.error.message} Gave up after {tried} within the deadline of "
+                f"{self.policy.deadline_s:g} s.",
+                type="upstream_error",
+                code="deadline_exceeded",
+            )
+        failure.error.message = f"{failure.error.message} (after {tried}: {', then '.join(models)})"
+        return failure.error
+
+    async def _try_model(
+        self, entry: CatalogEntry, request: ChatRequest, accounting: Accounting, deadline: float
+    ) -> Response | Failure | None:
+        """The answer of one of the model's deployments, or the last failure (None when the
+        breakers of all its deployments are open)."""
+        policy, deployments, record = self.policy, entry.deployments, accounting.record
+        failure: Failure | None = None
+        calls: dict[str, int] = {}
+        not_before: dict[str, float] = {}
+        turn = 0
+        for _ in range(policy.attempts):
+            picked = await self._pick(deployments, turn, not_before, deadline)
+            if picked is None:
+                break
+            deployment, admission, turn = picked
+            if calls.get(deployment.name):
+                wait = max(
+                    policy.backoff(calls[deployment.name]),
+                    not_before.get(deployment.name, 0.0) - time.monotonic(),
+                )
+                if time.monotonic() + wait >= deadline:
+                    break
+                await asyncio.sleep(wait)
+            calls[deployment.name] = calls.get(deployment.name, 0) + 1
+            record.attempts += 1
+            record.deployment = deployment.name
+            outcome = await call_deployment(
+                self._client(),
+                deployment,
+                self._body(request, deployment),
+                stream=request.stream,
+                policy=policy,
+                deadline=deadline,
+            )
+            probe = admission is Admission.PROBE
+            if isinstance(outcome, Answer):
+                await self.breaker.success(deployment.name, probe=probe)
+                return self._respond(outcome, entry, deployment, request, accounting)
+            failure = outcome
+            if not outcome.retryable:
+                # The deployment answered; the request was at fault.
+                await self.breaker.success(deployment.name, probe=probe)
+                return failure
+            await self.breaker.failure(deployment.name, probe=probe)
+            if outcome.retry_after_s is not None:
+                if outcome.retry_after_s > policy.backoff_max_s:
+                    not_before[deployment.name] = deadline  # not again in this request
+                else:
+                    not_before[deployment.name] = time.monotonic() + outcome.retry_after_s
+            if time.monotonic() >= deadline:
+                break
+        return failure
+
+    async def _pick(
+        self,
+        deployments: list[Deployment],
+        turn: int,
+        not_before: dict[str, float],
+        deadline: float,
+    ) -> tuple[Deployment, Admission, int] | None:
+        """The next deployment in turn that its breaker admits and that may be called again
+        within the deadline."""
+        for step in range(len(deployments)):
+            deployment = deployments[(turn + step) % len(deployments)]
+            if not_before.get(deployment.name, 0.0) >= deadline:
+                continue
+            admission = await self.breaker.admit(deployment.name)
+            if admission is not Admission.SKIP:
+                return deployment, admission, turn + step + 1
+        return None
+
+    def _client(self) -> aiohttp.ClientSession:
+        assert self._http is not None, "Gateway.start() was not called"
+        return self._http
+
+    @staticmethod
+    def _body(request: ChatRequest, deployment: Deployment) -> bytes:
+        body: dict[str, Any] = dict(request.body, model=deployment.model)
+        if request.stream:
+            body["stream_options"] = dict(body.get("stream_options") or {}, include_usage=True)
+        return orjson.dumps(body)
+
+    def _respond(
+        self,
+        answer: Answer,
+        entry: CatalogEntry,
+        deployment: Deployment,
+        request: ChatRequest,
+        accounting: Accounting,
+    ) -> Response:
+        record = accounting.record
+        record.answered_model = entry.name
+        headers = {MODEL_HEADER: entry.name, "x-switchboard-deployment": deployment.name}
+        if entry.name != record.model:
+            headers[REQUESTED_MODEL_HEADER] = record.model
+        rename = ModelRename(entry.name)
         if not request.stream:
-            return await self._whole(upstream, record, entry, started, headers)
+            payload = answer.first
+            try:
+                record.input_tokens, record.output_tokens = usage_of(orjson.loads(payload))
+            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+                pass
+            accounting.finish(entry, 200, None)
+            return Response(
+                rename.apply(payload, 1), media_type="application/json", headers=headers
+            )
         return StreamingResponse(
-            self._relay(upstream, record, entry, started, request),
+            relay_stream(answer, entry, deployment, request, accounting, rename, self.breaker),
             media_type="text/event-stream",
             headers={**headers, "cache-control": "no-cache"},
         )
-
-    async def _send(self, deployment: Deployment, body: dict[str, Any]) -> aiohttp.ClientResponse:
-        assert self._http is not None, "Gateway.start() was not called"
-        headers = {"content-type": "application/json"}
-        key = deployment.api_key()
-        if key:
-            headers["authorization"] = f"Bearer {key}"
-        try:
-            return await self._http.post(
-                deployment.chat_url, data=orjson.dumps(body), headers=headers
-            )
-        except TimeoutError as exc:
-            raise GatewayError(
-                504, f"Upstream {deployment.name} did not answer in time.", type="upstream_error"
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise GatewayError(
-                502, f"Could not reach upstream {deployment.name}: {exc}", type="upstream_error"
-            ) from exc
-
-    def _upstream_failure(
-        self, deployment: Deployment, status: int, payload: bytes
-    ) -> GatewayError:
-        message = _upstream_error_message(status, payload)
-        if status in (400, 422):
-            # The provider refused the request itself: the client can fix it, a retry cannot.
-            return GatewayError(
-                status, f"Upstream {deployment.name} refused the request: {message}"
-            )
-        return GatewayError(
-            502,
-            f"Upstream {deployment.name} failed with status {status}: {message}",
-            type="upstream_error",
-            code=f"upstream_{status}",
-        )
-
-    async def _whole(
-        self,
-        upstream: aiohttp.ClientResponse,
-        record: UsageEntry,
-        entry: CatalogEntry,
-        started: float,
-        headers: dict[str, str],
-    ) -> Response:
-        try:
-            payload = await upstream.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            upstream.close()
-            message = f"Upstream {record.deployment} broke off its answer: {exc}"
-            self._finish(record, entry, started, 502, message)
-            raise GatewayError(502, message, type="upstream_error") from exc
-        upstream.release()
-        try:
-            record.input_tokens, record.output_tokens = _usage_of(orjson.loads(payload))
-        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-            pass
-        self._finish(record, entry, started, 200, None)
-        return Response(payload, media_type="application/json", headers=headers)
-
-    async def _relay(
-        self,
-        upstream: aiohttp.ClientResponse,
-        record: UsageEntry,
-        entry: CatalogEntry,
-        started: float,
-        request: ChatRequest,
-    ) -> AsyncIterator[bytes]:
-        buffer = b""
-        events = 0
-        status, error = 499, "client went away before the end of the stream"
-        try:
-            async for data in upstream.content.iter_any():
-                buffer += data
-                out, buffer = self._events(buffer, record, request.client_wants_usage)
-                if out:
-                    events += out.count(b"data:")
-                    yield out
-            if buffer:
-                yield buffer
-            status, error = 200, None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            status, error = 502, f"upstream stream broke off: {exc}"
-            event = {
-                "error": {
-                    "message": f"Upstream {record.deployment} broke off: {exc}",
-                    "type": "upstream_error",
-                }
-            }
-            yield b"data: " + orjson.dumps(event) + b"\n\n"
-        finally:
-            if status == 200:
-                upstream.release()
-            else:
-                upstream.close()
-            if not (record.input_tokens or record.output_tokens):
-                _estimate_stream_usage(record, request.body, events)
-            self._finish(record, entry, started, status, error)
-
-    @staticmethod
-    def _events(buffer: bytes, record: UsageEntry, keep_usage: bool) -> tuple[bytes, bytes]:
-        """Split complete SSE events off `buffer`; return (bytes to send, the incomplete rest)."""
-        if _USAGE_MARK not in buffer and _USAGE_MARK_SPACED not in buffer:
-            end = _last_event_end(buffer)
-            return buffer[:end], buffer[end:]
-        out: list[bytes] = []
-        start = 0
-        for match in _EVENT_END.finditer(buffer):
-            event = buffer[start : match.end()]
-            start = match.end()
-            if _USAGE_MARK in event or _USAGE_MARK_SPACED in event:
-                try:
-                    chunk = orjson.loads(event.strip().removeprefix(b"data:").strip())
-                except orjson.JSONDecodeError:
-                    out.append(event)
-                    continue
-                if isinstance(chunk, dict) and chunk.get("usage"):
-                    record.input_tokens, record.output_tokens = _usage_of(chunk)
-                    if not keep_usage and not chunk.get("choices"):
-                        continue
-            out.append(event)
-        return b"".join(out), buffer[start:]
-
-    def _finish(
-        self,
-        record: UsageEntry,
-        entry: CatalogEntry,
-        started: float,
-        status: int,
-        error: str | None,
-    ) -> None:
-        record.latency_ms = (time.perf_counter() - started) * 1000
-        record.status_code = status
-        record.error = error[:1000] if error else None
-        record.cost_usd = entry.cost_usd(record.input_tokens, record.output_tokens)
-        self._recorder.add(record)

@@ -29,9 +29,16 @@ class Service(ServiceBase, table=True):
     token_hash: str = Field(max_length=64, unique=True, index=True)
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+    # Limits an admin sets (`switchboard service limits`); empty means none.
+    rpm_limit: int | None = Field(default=None, ge=1)
+    tpm_limit: int | None = Field(default=None, ge=1)
+    monthly_budget_usd: float | None = Field(default=None, ge=0)
 
 
 class ServicePublic(ServiceBase):
     id: int
     disabled: bool
     created_at: datetime
+    rpm_limit: int | None
+    tpm_limit: int | None
+    monthly_budget_usd: float | None

@@ -15,8 +15,12 @@ class UsageRecord(SQLModel, table=True):
     service_id: int = Field(foreign_key="service.id", index=True)
     service_name: str = Field(max_length=100)
     team: str = Field(max_length=100, index=True)
+    # The model the caller asked for, and the one that answered (a fallback, or the same).
     model: str = Field(max_length=200, index=True)
+    answered_model: str | None = Field(default=None, max_length=200)
+    # The deployment that answered (or the last one tried), and how many upstream calls it took.
     deployment: str = Field(max_length=200)
+    attempts: int = 1
     # The agent a call was made for (the caller's X-Switchboard-Agent header), if any.
     agent: str | None = Field(default=None, max_length=63)
     stream: bool = False
@@ -34,6 +38,7 @@ class UsageSummaryRow(SQLModel):
     service: str | None = None
     team: str | None = None
     model: str | None = None
+    answered_model: str | None = None
     agent: str | None = None
     requests: int
     errors: int

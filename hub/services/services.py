@@ -16,6 +16,7 @@ __all__ = [
     "create_service",
     "ensure_service",
     "list_services",
+    "set_limits",
 ]
 
 
@@ -29,6 +30,13 @@ class ServiceIdentity:
     name: str
     team: str
     is_admin: bool
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    monthly_budget_usd: float | None = None
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.rpm_limit or self.tpm_limit or self.monthly_budget_usd is not None)
 
 
 def create_service(*, session: Session, service_in: ServiceCreate) -> tuple[Service, str]:
@@ -62,6 +70,27 @@ def list_services(*, session: Session) -> list[Service]:
     return list(session.exec(select(Service).order_by(Service.name)))
 
 
+def set_limits(
+    *,
+    session: Session,
+    name: str,
+    rpm: int | None,
+    tpm: int | None,
+    monthly_budget_usd: float | None,
+) -> Service | None:
+    """Set a service's limits (None removes one); None when there is no such service.
+    Hubs apply them once their token cache expires (`SWITCHBOARD_TOKEN_CACHE_TTL_S`)."""
+    service = session.exec(select(Service).where(Service.name == name)).first()
+    if service is None:
+        return None
+    service.rpm_limit, service.tpm_limit = rpm, tpm
+    service.monthly_budget_usd = monthly_budget_usd
+    session.add(service)
+    session.commit()
+    session.refresh(service)
+    return service
+
+
 class TokenResolver:
     """Resolves bearer tokens to services, caching hits briefly to keep the hot path off the DB."""
 
@@ -84,7 +113,15 @@ class TokenResolver:
                 select(Service).where(Service.token_hash == token_hash, Service.disabled == False)  # noqa: E712
             ).first()
             identity = (
-                ServiceIdentity(service.id, service.name, service.team, service.is_admin)
+                ServiceIdentity(
+                    service.id,
+                    service.name,
+                    service.team,
+                    service.is_admin,
+                    service.rpm_limit,
+                    service.tpm_limit,
+                    service.monthly_budget_usd,
+                )
                 if service is not None and service.id is not None
                 else None
             )

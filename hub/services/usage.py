@@ -11,13 +11,15 @@ from hub.core.batch_writer import BatchWriter
 from hub.models.service import utcnow
 from hub.models.usage import UsageRecord, UsageSummaryRow
 
-__all__ = ["GroupKey", "UsageEntry", "UsageRecorder", "summarize_usage"]
+__all__ = ["GroupKey", "UsageEntry", "UsageRecorder", "spent_since", "summarize_usage"]
 
-GroupKey = Literal["service", "team", "model", "agent"]
+# "model" is the model asked for; "answered_model" the one that answered (a fallback).
+GroupKey = Literal["service", "team", "model", "answered_model", "agent"]
 _GROUP_COLUMNS = {
     "service": UsageRecord.service_name,
     "team": UsageRecord.team,
     "model": UsageRecord.model,
+    "answered_model": UsageRecord.answered_model,
     "agent": UsageRecord.agent,
 }
 
@@ -34,6 +36,8 @@ class UsageEntry:
     deployment: str
     stream: bool
     agent: str | None = None
+    answered_model: str | None = None
+    attempts: int = 0
     created_at: datetime = field(default_factory=utcnow)
     input_tokens: int = 0
     output_tokens: int = 0
@@ -87,3 +91,14 @@ def summarize_usage(
             )
         )
     return rows
+
+
+def spent_since(engine: Engine, service_id: int, since: datetime) -> float:
+    """What a service's calls have cost since `since` (blocking; for budgets, once a month)."""
+    with Session(engine) as session:
+        total = session.exec(
+            select(func.sum(UsageRecord.cost_usd)).where(
+                UsageRecord.service_id == service_id, col(UsageRecord.created_at) >= since
+            )
+        ).one()
+    return float(total or 0.0)

@@ -20,7 +20,11 @@ from starlette.routing import Route
 
 from tests.support.servers import ThreadedServer
 
-__all__ = ["Behaviour", "ScriptedUpstream", "count_tokens"]
+__all__ = ["Behaviour", "ConnectionCut", "ScriptedUpstream", "count_tokens"]
+
+
+class ConnectionCut(Exception):
+    """Raised inside a streamed answer: the server drops the connection mid-response."""
 
 
 @dataclass
@@ -34,6 +38,9 @@ class Behaviour:
     chunk_delay_s: float = 0.0
     # Close the stream after this many content chunks, without [DONE].
     drop_after_chunks: int | None = None
+    # Break the connection after this many content chunks (0: before the stream's first byte),
+    # as a provider's crashed or overloaded server does.
+    cut_after_chunks: int | None = None
     # False: ignore stream_options.include_usage, as llama.cpp's server does.
     usage_in_stream: bool = True
 
@@ -192,6 +199,8 @@ class ScriptedUpstream:
 
         finished = False
         try:
+            if behaviour.cut_after_chunks == 0:
+                raise ConnectionCut("scripted cut before the first byte")
             yield event(
                 [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
             )
@@ -205,6 +214,8 @@ class ScriptedUpstream:
                     if behaviour.drop_after_chunks is not None and n >= behaviour.drop_after_chunks:
                         finished = True
                         return
+                    if behaviour.cut_after_chunks is not None and n >= behaviour.cut_after_chunks:
+                        raise ConnectionCut(f"scripted cut after {n} chunks")
                     if behaviour.chunk_delay_s:
                         await asyncio.sleep(behaviour.chunk_delay_s)
                     yield event([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])

@@ -1,0 +1,147 @@
+"""One call of one deployment: an answer to pass on, or a failure that says whether to retry.
+
+A stream's first chunk is read here, before anything is sent to the client, so a stream that
+fails before its first byte can still be retried elsewhere.
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+
+from hub.gateway.catalog import Deployment
+from hub.gateway.errors import GatewayError
+from hub.gateway.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+
+__all__ = ["Answer", "Failure", "call_deployment"]
+
+
+@dataclass(slots=True)
+class Answer:
+    upstream: aiohttp.ClientResponse
+    # A stream's first chunk; a whole answer's body.
+    first: bytes
+
+
+@dataclass(slots=True)
+class Failure:
+    error: GatewayError
+    retryable: bool
+    retry_after_s: float | None = None
+
+
+def _upstream_error_message(status: int, body: bytes) -> str:
+    try:
+        parsed = orjson.loads(body)
+        error = parsed.get("error", parsed) if isinstance(parsed, dict) else parsed
+        message = error.get("message") if isinstance(error, dict) else None
+        if isinstance(message, str) and message:
+            return message
+        return str(error)[:500]
+    except (orjson.JSONDecodeError, AttributeError):
+        return body[:500].decode(errors="replace") or "(empty body)"
+
+
+def _status_failure(
+    deployment: Deployment, status: int, payload: bytes, retry_after: str | None
+) -> Failure:
+    message = _upstream_error_message(status, payload)
+    if status in RETRYABLE_STATUSES:
+        error = GatewayError(
+            502,
+            f"Upstream {deployment.name} failed with status {status}: {message}",
+            type="upstream_error",
+            code=f"upstream_{status}",
+        )
+        return Failure(error, retryable=True, retry_after_s=parse_retry_after(retry_after))
+    if status in (400, 413, 422):
+        # The provider refused the request itself: the client can fix it, a retry cannot.
+        error = GatewayError(status, f"Upstream {deployment.name} refused the request: {message}")
+    else:
+        error = GatewayError(
+            502,
+            f"Upstream {deployment.name} failed with status {status}: {message}",
+            type="upstream_error",
+            code=f"upstream_{status}",
+        )
+    return Failure(error, retryable=False)
+
+
+def _timed_out(deployment: Deployment, seconds: float, what: str) -> Failure:
+    error = GatewayError(
+        504,
+        f"Upstream {deployment.name} did not {what} within {seconds:g} s.",
+        type="upstream_error",
+        code="upstream_timeout",
+    )
+    return Failure(error, retryable=True)
+
+
+async def call_deployment(
+    http: aiohttp.ClientSession,
+    deployment: Deployment,
+    body: bytes,
+    *,
+    stream: bool,
+    policy: RetryPolicy,
+    deadline: float,
+) -> Answer | Failure:
+    headers = {"content-type": "application/json"}
+    key = deployment.api_key()
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    remaining = deadline - time.monotonic()
+    first_byte_s = min(policy.first_byte_timeout_s, remaining)
+    # A whole answer must arrive within the deadline; a stream only has to start within it.
+    total_s = policy.total_timeout_s if stream else min(policy.total_timeout_s, remaining)
+    timeout = aiohttp.ClientTimeout(
+        total=total_s, sock_connect=policy.connect_timeout_s, sock_read=policy.read_timeout_s
+    )
+    upstream: aiohttp.ClientResponse | None = None
+    waited, what = first_byte_s, "send its first byte"
+    try:
+        async with asyncio.timeout(first_byte_s):
+            upstream = await http.post(
+                deployment.chat_url, data=body, headers=headers, timeout=timeout
+            )
+            if upstream.status == 200 and stream:
+                first = await upstream.content.readany()
+                if not first:
+                    upstream.close()
+                    error = GatewayError(
+                        502,
+                        f"Upstream {deployment.name} ended its stream before sending anything.",
+                        type="upstream_error",
+                    )
+                    return Failure(error, retryable=True)
+                return Answer(upstream, first)
+        waited, what = max(deadline - time.monotonic(), 0.001), "finish its answer"
+        if upstream.status != 200:
+            async with asyncio.timeout(waited):
+                payload = await upstream.read()
+            upstream.release()
+            return _status_failure(
+                deployment, upstream.status, payload, upstream.headers.get("retry-after")
+            )
+        async with asyncio.timeout(waited):
+            payload = await upstream.read()
+        upstream.release()
+        return Answer(upstream, payload)
+    except TimeoutError:
+        if upstream is not None:
+            upstream.close()
+        return _timed_out(deployment, waited, what)
+    except aiohttp.ClientConnectorError as exc:
+        error = GatewayError(
+            502, f"Could not reach upstream {deployment.name}: {exc}", type="upstream_error"
+        )
+        return Failure(error, retryable=True)
+    except aiohttp.ClientError as exc:
+        if upstream is not None:
+            upstream.close()
+        error = GatewayError(
+            502, f"Upstream {deployment.name} broke off its answer: {exc}", type="upstream_error"
+        )
+        return Failure(error, retryable=True)

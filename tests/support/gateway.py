@@ -1,0 +1,157 @@
+"""Gateway test helpers: catalogs of models with regions and fallbacks, settings with
+millisecond backoff and cool-down, and hubs in processes of their own sharing Redis."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from sqlmodel import Session
+
+from hub.core.config import Settings
+from hub.core.db import get_engine, migrate
+from hub.models.service import ServiceCreate
+from hub.services.services import create_service, set_limits
+from tests.support.servers import free_port, stop_process
+
+__all__ = [
+    "FAST",
+    "REDIS_URL",
+    "Model",
+    "ask",
+    "hub_process",
+    "new_service",
+    "write_models",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+REDIS_URL = "redis://127.0.0.1:6379/0"
+# Settings that keep fault tests fast: backoff and cool-down in milliseconds.
+FAST: dict[str, Any] = {
+    "retry_attempts": 3,
+    "retry_backoff_s": 0.01,
+    "retry_backoff_max_s": 0.5,
+    "request_deadline_s": 5.0,
+    "upstream_connect_timeout_s": 1.0,
+    "upstream_first_byte_timeout_s": 0.5,
+    "breaker_failures": 3,
+    "breaker_window_s": 10.0,
+    "breaker_cooldown_s": 0.6,
+}
+
+
+@dataclass
+class Model:
+    name: str
+    # One deployment per URL, in regions "a", "b", ... (the order they are tried in).
+    urls: Sequence[str]
+    fallbacks: Sequence[str] = ()
+    prices: tuple[float, float] = (2.0, 8.0)
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    def yaml(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "input_usd_per_million": self.prices[0],
+            "output_usd_per_million": self.prices[1],
+            "deployments": [
+                {
+                    "provider": "openai-compatible",
+                    "base_url": url,
+                    # Unique per test, so breaker state in a shared Redis never leaks over.
+                    "region": f"{'abcdefgh'[i]}-{self.tag}",
+                    "model": f"{self.name}-upstream",
+                }
+                for i, url in enumerate(self.urls)
+            ],
+            "fallbacks": list(self.fallbacks),
+        }
+
+
+def write_models(path: Path, *models: Model) -> Path:
+    path.write_text(yaml.safe_dump({"models": [model.yaml() for model in models]}))
+    return path
+
+
+def ask(
+    url: str, token: str, model: str, *, stream: bool = False, timeout: float = 30.0
+) -> httpx.Response:
+    """One chat completion through the hub at `url`, read to its end."""
+    body = {"model": model, "messages": [{"role": "user", "content": "hello there"}]}
+    if stream:
+        body["stream"] = True
+    return httpx.post(
+        url + "/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {token}"},
+        timeout=timeout,
+    )
+
+
+@contextmanager
+def hub_process(env: dict[str, str], workdir: Path, log_name: str) -> Iterator[str]:
+    """`uvicorn hub.main:create_app` in a process of its own; yields its base URL."""
+    port = free_port()
+    log_path = workdir / log_name
+    command = [
+        *(sys.executable, "-m", "uvicorn", "--factory", "hub.main:create_app"),
+        *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=workdir,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the hub exited early:\n{log_path.read_text()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the hub did not start:\n{log_path.read_text()}")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(process)
+
+
+def new_service(
+    settings: Settings,
+    name: str,
+    *,
+    team: str = "testers",
+    admin: bool = False,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    monthly_budget_usd: float | None = None,
+) -> str:
+    """A service in the hub's database, with its limits; returns its token."""
+    migrate(settings.sqlalchemy_url)
+    with Session(get_engine(settings.sqlalchemy_url)) as session:
+        _, token = create_service(
+            session=session, service_in=ServiceCreate(name=name, team=team, is_admin=admin)
+        )
+        set_limits(
+            session=session,
+            name=name,
+            rpm=rpm,
+            tpm=tpm,
+            monthly_budget_usd=monthly_budget_usd,
+        )
+    return token
