@@ -8,7 +8,12 @@ from sqlmodel import Session
 from hub.core.config import get_settings
 from hub.core.db import get_engine, migrate
 from hub.models.service import ServiceCreate
-from hub.services.services import DuplicateServiceError, create_service, list_services
+from hub.services.services import (
+    DuplicateServiceError,
+    create_service,
+    list_services,
+    set_limits,
+)
 from hub.services.users import DuplicateUserError, create_user
 
 __all__ = ["main"]
@@ -57,7 +62,34 @@ def service_list() -> None:
         for service in list_services(session=session):
             flags = " admin" if service.is_admin else ""
             flags += " disabled" if service.disabled else ""
+            flags += f" rpm={service.rpm_limit}" if service.rpm_limit else ""
+            flags += f" tpm={service.tpm_limit}" if service.tpm_limit else ""
+            if service.monthly_budget_usd is not None:
+                flags += f" budget=${service.monthly_budget_usd:g}/month"
             typer.echo(f"{service.name}\tteam={service.team}{flags}")
+
+
+@service_cli.command("limits")
+def service_limits(
+    name: str,
+    rpm: Annotated[int | None, typer.Option(min=1, help="requests per minute")] = None,
+    tpm: Annotated[int | None, typer.Option(min=1, help="tokens per minute")] = None,
+    budget_usd: Annotated[
+        float | None, typer.Option(min=0, help="monthly budget in US dollars")
+    ] = None,
+) -> None:
+    """Set a service's limits; a limit left out is removed. Over a limit, calls get 429."""
+    with _session() as session:
+        service = set_limits(
+            session=session, name=name, rpm=rpm, tpm=tpm, monthly_budget_usd=budget_usd
+        )
+    if service is None:
+        typer.echo(f"error: no service named {name!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"Limits of {name!r}: {rpm or 'no'} requests and {tpm or 'no'} tokens per minute, "
+        + (f"${budget_usd:g} a month." if budget_usd is not None else "no monthly budget.")
+    )
 
 
 @user_cli.command("create")

@@ -60,6 +60,10 @@ def _too_many(service: ServiceIdentity, limit: int, unit: str, now: float) -> Ga
     )
 
 
+def _money(amount: float) -> str:
+    return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.2g}"
+
+
 def _over_budget(service: ServiceIdentity, spent: float, now: float) -> GatewayError:
     start = _month_start(now)
     resets = _next_month(start)
@@ -67,7 +71,8 @@ def _over_budget(service: ServiceIdentity, spent: float, now: float) -> GatewayE
     return GatewayError(
         429,
         f"Service {service.name!r} has used its monthly budget of "
-        f"${service.monthly_budget_usd:.2f} (${spent:.4f} spent since {start:%Y-%m-%d}); "
+        f"{_money(service.monthly_budget_usd or 0.0)} ({_money(spent)} spent since "
+        f"{start:%Y-%m-%d}); "
         f"it renews on {resets:%Y-%m-%d}. An admin can raise it with "
         "'switchboard service limits'.",
         type="rate_limit_error",

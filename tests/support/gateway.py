@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 import yaml
 from sqlmodel import Session
 
@@ -26,9 +27,11 @@ __all__ = [
     "FAST",
     "REDIS_URL",
     "Model",
+    "RedisHubs",
     "ask",
-    "hub_process",
+    "hub_processes",
     "new_service",
+    "redis_hubs",
     "write_models",
 ]
 
@@ -97,38 +100,45 @@ def ask(
 
 
 @contextmanager
-def hub_process(env: dict[str, str], workdir: Path, log_name: str) -> Iterator[str]:
-    """`uvicorn hub.main:create_app` in a process of its own; yields its base URL."""
-    port = free_port()
-    log_path = workdir / log_name
-    command = [
-        *(sys.executable, "-m", "uvicorn", "--factory", "hub.main:create_app"),
-        *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+def hub_processes(env: dict[str, str], workdir: Path, count: int) -> Iterator[list[str]]:
+    """`count` processes of `uvicorn hub.main:create_app`, started together; yields their
+    base URLs once all answer."""
+    ports = [free_port() for _ in range(count)]
+    processes: list[subprocess.Popen[bytes]] = []
     try:
+        for i, port in enumerate(ports):
+            command = [
+                *(sys.executable, "-m", "uvicorn", "--factory", "hub.main:create_app"),
+                *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+            ]
+            with (workdir / f"hub-{i}.log").open("wb") as log:
+                processes.append(
+                    subprocess.Popen(
+                        command,
+                        cwd=workdir,
+                        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
         deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the hub exited early:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the hub did not start:\n{log_path.read_text()}")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        for i, (port, process) in enumerate(zip(ports, processes, strict=True)):
+            while True:
+                log = workdir / f"hub-{i}.log"
+                if process.poll() is not None:
+                    raise RuntimeError(f"a hub exited early:\n{log.read_text()}")
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"a hub did not start:\n{log.read_text()}")
+                time.sleep(0.05)
+        yield [f"http://127.0.0.1:{port}" for port in ports]
     finally:
-        stop_process(process)
+        for process in processes:
+            stop_process(process)
 
 
 def new_service(
@@ -155,3 +165,50 @@ def new_service(
             monthly_budget_usd=monthly_budget_usd,
         )
     return token
+
+
+@dataclass
+class RedisHubs:
+    a: str
+    b: str
+    # Points at the database the hubs share, for creating services.
+    settings: Settings
+
+
+@contextmanager
+def redis_hubs(
+    workdir: Path, models: Sequence[Model], options: dict[str, Any], processes: int = 2
+) -> Iterator[RedisHubs]:
+    """Hub processes on one database and one Redis (under a key prefix of their own, removed
+    afterwards), with the given settings; `b` is `a` when there is one process."""
+    prefix = f"switchboard-test-{uuid.uuid4().hex[:10]}:"
+    settings = Settings(
+        environment="test",
+        data_dir=workdir,
+        database_url=f"sqlite:///{workdir / 'hub.db'}",
+        catalog_path=write_models(workdir / "models.yaml", *models),
+        redis_url=REDIS_URL,
+        redis_prefix=prefix,
+        **options,
+    )
+    migrate(settings.sqlalchemy_url)
+    env = {
+        "SWITCHBOARD_ENVIRONMENT": "test",
+        "SWITCHBOARD_DATA_DIR": str(workdir),
+        "SWITCHBOARD_DATABASE_URL": settings.sqlalchemy_url,
+        "SWITCHBOARD_CATALOG_PATH": str(settings.catalog_path),
+        "SWITCHBOARD_APP_SERVICE_TOKEN": "sb-test-app-token",
+        "SWITCHBOARD_USAGE_FLUSH_INTERVAL_S": "0.05",
+        "REDIS_URL": REDIS_URL,
+        "SWITCHBOARD_REDIS_PREFIX": prefix,
+        **{f"SWITCHBOARD_{key.upper()}": str(value) for key, value in options.items()},
+    }
+    try:
+        with hub_processes(env, workdir, processes) as urls:
+            yield RedisHubs(urls[0], urls[-1], settings)
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()

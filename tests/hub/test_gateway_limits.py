@@ -1,0 +1,94 @@
+"""Per-service limits: requests and tokens per minute, a monthly budget; over one, a 429 that
+names it and says when to come back, from every hub process that shares Redis."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from hub.core.config import Settings
+from hub.main import create_app
+from tests.support.gateway import FAST, Model, ask, new_service, redis_hubs, write_models
+from tests.support.servers import ThreadedServer
+from tests.support.upstream import ScriptedUpstream
+
+SWITCHBOARD = Path(sys.executable).parent / "switchboard"
+
+
+def _same_minute(seconds_needed: float = 8.0) -> None:
+    """Minutes are windows of the clock: start a test well inside one."""
+    left = 60 - time.time() % 60
+    if left < seconds_needed:
+        time.sleep(left + 0.1)
+
+
+def _refused(response: httpx.Response, *words: str) -> None:
+    assert response.status_code == 429, response.text
+    assert 1 <= int(response.headers["retry-after"]) <= 60 * 86400
+    message = response.json()["error"]["message"]
+    for word in words:
+        assert word in message
+
+
+def _limits(settings: Settings, name: str, *options: str) -> None:
+    """`switchboard service limits NAME ...`, as an admin runs it."""
+    result = subprocess.run(
+        [str(SWITCHBOARD), "service", "limits", name, *options],
+        env={"SWITCHBOARD_DATABASE_URL": settings.sqlalchemy_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_over_its_rpm_a_service_gets_429_from_either_hub_sharing_redis(
+    tmp_path: Path, upstream: ScriptedUpstream
+):
+    with redis_hubs(tmp_path, [Model("primary", [upstream.url])], FAST) as hubs:
+        billing = new_service(hubs.settings, "billing")
+        batch = new_service(hubs.settings, "batch")
+        _limits(hubs.settings, "billing", "--rpm", "3")
+        _limits(hubs.settings, "batch", "--budget-usd", "0.00001")
+        _same_minute()
+        for url in (hubs.a, hubs.b, hubs.a):
+            assert ask(url, billing, "primary").status_code == 200
+        for url in (hubs.b, hubs.a):
+            _refused(ask(url, billing, "primary"), "'billing'", "3 requests per minute")
+        assert upstream.hits == 3
+
+        # The budget: one call spends more than it on hub a; hub b then refuses the next.
+        assert ask(hubs.a, batch, "primary").status_code == 200
+        deadline = time.monotonic() + 3
+        while (response := ask(hubs.b, batch, "primary")).status_code == 200:
+            assert time.monotonic() < deadline, "hub b never saw the spend of hub a"
+            time.sleep(0.05)
+        _refused(response, "'batch'", "monthly budget of $1e-05")
+
+
+def test_limits_hold_in_memory_without_redis(tmp_path: Path, upstream: ScriptedUpstream):
+    settings = Settings(
+        environment="test",
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'hub.db'}",
+        catalog_path=write_models(tmp_path / "models.yaml", Model("primary", [upstream.url])),
+        app_service_token="sb-test-app-token",
+        usage_flush_interval_s=0.05,
+        **FAST,
+    )
+    frugal = new_service(settings, "frugal", monthly_budget_usd=0.00001)
+    chatty = new_service(settings, "chatty", tpm=5)
+    steady = new_service(settings, "steady", rpm=2)
+    free = new_service(settings, "free")
+    _same_minute()
+    with ThreadedServer(create_app(settings)) as server:
+        url = server.base_url
+        assert ask(url, frugal, "primary").status_code == 200
+        _refused(ask(url, frugal, "primary"), "monthly budget of $1e-05", "renews on")
+        # The first call's tokens (7) pass the limit of 5 a minute: the next call waits.
+        assert ask(url, chatty, "primary").status_code == 200
+        _refused(ask(url, chatty, "primary"), "5 tokens per minute")
+        assert [ask(url, steady, "primary").status_code for _ in range(3)] == [200, 200, 429]
+        assert [ask(url, free, "primary").status_code for _ in range(5)] == [200] * 5
