@@ -16,13 +16,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--delay-ms", type=float, default=50.0, help="wait before each answer")
     parser.add_argument("--reply", default="Hello from the scripted upstream.")
+    parser.add_argument(
+        "--fail-ratio", type=float, default=0.0, help="share of requests answered with 503"
+    )
     args = parser.parse_args()
     stop = {signal.SIGTERM, signal.SIGINT}
     # Blocked before the server thread starts, so that thread inherits the mask and only
     # sigwait() below sees the signals.
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     with ScriptedUpstream() as upstream:
-        upstream.script(reply=args.reply, delay_s=args.delay_ms / 1000)
+        upstream.script(reply=args.reply, delay_s=args.delay_ms / 1000, fail_ratio=args.fail_ratio)
         print(upstream.url, flush=True)
         signal.sigwait(stop)
 

@@ -7,6 +7,7 @@ provider and no network. `script()` sets how every following request is answered
 
 import asyncio
 import itertools
+import random
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -43,6 +44,9 @@ class Behaviour:
     cut_after_chunks: int | None = None
     # False: ignore stream_options.include_usage, as llama.cpp's server does.
     usage_in_stream: bool = True
+    # Answer this share of requests (at random) with `status` 503 instead, as a flaky
+    # provider does.
+    fail_ratio: float = 0.0
 
 
 def count_tokens(text: str) -> int:
@@ -121,9 +125,12 @@ class ScriptedUpstream:
         behaviour = self.queued.pop(0) if self.queued else self.behaviour
         if behaviour.delay_s:
             await asyncio.sleep(behaviour.delay_s)
-        if behaviour.status != 200:
+        status = behaviour.status
+        if behaviour.fail_ratio and random.random() < behaviour.fail_ratio:
+            status = 503
+        if status != 200:
             error = {"error": {"message": behaviour.error_message, "type": "scripted_error"}}
-            return JSONResponse(error, status_code=behaviour.status, headers=behaviour.headers)
+            return JSONResponse(error, status_code=status, headers=behaviour.headers)
         completion_id = f"chatcmpl-scripted-{next(self._ids)}"
         if body.get("stream"):
             return StreamingResponse(

@@ -1,0 +1,85 @@
+"""The cost page: usage and cost by team, service and model over time, as charts, and a CSV
+export, for admins; on SQLite and on PostgreSQL."""
+
+import csv
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import httpx
+import openai
+import pytest
+from sqlmodel import Session
+
+from hub.core.db import get_engine
+from hub.services.users import create_user
+from tests.conftest import RunningHub
+from tests.support.upstream import ScriptedUpstream
+
+
+@pytest.fixture
+def hub_database_url(database_url: str) -> str:
+    return database_url
+
+
+@contextmanager
+def _person(hub: RunningHub, name: str, admin: bool) -> Iterator[httpx.Client]:
+    """A person signed in to the hub's pages."""
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        create_user(session=session, username=name, password=f"pw-{name}", is_admin=admin)
+    with httpx.Client(base_url=hub.url, timeout=30) as client:
+        response = client.post("/login", data={"username": name, "password": f"pw-{name}"})
+        assert response.status_code == 303
+        yield client
+
+
+def test_an_admin_sees_cost_charts_by_team_service_and_model_and_exports_csv(
+    hub: RunningHub, upstream: ScriptedUpstream
+):
+    upstream.script(reply="one two three four")
+    calls = {("billing", "finance"): 3, ("search", "web"): 1}
+    for (name, team), count in calls.items():
+        client = openai.OpenAI(
+            base_url=hub.url + "/v1", api_key=hub.new_service(name, team=team), max_retries=0
+        )
+        for _ in range(count):
+            client.chat.completions.create(
+                model="test-model", messages=[{"role": "user", "content": "what does it cost"}]
+            )
+
+    with _person(hub, "ada", admin=True) as ada:
+        by_team = ada.get("/costs", params={"by": "team", "days": 7})
+        assert by_team.status_code == 200
+        page = by_team.text
+        assert page.count("<svg") == 2 and "Cost per day by team" in page
+        assert "finance" in page and "web" in page
+        assert "<script" not in page
+        by_service = ada.get("/costs", params={"by": "service"}).text
+        assert "billing" in by_service and "search" in by_service
+        assert "test-model" in ada.get("/costs", params={"by": "model"}).text
+
+        export = ada.get("/costs.csv", params={"days": 7})
+    assert export.status_code == 200
+    assert export.headers["content-type"].startswith("text/csv")
+    assert "attachment" in export.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    today = datetime.now(UTC).date().isoformat()
+    got = {(r["service"], r["team"], r["model"], r["day"]): int(r["requests"]) for r in rows}
+    assert got == {
+        ("billing", "finance", "test-model", today): 3,
+        ("search", "web", "test-model", today): 1,
+    }
+    per_call = (4 * 2.0 + 4 * 8.0) / 1_000_000  # four words in, four words out
+    costs = {r["service"]: float(r["cost_usd"]) for r in rows}
+    assert costs["billing"] == pytest.approx(3 * per_call)
+
+
+def test_costs_are_for_admins_only(hub: RunningHub):
+    with httpx.Client(base_url=hub.url) as nobody:
+        assert nobody.get("/costs").headers["location"].startswith("/login")
+    with _person(hub, "bob", admin=False) as bob:
+        refused = bob.get("/costs")
+        assert refused.status_code == 403 and "Only admins" in refused.text
+        assert bob.get("/costs.csv").status_code == 403
+        assert "/costs" not in bob.get("/servers").text
