@@ -15,6 +15,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 __all__ = [
     "AgentInfo",
+    "AnsweredBy",
     "HubError",
     "HubGateway",
     "HubUnavailableError",
@@ -75,6 +76,13 @@ class AgentInfo:
     starters: tuple[str, ...]
     # True for the person's own agent that has no published version they run, only a draft.
     is_draft: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AnsweredBy:
+    """The hub's fallback model answered in place of the model asked for."""
+
+    model: str
 
 
 @dataclass(slots=True)
@@ -270,9 +278,10 @@ class HubGateway:
         model: str,
         messages: Sequence[ChatCompletionMessageParam],
         tools: list[dict[str, Any]] | None = None,
-    ) -> AsyncIterator[str | list[ToolCall]]:
+    ) -> AsyncIterator[str | list[ToolCall] | AnsweredBy]:
         """Yield content tokens as the hub streams them; when the model asks for tools, the
-        last item is the list of its tool calls.
+        last item is the list of its tool calls. When a fallback model answers in place of
+        `model`, the first item says which.
 
         Closing this generator early (the user pressed stop, the task was cancelled) closes
         the HTTP response, which is how the hub learns to cancel its upstream call.
@@ -290,6 +299,9 @@ class HubGateway:
             raise HubError(_openai_error_message(error)) from error
         calls: dict[int, ToolCall] = {}
         try:
+            answered = stream.response.headers.get("x-switchboard-model", model)
+            if answered != model:
+                yield AnsweredBy(answered)
             async for chunk in stream:
                 for choice in chunk.choices:
                     if choice.delta.content:

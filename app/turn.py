@@ -9,7 +9,7 @@ import chainlit as cl
 from openai.types.chat import ChatCompletionMessageParam
 
 from agents.runtime.hub_tools import ToolIndex
-from app.gateway import HubError, HubGateway, ToolCall
+from app.gateway import AnsweredBy, HubError, HubGateway, ToolCall
 
 __all__ = ["MAX_TOOL_ROUNDS", "run_turn"]
 
@@ -30,9 +30,24 @@ async def _stream_once(
         async for item in items:
             if isinstance(item, str):
                 await reply.stream_token(item)
+            elif isinstance(item, AnsweredBy):
+                _answered_by(reply, item.model)
             else:
                 calls = item
     return calls
+
+
+def _answered_by(reply: cl.Message, answered: str) -> None:
+    """A fallback model answered: it is the reply's author (and in its metadata), so people
+    are never misled about who answered; `run_turn` adds a quiet note at the end."""
+    reply.author = answered
+    reply.metadata = {**(reply.metadata or {}), "answered_by": answered}
+
+
+async def _note_fallback(reply: cl.Message, asked: str) -> None:
+    answered = (reply.metadata or {}).get("answered_by")
+    if answered and answered != asked:
+        await reply.stream_token(f"\n\n*Answered by {answered}: {asked} was not available.*")
 
 
 async def _run_tool(gateway: HubGateway, tools: ToolIndex, call: ToolCall, user: str) -> str:
@@ -80,6 +95,7 @@ async def run_turn(
     for _ in range(MAX_TOOL_ROUNDS):
         calls = await _stream_once(gateway, model, messages, tools, reply)
         if not calls:
+            await _note_fallback(reply, model)
             return
         messages.append(
             {
@@ -106,3 +122,4 @@ async def run_turn(
         }
     )
     await _stream_once(gateway, model, messages, ToolIndex(()), reply)
+    await _note_fallback(reply, model)

@@ -84,29 +84,28 @@ async def call_deployment(
     deployment: Deployment,
     body: bytes,
     *,
-    stream: bool,
+    stream_timeout: aiohttp.ClientTimeout | None,
     policy: RetryPolicy,
     deadline: float,
 ) -> Answer | Failure:
+    """Call `deployment`; a stream (`stream_timeout` set: the time-outs of its whole length)
+    returns once its first chunk is in."""
     headers = {"content-type": "application/json"}
     key = deployment.api_key()
     if key:
         headers["authorization"] = f"Bearer {key}"
-    remaining = deadline - time.monotonic()
-    first_byte_s = min(policy.first_byte_timeout_s, remaining)
-    # A whole answer must arrive within the deadline; a stream only has to start within it.
-    total_s = policy.total_timeout_s if stream else min(policy.total_timeout_s, remaining)
-    timeout = aiohttp.ClientTimeout(
-        total=total_s, sock_connect=policy.connect_timeout_s, sock_read=policy.read_timeout_s
-    )
+    now = time.monotonic()
+    first_byte_s = min(policy.first_byte_timeout_s, deadline - now)
+    # A whole answer must arrive within the deadline (and the total time-out); a stream only
+    # has to start within it, and then has the total time-out to finish.
+    finish_s = min(policy.total_timeout_s, deadline - now)
     upstream: aiohttp.ClientResponse | None = None
     waited, what = first_byte_s, "send its first byte"
     try:
-        async with asyncio.timeout(first_byte_s):
-            upstream = await http.post(
-                deployment.chat_url, data=body, headers=headers, timeout=timeout
-            )
-            if upstream.status == 200 and stream:
+        async with asyncio.timeout(first_byte_s) as limit:
+            options = {"timeout": stream_timeout} if stream_timeout else {}
+            upstream = await http.post(deployment.chat_url, data=body, headers=headers, **options)
+            if upstream.status == 200 and stream_timeout:
                 first = await upstream.content.readany()
                 if not first:
                     upstream.close()
@@ -117,17 +116,15 @@ async def call_deployment(
                     )
                     return Failure(error, retryable=True)
                 return Answer(upstream, first)
-        waited, what = max(deadline - time.monotonic(), 0.001), "finish its answer"
+            waited, what = finish_s, "finish its answer"
+            left = finish_s - (time.monotonic() - now)
+            limit.reschedule(asyncio.get_running_loop().time() + left)
+            payload = await upstream.read()
+        upstream.release()
         if upstream.status != 200:
-            async with asyncio.timeout(waited):
-                payload = await upstream.read()
-            upstream.release()
             return _status_failure(
                 deployment, upstream.status, payload, upstream.headers.get("retry-after")
             )
-        async with asyncio.timeout(waited):
-            payload = await upstream.read()
-        upstream.release()
         return Answer(upstream, payload)
     except TimeoutError:
         if upstream is not None:

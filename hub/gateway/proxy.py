@@ -51,6 +51,7 @@ class Gateway:
         self._recorder = recorder
         self._limits = limits
         self._http: aiohttp.ClientSession | None = None
+        self._stream_timeout = policy.stream_timeout()
         self._chains = {
             entry.name: [entry, *(e for n in entry.fallbacks if (e := catalog.get(n)))]
             for entry in catalog.models
@@ -59,7 +60,9 @@ class Gateway:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
         self._http = aiohttp.ClientSession(
-            connector=connector, json_serialize=lambda o: orjson.dumps(o).decode()
+            connector=connector,
+            timeout=self.policy.session_timeout(),
+            json_serialize=lambda o: orjson.dumps(o).decode(),
         )
 
     async def close(self) -> None:
@@ -173,7 +176,7 @@ class Gateway:
                 self._client(),
                 deployment,
                 self._body(request, deployment),
-                stream=request.stream,
+                stream_timeout=self._stream_timeout if request.stream else None,
                 policy=policy,
                 deadline=deadline,
             )

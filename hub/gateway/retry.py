@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+import aiohttp
+
 __all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "parse_retry_after"]
 
 # A retry can fix these: the provider is overloaded, rate-limited or failing. Other 4xx are
@@ -22,6 +24,20 @@ class RetryPolicy:
     first_byte_timeout_s: float
     read_timeout_s: float
     total_timeout_s: float
+
+    def session_timeout(self) -> aiohttp.ClientTimeout:
+        """Every call's: connecting, and each read. The rest is timed by the gateway."""
+        return aiohttp.ClientTimeout(
+            total=None, sock_connect=self.connect_timeout_s, sock_read=self.read_timeout_s
+        )
+
+    def stream_timeout(self) -> aiohttp.ClientTimeout:
+        """A stream's: the total time-out covers it to its end."""
+        return aiohttp.ClientTimeout(
+            total=self.total_timeout_s,
+            sock_connect=self.connect_timeout_s,
+            sock_read=self.read_timeout_s,
+        )
 
     def backoff(self, retry: int) -> float:
         """Exponential backoff with full jitter before the `retry`-th call of a deployment."""
