@@ -24,12 +24,16 @@ from agents.runtime import (
     ToolCallStarted,
     ToolSpec,
 )
+from agents.runtime.approval import ApprovalRequest, QueryApproval, format_bytes
 from agents.tracing import Tracer
+from app.results import ResultTable, elements_for, table_from
 
 __all__ = ["PROFILE_AGENT", "PROFILE_DRAFT", "AgentHost", "parse_profile", "spec_from_hub"]
 
 PROFILE_AGENT = "agent:"
 PROFILE_DRAFT = "draft:"
+# How long a query waits for the person's approval before it counts as declined.
+APPROVAL_TIMEOUT_S = 600
 
 
 def parse_profile(profile: str | None) -> tuple[str, bool] | None:
@@ -90,21 +94,40 @@ class AgentHost:
         self._runner = None
 
     async def run(
-        self, *, spec: AgentSpec, user: str, conversation_id: str, message: str
+        self,
+        *,
+        spec: AgentSpec,
+        user: str,
+        conversation_id: str,
+        message: str,
+        approval: QueryApproval | None = None,
     ) -> RunResult:
-        """Run one turn, showing it in the current Chainlit conversation."""
+        """Run one turn, showing it in the current Chainlit conversation. A query over the
+        person's threshold waits for their answer in the chat."""
         if self._runner is None:
             await self.start()
-        assert self._runner is not None
+        runner = self._runner
+        assert runner is not None
         view = _TurnView(spec)
         try:
-            result = await self._runner.run(
+            result = await runner.run(
                 spec=spec,
                 user=user,
                 conversation_id=conversation_id,
                 message=message,
                 on_event=view.show,
+                approval=approval,
             )
+            while result.status == "waiting" and result.approval is not None:
+                approved = await _ask_approval(result.approval, spec)
+                result = await runner.resume(
+                    spec=spec,
+                    user=user,
+                    conversation_id=conversation_id,
+                    approved=approved,
+                    on_event=view.show,
+                    approval=approval,
+                )
         except asyncio.CancelledError:
             # The stop button: keep what streamed in so far.
             if view.reply.content:
@@ -115,6 +138,35 @@ class AgentHost:
             await self._tracer.flush()
         await view.finish(result, hub_url=self._hub.hub_url)
         return result
+
+
+async def _ask_approval(request: ApprovalRequest, spec: AgentSpec) -> bool:
+    """Show what the queries would scan and cost, and wait for the person's yes or no."""
+    queries = "\n\n".join(
+        f"```sql\n{query.sql}\n```\n{format_bytes(query.bytes_processed)}, "
+        f"about ${query.cost_usd:,.2f}"
+        for query in request.queries
+    )
+    question = f"**Approve before it runs?** {request.summary()}\n\n{queries}"
+    ask = cl.AskActionMessage(
+        content=question,
+        actions=[
+            cl.Action(name="approve", payload={"approved": True}, label="Run it"),
+            cl.Action(name="decline", payload={"approved": False}, label="Don't run it"),
+        ],
+        author=spec.name,
+        timeout=APPROVAL_TIMEOUT_S,
+    )
+    answer = await ask.send()
+    approved = answer is not None and bool(answer.get("payload", {}).get("approved"))
+    if answer is None:
+        outcome = f"No answer within {APPROVAL_TIMEOUT_S // 60} minutes: not run."
+    else:
+        outcome = "You approved it." if approved else "You declined it."
+    # Chainlit replaces the question with the choice; keep the question, add the choice.
+    ask.content = f"{question}\n\n**{outcome}**"
+    await ask.update()
+    return approved
 
 
 class _TurnView:
@@ -128,6 +180,8 @@ class _TurnView:
         )
         self.steps: dict[str, cl.Step] = {}
         self.final: FinalAnswer | None = None
+        # The last table a tool returned in this turn: shown with the answer.
+        self.table: ResultTable | None = None
 
     async def show(self, event: AgentEvent) -> None:
         if isinstance(event, TextDelta):
@@ -143,6 +197,9 @@ class _TurnView:
                 step.output = event.result or "(no output)"
                 step.is_error = event.is_error
                 await step.update()
+            table = None if event.is_error else table_from(event.structured)
+            if table is not None:
+                self.table = table
         elif isinstance(event, FinalAnswer):
             self.final = event
 
@@ -151,6 +208,12 @@ class _TurnView:
             self.reply.content = result.text
         elif result.stopped_early and result.text and result.text not in self.reply.content:
             self.reply.content += f"\n\n{result.text}"
+        if self.table is not None and result.status == "ok":
+            self.reply.elements = elements_for(self.table)
+            if self.table.truncated:
+                self.reply.content += (
+                    f"\n\n_The table shows the first {len(self.table.rows)} rows only._"
+                )
         if result.trace_id:
             self.reply.content += (
                 f"\n\n[Open the trace of this run]({hub_url}/traces/{result.trace_id})"

@@ -14,6 +14,7 @@ from chainlit.data.base import BaseDataLayer
 from chainlit.input_widget import Switch
 from chainlit.types import ThreadDict
 
+from agents.runtime.approval import QueryApproval
 from app.agent_chat import PROFILE_AGENT, PROFILE_DRAFT, AgentHost, parse_profile, spec_from_hub
 from app.auth_secret import ensure_auth_secret
 from app.data_layer import SwitchboardDataLayer
@@ -125,11 +126,13 @@ async def _run_agent(message: cl.Message, slug: str, draft: bool) -> None:
     except HubError as error:
         await cl.ErrorMessage(content=str(error), author="Switchboard").send()
         return
+    threshold = get_settings().query_approval_bytes_for(username)
     await agent_host().run(
         spec=spec_from_hub(run_spec),
         user=username,
         conversation_id=cl.context.session.thread_id,
         message=message.content,
+        approval=QueryApproval(threshold_bytes=threshold),
     )
 
 

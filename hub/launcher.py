@@ -23,7 +23,15 @@ from hub.services.services import ensure_service
 from hub.services.users import create_user
 from mcp_servers.bigquery.warehouse import WarehouseSettings
 
-__all__ = ["DEV_PASSWORD", "DEV_USER", "run_platform"]
+__all__ = [
+    "BIGQUERY",
+    "DATAMODEL",
+    "DEV_PASSWORD",
+    "DEV_USER",
+    "publish_analyst",
+    "register_server",
+    "run_platform",
+]
 
 DEV_USER = "demo"
 DEV_PASSWORD = "demo"
@@ -95,10 +103,11 @@ BIGQUERY = {
 ANALYST_INSTRUCTIONS = REPO_ROOT / "agents" / "data_analyst" / "instructions.md"
 
 
-def _publish_analyst(settings: Settings, token: str) -> str:
-    """Publish the data-analyst agent on first start (its instructions live in the repo)."""
+def publish_analyst(hub_url: str, token: str) -> str:
+    """Publish the data-analyst agent on first start (its instructions live in the repo),
+    on the catalog's first model; say what happened."""
     headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=settings.hub_url, headers=headers, timeout=30) as hub:
+    with httpx.Client(base_url=hub_url, headers=headers, timeout=30) as hub:
         if hub.get("/api/agents/data-analyst").status_code == 200:
             return "already published"
         models = hub.get("/v1/models").json()["data"]
@@ -133,10 +142,10 @@ def _setup_token(settings: Settings) -> str:
     return token
 
 
-def _register(settings: Settings, server: dict[str, object], url: str) -> str:
+def register_server(hub_url: str, token: str, server: dict[str, object], url: str) -> str:
     """Register a shipped MCP server on first start; say what happened."""
-    headers = {"Authorization": f"Bearer {_setup_token(settings)}"}
-    with httpx.Client(base_url=settings.hub_url, headers=headers, timeout=30) as hub:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=hub_url, headers=headers, timeout=30) as hub:
         if hub.get(f"/api/mcp/servers/{server['slug']}").status_code == 200:
             return "already registered"
         response = hub.post("/api/mcp/servers", json={**server, "url": url})
@@ -212,6 +221,7 @@ def run_platform(settings: Settings) -> int:
             )
             _wait_for(dataset_url, "the local BigQuery", emulator, timeout_s=120)
         registered: list[str] = []
+        setup_token = _setup_token(settings)
         for module, port, server in (
             ("mcp_servers.handbook", settings.handbook_port, HANDBOOK),
             ("mcp_servers.datamodel", settings.handbook_port + 1, DATAMODEL),
@@ -222,7 +232,8 @@ def run_platform(settings: Settings) -> int:
             children.append(child)
             url = f"http://127.0.0.1:{port}/mcp"
             _wait_for(url, f"the {server['slug']} MCP server", child, timeout_s=30)
-            registered.append(f"{server['slug']} at {url} ({_register(settings, server, url)})")
+            outcome = register_server(settings.hub_url, setup_token, server, url)
+            registered.append(f"{server['slug']} at {url} ({outcome})")
         chat = _start(
             [
                 sys.executable,
@@ -247,7 +258,7 @@ def run_platform(settings: Settings) -> int:
         print(f"  Hub:  {settings.hub_url}  (API docs at {settings.hub_url}/docs)")
         for line in registered:
             print(f"  MCP:  {line}")
-        analyst = _publish_analyst(settings, _setup_token(settings))
+        analyst = publish_analyst(settings.hub_url, setup_token)
         print(f"  Agent: data-analyst ({analyst}); pick it in the chat's profile menu")
         if seeded or settings.environment == "development":
             print(

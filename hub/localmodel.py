@@ -4,10 +4,14 @@ Both come from the optional `local-model` extra; without it the platform runs on
 that have keys. `python -m hub.localmodel ARGS` runs the server (see `serve`).
 """
 
+import argparse
+import asyncio
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from hub.core.config import Settings
 
@@ -101,16 +105,75 @@ def server_command(settings: Settings) -> list[str]:
     ]
 
 
-def serve(argv: list[str] | None = None) -> None:
-    """Run `llama_cpp.server` with `argv`, with llama.cpp's extra CPU buffer types turned off.
+class _MaxTokensAlias:
+    """ASGI middleware: llama-cpp-python's server reads only `max_tokens`, the field OpenAI
+    renamed to `max_completion_tokens` (which LangChain and newer SDKs send). Without the
+    alias a cap sent under the new name is ignored and the model writes until its context
+    is full, minutes on this model."""
 
-    With them on, llama.cpp picks its AMX kernels wherever the CPU advertises AMX, and on VMs
-    that advertise it without supporting it (this development machine) the first request
-    kills the server with a general-protection fault in `ggml_backend_amx_mul_mat`. The
-    server has no option for it, so the default model parameters are adjusted here.
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self._app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self._app(scope, _replay([message]), send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and "max_completion_tokens" in document:
+            cap = document.pop("max_completion_tokens")
+            document.setdefault("max_tokens", cap)
+            body = json.dumps(document).encode()
+            scope = dict(scope)
+            scope["headers"] = [
+                (name, str(len(body)).encode() if name == b"content-length" else value)
+                for name, value in scope["headers"]
+            ]
+        await self._app(scope, _replay([{"type": "http.request", "body": body}]), send)
+
+
+def _replay(messages: list[dict[str, Any]]) -> Any:
+    """An ASGI `receive` that hands out `messages`, then waits for the client to go."""
+    pending = list(messages)
+    gone = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            return pending.pop(0)
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def serve(argv: list[str] | None = None) -> None:
+    """Run `llama_cpp.server` with `argv`, with llama.cpp's extra CPU buffer types turned off
+    and `max_completion_tokens` understood (see `_MaxTokensAlias`).
+
+    With the extra buffer types on, llama.cpp picks its AMX kernels wherever the CPU
+    advertises AMX, and on VMs that advertise it without supporting it (this development
+    machine) the first request kills the server with a general-protection fault in
+    `ggml_backend_amx_mul_mat`. The server has no option for it, so the default model
+    parameters are adjusted here.
     """
     import llama_cpp.llama_cpp as llama_lib
-    from llama_cpp.server.__main__ import main
+    import uvicorn
+    from llama_cpp.server.app import create_app
+    from llama_cpp.server.cli import add_args_from_model, parse_model_from_args
+    from llama_cpp.server.settings import ModelSettings, ServerSettings
+    from llama_cpp.server.settings import Settings as LlamaSettings
 
     defaults = llama_lib.llama_model_default_params
 
@@ -120,9 +183,15 @@ def serve(argv: list[str] | None = None) -> None:
         return params
 
     llama_lib.llama_model_default_params = without_extra_buffer_types
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    main()
+    parser = argparse.ArgumentParser(prog="python -m hub.localmodel")
+    add_args_from_model(parser, LlamaSettings)
+    args = parser.parse_args(argv)
+    server_settings = parse_model_from_args(ServerSettings, args)
+    app = create_app(
+        server_settings=server_settings,
+        model_settings=[parse_model_from_args(ModelSettings, args)],
+    )
+    uvicorn.run(_MaxTokensAlias(app), host=server_settings.host, port=server_settings.port)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,5 @@
 """Shared fixtures: a scripted upstream, databases, and a hub on a real port."""
 
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +15,8 @@ from hub.core.db import dispose_engines, get_engine, migrate
 from hub.main import create_app
 from hub.models.service import ServiceCreate
 from hub.services.services import create_service
-from tests.support.servers import ThreadedServer, free_port, stop_process
+from mcp_servers.bigquery.emulator import EmulatorError, EmulatorProcess
+from tests.support.servers import ThreadedServer, free_port, served_module
 from tests.support.upstream import ScriptedUpstream
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -142,27 +139,28 @@ def hub(hub_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run
 @pytest.fixture
 def served_handbook(tmp_path: Path) -> Iterator[str]:
     """`python -m mcp_servers.handbook` on a free loopback port; yields its MCP endpoint."""
-    port = free_port()
-    log_path = tmp_path / "handbook.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mcp_servers.handbook", "--port", str(port)],
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the handbook server exited early:\n{log_path.read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the handbook server did not listen:\n{log_path.read_text()}")
-                time.sleep(0.05)
+    with served_module("mcp_servers.handbook", tmp_path / "handbook.log") as port:
         yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    """`python -m mcp_servers.bigquery.emulator` on a free port, seeded for today (UTC).
+
+    Started once per session (a few seconds). It has `url`, `project`, `dataset`, `today`,
+    `seed`, `settings` (a `WarehouseSettings` pointing at it) and `client()`, a new official
+    `google.cloud.bigquery.Client` for it. Tests only read the `dataset`; a test that writes
+    uses a dataset of its own and drops it.
+    """
+    data_dir: Path = tmp_path_factory.mktemp("bigquery")
+    log_path = data_dir / "emulator.log"
+    with log_path.open("wb") as log:
+        emulator = EmulatorProcess(port=free_port(), data_dir=data_dir, log=log)
+        try:
+            emulator.start(timeout_s=90)
+        except EmulatorError as exc:
+            pytest.fail(f"{exc}:\n{log_path.read_text()}")
+        try:
+            yield emulator
+        finally:
+            emulator.stop()

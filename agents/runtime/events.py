@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agents.runtime.approval import ApprovalRequest
+
 __all__ = [
     "AgentEvent",
     "EventHandler",
@@ -22,8 +24,9 @@ __all__ = [
     "ToolCallStarted",
 ]
 
-# "cancelled": the caller cancelled the run (the chat's stop button).
-RunStatus = Literal["ok", "error", "limit", "timeout", "cancelled"]
+# "cancelled": the caller cancelled the run (the chat's stop button). "waiting": the run
+# waits for the person to approve a query (`RunResult.approval`); "declined": they did not.
+RunStatus = Literal["ok", "error", "limit", "timeout", "cancelled", "waiting", "declined"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,8 @@ class ToolCallFinished:
     result: str
     is_error: bool
     latency_ms: float
+    # The tool's structured result, when it gives one (e.g. a query's columns and rows).
+    structured: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +76,11 @@ class RunResult:
     # None when the run was not traced.
     trace_id: str | None
     error: str | None = None
+    # What the person is asked to approve when the status is "waiting".
+    approval: ApprovalRequest | None = None
 
     @property
     def stopped_early(self) -> bool:
-        """True when a limit, an error or a cancellation ended the run, not the model."""
+        """True when a limit, an error, a cancellation or a refusal ended the run (or it
+        waits for the person), not the model."""
         return self.status != "ok"

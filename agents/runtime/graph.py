@@ -19,16 +19,20 @@ from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import StreamMode
+from langgraph.types import Command, StreamMode
 from pydantic import SecretStr
 
+from agents.runtime.approval import ApprovalRequest, QueryApproval
 from agents.runtime.events import EventHandler, FinalAnswer, RunResult, RunStatus, TextDelta
 from agents.runtime.hub_tools import HubToolClient, ToolCaller, ToolIndex
 from agents.runtime.limits import time_limit_message
 from agents.runtime.nodes import (
     ModelCallError,
+    approve,
     call_model,
     call_tools,
+    check_approval,
+    route_after_check,
     route_after_model,
     stop_at_limit,
 )
@@ -47,8 +51,11 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any] | None) -> AgentGraph:
     builder.add_node("model", call_model)
     builder.add_node("tools", call_tools)
     builder.add_node("limit", stop_at_limit)
+    builder.add_node("check", check_approval)
+    builder.add_node("approve", approve, destinations=("tools", END))
     builder.add_edge(START, "model")
     builder.add_conditional_edges("model", route_after_model)
+    builder.add_conditional_edges("check", route_after_check)
     builder.add_edge("tools", "model")
     builder.add_edge("limit", END)
     return builder.compile(checkpointer=checkpointer, name="switchboard-agent")
@@ -80,6 +87,8 @@ class AgentRunner:
         self._model_http = model_http_client or self._http
         self._tools = tool_caller or HubToolClient(hub, self._http)
         self._models: dict[tuple[str, int, str], ChatOpenAI] = {}
+        # Traces of runs that wait for an approval, by conversation.
+        self._waiting: dict[str, RunTrace] = {}
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -120,10 +129,46 @@ class AgentRunner:
         conversation_id: str,
         message: str,
         on_event: EventHandler | None = None,
+        approval: QueryApproval | None = None,
     ) -> RunResult:
         """One turn of a conversation: `message` from `user`, with the conversation's earlier
         turns from the checkpointer (its thread is `conversation_id`). Never raises for a
-        model, tool or limit failure: the result (and the trace) say what happened."""
+        model, tool or limit failure: the result (and the trace) say what happened. With
+        `approval`, a query over the threshold ends the call with status "waiting": answer
+        with `resume`."""
+        self._waiting.pop(conversation_id, None)
+        inputs: dict[str, Any] = {"messages": [HumanMessage(message)], "steps": 0}
+        trace = self._start_trace(spec, user, conversation_id)
+        return await self._execute(inputs, spec, user, conversation_id, on_event, approval, trace)
+
+    async def resume(
+        self,
+        *,
+        spec: AgentSpec,
+        user: str,
+        conversation_id: str,
+        approved: bool,
+        on_event: EventHandler | None = None,
+        approval: QueryApproval | None = None,
+    ) -> RunResult:
+        """Go on with a run that waits for approval: run the queries, or end saying why not.
+        The run continues in the trace it started in."""
+        trace = self._waiting.pop(conversation_id, None)
+        if trace is None:
+            trace = self._start_trace(spec, user, conversation_id)
+        command = Command(resume={"approved": approved})
+        return await self._execute(command, spec, user, conversation_id, on_event, approval, trace)
+
+    async def _execute(
+        self,
+        inputs: dict[str, Any] | Command[Any],
+        spec: AgentSpec,
+        user: str,
+        conversation_id: str,
+        on_event: EventHandler | None,
+        approval: QueryApproval | None,
+        trace: RunTrace | None,
+    ) -> RunResult:
         tools = ToolIndex(spec.tools)
         context = RunContext(
             spec=spec,
@@ -132,18 +177,19 @@ class AgentRunner:
             caller=self._tools,
             user=user,
             conversation_id=conversation_id,
+            approval=approval,
+            trace=trace,
         )
-        trace = context.trace = self._start_trace(spec, user, conversation_id)
         config: RunnableConfig = {
             "configurable": {"thread_id": conversation_id},
             "recursion_limit": 2 * spec.max_steps + 5,
         }
-        inputs: dict[str, Any] = {"messages": [HumanMessage(message)], "steps": 0}
         error: str | None = None
+        asked: ApprovalRequest | None = None
         try:
             async with asyncio.timeout(spec.timeout_s) as deadline:
                 try:
-                    text, status = await self._stream(inputs, config, context, on_event)
+                    text, status, asked = await self._stream(inputs, config, context, on_event)
                 except ModelCallError as exc:
                     text, status, error = str(exc), "error", str(exc)
         except TimeoutError:
@@ -158,11 +204,21 @@ class AgentRunner:
         except Exception as exc:  # recorded, then raised: a bug, not a model or tool failure
             _finish(trace, "error", f"{type(exc).__name__}: {exc}")
             raise
-        _finish(trace, status, error)
-        if on_event is not None:
+        if asked is not None:
+            status, text = "waiting", asked.summary()
+            if trace is not None:
+                trace.wait()
+                self._waiting[conversation_id] = trace
+        else:
+            _finish(trace, status, error)
+        if on_event is not None and asked is None:
             await on_event(FinalAnswer(text=text, status=status))
         return RunResult(
-            text=text, status=status, trace_id=trace.id if trace else None, error=error
+            text=text,
+            status=status,
+            trace_id=trace.id if trace else None,
+            error=error,
+            approval=asked,
         )
 
     def _start_trace(self, spec: AgentSpec, user: str, conversation_id: str) -> RunTrace | None:
@@ -172,26 +228,31 @@ class AgentRunner:
 
     async def _stream(
         self,
-        inputs: dict[str, Any],
+        inputs: dict[str, Any] | Command[Any],
         config: RunnableConfig,
         context: RunContext,
         on_event: EventHandler | None,
-    ) -> tuple[str, RunStatus]:
+    ) -> tuple[str, RunStatus, ApprovalRequest | None]:
         modes: list[StreamMode] = ["updates"]
         if on_event is not None:
             modes += ["messages", "custom"]
         text = ""
         status: RunStatus = "ok"
+        asked: ApprovalRequest | None = None
         async for mode, data in self._graph.astream(
             inputs, config, context=context, stream_mode=modes
         ):
             if mode == "updates":
                 for node, update in data.items():
-                    if node in ("model", "limit") and update:
+                    if node == "__interrupt__":
+                        asked = ApprovalRequest.from_state(update[0].value)
+                    elif (
+                        node in ("model", "limit", "approve") and update and update.get("messages")
+                    ):
                         last = update["messages"][-1]
                         if isinstance(last, AIMessage):
                             text = last.text
-                        status = "limit" if node == "limit" else "ok"
+                        status = _ENDING_STATUS.get(node, "ok")
             elif on_event is None:
                 continue
             elif mode == "messages":
@@ -204,7 +265,11 @@ class AgentRunner:
                     await on_event(TextDelta(delta))
             else:
                 await on_event(data)
-        return text, status
+        return text, status, asked
+
+
+# The status a run ends with when this node wrote its last message.
+_ENDING_STATUS: dict[str, RunStatus] = {"limit": "limit", "approve": "declined"}
 
 
 def _finish(trace: RunTrace | None, status: str, error: str | None) -> None:

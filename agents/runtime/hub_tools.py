@@ -30,6 +30,9 @@ def function_name(server: str, tool: str) -> str:
 class ToolOutcome:
     text: str
     is_error: bool
+    # The tool's structured result (MCP structuredContent), when it gives one: what the chat
+    # renders as a table and a chart.
+    structured: dict[str, Any] | None = None
 
 
 class ToolCaller(Protocol):
@@ -63,6 +66,9 @@ class ToolIndex:
                     },
                 }
             )
+
+    def offers(self, server: str, tool: str) -> bool:
+        return any(t.server == server and t.name == tool for t in self.by_name.values())
 
     def _unique(self, name: str) -> str:
         # Two tools can sanitize or truncate to the same name; number the later ones.
@@ -137,4 +143,5 @@ class HubToolClient:
         text = _result_text(result)
         if result.get("isError"):
             return ToolOutcome(f"The tool {tool} failed: {text}", True)
-        return ToolOutcome(text, False)
+        structured = result.get("structuredContent")
+        return ToolOutcome(text, False, structured if isinstance(structured, dict) else None)

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
 
 __all__ = [
+    "NOT_RUN_AT_LIMIT",
+    "NOT_RUN_DECLINED",
     "close_open_tool_calls",
     "model_error_message",
     "not_run",
@@ -14,6 +16,7 @@ __all__ = [
 ]
 
 NOT_RUN_AT_LIMIT = "Not run: the agent reached its step limit first."
+NOT_RUN_DECLINED = "Not run: the person declined it when asked to approve its cost."
 NOT_RUN_INTERRUPTED = "Not run: the run stopped before this call finished."
 
 

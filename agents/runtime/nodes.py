@@ -11,15 +11,30 @@ from typing import Any, Literal
 
 import httpx
 import openai
-from langchain_core.messages import AIMessage, InvalidToolCall, SystemMessage, ToolCall, ToolMessage
+import orjson
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    InvalidToolCall,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+)
 from langgraph.graph import END
 from langgraph.runtime import Runtime
-from langgraph.types import StreamWriter
+from langgraph.types import Command, StreamWriter, interrupt
 
+from agents.runtime.approval import (
+    ApprovalRequest,
+    PendingQuery,
+    QueryApproval,
+    declined_message,
+)
 from agents.runtime.events import ToolCallFinished, ToolCallStarted
 from agents.runtime.hub_tools import ToolOutcome
 from agents.runtime.limits import (
     NOT_RUN_AT_LIMIT,
+    NOT_RUN_DECLINED,
     close_open_tool_calls,
     model_error_message,
     not_run,
@@ -27,7 +42,16 @@ from agents.runtime.limits import (
 )
 from agents.runtime.state import AgentState, RunContext
 
-__all__ = ["ModelCallError", "call_model", "call_tools", "route_after_model", "stop_at_limit"]
+__all__ = [
+    "ModelCallError",
+    "approve",
+    "call_model",
+    "call_tools",
+    "check_approval",
+    "route_after_check",
+    "route_after_model",
+    "stop_at_limit",
+]
 
 _CANCELLED = "cancelled: the run stopped during this step"
 
@@ -75,13 +99,13 @@ async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
 
 def route_after_model(
     state: AgentState, runtime: Runtime[RunContext]
-) -> Literal["tools", "limit", "__end__"]:
+) -> Literal["check", "limit", "__end__"]:
     last = state["messages"][-1]
     if not isinstance(last, AIMessage) or not (last.tool_calls or last.invalid_tool_calls):
         return END
     if state["steps"] >= runtime.context.spec.max_steps:
         return "limit"
-    return "tools"
+    return "check"
 
 
 async def stop_at_limit(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -121,7 +145,8 @@ async def _run_tool(ctx: RunContext, write: StreamWriter, call: ToolCall) -> Too
             },
         )
 
-    return await _traced_call(ctx, write, call["id"], server, name, call["args"], invoke)
+    outcome = await _traced_call(ctx, write, call["id"] or "", server, name, call["args"], invoke)
+    return _as_message(call["id"], outcome)
 
 
 async def _refuse_invalid(
@@ -140,19 +165,19 @@ async def _refuse_invalid(
         )
 
     arguments = {"raw_arguments": call["args"]}
-    return await _traced_call(ctx, write, call["id"], server, tool_name, arguments, invoke)
+    outcome = await _traced_call(ctx, write, call["id"] or "", server, tool_name, arguments, invoke)
+    return _as_message(call["id"], outcome)
 
 
 async def _traced_call(
     ctx: RunContext,
     write: StreamWriter,
-    call_id: str | None,
+    call_id: str,
     server: str,
     tool: str,
     arguments: dict[str, Any],
     invoke: Callable[[], Awaitable[ToolOutcome]],
-) -> ToolMessage:
-    call_id = call_id or ""
+) -> ToolOutcome:
     write(ToolCallStarted(call_id=call_id, server=server, tool=tool, arguments=arguments))
     trace = ctx.trace
     step = None
@@ -177,7 +202,156 @@ async def _traced_call(
             result=outcome.text,
             is_error=outcome.is_error,
             latency_ms=latency_ms,
+            structured=outcome.structured,
         )
     )
+    return outcome
+
+
+def _as_message(call_id: str | None, outcome: ToolOutcome) -> ToolMessage:
     status: Literal["success", "error"] = "error" if outcome.is_error else "success"
-    return ToolMessage(outcome.text, tool_call_id=call_id, status=status)
+    return ToolMessage(outcome.text, tool_call_id=call_id or "", status=status)
+
+
+def route_after_check(
+    state: AgentState, runtime: Runtime[RunContext]
+) -> Literal["approve", "tools"]:
+    return "approve" if state.get("approval") else "tools"
+
+
+async def check_approval(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Price each query the model wants to run; ask (in `approve`) when one is over the
+    person's threshold. A query whose dry run fails needs no approval: running it fails the
+    same way, and the model reads why."""
+    ctx, write = runtime.context, runtime.stream_writer
+    policy = ctx.approval
+    last = state["messages"][-1]
+    if policy is None or not isinstance(last, AIMessage):
+        return {"approval": None}
+    pending: list[PendingQuery] = []
+    for call in last.tool_calls:
+        tool = ctx.tools.by_name.get(call["name"])
+        sql = call["args"].get("sql")
+        if tool is None or tool.name != policy.run_tool or not isinstance(sql, str):
+            continue
+        if not ctx.tools.offers(tool.server, policy.estimate_tool):
+            continue
+        estimate = _known_estimate(state["messages"], ctx, tool.server, policy, sql)
+        if estimate is None:
+            estimate = await _estimate(ctx, write, call["id"] or "", tool.server, policy, sql)
+        if estimate is not None and estimate[0] > policy.threshold_bytes:
+            pending.append(
+                PendingQuery(
+                    call_id=call["id"] or "",
+                    server=tool.server,
+                    tool=tool.name,
+                    sql=sql,
+                    bytes_processed=estimate[0],
+                    cost_usd=estimate[1],
+                )
+            )
+    if not pending:
+        return {"approval": None}
+    request = ApprovalRequest(queries=tuple(pending), threshold_bytes=policy.threshold_bytes)
+    if ctx.trace is not None:
+        step = ctx.trace.begin_step("approval", "approval asked", parent_id=ctx.model_step_id)
+        ctx.trace.end_tool_step(
+            step, arguments=request.to_state(), result=f"asked {ctx.user}: {request.summary()}"
+        )
+    return {"approval": request.to_state()}
+
+
+def _dry_run_figures(dry_run: Any) -> tuple[int, float] | None:
+    try:
+        return int(dry_run["bytes_processed"]), float(dry_run.get("cost_usd") or 0.0)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _known_estimate(
+    messages: list[AnyMessage], ctx: RunContext, server: str, policy: QueryApproval, sql: str
+) -> tuple[int, float] | None:
+    """(bytes, dollars) from a dry run of exactly this SQL the model already made in this
+    conversation, so the query is not priced twice."""
+    dry_run_ids: set[str] = set()
+    for message in messages:
+        if isinstance(message, AIMessage):
+            for call in message.tool_calls:
+                tool = ctx.tools.by_name.get(call["name"])
+                if (
+                    tool is not None
+                    and (tool.server, tool.name) == (server, policy.estimate_tool)
+                    and call["args"].get("sql") == sql
+                    and call["id"]
+                ):
+                    dry_run_ids.add(call["id"])
+    for message in reversed(messages):
+        if (
+            isinstance(message, ToolMessage)
+            and message.tool_call_id in dry_run_ids
+            and message.status == "success"
+            and isinstance(message.content, str)
+        ):
+            try:
+                return _dry_run_figures(orjson.loads(message.content))
+            except orjson.JSONDecodeError:
+                return None
+    return None
+
+
+async def _estimate(
+    ctx: RunContext,
+    write: StreamWriter,
+    call_id: str,
+    server: str,
+    policy: QueryApproval,
+    sql: str,
+) -> tuple[int, float] | None:
+    """(bytes, dollars) from the server's dry run, or None when it could not tell."""
+
+    async def invoke() -> ToolOutcome:
+        return await ctx.caller.call(
+            server=server,
+            tool=policy.estimate_tool,
+            arguments={"sql": sql},
+            user=ctx.user,
+            context={
+                "conversation": ctx.conversation_id,
+                "agent": ctx.spec.slug,
+                "trace": ctx.trace.id if ctx.trace is not None else "",
+            },
+        )
+
+    arguments = {"sql": sql}
+    outcome = await _traced_call(
+        ctx, write, f"{call_id}-cost", server, policy.estimate_tool, arguments, invoke
+    )
+    if outcome.is_error or outcome.structured is None:
+        return None
+    return _dry_run_figures(outcome.structured)
+
+
+async def approve(
+    state: AgentState, runtime: Runtime[RunContext]
+) -> Command[Literal["tools", "__end__"]]:
+    """Wait for the person's answer; run the tools when approved, end the run when not."""
+    ctx = runtime.context
+    asked = state.get("approval") or {}
+    request = ApprovalRequest.from_state(asked)
+    answer = interrupt(asked)
+    approved = bool(answer.get("approved")) if isinstance(answer, dict) else answer is True
+    if ctx.trace is not None:
+        step = ctx.trace.begin_step("approval", "approval answered", parent_id=ctx.model_step_id)
+        decision = "approved" if approved else "declined"
+        ctx.trace.end_tool_step(step, arguments=asked, result=f"{decision} by {ctx.user}")
+    if approved:
+        return Command(goto="tools", update={"approval": None})
+    last = state["messages"][-1]
+    pending = not_run(last, NOT_RUN_DECLINED) if isinstance(last, AIMessage) else []
+    return Command(
+        goto=END,
+        update={
+            "approval": None,
+            "messages": [*pending, AIMessage(declined_message(request))],
+        },
+    )

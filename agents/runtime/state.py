@@ -2,13 +2,14 @@
 (what one run needs and nothing stores)."""
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langchain_core.runnables import Runnable
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
+from agents.runtime.approval import QueryApproval
 from agents.runtime.hub_tools import ToolCaller, ToolIndex
 from agents.runtime.spec import AgentSpec
 from agents.tracing import RunTrace
@@ -20,6 +21,8 @@ class AgentState(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
     # Model calls in the current run (the current user turn); each run starts it at 0.
     steps: int
+    # The queries waiting for the person's approval (`ApprovalRequest.to_state()`), if any.
+    approval: NotRequired[dict[str, Any] | None]
 
 
 @dataclass(slots=True)
@@ -35,3 +38,5 @@ class RunContext:
     conversation_id: str = ""
     # The trace step of the model call whose tool calls are being run (their parent).
     model_step_id: str | None = None
+    # Ask the person before queries over their threshold; None: never ask.
+    approval: QueryApproval | None = None

@@ -189,8 +189,16 @@ class RunTrace:
         if self._span is not None and self._tracer._otlp is not None:
             self._tracer._otlp.step_ended(self._span, step_row, self._spec)
 
+    def wait(self) -> None:
+        """The run waits for the person (an approval); it goes on, in this trace, when they
+        answer."""
+        if not self.finished:
+            self._row.status = "waiting"
+            self._tracer._add(dataclasses.replace(self._row))
+
     def finish(self, status: str, error: str | None = None) -> None:
-        """End the run with its status ("ok", "error", "limit", "timeout", "cancelled");
+        """End the run with its status ("ok", "error", "limit", "timeout", "cancelled",
+        "declined");
         only the first call counts."""
         if self.finished:
             return

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     # Agent runs are also exported as OpenTelemetry spans (GenAI conventions) when set, e.g.
     # http://127.0.0.1:4318 for a collector, Langfuse, Phoenix or Jaeger speaking OTLP/HTTP.
     otlp_endpoint: str = ""
+    # The data analyst asks a person before a query that would scan more than this many
+    # bytes; per person (by sign-in name) it can be set higher or lower, as JSON:
+    # SWITCHBOARD_QUERY_APPROVAL_BYTES_BY_USER='{"ana@example.com": 50000000000}'.
+    query_approval_bytes: int = Field(default=1_000_000_000, ge=0)
+    query_approval_bytes_by_user: dict[str, int] = Field(default_factory=dict)
 
     # The chat app's own service token; the hub registers its hash on start.
     app_service_token: str = DEV_APP_TOKEN
@@ -81,6 +86,9 @@ class Settings(BaseSettings):
     # How long a resolved service token stays cached before it is checked again.
     token_cache_ttl_s: float = 30.0
     usage_flush_interval_s: float = 0.2
+
+    def query_approval_bytes_for(self, user: str) -> int:
+        return self.query_approval_bytes_by_user.get(user, self.query_approval_bytes)
 
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> "Settings":

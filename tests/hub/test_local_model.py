@@ -13,6 +13,7 @@ from openai import OpenAI
 from hub import localmodel
 from hub.core.config import Settings
 from hub.main import create_app
+from tests.conftest import RunningHub
 from tests.support.servers import ThreadedServer, free_port, stop_process
 
 pytestmark = [
@@ -70,7 +71,8 @@ def model_url(model_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture
-def hub_url(model_url: str, model_settings: Settings, tmp_path: Path) -> Iterator[str]:
+def local_hub(model_url: str, model_settings: Settings, tmp_path: Path) -> Iterator[RunningHub]:
+    """A hub whose only model is the embedded one, as on a fresh `switchboard run`."""
     catalog = {
         "models": [
             {
@@ -95,7 +97,12 @@ def hub_url(model_url: str, model_settings: Settings, tmp_path: Path) -> Iterato
         app_service_token=APP_TOKEN,
     )
     with ThreadedServer(create_app(settings)) as server:
-        yield server.base_url
+        yield RunningHub(url=server.base_url, settings=settings, app_token=APP_TOKEN)
+
+
+@pytest.fixture
+def hub_url(local_hub: RunningHub) -> str:
+    return local_hub.url
 
 
 def test_the_local_model_streams_an_answer_through_the_gateway(hub_url: str):

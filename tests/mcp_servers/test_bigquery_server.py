@@ -11,17 +11,7 @@ from mcp.types import CallToolResult, TextContent
 
 from mcp_servers.bigquery.emulator import EmulatorProcess
 from mcp_servers.bigquery.server import QueryLimits, build_server
-
-DAILY_POSTS = """
-SELECT DATE(created_at, "Europe/Amsterdam") AS day, COUNT(*) AS posts
-FROM marketplace.posts
-WHERE deleted_at IS NULL
-  AND DATE(created_at, "Europe/Amsterdam")
-      BETWEEN DATE_SUB(CURRENT_DATE("Europe/Amsterdam"), INTERVAL 7 DAY)
-      AND DATE_SUB(CURRENT_DATE("Europe/Amsterdam"), INTERVAL 1 DAY)
-GROUP BY day
-ORDER BY day
-"""
+from tests.support.analyst import DAILY_POSTS_SQL
 
 
 class CountingClient:
@@ -83,8 +73,8 @@ async def test_the_tables_and_their_notes_are_listed_for_the_model(session: Clie
 async def test_a_query_returns_the_same_rows_as_bigquery_with_its_cost(
     session: ClientSession, warehouse: EmulatorProcess
 ) -> None:
-    expected = [dict(row.items()) for row in warehouse.client().query(DAILY_POSTS).result()]
-    result = await session.call_tool("run_query", {"sql": DAILY_POSTS})
+    expected = [dict(row.items()) for row in warehouse.client().query(DAILY_POSTS_SQL).result()]
+    result = await session.call_tool("run_query", {"sql": DAILY_POSTS_SQL})
     assert not result.isError, result
     answer = result.structuredContent
     assert answer is not None
@@ -95,7 +85,7 @@ async def test_a_query_returns_the_same_rows_as_bigquery_with_its_cost(
     assert [c["name"] for c in answer["columns"]] == ["day", "posts"]
     assert answer["job_id"] and answer["truncated"] is False
 
-    planned = await session.call_tool("dry_run_query", {"sql": DAILY_POSTS})
+    planned = await session.call_tool("dry_run_query", {"sql": DAILY_POSTS_SQL})
     assert planned.structuredContent is not None
     assert planned.structuredContent["tables"] == ["switchboard-local.marketplace.posts"]
     assert planned.structuredContent["bytes_processed"] > 0

@@ -1,0 +1,106 @@
+"""Journey 2 in a real browser: a person asks the data analyst a question, approves the query's
+cost when asked, and sees each step, the result as a paged table, a chart and a CSV download."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from mcp_servers.bigquery.emulator import EmulatorProcess
+from tests.app.conftest import ChatApp, _app_env, send, sign_in
+from tests.conftest import RunningHub
+from tests.support.analyst import (
+    CATEGORY_POSTS_SQL,
+    AnalystSetup,
+    expected_category_posts,
+    served_analyst,
+)
+from tests.support.servers import free_port
+from tests.support.upstream import ScriptedUpstream
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def analyst(
+    hub: RunningHub, warehouse: EmulatorProcess, tmp_path: Path, chat_user: str
+) -> Iterator[AnalystSetup]:
+    with served_analyst(hub, warehouse, tmp_path) as setup:
+        yield setup
+
+
+@pytest.fixture
+def careful_chat_app(hub: RunningHub, tmp_path: Path, chat_user: str) -> Iterator[ChatApp]:
+    """The chat app with an approval threshold of one byte for the test's user: every query
+    asks first."""
+    database_url = hub.settings.sqlalchemy_url
+    env = _app_env(hub, tmp_path / "app-data")
+    env["SWITCHBOARD_QUERY_APPROVAL_BYTES_BY_USER"] = json.dumps({chat_user: 1})
+    app = ChatApp(
+        url=f"http://127.0.0.1:{free_port()}",
+        log_path=tmp_path / "chainlit.log",
+        database_path=Path(database_url.removeprefix("sqlite:///")),
+        env=env,
+    )
+    try:
+        app.start()
+        yield app
+    finally:
+        app.stop()
+
+
+def test_the_analyst_asks_before_its_query_then_shows_steps_table_and_chart(
+    page: Page,
+    hub: RunningHub,
+    careful_chat_app: ChatApp,
+    chat_user: str,
+    upstream: ScriptedUpstream,
+    analyst: AnalystSetup,
+    warehouse: EmulatorProcess,
+) -> None:
+    upstream.enqueue(
+        tool_calls=[{"name": "datamodel__read_table_notes", "arguments": {"table": "categories"}}]
+    )
+    upstream.enqueue(
+        tool_calls=[{"name": "bigquery__run_query", "arguments": {"sql": CATEGORY_POSTS_SQL}}]
+    )
+    upstream.script(reply="The most popular category leads the table below.")
+    expected = expected_category_posts(warehouse)
+    top = max(expected, key=lambda name: expected[name])
+
+    sign_in(page, careful_chat_app, chat_user)
+    page.locator("#chat-profiles").click()
+    page.locator('[data-test="select-item:agent:data-analyst"]').click()
+    expect(page.locator("#chat-profiles")).to_contain_text("Data analyst")
+    send(page, "Which category was the most popular over the past 10 days?")
+
+    # The notes and the cost check show as steps; the run waits for the person.
+    expect(page.get_by_text("datamodel · read_table_notes")).to_be_visible()
+    expect(page.get_by_text("bigquery · dry_run_query")).to_be_visible()
+    question = page.locator(".message-content").filter(has_text="Approve before it runs?")
+    expect(question).to_be_visible()
+    expect(question).to_contain_text("would scan")
+    expect(question).to_contain_text("$")
+    assert len(upstream.requests) == 2, "the model must not go on before the answer"
+    page.get_by_role("button", name="Run it", exact=True).click()
+
+    expect(page.get_by_text("bigquery · run_query")).to_be_visible()
+    answer = page.locator(".message-content").filter(has_text="The most popular category leads")
+    expect(answer).to_be_visible()
+    expect(page.locator(".message-content").filter(has_text="You approved it.")).to_be_visible()
+
+    # The table: the top category first with its count, paged ten rows at a time.
+    table = page.locator(".dataframe table")
+    expect(table).to_be_visible()
+    first_row = table.locator("tbody tr").first
+    expect(first_row).to_contain_text(top)
+    expect(first_row).to_contain_text(str(expected[top]))
+    expect(table.locator("tbody tr")).to_have_count(min(len(expected), 10))
+    # The chart: Plotly draws one bar per category.
+    expect(page.locator(".js-plotly-plot")).to_be_visible()
+    expect(page.locator(".js-plotly-plot .bars .point")).to_have_count(len(expected))
+    # The CSV download.
+    expect(page.get_by_text("result.csv")).to_be_visible()
+    careful_chat_app.assert_no_storage_errors()
