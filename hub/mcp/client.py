@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import aiohttp
 import anyio
 import httpx
 from mcp import ClientSession
@@ -48,7 +49,7 @@ def describe_failure(error: BaseException, url: str) -> str:
     error = _leaf(error)
     if isinstance(error, AddressRefusedError):
         return str(error)
-    if isinstance(error, httpx.ConnectError):
+    if isinstance(error, httpx.ConnectError | aiohttp.ClientConnectorError):
         return f"could not connect to {url} ({error or 'connection refused'}); is it running?"
     if isinstance(error, httpx.TimeoutException | TimeoutError):
         return f"{url} did not answer in time"
@@ -60,7 +61,9 @@ def describe_failure(error: BaseException, url: str) -> str:
         )
     if isinstance(error, McpError):
         return f"{url} answered with an MCP error: {error.error.message}"
-    if isinstance(error, httpx.HTTPError | OSError | anyio.BrokenResourceError):
+    if isinstance(
+        error, httpx.HTTPError | aiohttp.ClientError | OSError | anyio.BrokenResourceError
+    ):
         return f"the connection to {url} failed: {type(error).__name__}: {error}"
     return f"{url} did not speak MCP: {type(error).__name__}: {error}"
 

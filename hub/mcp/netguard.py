@@ -14,10 +14,12 @@ from typing import Any
 
 import anyio
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 __all__ = [
     "ALLOWED_NETWORKS_SETTING",
     "AddressRefusedError",
+    "GuardedResolver",
     "GuardedTransport",
     "IPAddress",
     "IPNetwork",
@@ -256,6 +258,32 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         transports, self._transports = list(self._transports.values()), {}
         for transport in transports:
             await transport.aclose()
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver for the hub: a name resolves only to addresses the policy allows.
+
+    aiohttp asks it at every new connection when its DNS cache is off, and connects to the
+    address it returns while TLS and Host keep the name. aiohttp does not ask for a host that
+    is an address literal: check those with `NetworkPolicy.check_ip` before connecting.
+    """
+
+    def __init__(self, policy: NetworkPolicy) -> None:
+        self._policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        address = await resolve_checked(host, port, self._policy)
+        ip = ipaddress.ip_address(address)
+        kind = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+        flags = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+        return [
+            ResolveResult(hostname=host, host=address, port=port, family=kind, proto=0, flags=flags)
+        ]
+
+    async def close(self) -> None:
+        return None
 
 
 def guarded_client(

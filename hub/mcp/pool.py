@@ -2,9 +2,12 @@
 
 Opening a session costs several round trips (initialize, initialized, and the session's end),
 so the hub keeps one session per server and sends every tool call for that server on it; MCP
-sessions take concurrent requests. Each session lives in its own task, which is where the
-SDK's transport must be entered and left. A session that fails is dropped, and the next call
-opens a new one.
+sessions take concurrent requests.
+
+A streamable-HTTP server gets an `HttpSession`: each call is one POST on a connection of the
+pool's one aiohttp client. A server on the older SSE transport gets an SDK client session,
+which lives in its own task (where the SDK's transport must be entered and left). A session
+that fails is dropped, and the next call opens a new one.
 """
 
 import asyncio
@@ -13,13 +16,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import anyio
 from mcp import ClientSession, types
 from mcp.shared.exceptions import McpError
-from mcp.types import CallToolResult
 
 from hub.mcp.client import Endpoint, McpUnavailableError, open_session
+from hub.mcp.http_session import HttpSession, guarded_http
 from hub.mcp.netguard import NetworkPolicy
+from hub.models.mcp_server import McpTransport
 
 __all__ = ["SessionPool"]
 
@@ -56,6 +61,9 @@ class SessionPool:
         self._call_timeout_s = call_timeout_s
         self._sessions: dict[int, tuple[_Key, _Pooled]] = {}
         self._lock = asyncio.Lock()
+        self._http: aiohttp.ClientSession | None = None
+        self._direct: dict[int, tuple[_Key, HttpSession]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def _hold(self, endpoint: Endpoint, pooled: _Pooled) -> None:
         try:
@@ -100,6 +108,30 @@ class SessionPool:
             raise McpUnavailableError(str(pooled.error or f"{endpoint.url} closed the session"))
         return pooled
 
+    def _http_session(self, server_id: int, version: str, endpoint: Endpoint) -> HttpSession:
+        key = _Key(server_id, version)
+        current = self._direct.get(server_id)
+        if current is not None and current[0] == key:
+            return current[1]
+        if current is not None:
+            self._close_later(current[1])
+        if self._http is None:
+            self._http = guarded_http(self._policy, connect_timeout_s=self._connect_timeout_s)
+        session = HttpSession(
+            self._http,
+            endpoint,
+            policy=self._policy,
+            connect_timeout_s=self._connect_timeout_s,
+            call_timeout_s=self._call_timeout_s,
+        )
+        self._direct[server_id] = (key, session)
+        return session
+
+    def _close_later(self, session: HttpSession) -> None:
+        task = asyncio.create_task(session.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     async def call_tool(
         self,
         *,
@@ -109,8 +141,24 @@ class SessionPool:
         tool: str,
         arguments: dict[str, Any],
         meta: dict[str, str] | None = None,
-    ) -> CallToolResult:
-        """Call `tool`; raise `McpUnavailableError` when the server cannot be reached."""
+    ) -> dict[str, Any]:
+        """Call `tool` and return the server's CallToolResult as JSON; raise
+        `McpUnavailableError` when the server cannot be reached or refuses the request."""
+        if endpoint.transport == McpTransport.streamable_http:
+            session = self._http_session(server_id, version, endpoint)
+            return await session.call_tool(tool, arguments, meta)
+        result = await self._sdk_call_tool(server_id, version, endpoint, tool, arguments, meta)
+        return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    async def _sdk_call_tool(
+        self,
+        server_id: int,
+        version: str,
+        endpoint: Endpoint,
+        tool: str,
+        arguments: dict[str, Any],
+        meta: dict[str, str] | None,
+    ) -> types.CallToolResult:
         for attempt in (1, 2):
             pooled = await self._session(server_id, version, endpoint)
             assert pooled.session is not None
@@ -156,6 +204,9 @@ class SessionPool:
         current = self._sessions.pop(server_id, None)
         if current is not None:
             current[1].stop.set()
+        direct = self._direct.pop(server_id, None)
+        if direct is not None:
+            self._close_later(direct[1])
 
     async def close(self) -> None:
         tasks = []
@@ -164,5 +215,12 @@ class SessionPool:
             if pooled.task is not None:
                 tasks.append(pooled.task)
         self._sessions.clear()
+        for _, session in self._direct.values():
+            self._close_later(session)
+        self._direct.clear()
+        tasks.extend(self._closing)
         if tasks:
             await asyncio.wait(tasks, timeout=5)
+        if self._http is not None:
+            await self._http.close()
+            self._http = None

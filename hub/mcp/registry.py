@@ -392,8 +392,10 @@ class McpRegistry:
             self.calls.add(record)
             raise RegistryError(502, f"The tool call failed: {error}") from error
         record.latency_ms = (time.perf_counter() - started) * 1000
-        if result.isError:
-            text = " ".join(getattr(part, "text", "") for part in result.content)
+        if result.get("isError"):
+            text = " ".join(
+                part.get("text", "") for part in result.get("content", ()) if part.get("text")
+            )
             record.is_error, record.error = True, text[:1000] or "the tool reported an error"
         self.calls.add(record)
-        return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return result

@@ -1,14 +1,17 @@
 """An independent MCP server for tests: a small weather service over streamable HTTP.
 
 `McpTestServer` runs it on a fixed 127.0.0.1 port in a thread and can stop it, start it
-again and redeploy it with another tool description, as a team would.
+again and redeploy it with another tool description, as a team would. It answers calls with
+SSE streams, or with JSON bodies (`json_response`), or speaks the older SSE transport.
 """
 
 from types import TracebackType
 from typing import Any, Self
 
+import anyio
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
+from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
 from tests.support.servers import ThreadedServer, free_port
@@ -19,9 +22,14 @@ DEFAULT_DESCRIPTION = "Current weather for a city: temperature in Celsius and th
 
 
 def build_weather_server(
-    description: str = DEFAULT_DESCRIPTION, required_header: tuple[str, str] | None = None
+    description: str = DEFAULT_DESCRIPTION,
+    required_header: tuple[str, str] | None = None,
+    json_response: bool = False,
+    interactive: bool = False,
 ) -> FastMCP:
-    server = FastMCP("weather", instructions="Weather for the office cities.")
+    server = FastMCP(
+        "weather", instructions="Weather for the office cities.", json_response=json_response
+    )
     seen: list[dict[str, str]] = []
     seen_meta: list[dict[str, Any]] = []
 
@@ -38,6 +46,8 @@ def build_weather_server(
         """A forecast that always fails, to test how errors come back."""
         raise ToolError(f"the forecast service is down; cannot forecast {days} days")
 
+    if interactive:
+        _add_interactive_tools(server)
     server.seen_headers = seen  # type: ignore[attr-defined]
     server.seen_meta = seen_meta  # type: ignore[attr-defined]
     if required_header is None:
@@ -59,24 +69,66 @@ def build_weather_server(
     return server
 
 
+def _add_interactive_tools(server: FastMCP) -> None:
+    """Tools that take their time or talk back during a call (log lines, a question)."""
+
+    @server.tool()
+    async def weather_report(city: str, ctx: Context[Any, Any, Any]) -> str:
+        """A weather report; it logs its progress while it works."""
+        await ctx.info(f"looking up {city}")
+        await ctx.info("writing the report")
+        return f"{city}: clear skies"
+
+    @server.tool()
+    async def slow_weather(city: str, seconds: float) -> str:
+        """The weather, after a wait."""
+        await anyio.sleep(seconds)
+        return f"{city}: clear skies"
+
+    @server.tool()
+    async def confirm_city(city: str, ctx: Context[Any, Any, Any]) -> str:
+        """Asks the user to confirm the city before answering."""
+        answer = await ctx.elicit(f"Did you mean {city}?", _Confirmation)
+        return f"{city}: {answer.action}"
+
+
+class _Confirmation(BaseModel):
+    yes: bool
+
+
 class McpTestServer:
     def __init__(
-        self, description: str = DEFAULT_DESCRIPTION, required_header: tuple[str, str] | None = None
+        self,
+        description: str = DEFAULT_DESCRIPTION,
+        required_header: tuple[str, str] | None = None,
+        *,
+        json_response: bool = False,
+        interactive: bool = False,
+        transport: str = "streamable_http",
     ) -> None:
         self.port = free_port()
         self.description = description
         self.required_header = required_header
+        self.json_response = json_response
+        self.interactive = interactive
+        self.transport = transport
         self.mcp: FastMCP | None = None
         self._server: ThreadedServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
+        path = "/sse" if self.transport == "sse" else "/mcp"
+        return f"http://127.0.0.1:{self.port}{path}"
 
     def start(self) -> None:
         # A FastMCP app runs its session manager once, so every start builds a new one.
-        self.mcp = build_weather_server(self.description, self.required_header)
-        app = getattr(self.mcp, "guarded_app", None) or self.mcp.streamable_http_app()
+        self.mcp = build_weather_server(
+            self.description, self.required_header, self.json_response, self.interactive
+        )
+        if self.transport == "sse":
+            app = self.mcp.sse_app()
+        else:
+            app = getattr(self.mcp, "guarded_app", None) or self.mcp.streamable_http_app()
         self._server = ThreadedServer(app, port=self.port)
         self._server.__enter__()
 

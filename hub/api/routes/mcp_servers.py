@@ -42,6 +42,20 @@ class ToolCallRequest(BaseModel):
         return context
 
 
+# First of the routes: the hot path, matched before the others are tried.
+@router.post("/{slug}/tools/{tool}/call")
+async def call_tool(
+    slug: str, tool: str, call: ToolCallRequest, actor: CurrentActor, registry: RegistryDep
+) -> Response:
+    """Call a tool through the hub (which holds the server's secret). The answer is MCP's
+    CallToolResult: `content`, `structuredContent` and `isError`."""
+    caller = actor.name if not call.on_behalf_of else f"{actor.name} for {call.on_behalf_of}"
+    meta = {f"switchboard_{key}": value for key, value in call.context.items() if value}
+    meta["switchboard_user"] = call.on_behalf_of or actor.name
+    result = await registry.call_tool(slug, tool, call.arguments, caller, meta=meta)
+    return Response(orjson.dumps(result), media_type="application/json")
+
+
 @router.post("", response_model=McpServerPublic, status_code=201)
 async def register_server(
     server_in: McpServerCreate, actor: CurrentActor, registry: RegistryDep
@@ -115,16 +129,3 @@ async def list_snapshots(
 async def tool_stats(slug: str, actor: CurrentActor, registry: RegistryDep) -> list[ToolStats]:
     """Calls, error rate and median latency per tool over the last week."""
     return await registry.stats(slug)
-
-
-@router.post("/{slug}/tools/{tool}/call")
-async def call_tool(
-    slug: str, tool: str, call: ToolCallRequest, actor: CurrentActor, registry: RegistryDep
-) -> Response:
-    """Call a tool through the hub (which holds the server's secret). The answer is MCP's
-    CallToolResult: `content`, `structuredContent` and `isError`."""
-    caller = actor.name if not call.on_behalf_of else f"{actor.name} for {call.on_behalf_of}"
-    meta = {f"switchboard_{key}": value for key, value in call.context.items() if value}
-    meta["switchboard_user"] = call.on_behalf_of or actor.name
-    result = await registry.call_tool(slug, tool, call.arguments, caller, meta=meta)
-    return Response(orjson.dumps(result), media_type="application/json")
