@@ -59,7 +59,7 @@ def guarded_http(policy: NetworkPolicy, *, connect_timeout_s: float) -> aiohttp.
         use_dns_cache=False,  # every new connection is resolved and checked again
         limit=0,
         limit_per_host=100,
-        keepalive_timeout=30,
+        keepalive_timeout=4,  # below uvicorn's 5 s, so the server is not the one to close it
     )
     return aiohttp.ClientSession(
         connector=connector,
