@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
+from chainlit.data.storage_clients.base import BaseStorageClient
 from chainlit.step import StepDict
 from chainlit.types import ThreadDict
 from sqlalchemy.engine import make_url
@@ -58,12 +59,17 @@ def _decode_step(step: StepDict) -> None:
 
 
 class SwitchboardDataLayer(SQLAlchemyDataLayer):
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, files: BaseStorageClient | None = None) -> None:
         conninfo, ssl_require = async_database_url(database_url)
         self._is_sqlite = conninfo.startswith("sqlite")
         # SQLite: wait for the hub's writers instead of failing with "database is locked".
         connect_args = {"timeout": 30} if self._is_sqlite else {}
-        super().__init__(conninfo=conninfo, connect_args=connect_args, ssl_require=ssl_require)
+        super().__init__(
+            conninfo=conninfo,
+            connect_args=connect_args,
+            ssl_require=ssl_require,
+            storage_provider=files,
+        )
 
     def _adapt(self, value: Any) -> Any:
         if isinstance(value, dict) or (isinstance(value, list) and self._is_sqlite):

@@ -12,12 +12,14 @@ import chainlit as cl
 from chainlit.data import get_data_layer
 from chainlit.data.base import BaseDataLayer
 from chainlit.input_widget import Switch
+from chainlit.server import app as chainlit_app
 from chainlit.types import ThreadDict
 
 from agents.runtime.approval import QueryApproval
 from app.agent_chat import PROFILE_AGENT, PROFILE_DRAFT, AgentHost, parse_profile, spec_from_hub
 from app.auth_secret import ensure_auth_secret
 from app.data_layer import SwitchboardDataLayer
+from app.file_store import LocalFileStore, add_file_route
 from app.gateway import HubError, HubGateway, McpServerInfo
 from app.history import reply_metadata, to_openai_messages
 from app.toolbox import enabled_servers, setting_id, toolbox
@@ -40,9 +42,17 @@ def gateway() -> HubGateway:
     return HubGateway(hub_url=settings.hub_url, token=settings.app_service_token)
 
 
+@cache
+def file_store() -> LocalFileStore:
+    return LocalFileStore(get_settings().data_dir / "chat-files")
+
+
+add_file_route(chainlit_app, file_store())
+
+
 @cl.data_layer
 def data_layer() -> BaseDataLayer:
-    return SwitchboardDataLayer(get_settings().sqlalchemy_url)
+    return SwitchboardDataLayer(get_settings().sqlalchemy_url, files=file_store())
 
 
 @cl.on_app_shutdown

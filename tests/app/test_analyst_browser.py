@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from mcp_servers.bigquery.emulator import EmulatorProcess
-from tests.app.conftest import ChatApp, _app_env, send, sign_in
+from tests.app.conftest import PASSWORD, ChatApp, _app_env, send, sign_in
 from tests.conftest import RunningHub
 from tests.support.analyst import (
     CATEGORY_POSTS_SQL,
@@ -103,4 +103,41 @@ def test_the_analyst_asks_before_its_query_then_shows_steps_table_and_chart(
     expect(page.locator(".js-plotly-plot .bars .point")).to_have_count(len(expected))
     # The CSV download.
     expect(page.get_by_text("result.csv")).to_be_visible()
+
+    # Opened again, the conversation still has its table, chart and file, from the chat's
+    # file store; the file is the person's own.
+    page.reload()
+    expect(page.locator(".dataframe table tbody tr").first).to_contain_text(top)
+    expect(page.locator(".js-plotly-plot .bars .point")).to_have_count(len(expected))
+    csv_link = page.locator("a.inline-file", has_text="result.csv")
+    href = csv_link.get_attribute("href")
+    assert href and href.startswith("/switchboard/files/"), href
+    href = careful_chat_app.url + href
+    csv = page.request.get(href)
+    assert csv.status == 200 and csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text().splitlines()
+    assert lines[0] == "category,new_posts" and lines[1] == f"{top},{expected[top]}"
+    assert len(lines) == len(expected) + 1
+    stranger = page.context.browser.new_context() if page.context.browser else None
+    assert stranger is not None
+    try:
+        assert stranger.request.get(href).status in (401, 404)
+    finally:
+        stranger.close()
+
+    # The run's trace in the hub keeps the question and the answer between the steps.
+    trace_url = page.get_by_role("link", name="Open the trace of this run").get_attribute("href")
+    assert trace_url
+    page.goto(f"{hub.url}/login?next={trace_url.removeprefix(hub.url)}")
+    page.locator("#username").fill(chat_user)
+    page.locator("#password").fill(PASSWORD)
+    page.locator("button[type=submit]").click()
+    steps = page.locator(".step h3")
+    # Model, notes, model, cost check, asked, answered, query, model.
+    expect(steps).to_have_count(8)
+    expect(steps.nth(3)).to_contain_text("bigquery/dry_run_query")
+    expect(steps.nth(4)).to_contain_text("Approval · approval asked")
+    expect(steps.nth(5)).to_contain_text("Approval · approval answered")
+    expect(page.get_by_text(f"approved by {chat_user}")).to_be_visible()
+    expect(steps.nth(6)).to_contain_text("bigquery/run_query")
     careful_chat_app.assert_no_storage_errors()
