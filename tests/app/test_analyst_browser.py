@@ -13,8 +13,10 @@ from tests.app.conftest import PASSWORD, ChatApp, _app_env, send, sign_in
 from tests.conftest import RunningHub
 from tests.support.analyst import (
     CATEGORY_POSTS_SQL,
+    DAILY_POSTS_SQL,
     AnalystSetup,
     expected_category_posts,
+    expected_daily_posts,
     served_analyst,
 )
 from tests.support.servers import free_port
@@ -125,8 +127,27 @@ def test_the_analyst_asks_before_its_query_then_shows_steps_table_and_chart(
     finally:
         stranger.close()
 
+    # The second sample question: a time series, drawn as a line over the seven days.
+    upstream.enqueue(
+        tool_calls=[{"name": "bigquery__run_query", "arguments": {"sql": DAILY_POSTS_SQL}}]
+    )
+    upstream.script(reply="Here are the posts per day.")
+    send(page, "Give me daily post counts for the past week")
+    page.get_by_role("button", name="Run it", exact=True).click()
+    expect(page.locator(".message-content").filter(has_text="posts per day")).to_be_visible()
+    days = expected_daily_posts(warehouse)
+    line = page.locator(".js-plotly-plot").last
+    expect(line.locator(".scatterlayer .trace")).to_have_count(1)
+    expect(line.locator(".scatterlayer .points path")).to_have_count(len(days))
+    newest = page.locator(".dataframe table").last.locator("tbody tr")
+    expect(newest).to_have_count(len(days))
+    first_day = min(days)
+    expect(newest.first).to_contain_text(first_day)
+    expect(newest.first).to_contain_text(str(days[first_day]))
+
     # The run's trace in the hub keeps the question and the answer between the steps.
-    trace_url = page.get_by_role("link", name="Open the trace of this run").get_attribute("href")
+    link = page.get_by_role("link", name="Open the trace of this run").first
+    trace_url = link.get_attribute("href")
     assert trace_url
     page.goto(f"{hub.url}/login?next={trace_url.removeprefix(hub.url)}")
     page.locator("#username").fill(chat_user)
