@@ -105,11 +105,45 @@ def server_command(settings: Settings) -> list[str]:
     ]
 
 
-class _MaxTokensAlias:
-    """ASGI middleware: llama-cpp-python's server reads only `max_tokens`, the field OpenAI
-    renamed to `max_completion_tokens` (which LangChain and newer SDKs send). Without the
-    alias a cap sent under the new name is ignored and the model writes until its context
-    is full, minutes on this model."""
+def _adapt(document: dict[str, Any]) -> bool:
+    """Fit an OpenAI request to llama-cpp-python's server and Gemma; True when changed.
+
+    - The server reads only `max_tokens`, the field OpenAI renamed `max_completion_tokens`
+      (which LangChain and newer SDKs send): ignored, the model writes until its context is
+      full, minutes on this model.
+    - Gemma has no system role and the server's "gemma" format drops system messages, so an
+      agent's instructions would never reach the model: they go before the first user
+      message instead, as Gemma's own template does.
+    """
+    changed = False
+    if "max_completion_tokens" in document:
+        document.setdefault("max_tokens", document.pop("max_completion_tokens"))
+        changed = True
+    messages = document.get("messages")
+    if not isinstance(messages, list):
+        return changed
+    system = [
+        m
+        for m in messages
+        if isinstance(m, dict) and m.get("role") == "system" and isinstance(m.get("content"), str)
+    ]
+    if not system:
+        return changed
+    rest = [m for m in messages if not any(m is s for s in system)]
+    instructions = "\n\n".join(m["content"] for m in system)
+    first_user = next(
+        (m for m in rest if m.get("role") == "user" and isinstance(m.get("content"), str)), None
+    )
+    if first_user is not None:
+        first_user["content"] = f"{instructions}\n\n{first_user['content']}"
+    else:
+        rest.insert(0, {"role": "user", "content": instructions})
+    document["messages"] = rest
+    return True
+
+
+class _OpenAICompat:
+    """ASGI middleware that applies `_adapt` to every JSON request body."""
 
     def __init__(self, app: Any) -> None:
         self._app = app
@@ -132,9 +166,7 @@ class _MaxTokensAlias:
             document = json.loads(body)
         except ValueError:
             document = None
-        if isinstance(document, dict) and "max_completion_tokens" in document:
-            cap = document.pop("max_completion_tokens")
-            document.setdefault("max_tokens", cap)
+        if isinstance(document, dict) and _adapt(document):
             body = json.dumps(document).encode()
             scope = dict(scope)
             scope["headers"] = [
@@ -160,7 +192,7 @@ def _replay(messages: list[dict[str, Any]]) -> Any:
 
 def serve(argv: list[str] | None = None) -> None:
     """Run `llama_cpp.server` with `argv`, with llama.cpp's extra CPU buffer types turned off
-    and `max_completion_tokens` understood (see `_MaxTokensAlias`).
+    and requests fitted to the server and the model (see `_adapt`).
 
     With the extra buffer types on, llama.cpp picks its AMX kernels wherever the CPU
     advertises AMX, and on VMs that advertise it without supporting it (this development
@@ -191,7 +223,7 @@ def serve(argv: list[str] | None = None) -> None:
         server_settings=server_settings,
         model_settings=[parse_model_from_args(ModelSettings, args)],
     )
-    uvicorn.run(_MaxTokensAlias(app), host=server_settings.host, port=server_settings.port)
+    uvicorn.run(_OpenAICompat(app), host=server_settings.host, port=server_settings.port)
 
 
 if __name__ == "__main__":

@@ -119,3 +119,27 @@ def test_the_local_model_streams_an_answer_through_the_gateway(hub_url: str):
         text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
 
     assert text.strip()
+
+
+def test_instructions_and_the_new_token_cap_reach_the_local_model(hub_url: str):
+    """LangChain and newer SDKs send `max_completion_tokens` and a system message; the
+    embedded server must honour the cap and the model must read the instructions."""
+    question = {"role": "user", "content": "Say hello."}
+    instructions = {"role": "system", "content": "You are a polite assistant. " * 20}
+    with httpx.Client(trust_env=False, timeout=60) as http:
+        client = OpenAI(
+            base_url=hub_url + "/v1", api_key=APP_TOKEN, max_retries=0, http_client=http
+        )
+        alone = client.chat.completions.create(
+            model=localmodel.MODEL_ALIAS, messages=[question], max_completion_tokens=4
+        )
+        instructed = client.chat.completions.create(
+            model=localmodel.MODEL_ALIAS,
+            messages=[instructions, question],
+            max_completion_tokens=4,
+        )
+
+    assert alone.usage is not None and instructed.usage is not None
+    assert alone.usage.completion_tokens <= 4 and instructed.usage.completion_tokens <= 4
+    # The instructions are part of what the model read: about 100 more prompt tokens.
+    assert instructed.usage.prompt_tokens >= alone.usage.prompt_tokens + 80
