@@ -34,22 +34,28 @@ from hub.mcp.netguard import (
     parse_ip_literal,
 )
 
-__all__ = ["HttpSession", "guarded_http"]
+__all__ = ["MAX_MESSAGE_BYTES", "HttpSession", "guarded_http"]
 
 logger = logging.getLogger(__name__)
 
 _JSON = "application/json"
 _SSE = "text/event-stream"
 _CLIENT_INFO = {"name": "switchboard-hub", "version": "1"}
-# After its answer, a server should end the call's SSE stream; reading to that end lets the
-# connection be used again. A server that keeps it open loses the connection, not the answer.
-_DRAIN_S = 1.0
+# After its answer, a server should end the call's SSE stream (in well under a ms); reading to
+# that end lets the connection be used again. One that keeps it open loses the connection.
+_DRAIN_S = 0.1
+# The largest message the hub reads from a server; a larger one fails the call.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # How long closing a session (DELETE) may take; it is a courtesy to the server.
 _CLOSE_S = 2.0
 
 
 class _SessionGone(Exception):
     """404 for our session id: the server restarted or expired the session."""
+
+
+class _TooLarge(Exception):
+    """The server sent more than MAX_MESSAGE_BYTES in one message."""
 
 
 def guarded_http(policy: NetworkPolicy, *, connect_timeout_s: float) -> aiohttp.ClientSession:
@@ -66,7 +72,6 @@ def guarded_http(policy: NetworkPolicy, *, connect_timeout_s: float) -> aiohttp.
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,
         timeout=aiohttp.ClientTimeout(sock_connect=connect_timeout_s, connect=connect_timeout_s),
-        json_serialize=lambda value: orjson.dumps(value).decode(),
     )
 
 
@@ -82,6 +87,8 @@ async def _sse_messages(response: aiohttp.ClientResponse) -> AsyncIterator[dict[
     buffer = b""
     async for chunk in response.content.iter_any():
         buffer += chunk
+        if len(buffer) > MAX_MESSAGE_BYTES:
+            raise _TooLarge
         while True:
             end, size = _event_end(buffer)
             if end < 0:
@@ -90,6 +97,17 @@ async def _sse_messages(response: aiohttp.ClientResponse) -> AsyncIterator[dict[
             data = _event_data(event)
             if data is not None:
                 yield _message(data)
+
+
+async def _body(response: aiohttp.ClientResponse) -> bytes:
+    if (response.content_length or 0) > MAX_MESSAGE_BYTES:
+        raise _TooLarge
+    body = b""
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > MAX_MESSAGE_BYTES:
+            raise _TooLarge
+    return body
 
 
 def _event_end(buffer: bytes) -> tuple[int, int]:
@@ -217,7 +235,7 @@ class HttpSession:
             result = await self._call(params)
         except TimeoutError:
             raise McpUnavailableError(
-                f"{tool} did not answer within {self._call_timeout_s:.0f} s"
+                f"{tool} did not answer within {self._call_timeout_s:g} s"
             ) from None
         except (AddressRefusedError, aiohttp.ClientError, OSError) as error:
             raise McpUnavailableError(describe_failure(error, self.url)) from error
@@ -320,10 +338,15 @@ class HttpSession:
                 return {}, None
             session_id = response.headers.get("mcp-session-id")
             kind = response.headers.get("content-type", "").lower()
-            if kind.startswith(_JSON):
-                return self._parsed(await response.read()), session_id
-            if kind.startswith(_SSE):
-                return await self._from_stream(response, id), session_id
+            try:
+                if kind.startswith(_JSON):
+                    return self._parsed(await _body(response)), session_id
+                if kind.startswith(_SSE):
+                    return await self._from_stream(response, id), session_id
+            except _TooLarge:
+                raise McpUnavailableError(
+                    f"{self.url} sent a message over {MAX_MESSAGE_BYTES // 2**20} MiB"
+                ) from None
             raise McpUnavailableError(f"{self.url} answered with content type {kind!r}")
 
     def _parsed(self, data: bytes) -> dict[str, Any]:

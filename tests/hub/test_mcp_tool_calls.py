@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from hub.mcp.client import Endpoint, McpUnavailableError
-from hub.mcp.http_session import HttpSession, guarded_http
+from hub.mcp.http_session import MAX_MESSAGE_BYTES, HttpSession, guarded_http
 from hub.mcp.netguard import AddressRefusedError, GuardedResolver, NetworkPolicy
 from hub.models.mcp_server import McpTransport
 
@@ -120,15 +120,21 @@ async def test_a_server_by_name_is_reached_at_the_address_the_resolver_checked()
 
 
 @pytest.mark.anyio
-async def test_a_call_that_outlives_its_deadline_fails_with_a_clear_message() -> None:
+async def test_a_call_past_its_deadline_or_size_limit_fails_with_a_clear_message() -> None:
     with McpTestServer(interactive=True) as weather:
         async with guarded_http(LOOPBACK, connect_timeout_s=5) as http:
             session = _session(http, weather.url, LOOPBACK, call_timeout_s=0.5)
-            with pytest.raises(McpUnavailableError, match="did not answer within"):
+            with pytest.raises(McpUnavailableError, match=r"did not answer within 0\.5 s"):
                 await session.call_tool("slow_weather", {"city": "Lima", "seconds": 5})
             # The session is still good for the next call.
             result = await session.call_tool("get_weather", {"city": "Lima"})
             assert result["isError"] is False
+            await session.close()
+            session = _session(http, weather.url, LOOPBACK, call_timeout_s=30)
+            too_large = MAX_MESSAGE_BYTES // 2**20 + 1
+            with pytest.raises(McpUnavailableError, match="sent a message over 16 MiB"):
+                await session.call_tool("long_report", {"megabytes": too_large})
+            assert (await session.call_tool("long_report", {"megabytes": 1}))["isError"] is False
             await session.close()
 
 

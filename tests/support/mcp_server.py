@@ -86,6 +86,11 @@ def _add_interactive_tools(server: FastMCP) -> None:
         return f"{city}: clear skies"
 
     @server.tool()
+    def long_report(megabytes: int) -> str:
+        """A report of the given size."""
+        return "x" * (megabytes * 1024 * 1024)
+
+    @server.tool()
     async def confirm_city(city: str, ctx: Context[Any, Any, Any]) -> str:
         """Asks the user to confirm the city before answering."""
         answer = await ctx.elicit(f"Did you mean {city}?", _Confirmation)
