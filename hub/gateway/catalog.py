@@ -1,6 +1,7 @@
 """The model catalog: public model names, where each is deployed, and what it costs."""
 
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -27,11 +28,11 @@ class Deployment(BaseModel):
         default=None, description="environment variable holding the provider key"
     )
 
-    @property
+    @cached_property
     def name(self) -> str:
         return f"{self.provider}/{self.region}/{self.model}"
 
-    @property
+    @cached_property
     def chat_url(self) -> str:
         return str(self.base_url).rstrip("/") + "/chat/completions"
 

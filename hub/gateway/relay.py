@@ -26,7 +26,6 @@ __all__ = ["Accounting", "ModelRename", "relay_stream", "usage_of"]
 
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
-_END_MARKS = (b"[DONE]", b'"finish_reason":"', b'"finish_reason": "')
 
 
 def usage_of(document: dict[str, Any]) -> tuple[int, int]:
@@ -55,9 +54,20 @@ class ModelRename:
 
     def __init__(self, public_name: str) -> None:
         self._field = b'"model":' + orjson.dumps(public_name)
+        self._seen: bytes | None = None
 
     def apply(self, data: bytes, count: int = 0) -> bytes:
         return self._FIELD.sub(self._field, data, count)
+
+    def stream(self, data: bytes) -> bytes:
+        """For a stream's events, which repeat one model field: found once, then replaced
+        as plain bytes."""
+        if self._seen is None:
+            found = self._FIELD.search(data)
+            if found is None:
+                return data
+            self._seen = found.group(0)
+        return data.replace(self._seen, self._field)
 
 
 @dataclass(slots=True)
@@ -107,6 +117,11 @@ def _split_events(buffer: bytes, record: UsageEntry, keep_usage: bool) -> tuple[
     return b"".join(out), buffer[start:]
 
 
+def _ends(events: bytes) -> bool:
+    """Whether these events close the answer: [DONE], or a choice's finish reason."""
+    return b"[DONE]" in events or b'"finish_reason":"' in events or b'"finish_reason": "' in events
+
+
 def _error_event(message: str) -> bytes:
     return b"data: " + orjson.dumps({"error": {"message": message, "type": "upstream_error"}})
 
@@ -121,27 +136,30 @@ async def relay_stream(
     breaker: Breaker,
 ) -> AsyncIterator[bytes]:
     upstream, record = answer.upstream, accounting.record
+    keep_usage = request.client_wants_usage
     buffer = b""
     events = 0
     ended = False
     status, error = 499, "client went away before the end of the stream"
+
+    def complete_events(data: bytes) -> bytes:
+        nonlocal buffer, events, ended
+        out, buffer = _split_events(buffer + data, record, keep_usage)
+        if out:
+            events += out.count(b"data:")
+            ended = ended or _ends(out)
+            out = rename.stream(out)
+        return out
+
     try:
-        data = answer.first
-        chunks = upstream.content.iter_any()
-        while True:
-            buffer += data
-            out, buffer = _split_events(buffer, record, request.client_wants_usage)
-            if out:
-                events += out.count(b"data:")
-                ended = ended or any(mark in out for mark in _END_MARKS)
-                yield rename.apply(out)
-            try:
-                data = await anext(chunks)
-            except StopAsyncIteration:
-                break
+        if out := complete_events(answer.first):
+            yield out
+        async for data in upstream.content.iter_any():
+            if out := complete_events(data):
+                yield out
         if buffer:
-            ended = ended or any(mark in buffer for mark in _END_MARKS)
-            yield rename.apply(buffer)
+            ended = ended or _ends(buffer)
+            yield rename.stream(buffer)
         if ended:
             status, error = 200, None
         else:
