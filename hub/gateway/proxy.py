@@ -31,6 +31,9 @@ from hub.services.usage import UsageEntry, UsageRecorder
 
 __all__ = ["MODEL_HEADER", "REQUESTED_MODEL_HEADER", "Gateway"]
 
+# A request with less time than this left is out of time (timers may fire a little early).
+_DEADLINE_SLACK_S = 0.005
+
 MODEL_HEADER = "x-switchboard-model"
 REQUESTED_MODEL_HEADER = "x-switchboard-requested-model"
 
@@ -114,7 +117,7 @@ class Gateway:
                 failure = outcome
                 if not failure.retryable:
                     break
-            if time.monotonic() >= deadline:
+            if _expired(deadline):
                 break
         error = self._final_error(asked, record, failure, deadline)
         accounting.finish(asked, error.status, error.message)
@@ -135,7 +138,7 @@ class Gateway:
         if not failure.retryable:
             return failure.error
         tried = f"{record.attempts} attempt{'s' if record.attempts != 1 else ''}"
-        if time.monotonic() >= deadline:
+        if _expired(deadline):
             return GatewayError(
                 504,
                 f"{failure.error.message} Gave up after {tried} within the deadline of "
@@ -166,7 +169,7 @@ class Gateway:
                     policy.backoff(calls[deployment.name]),
                     not_before.get(deployment.name, 0.0) - time.monotonic(),
                 )
-                if time.monotonic() + wait >= deadline:
+                if _expired(deadline - wait):
                     break
                 await asyncio.sleep(wait)
             calls[deployment.name] = calls.get(deployment.name, 0) + 1
@@ -195,7 +198,7 @@ class Gateway:
                     not_before[deployment.name] = deadline  # not again in this request
                 else:
                     not_before[deployment.name] = time.monotonic() + outcome.retry_after_s
-            if time.monotonic() >= deadline:
+            if _expired(deadline):
                 break
         return failure
 
@@ -257,3 +260,7 @@ class Gateway:
             media_type="text/event-stream",
             headers={**headers, "cache-control": "no-cache"},
         )
+
+
+def _expired(deadline: float) -> bool:
+    return time.monotonic() >= deadline - _DEADLINE_SLACK_S

@@ -230,8 +230,8 @@ def test_no_request_waits_longer_than_its_deadline(tmp_path: Path, upstream: Scr
         for stream in (False, True):
             started = time.monotonic()
             response = ask(server.base_url, APP_TOKEN, "primary", stream=stream)
-            assert time.monotonic() - started < 1.5
-            assert response.status_code == 504
+            assert time.monotonic() - started < 1.5, response.text
+            assert response.status_code == 504, response.text
             assert "deadline of 1 s" in response.json()["error"]["message"]
 
 
