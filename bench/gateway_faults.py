@@ -55,7 +55,7 @@ SCENARIOS = {
     "primary_down_breaker_open": "down",
 }
 TARGET_P99_MARGIN_MS = 5.0
-SLICES = 4
+SLICES = 8
 
 
 @dataclass(frozen=True, slots=True)
