@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import platform
-import select
 import subprocess
 import sys
 import tempfile
@@ -31,13 +30,12 @@ import orjson
 import yaml
 
 from bench.gateway_overhead import (
-    STARTUP_TIMEOUT_S,
-    BenchError,
     Samples,
     _free_port,
     _run,
     _stop,
     _wait_until_up,
+    start_upstream,
 )
 
 __all__ = ["Row", "main"]
@@ -65,29 +63,6 @@ class Row:
     succeeded: int
     p50_ms: float
     p99_ms: float
-
-
-@contextmanager
-def _upstream(delay_ms: float, fail_ratio: float) -> Iterator[str]:
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "bench.scripted_upstream"),
-            *("--delay-ms", str(delay_ms), "--fail-ratio", str(fail_ratio)),
-        ],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT_S)
-        line = process.stdout.readline().decode().strip() if ready else ""
-        if not line.startswith("http"):
-            raise BenchError(f"a scripted upstream did not start (exit {process.poll()})")
-        yield line
-    finally:
-        _stop(process)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 @contextmanager
@@ -201,9 +176,9 @@ def main() -> int:
     )
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sb-bench-")))
-        healthy = stack.enter_context(_upstream(args.delay_ms, 0.0))
-        flaky = stack.enter_context(_upstream(args.delay_ms, 0.3))
-        spare = stack.enter_context(_upstream(args.delay_ms, 0.0))
+        healthy = stack.enter_context(start_upstream(args.delay_ms))
+        flaky = stack.enter_context(start_upstream(args.delay_ms, "--fail-ratio", "0.3"))
+        spare = stack.enter_context(start_upstream(args.delay_ms))
         hub = stack.enter_context(_hub(workdir, healthy, flaky, spare))
         rows = _run(run_benchmark(hub, requests))
     args.output.parent.mkdir(parents=True, exist_ok=True)

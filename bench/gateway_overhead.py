@@ -122,12 +122,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def start_upstream(delay_ms: float) -> Iterator[str]:
-    """Run bench/scripted_upstream.py in its own process; yield its base URL."""
+def start_upstream(delay_ms: float, *options: str) -> Iterator[str]:
+    """Run bench/scripted_upstream.py in its own process (with more of its `options`); yield
+    its base URL."""
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "bench.scripted_upstream"),
-            *("--delay-ms", str(delay_ms), "--reply", REPLY),
+            *("--delay-ms", str(delay_ms), "--reply", REPLY, *options),
         ],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,

@@ -9,17 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hub.core.config import Settings
 from hub.main import create_app
 from tests.conftest import APP_TOKEN, RunningHub
-from tests.support.gateway import (
-    FAST,
-    Model,
-    ask,
-    new_service,
-    redis_hubs,
-    write_models,
-)
+from tests.support.gateway import FAST, Model, ask, gateway_settings, new_service, redis_hubs
 from tests.support.servers import ThreadedServer
 from tests.support.upstream import ScriptedUpstream
 
@@ -93,16 +85,10 @@ def _open_probe_recover(urls: list[str], admin: str, upstream: ScriptedUpstream)
 def test_a_breaker_opens_probes_once_and_closes_on_recovery(
     tmp_path: Path, upstream: ScriptedUpstream, spare: ScriptedUpstream
 ):
-    settings = Settings(
-        environment="test",
-        data_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'hub.db'}",
-        catalog_path=write_models(
-            tmp_path / "models.yaml",
-            Model("primary", [upstream.url], fallbacks=["spare"]),
-            Model("spare", [spare.url]),
-        ),
-        app_service_token=APP_TOKEN,
+    settings = gateway_settings(
+        tmp_path,
+        Model("primary", [upstream.url], fallbacks=["spare"]),
+        Model("spare", [spare.url]),
         **BREAKER,
     )
     admin = new_service(settings, "ops", team="platform", admin=True)

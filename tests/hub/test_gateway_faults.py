@@ -18,7 +18,7 @@ from hub.core.db import get_engine
 from hub.main import create_app
 from hub.models.usage import UsageRecord
 from tests.conftest import APP_TOKEN
-from tests.support.gateway import FAST, Model, ask, new_service, write_models
+from tests.support.gateway import Model, ask, gateway_settings, new_service
 from tests.support.servers import ThreadedServer, free_port
 from tests.support.upstream import ScriptedUpstream
 
@@ -34,15 +34,7 @@ def spare() -> Iterator[ScriptedUpstream]:
 
 
 def _hub(tmp_path: Path, *models: Model, **overrides: object) -> tuple[ThreadedServer, Settings]:
-    settings = Settings(
-        environment="test",
-        data_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'hub.db'}",
-        catalog_path=write_models(tmp_path / "models.yaml", *models),
-        app_service_token=APP_TOKEN,
-        usage_flush_interval_s=0.05,
-        **{**FAST, **overrides},
-    )
+    settings = gateway_settings(tmp_path, *models, **overrides)
     return ThreadedServer(create_app(settings)), settings
 
 

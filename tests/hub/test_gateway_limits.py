@@ -10,7 +10,7 @@ import httpx
 
 from hub.core.config import Settings
 from hub.main import create_app
-from tests.support.gateway import FAST, Model, ask, new_service, redis_hubs, write_models
+from tests.support.gateway import FAST, Model, ask, gateway_settings, new_service, redis_hubs
 from tests.support.servers import ThreadedServer
 from tests.support.upstream import ScriptedUpstream
 
@@ -69,15 +69,7 @@ def test_over_its_rpm_a_service_gets_429_from_either_hub_sharing_redis(
 
 
 def test_limits_hold_in_memory_without_redis(tmp_path: Path, upstream: ScriptedUpstream):
-    settings = Settings(
-        environment="test",
-        data_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'hub.db'}",
-        catalog_path=write_models(tmp_path / "models.yaml", Model("primary", [upstream.url])),
-        app_service_token="sb-test-app-token",
-        usage_flush_interval_s=0.05,
-        **FAST,
-    )
+    settings = gateway_settings(tmp_path, Model("primary", [upstream.url]))
     frugal = new_service(settings, "frugal", monthly_budget_usd=0.00001)
     chatty = new_service(settings, "chatty", tpm=5)
     steady = new_service(settings, "steady", rpm=2)

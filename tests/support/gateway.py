@@ -29,6 +29,7 @@ __all__ = [
     "Model",
     "RedisHubs",
     "ask",
+    "gateway_settings",
     "hub_processes",
     "new_service",
     "redis_hubs",
@@ -37,6 +38,7 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
+APP_TOKEN = "sb-test-app-token"
 # Settings that keep fault tests fast: backoff and cool-down in milliseconds.
 FAST: dict[str, Any] = {
     "retry_attempts": 3,
@@ -82,6 +84,20 @@ class Model:
 def write_models(path: Path, *models: Model) -> Path:
     path.write_text(yaml.safe_dump({"models": [model.yaml() for model in models]}))
     return path
+
+
+def gateway_settings(workdir: Path, *models: Model, **options: Any) -> Settings:
+    """A hub's settings in `workdir` (a SQLite file) serving `models`; FAST unless `options`
+    say otherwise."""
+    return Settings(
+        environment="test",
+        data_dir=workdir,
+        database_url=f"sqlite:///{workdir / 'hub.db'}",
+        catalog_path=write_models(workdir / "models.yaml", *models),
+        app_service_token=APP_TOKEN,
+        usage_flush_interval_s=0.05,
+        **{**FAST, **options},
+    )
 
 
 def ask(
@@ -182,14 +198,8 @@ def redis_hubs(
     """Hub processes on one database and one Redis (under a key prefix of their own, removed
     afterwards), with the given settings; `b` is `a` when there is one process."""
     prefix = f"switchboard-test-{uuid.uuid4().hex[:10]}:"
-    settings = Settings(
-        environment="test",
-        data_dir=workdir,
-        database_url=f"sqlite:///{workdir / 'hub.db'}",
-        catalog_path=write_models(workdir / "models.yaml", *models),
-        redis_url=REDIS_URL,
-        redis_prefix=prefix,
-        **options,
+    settings = gateway_settings(
+        workdir, *models, redis_url=REDIS_URL, redis_prefix=prefix, **options
     )
     migrate(settings.sqlalchemy_url)
     env = {
@@ -197,7 +207,7 @@ def redis_hubs(
         "SWITCHBOARD_DATA_DIR": str(workdir),
         "SWITCHBOARD_DATABASE_URL": settings.sqlalchemy_url,
         "SWITCHBOARD_CATALOG_PATH": str(settings.catalog_path),
-        "SWITCHBOARD_APP_SERVICE_TOKEN": "sb-test-app-token",
+        "SWITCHBOARD_APP_SERVICE_TOKEN": APP_TOKEN,
         "SWITCHBOARD_USAGE_FLUSH_INTERVAL_S": "0.05",
         "REDIS_URL": REDIS_URL,
         "SWITCHBOARD_REDIS_PREFIX": prefix,
