@@ -6,6 +6,7 @@ and the tracer (every run is stored as a trace in the hub's database).
 """
 
 import asyncio
+import dataclasses
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -34,6 +35,7 @@ PROFILE_AGENT = "agent:"
 PROFILE_DRAFT = "draft:"
 # How long a query waits for the person's approval before it counts as declined.
 APPROVAL_TIMEOUT_S = 600
+SUPERSEDED = "I did not run the query: a newer message came before your answer."
 
 
 def parse_profile(profile: str | None) -> tuple[str, bool] | None:
@@ -120,6 +122,10 @@ class AgentHost:
             )
             while result.status == "waiting" and result.approval is not None:
                 approved = await _ask_approval(result.approval, spec)
+                if not await runner.waiting(conversation_id):
+                    # A newer message went on with the conversation while this one asked.
+                    result = dataclasses.replace(result, text=SUPERSEDED, status="declined")
+                    break
                 result = await runner.resume(
                     spec=spec,
                     user=user,

@@ -136,7 +136,9 @@ class AgentRunner:
         model, tool or limit failure: the result (and the trace) say what happened. With
         `approval`, a query over the threshold ends the call with status "waiting": answer
         with `resume`."""
-        self._waiting.pop(conversation_id, None)
+        stale = self._waiting.pop(conversation_id, None)
+        if stale is not None:
+            stale.finish("declined", "a new message came before the answer to the approval")
         inputs: dict[str, Any] = {"messages": [HumanMessage(message)], "steps": 0}
         trace = self._start_trace(spec, user, conversation_id)
         return await self._execute(inputs, spec, user, conversation_id, on_event, approval, trace)
@@ -158,6 +160,13 @@ class AgentRunner:
             trace = self._start_trace(spec, user, conversation_id)
         command = Command(resume={"approved": approved})
         return await self._execute(command, spec, user, conversation_id, on_event, approval, trace)
+
+    async def waiting(self, conversation_id: str) -> bool:
+        """True while the conversation's run waits for an approval (also after a restart:
+        the wait is in the checkpoint); False once answered or passed by a new message."""
+        config: RunnableConfig = {"configurable": {"thread_id": conversation_id}}
+        state = await self._graph.aget_state(config)
+        return bool(state.interrupts)
 
     async def _execute(
         self,

@@ -25,6 +25,7 @@ from tests.support.analyst import (
     CATEGORY_POSTS_SQL,
     DAILY_POSTS_SQL,
     AnalystSetup,
+    analyst_runner,
     ask_analyst,
     expected_category_posts,
     expected_daily_posts,
@@ -67,9 +68,10 @@ async def _ask(
     recorder: Recorder | None = None,
 ) -> list[RunResult]:
     spec = spec_from_hub(analyst.run_spec("ana"))
-    return await ask_analyst(
-        hub, spec, question, approval=approval, approve=approve, on_event=recorder
-    )
+    async with analyst_runner(hub) as runner:
+        return await ask_analyst(
+            runner, spec, question, approval=approval, approve=approve, on_event=recorder
+        )
 
 
 def _trace(hub: RunningHub, trace_id: str | None) -> tuple[TraceRun, list[TraceStep]]:
@@ -264,3 +266,33 @@ async def test_a_query_under_the_threshold_runs_without_asking(
     assert result.status == "ok" and result.approval is None
     # Priced first, then run: no question in between.
     assert [e.tool for e in recorder.of(ToolCallFinished)] == ["dry_run_query", "run_query"]
+
+
+async def test_a_new_message_instead_of_an_answer_declines_the_waiting_query(
+    hub: RunningHub, upstream: ScriptedUpstream, analyst: AnalystSetup
+) -> None:
+    upstream.enqueue(
+        tool_calls=[{"name": "bigquery__run_query", "arguments": {"sql": DAILY_POSTS_SQL}}]
+    )
+    upstream.script(reply="Sure, something else.")
+    spec = spec_from_hub(analyst.run_spec("ana"))
+    recorder = Recorder()
+    async with analyst_runner(hub) as runner:
+        [asked] = await ask_analyst(
+            runner, spec, "Daily posts", approval=ALWAYS_ASK, on_event=recorder
+        )
+        assert asked.status == "waiting" and await runner.waiting("conv-analyst")
+        [next_turn] = await ask_analyst(
+            runner, spec, "Never mind. What tables are there?", approval=ALWAYS_ASK
+        )
+        assert not await runner.waiting("conv-analyst")
+
+    assert next_turn.status == "ok" and next_turn.text == "Sure, something else."
+    # The model saw the waiting query answered "not run", never its rows.
+    messages = upstream.requests[-1]["messages"]
+    tool_answers = [m for m in messages if m["role"] == "tool"]
+    assert len(tool_answers) == 1 and tool_answers[0]["content"].startswith("Not run")
+    assert [e.tool for e in recorder.of(ToolCallFinished)] == ["dry_run_query"]
+    run, _ = _trace(hub, asked.trace_id)
+    assert run.status == "declined"
+    assert run.error == "a new message came before the answer to the approval"

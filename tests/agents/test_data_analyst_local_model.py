@@ -16,7 +16,7 @@ from hub.models.trace import TraceRun, TraceStep
 from mcp_servers.bigquery.emulator import EmulatorProcess
 from tests.conftest import RunningHub
 from tests.hub.test_local_model import local_hub, model_settings, model_url
-from tests.support.analyst import AnalystSetup, ask_analyst, served_analyst
+from tests.support.analyst import AnalystSetup, analyst_runner, ask_analyst, served_analyst
 
 # Fixtures of the local model's own tests: the model server, and a hub with only that model.
 __all__ = ["local_hub", "model_settings", "model_url"]
@@ -46,12 +46,13 @@ async def test_the_analyst_on_the_local_model_ends_cleanly_with_a_trace(
     assert published.model == localmodel.MODEL_ALIAS
     # Fewer and shorter steps than published, to keep the test quick on two cores.
     spec = dataclasses.replace(published, max_steps=3, max_tokens=128)
-    [result] = await ask_analyst(
-        local_hub,
-        spec,
-        "Give me daily post counts for the past week",
-        approval=QueryApproval(threshold_bytes=10**12),
-    )
+    async with analyst_runner(local_hub) as runner:
+        [result] = await ask_analyst(
+            runner,
+            spec,
+            "Give me daily post counts for the past week",
+            approval=QueryApproval(threshold_bytes=10**12),
+        )
 
     assert result.status in ("ok", "limit"), result
     assert result.text.strip()

@@ -2,8 +2,8 @@
 servers (real processes, on the test's emulator) registered in a running hub, and the
 data-analyst agent published from the repository's instructions by the launcher's own code."""
 
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -29,6 +29,7 @@ __all__ = [
     "CATEGORY_POSTS_SQL",
     "DAILY_POSTS_SQL",
     "AnalystSetup",
+    "analyst_runner",
     "ask_analyst",
     "expected_category_posts",
     "expected_daily_posts",
@@ -104,19 +105,10 @@ def served_analyst(
         yield AnalystSetup(hub_url=hub.url, app_token=hub.app_token)
 
 
-async def ask_analyst(
-    hub: RunningHub,
-    spec: AgentSpec,
-    question: str,
-    *,
-    approval: QueryApproval,
-    approve: bool | None = None,
-    on_event: EventHandler | None = None,
-) -> list[RunResult]:
-    """One turn from "ana" as the chat runs it, with a checkpointer and a tracer on the hub's
-    database; with `approve`, the approval question is answered so. Every result, in order."""
+@asynccontextmanager
+async def analyst_runner(hub: RunningHub) -> AsyncIterator[AgentRunner]:
+    """A runner as the chat app holds one: a checkpointer and a tracer on the hub's database."""
     url = hub.settings.sqlalchemy_url
-    turn: dict[str, Any] = {"spec": spec, "user": "ana", "conversation_id": "conv-analyst"}
     async with (
         open_checkpointer(url) as checkpointer,
         Tracer(url, flush_interval_s=0.05) as tracer,
@@ -126,11 +118,26 @@ async def ask_analyst(
             tracer=tracer,
         ) as runner,
     ):
-        results = [await runner.run(message=question, on_event=on_event, approval=approval, **turn)]
-        if approve is not None and results[0].status == "waiting":
-            results.append(
-                await runner.resume(approved=approve, on_event=on_event, approval=approval, **turn)
-            )
+        yield runner
+
+
+async def ask_analyst(
+    runner: AgentRunner,
+    spec: AgentSpec,
+    question: str,
+    *,
+    approval: QueryApproval,
+    approve: bool | None = None,
+    on_event: EventHandler | None = None,
+) -> list[RunResult]:
+    """One turn from "ana" in her conversation; with `approve`, the approval question is
+    answered so. Every result, in order."""
+    turn: dict[str, Any] = {"spec": spec, "user": "ana", "conversation_id": "conv-analyst"}
+    results = [await runner.run(message=question, on_event=on_event, approval=approval, **turn)]
+    if approve is not None and results[0].status == "waiting":
+        results.append(
+            await runner.resume(approved=approve, on_event=on_event, approval=approval, **turn)
+        )
     return results
 
 
