@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
@@ -54,6 +55,8 @@ SCENARIOS = {
 }
 TARGET_P99_MARGIN_MS = 5.0
 SLICES = 8
+# What the requests that failed got, to print.
+FAILURES: Counter[str] = Counter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +124,11 @@ async def _load(
             remaining -= 1
             started = time.perf_counter()
             async with session.post(url, data=body, headers=headers) as response:
-                await response.read()
-                succeeded += response.status == 200
+                answer = await response.read()
+                if response.status == 200:
+                    succeeded += 1
+                else:
+                    FAILURES[f"{model} {response.status} {answer[:300].decode()}"] += 1
             into.latencies_s.append(time.perf_counter() - started)
 
     await asyncio.gather(*(client() for _ in range(CLIENTS)))
@@ -183,6 +189,8 @@ def main() -> int:
         rows = _run(run_benchmark(hub, requests))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(orjson.dumps([asdict(row) for row in rows], option=orjson.OPT_INDENT_2))
+    for failure, count in FAILURES.most_common(5):
+        print(f"{count} failed: {failure}")
     print(f"\nWrote {args.output}.")
     by = {row.scenario: row for row in rows}
     all_answered = all(row.succeeded == row.requests for row in rows)

@@ -79,6 +79,26 @@ def _timed_out(deployment: Deployment, seconds: float, what: str) -> Failure:
     return Failure(error, retryable=True)
 
 
+async def _post(
+    http: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    options: dict[str, aiohttp.ClientTimeout],
+) -> aiohttp.ClientResponse:
+    """POST, sent again at once when a pooled connection turns out to be closed: a server
+    closes idle connections (uvicorn after 5 s), and a request written just then is lost
+    before the server reads it. aiohttp re-sends only idempotent methods by itself
+    (RFC 9112, 9.3.1); a lost chat completion was never started, so it is safe to send again.
+    Counted as a failure only when the fresh connection fails too."""
+    try:
+        return await http.post(url, data=body, headers=headers, **options)
+    except aiohttp.ClientConnectorError:
+        raise
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+        return await http.post(url, data=body, headers=headers, **options)
+
+
 async def call_deployment(
     http: aiohttp.ClientSession,
     deployment: Deployment,
@@ -104,7 +124,7 @@ async def call_deployment(
     try:
         async with asyncio.timeout(first_byte_s) as limit:
             options = {"timeout": stream_timeout} if stream_timeout else {}
-            upstream = await http.post(deployment.chat_url, data=body, headers=headers, **options)
+            upstream = await _post(http, deployment.chat_url, body, headers, options)
             if upstream.status == 200 and stream_timeout:
                 first = await upstream.content.readany()
                 if not first:

@@ -4,6 +4,7 @@ Each test scripts faults into upstreams over real HTTP and checks what the clien
 many times each upstream was called, and who answered (header, `model` field, usage record).
 """
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -275,3 +276,28 @@ def test_with_every_region_down_the_fallback_answers_and_usage_shows_both_models
     # Billed at the prices of the model that answered.
     tokens = row["input_tokens"] + row["output_tokens"]
     assert row["cost_usd"] == pytest.approx(tokens * 100.0 / 1_000_000)
+
+
+@pytest.mark.anyio
+async def test_a_pooled_connection_the_upstream_closed_is_not_a_failure(tmp_path: Path):
+    """A server closes idle connections; a request written to one just then is lost before
+    the server reads it. The gateway sends it again at once: no retry, no breaker failure."""
+    with ScriptedUpstream(keep_alive_s=0.3) as upstream:
+        server, settings = _hub(tmp_path, Model("primary", [upstream.url]), breaker_failures=1)
+        with server:
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+                body = {"model": "primary", "messages": [{"role": "user", "content": "hi"}]}
+                headers = {"authorization": f"Bearer {APP_TOKEN}"}
+                statuses = []
+                # Idle times around the server's keep-alive, to meet it closing connections.
+                for idle in (0.26, 0.28, 0.29, 0.3, 0.31, 0.32, 0.34):
+                    burst = [
+                        client.post("/v1/chat/completions", json=body, headers=headers)
+                        for _ in range(16)
+                    ]
+                    statuses += [r.status_code for r in await asyncio.gather(*burst)]
+                    await asyncio.sleep(idle)
+        records = _records(settings, len(statuses))
+    assert set(statuses) == {200}
+    assert upstream.hits == len(statuses) == len(records)
+    assert {record.attempts for record in records} == {1}

@@ -68,7 +68,7 @@ def _chunks(text: str) -> list[str]:
 
 
 class ScriptedUpstream:
-    def __init__(self, model_id: str = "scripted-model") -> None:
+    def __init__(self, model_id: str = "scripted-model", keep_alive_s: float = 5.0) -> None:
         self.model_id = model_id
         self.behaviour = Behaviour()
         self.queued: list[Behaviour] = []
@@ -77,7 +77,8 @@ class ScriptedUpstream:
         self.completed_streams = 0
         self.cancelled_streams = 0
         self._ids = itertools.count(1)
-        self._server = ThreadedServer(self._build_app())
+        # How long the server keeps an idle connection open (uvicorn's default: 5 s).
+        self._server = ThreadedServer(self._build_app(), timeout_keep_alive=keep_alive_s)
 
     # -- scripting -------------------------------------------------------------------------
     def script(self, **changes: Any) -> None:
