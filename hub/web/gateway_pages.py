@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from hub.api.deps import OptionalActor, RuntimeDep
 from hub.api.routes.gateway_health import deployment_health
+from hub.gateway.errors import GatewayError
 from hub.models.actor import Actor
 from hub.services.costs import CostBy, CostRow, cost_rows
 from hub.web.charts import PALETTE, Series, stacked_bars
@@ -44,7 +45,10 @@ async def gateway_page(request: Request, actor: OptionalActor, runtime: RuntimeD
         return to_login(request)
     if not actor.is_admin:
         return _refused(request, actor)
-    deployments = await deployment_health(runtime.gateway)
+    try:
+        deployments = await deployment_health(runtime.gateway)
+    except GatewayError as error:
+        return page(request, "gateway.html", status=error.status, actor=actor, error=error.message)
     return page(
         request,
         "gateway.html",

@@ -12,7 +12,7 @@ import pytest
 from hub.main import create_app
 from tests.conftest import APP_TOKEN, RunningHub
 from tests.support.gateway import FAST, Model, ask, gateway_settings, new_service, redis_hubs
-from tests.support.servers import ThreadedServer
+from tests.support.servers import ThreadedServer, free_port
 from tests.support.upstream import ScriptedUpstream
 
 BREAKER = {**FAST, "retry_attempts": 1, "breaker_failures": 3, "breaker_cooldown_s": 1.5}
@@ -121,3 +121,24 @@ def test_breaker_state_is_for_admins_only(hub: RunningHub):
     page = httpx.get(hub.url + "/gateway", headers={"authorization": f"Bearer {admin}"})
     assert page.status_code == 200
     assert "openai-compatible/local/scripted-model" in page.text and "closed" in page.text
+
+
+def test_a_redis_that_cannot_be_reached_lets_requests_through(
+    tmp_path: Path, upstream: ScriptedUpstream
+):
+    settings = gateway_settings(
+        tmp_path,
+        Model("primary", [upstream.url]),
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+    )
+    limited = new_service(settings, "limited", rpm=100, monthly_budget_usd=10.0)
+    admin = new_service(settings, "ops", admin=True)
+    with ThreadedServer(create_app(settings)) as server:
+        assert ask(server.base_url, limited, "primary").status_code == 200
+        upstream.script(status=503)
+        assert ask(server.base_url, APP_TOKEN, "primary").status_code == 502
+        state = httpx.get(
+            server.base_url + "/api/gateway/breakers", headers={"authorization": f"Bearer {admin}"}
+        )
+    assert state.status_code == 503
+    assert "Redis, which cannot be reached" in state.json()["detail"]

@@ -4,6 +4,7 @@ from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
+from redis.exceptions import RedisError
 
 from hub.api.deps import CurrentActor, GatewayDep
 from hub.gateway.errors import GatewayError
@@ -26,6 +27,12 @@ class DeploymentHealth(BaseModel):
 
 
 async def deployment_health(gateway: Gateway) -> list[DeploymentHealth]:
+    try:
+        health = await gateway.health()
+    except RedisError as error:
+        raise GatewayError(
+            503, f"The breakers' state is kept in Redis, which cannot be reached now: {error}"
+        ) from error
     return [
         DeploymentHealth(
             model=entry.name,
@@ -36,7 +43,7 @@ async def deployment_health(gateway: Gateway) -> list[DeploymentHealth]:
             recent_failures=state.recent_failures,
             retry_in_s=round(state.retry_in_s, 3),
         )
-        for entry, deployment, state in await gateway.health()
+        for entry, deployment, state in health
     ]
 
 
