@@ -29,6 +29,7 @@ __all__ = [
     "RegistryDep",
     "RuntimeDep",
     "SessionDep",
+    "service_of",
 ]
 
 SESSION_COOKIE = "switchboard_session"
@@ -62,6 +63,11 @@ GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
 async def get_current_service(request: Request, runtime: RuntimeDep) -> ServiceIdentity:
+    return await service_of(request, runtime)
+
+
+async def service_of(request: Request, runtime: HubRuntime) -> ServiceIdentity:
+    """The service whose bearer token the request carries; 401 when there is none."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
