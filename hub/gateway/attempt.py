@@ -17,6 +17,8 @@ from hub.gateway.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 
 __all__ = ["Answer", "Failure", "call_deployment"]
 
+_STALE_RESENDS = 3
+
 
 @dataclass(slots=True)
 class Answer:
@@ -90,13 +92,16 @@ async def _post(
     closes idle connections (uvicorn after 5 s), and a request written just then is lost
     before the server reads it. aiohttp re-sends only idempotent methods by itself
     (RFC 9112, 9.3.1); a lost chat completion was never started, so it is safe to send again.
-    Counted as a failure only when the fresh connection fails too."""
-    try:
-        return await http.post(url, data=body, headers=headers, **options)
-    except aiohttp.ClientConnectorError:
-        raise
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-        return await http.post(url, data=body, headers=headers, **options)
+    After a quiet spell several pooled connections can be closed at once, and each failure
+    drops one, so it tries a few; only a failure beyond those counts."""
+    for _ in range(_STALE_RESENDS):
+        try:
+            return await http.post(url, data=body, headers=headers, **options)
+        except aiohttp.ClientConnectorError:
+            raise
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            continue
+    return await http.post(url, data=body, headers=headers, **options)
 
 
 async def call_deployment(

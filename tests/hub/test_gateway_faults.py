@@ -283,7 +283,13 @@ async def test_a_pooled_connection_the_upstream_closed_is_not_a_failure(tmp_path
     """A server closes idle connections; a request written to one just then is lost before
     the server reads it. The gateway sends it again at once: no retry, no breaker failure."""
     with ScriptedUpstream(keep_alive_s=0.3) as upstream:
-        server, settings = _hub(tmp_path, Model("primary", [upstream.url]), breaker_failures=1)
+        server, settings = _hub(
+            tmp_path,
+            Model("primary", [upstream.url]),
+            breaker_failures=1,
+            upstream_first_byte_timeout_s=5.0,
+            request_deadline_s=10.0,
+        )
         with server:
             async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
                 body = {"model": "primary", "messages": [{"role": "user", "content": "hi"}]}
