@@ -12,11 +12,13 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
 from hub.api.main import api_router
+from hub.api.routes.mcp_servers import TOOL_CALL_PATH, call_tool
 from hub.core.config import APP_SERVICE_NAME, Settings, get_settings
 from hub.core.crypto import SecretBox, load_or_create_key
 from hub.core.db import get_engine, migrate
 from hub.gateway.catalog import load_catalog
 from hub.gateway.errors import GatewayError, openai_error_response
+from hub.gateway.routes import CHAT_COMPLETIONS_PATH, chat_completions
 from hub.gateway.shared import build_gateway
 from hub.mcp.netguard import NetworkPolicy
 from hub.mcp.registry import McpRegistry, RegistryError
@@ -126,6 +128,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RegistryError, _registry_error)
+    # The routes on every model call and every tool call come first, as plain Starlette
+    # routes: they are matched before the routers are walked.
+    app.add_route(CHAT_COMPLETIONS_PATH, chat_completions, methods=["POST"])
+    app.add_route(TOOL_CALL_PATH, call_tool, methods=["POST"])
     app.include_router(api_router)
     app.include_router(pages.router)
     app.include_router(agent_pages.router)

@@ -13,7 +13,7 @@ from hub.gateway.errors import GatewayError
 from hub.models.mcp_server import SLUG_PATTERN
 from hub.runtime import HubRuntime
 
-__all__ = ["AGENT_HEADER", "router"]
+__all__ = ["AGENT_HEADER", "CHAT_COMPLETIONS_PATH", "chat_completions", "router"]
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
 
@@ -37,7 +37,8 @@ async def chat_completions(request: Request) -> Response:
     return await runtime.gateway.complete(service=service, request=chat, agent=agent)
 
 
-router.add_route(f"{router.prefix}/chat/completions", chat_completions, methods=["POST"])
+# Added to the app ahead of the routers (hub/main.py).
+CHAT_COMPLETIONS_PATH = f"{router.prefix}/chat/completions"
 
 
 @router.get("/models")

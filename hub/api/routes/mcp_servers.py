@@ -3,10 +3,19 @@
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field, field_validator
+from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from starlette.requests import Request
+from starlette.responses import Response
 
-from hub.api.deps import CurrentActor, RegistryDep, SessionDep
+from hub.api.deps import (
+    CurrentActor,
+    RegistryDep,
+    SessionDep,
+    get_actor,
+    get_optional_actor,
+)
 from hub.models.mcp_server import (
     McpServerCreate,
     McpServerPublic,
@@ -15,9 +24,10 @@ from hub.models.mcp_server import (
     McpStatus,
     ToolStats,
 )
+from hub.runtime import HubRuntime
 from hub.services import mcp_servers as store
 
-__all__ = ["router"]
+__all__ = ["TOOL_CALL_PATH", "call_tool", "router"]
 
 router = APIRouter(prefix="/api/mcp/servers", tags=["mcp servers"])
 
@@ -42,18 +52,31 @@ class ToolCallRequest(BaseModel):
         return context
 
 
-# First of the routes: the hot path, matched before the others are tried.
-@router.post("/{slug}/tools/{tool}/call")
-async def call_tool(
-    slug: str, tool: str, call: ToolCallRequest, actor: CurrentActor, registry: RegistryDep
-) -> Response:
-    """Call a tool through the hub (which holds the server's secret). The answer is MCP's
-    CallToolResult: `content`, `structuredContent` and `isError`."""
+async def call_tool(request: Request) -> Response:
+    """POST /api/mcp/servers/{slug}/tools/{tool}/call, with a `ToolCallRequest` body: call a
+    tool through the hub (which holds the server's secret). The answer is MCP's
+    CallToolResult: `content`, `structuredContent` and `isError`.
+
+    A plain Starlette endpoint rather than a FastAPI one: every tool call of every chat and
+    agent passes here, and FastAPI's dependency resolution was the largest part of what the
+    hub adds to a call. It authenticates and validates as the FastAPI routes do."""
+    runtime: HubRuntime = request.app.state.runtime
+    actor = await get_actor(await get_optional_actor(request, runtime))
+    try:
+        call = ToolCallRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors) from exc
+    slug, tool = request.path_params["slug"], request.path_params["tool"]
     caller = actor.name if not call.on_behalf_of else f"{actor.name} for {call.on_behalf_of}"
     meta = {f"switchboard_{key}": value for key, value in call.context.items() if value}
     meta["switchboard_user"] = call.on_behalf_of or actor.name
-    result = await registry.call_tool(slug, tool, call.arguments, caller, meta=meta)
+    result = await runtime.registry.call_tool(slug, tool, call.arguments, caller, meta=meta)
     return Response(orjson.dumps(result), media_type="application/json")
+
+
+# Added to the app ahead of the routers (hub/main.py).
+TOOL_CALL_PATH = f"{router.prefix}/{{slug}}/tools/{{tool}}/call"
 
 
 @router.post("", response_model=McpServerPublic, status_code=201)
