@@ -18,6 +18,8 @@ from hub.gateway.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 __all__ = ["Answer", "Failure", "call_deployment"]
 
 _STALE_RESENDS = 3
+# A send on a connection the server had already closed fails within this.
+_STALE_WITHIN_S = 0.05
 
 
 @dataclass(slots=True)
@@ -91,16 +93,19 @@ async def _post(
     """POST, sent again at once when a pooled connection turns out to be closed: a server
     closes idle connections (uvicorn after 5 s), and a request written just then is lost
     before the server reads it. aiohttp re-sends only idempotent methods by itself
-    (RFC 9112, 9.3.1); a lost chat completion was never started, so it is safe to send again.
+    (RFC 9112, 9.3.1). Such a loss shows at once; a connection dropped later may have
+    carried a request the server was working on, and is left to the retries, which count.
     After a quiet spell several pooled connections can be closed at once, and each failure
-    drops one, so it tries a few; only a failure beyond those counts."""
+    drops one, so it tries a few."""
     for _ in range(_STALE_RESENDS):
+        sent = time.monotonic()
         try:
             return await http.post(url, data=body, headers=headers, **options)
         except aiohttp.ClientConnectorError:
             raise
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-            continue
+            if time.monotonic() - sent > _STALE_WITHIN_S:
+                raise
     return await http.post(url, data=body, headers=headers, **options)
 
 
