@@ -11,6 +11,7 @@ upstream for it to bill the call).
 """
 
 import asyncio
+import math
 import time
 from typing import Any
 
@@ -120,8 +121,17 @@ class Gateway:
             if _expired(deadline):
                 break
         error = self._final_error(asked, record, failure, deadline)
+        if failure is None:
+            error.headers["retry-after"] = await self._retry_after(asked)
         accounting.finish(asked, error.status, error.message)
         raise error
+
+    async def _retry_after(self, asked: CatalogEntry) -> str:
+        """Whole seconds until the first of the model's (and its fallbacks') breakers lets a
+        probe through: when trying again is worth it."""
+        names = [d.name for entry in self._chains[asked.name] for d in entry.deployments]
+        waits = [s.retry_in_s for s in await self.breaker.states(names) if s.state == "open"]
+        return str(max(1, math.ceil(min(waits)))) if waits else "1"
 
     def _final_error(
         self, asked: CatalogEntry, record: UsageEntry, failure: Failure | None, deadline: float

@@ -154,3 +154,21 @@ def test_a_redis_that_cannot_be_reached_lets_requests_through(
         )
     assert state.status_code == 503
     assert "Redis, which cannot be reached" in state.json()["detail"]
+
+
+def test_with_every_breaker_open_the_client_is_told_when_to_try_again(
+    tmp_path: Path, upstream: ScriptedUpstream
+):
+    settings = gateway_settings(tmp_path, Model("primary", [upstream.url]), **BREAKER)
+    with ThreadedServer(create_app(settings)) as server:
+        upstream.script(status=503, error_message="region down")
+        for _ in range(3):
+            assert ask(server.base_url, APP_TOKEN, "primary").status_code == 502
+
+        refused = ask(server.base_url, APP_TOKEN, "primary")
+
+    assert upstream.hits == 3
+    assert refused.status_code == 503
+    assert "circuit breakers are open" in refused.json()["error"]["message"]
+    # The cool-down is 1.5 s: try again in 1 or 2 whole seconds.
+    assert refused.headers["retry-after"] in ("1", "2")
