@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,14 +27,12 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-import yaml
 
 from bench.gateway_overhead import (
     Samples,
     _free_port,
     _run,
-    _stop,
-    _wait_until_up,
+    serve_hub,
     start_upstream,
 )
 
@@ -76,36 +73,15 @@ def _hub(workdir: Path, healthy: str, flaky: str, spare: str) -> Iterator[str]:
         deployment = {"provider": "openai-compatible", "base_url": url, "model": name}
         return {"name": name, "deployments": [deployment], "fallbacks": fallbacks}
 
-    catalog = workdir / "models.yaml"
     models = [
         model("healthy", healthy, []),
         model("flaky", flaky, ["spare"]),
         model("down", down, ["spare"]),
         model("spare", spare, []),
     ]
-    catalog.write_text(yaml.safe_dump({"models": models}))
-    port = _free_port()
-    env = {
-        **os.environ,
-        "SWITCHBOARD_ENVIRONMENT": "test",
-        "SWITCHBOARD_DATA_DIR": str(workdir),
-        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{workdir / 'hub.db'}",
-        "SWITCHBOARD_CATALOG_PATH": str(catalog),
-        "SWITCHBOARD_APP_SERVICE_TOKEN": TOKEN,
-        "SWITCHBOARD_BREAKER_COOLDOWN_S": "5",
-    }
-    env.pop("REDIS_URL", None)
-    command = [
-        *(sys.executable, "-m", "uvicorn", "--factory", "hub.main:create_app"),
-        *("--host", "127.0.0.1", "--port", str(port)),
-        *("--log-level", "error", "--no-access-log"),
-    ]
-    process = subprocess.Popen(command, cwd=workdir, env=env)
-    try:
-        _wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(process)
+    cooldown = {"SWITCHBOARD_BREAKER_COOLDOWN_S": "5"}
+    with serve_hub(workdir, models, token=TOKEN, log_level="error", settings=cooldown) as url:
+        yield url
 
 
 async def _load(

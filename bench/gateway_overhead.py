@@ -33,7 +33,7 @@ import aiohttp
 import orjson
 import yaml
 
-__all__ = ["Row", "main", "run_benchmark", "start_hub", "start_upstream"]
+__all__ = ["Row", "main", "run_benchmark", "serve_hub", "start_hub", "start_upstream"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "bench" / "results" / "gateway_overhead.json"
@@ -168,13 +168,29 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def start_hub(upstream_url: str, workdir: Path) -> Iterator[str]:
     """Run the hub under uvicorn in its own process on a SQLite file; yield its base URL."""
-    catalog = workdir / "models.yaml"
     deployment = {
         "provider": "openai-compatible",
         "base_url": upstream_url,
         "model": UPSTREAM_MODEL,
     }
-    catalog.write_text(yaml.safe_dump({"models": [{"name": MODEL, "deployments": [deployment]}]}))
+    with serve_hub(workdir, [{"name": MODEL, "deployments": [deployment]}]) as url:
+        yield url
+
+
+@contextmanager
+def serve_hub(
+    workdir: Path,
+    models: list[dict[str, Any]],
+    *,
+    token: str = TOKEN,
+    log_level: str = "warning",
+    settings: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """The hub under uvicorn in its own process, with `models` as its catalog, a SQLite file
+    in `workdir`, `token` as the service token the load uses and the `SWITCHBOARD_*`
+    `settings` given; yield its base URL."""
+    catalog = workdir / "models.yaml"
+    catalog.write_text(yaml.safe_dump({"models": models}))
     port = _free_port()
     env = {
         **os.environ,
@@ -182,12 +198,15 @@ def start_hub(upstream_url: str, workdir: Path) -> Iterator[str]:
         "SWITCHBOARD_DATA_DIR": str(workdir),
         "SWITCHBOARD_DATABASE_URL": f"sqlite:///{workdir / 'hub.db'}",
         "SWITCHBOARD_CATALOG_PATH": str(catalog),
-        "SWITCHBOARD_APP_SERVICE_TOKEN": TOKEN,
+        "SWITCHBOARD_APP_SERVICE_TOKEN": token,
+        **(settings or {}),
     }
+    # Breakers and limits stay in this hub's memory, whatever the developer's shell says.
+    env.pop("REDIS_URL", None)
     command = [
         *(sys.executable, "-m", "uvicorn", "--factory", "hub.main:create_app"),
         *("--host", "127.0.0.1", "--port", str(port)),
-        *("--log-level", "warning", "--no-access-log"),
+        *("--log-level", log_level, "--no-access-log"),
     ]
     # The working directory is the temporary one so a developer's .env is not read.
     process = subprocess.Popen(command, cwd=workdir, env=env)
