@@ -4,6 +4,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from hub.core.security import hash_token, new_service_token
@@ -53,7 +54,16 @@ def create_service(*, session: Session, service_in: ServiceCreate) -> tuple[Serv
 
 def ensure_service(*, session: Session, name: str, team: str, token: str) -> Service:
     """Create or update a service whose token is given by configuration (the chat app's)."""
-    token_hash = hash_token(token)
+    try:
+        return _upsert_service(session, name=name, team=team, token_hash=hash_token(token))
+    except IntegrityError:
+        # Hub processes starting together on one database race to insert the same service;
+        # the loser updates the winner's row.
+        session.rollback()
+        return _upsert_service(session, name=name, team=team, token_hash=hash_token(token))
+
+
+def _upsert_service(session: Session, *, name: str, team: str, token_hash: str) -> Service:
     service = session.exec(select(Service).where(Service.name == name)).first()
     if service is None:
         service = Service(name=name, team=team, token_hash=token_hash)

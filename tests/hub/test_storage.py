@@ -1,5 +1,8 @@
 """Migrations, services and users on SQLite and on this machine's PostgreSQL."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import inspect
 from sqlmodel import Session, select
@@ -52,6 +55,27 @@ def test_ensure_service_rotates_the_configured_token(database_url: str):
     resolver = TokenResolver(engine, ttl_s=30)
     assert resolver.lookup("first") is None
     assert resolver.lookup("second") is not None
+
+
+def test_hubs_starting_together_all_ensure_the_same_service(database_url: str):
+    """Hub processes started together on one database each ensure the chat app's service at
+    start; none may fail because another inserted it first."""
+    migrate(database_url)
+    engine = get_engine(database_url)
+    starters = 8
+    together = threading.Barrier(starters)
+
+    def start_hub(_: int) -> str:
+        with Session(engine) as session:
+            together.wait()
+            service = ensure_service(session=session, name="chat-app", team="platform", token="t")
+            return service.name
+
+    with ThreadPoolExecutor(starters) as pool:
+        assert list(pool.map(start_hub, range(starters))) == ["chat-app"] * starters
+    with Session(engine) as session:
+        assert len(session.exec(select(Service)).all()) == 1
+    assert TokenResolver(engine, ttl_s=30).lookup("t") is not None
 
 
 def test_users_sign_in_with_their_password_only(database_url: str):
