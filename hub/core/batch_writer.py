@@ -3,6 +3,7 @@
 import asyncio
 import dataclasses
 import logging
+import operator
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine, insert
@@ -56,7 +57,10 @@ class BatchWriter(Generic[Entry]):
                 self._pending[:0] = batch
 
     def _write(self, batch: list[Entry]) -> None:
-        rows = [dataclasses.asdict(entry) for entry in batch]  # type: ignore[call-overload]
+        # Not dataclasses.asdict: it deep-copies every value, ~20 times slower on these flat rows.
+        names = [f.name for f in dataclasses.fields(batch[0])]  # type: ignore[arg-type]
+        values = operator.attrgetter(*names)
+        rows = [dict(zip(names, values(entry), strict=True)) for entry in batch]
         with self._engine.begin() as connection:
             connection.execute(insert(self._table), rows)
 

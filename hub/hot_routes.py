@@ -1,0 +1,57 @@
+"""The routes on every model call and every tool call, answered ahead of the middleware stack.
+
+Starlette and FastAPI wrap every request in six middleware layers (error pages, telemetry,
+body limits, exception handlers, an exit stack) before routing; on the gateway's path that
+was a tenth of the hub's CPU per call. These routes need none of it: they answer their errors
+with the app's own exception handlers, as the stack would.
+"""
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["HotRoutes"]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+class HotRoutes:
+    """ASGI app: a request to one of `routes` goes straight to its endpoint, anything else to
+    `stack` (the app's middleware stack)."""
+
+    def __init__(self, app: Starlette, stack: ASGIApp, routes: Sequence[Route]) -> None:
+        self._app = app
+        self._stack = stack
+        self._routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for route in self._routes:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)
+                    await self._answer(route.endpoint, scope, receive, send)
+                    return
+        await self._stack(scope, receive, send)
+
+    async def _answer(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await endpoint(request)
+        except Exception as exc:
+            handler = self._handler(exc)
+            if handler is None:
+                raise
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+    def _handler(self, exc: Exception) -> ErrorHandler | None:
+        for cls in type(exc).__mro__:
+            if cls in self._app.exception_handlers:
+                return self._app.exception_handlers[cls]  # type: ignore[return-value]
+        return None
