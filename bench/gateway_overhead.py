@@ -7,6 +7,12 @@ A streamed call is timed to the end of its stream ([DONE]), not to its first tok
 paths ask for usage in streams, so the upstream does the same work and sends the same bytes.
 Direct and gateway calls alternate in slices, so a drift in the machine's load hits both.
 
+The clients of a slice start spread over one upstream delay, as independent callers arrive,
+and then each sends its next call as soon as the last one is answered. Started in the same
+instant, with a fixed delay they would stay in lockstep: every call would queue behind the
+63 that arrived with it, a thundering herd rather than steady load, and the figures would
+swing by milliseconds from run to run with how the herds happen to line up.
+
     .venv/bin/python bench/gateway_overhead.py [--quick] [--delay-ms 50]
 
 Writes bench/results/gateway_overhead.json.
@@ -242,32 +248,37 @@ async def _load(
     stream: bool,
     concurrency: int,
     requests: int,
+    spread_s: float,
     into: Samples,
 ) -> None:
-    """Send `requests` calls from `concurrency` clients that each wait for their answer."""
+    """Send `requests` calls from `concurrency` clients that each wait for their answer; the
+    clients start evenly spread over `spread_s`."""
     body = target.body(stream)
     headers = {"content-type": "application/json", **target.headers}
     remaining = requests
 
-    async def client() -> None:
+    async def client(index: int) -> None:
         nonlocal remaining
+        await asyncio.sleep(index * spread_s / concurrency)
         while remaining > 0:
             remaining -= 1
             into.latencies_s.append(await _call(session, target.url, body, headers, stream))
 
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
+    await asyncio.gather(*(client(index) for index in range(concurrency)))
     into.wall_s += time.perf_counter() - started
 
 
-async def run_benchmark(upstream_url: str, hub_url: str, requests: dict[int, int]) -> list[Row]:
+async def run_benchmark(
+    upstream_url: str, hub_url: str, requests: dict[int, int], delay_s: float
+) -> list[Row]:
     direct = Target(upstream_url + "/chat/completions", UPSTREAM_MODEL, {})
     gateway = Target(hub_url + "/v1/chat/completions", MODEL, {"authorization": f"Bearer {TOKEN}"})
     rows: list[Row] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         for stream in (False, True):
             for concurrency in CONCURRENCY:
-                options = {"stream": stream, "concurrency": concurrency}
+                options = {"stream": stream, "concurrency": concurrency, "spread_s": delay_s}
                 for target in (direct, gateway):
                     # Warm-up: open the connections, fill caches, let the hub resolve the token.
                     warm = max(20, 4 * concurrency)
@@ -333,7 +344,7 @@ def main() -> int:
         start_upstream(args.delay_ms) as upstream_url,
         start_hub(upstream_url, Path(tmp)) as hub_url,
     ):
-        rows = _run(run_benchmark(upstream_url, hub_url, requests))
+        rows = _run(run_benchmark(upstream_url, hub_url, requests, args.delay_ms / 1000))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(orjson.dumps([asdict(row) for row in rows], option=orjson.OPT_INDENT_2))
     print(f"\nWrote {args.output}.")
