@@ -26,7 +26,12 @@ def main() -> None:
     # sigwait() below sees the signals.
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     with ScriptedUpstream(remember_requests=False) as upstream:
-        upstream.script(reply=args.reply, delay_s=args.delay_ms / 1000, fail_ratio=args.fail_ratio)
+        upstream.script(
+            reply=args.reply,
+            delay_s=args.delay_ms / 1000,
+            fail_ratio=args.fail_ratio,
+            stream_in_one_piece=True,
+        )
         # What start-up made lives as long as the process: out of the garbage collector's
         # sight, its full collections stay short (as the hub's do).
         gc.collect()

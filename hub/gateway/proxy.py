@@ -17,13 +17,14 @@ from typing import Any
 
 import aiohttp
 import orjson
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from hub.gateway.attempt import Answer, Failure, call_deployment
 from hub.gateway.breaker import Admission, Breaker, BreakerState
 from hub.gateway.catalog import Catalog, CatalogEntry, Deployment
 from hub.gateway.chat_request import ChatRequest
 from hub.gateway.errors import GatewayError
+from hub.gateway.event_stream import EventStreamResponse
 from hub.gateway.limits import Limits
 from hub.gateway.relay import Accounting, ModelRename, relay_stream, usage_of
 from hub.gateway.retry import RetryPolicy
@@ -265,9 +266,8 @@ class Gateway:
             return Response(
                 rename.apply(payload, 1), media_type="application/json", headers=headers
             )
-        return StreamingResponse(
+        return EventStreamResponse(
             relay_stream(answer, entry, deployment, request, accounting, rename, self.breaker),
-            media_type="text/event-stream",
             headers={**headers, "cache-control": "no-cache"},
         )
 
