@@ -9,7 +9,6 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -48,9 +47,9 @@ class Behaviour:
     # Answer this share of requests (at random) with `status` 503 instead, as a flaky
     # provider does.
     fail_ratio: float = 0.0
-    # Write a stream's events in one piece rather than one write each (with no delay between
-    # them, a busy server's socket carries them together anyway): what a benchmark's upstream
-    # does, to take less of the CPU it shares with the hub it measures.
+    # Send a stream's events in one piece, as one body, rather than one write each (with no
+    # delay between them, a busy server's socket carries them together anyway): what a
+    # benchmark's upstream does, to take less of the CPU it shares with the hub it measures.
     stream_in_one_piece: bool = False
 
 
@@ -70,10 +69,6 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
 def _chunks(text: str) -> list[str]:
     words = text.split(" ")
     return [w if i == 0 else " " + w for i, w in enumerate(words)]
-
-
-async def _in_one_piece(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield b"".join([event async for event in events])
 
 
 class ScriptedUpstream:
@@ -151,8 +146,11 @@ class ScriptedUpstream:
         completion_id = f"chatcmpl-scripted-{next(self._ids)}"
         if body.get("stream"):
             events = self._stream(body, behaviour, completion_id)
+            if behaviour.stream_in_one_piece:
+                whole = b"".join([event async for event in events])
+                return Response(whole, media_type="text/event-stream", headers=behaviour.headers)
             return StreamingResponse(
-                _in_one_piece(events) if behaviour.stream_in_one_piece else events,
+                events,
                 media_type="text/event-stream",
                 headers=behaviour.headers,
             )
