@@ -96,8 +96,6 @@ class Gateway:
         self, *, service: ServiceIdentity, request: ChatRequest, agent: str | None = None
     ) -> Response:
         asked = self.entry(request.model)
-        if service.limited:
-            await self._limits.admit(service)
         started = time.perf_counter()
         deadline = time.monotonic() + self.policy.deadline_s
         record = UsageEntry(
@@ -110,6 +108,13 @@ class Gateway:
             agent=agent,
         )
         accounting = Accounting(self._recorder, self._limits, service, record, started)
+        if service.limited:
+            try:
+                await self._limits.admit(service)
+            except GatewayError as refused:
+                # In the usage too, so a team sees how often it hits its limits.
+                accounting.finish(asked, refused.status, refused.message)
+                raise
         failure: Failure | None = None
         for entry in self._chains[asked.name]:
             outcome = await self._try_model(entry, request, accounting, deadline)

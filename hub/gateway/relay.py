@@ -87,8 +87,8 @@ class Accounting:
         record.error = error[:1000] if error else None
         record.cost_usd = entry.cost_usd(record.input_tokens, record.output_tokens)
         self.recorder.add(record)
-        if self.service.limited:
-            tokens = record.input_tokens + record.output_tokens
+        tokens = record.input_tokens + record.output_tokens
+        if self.service.limited and (tokens or record.cost_usd):
             self.limits.spend(self.service, tokens, record.cost_usd)
 
 

@@ -7,9 +7,13 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlmodel import Session, select
 
 from hub.core.config import Settings
+from hub.core.db import get_engine
 from hub.main import create_app
+from hub.models.usage import UsageRecord
+from hub.services.usage import summarize_usage
 from tests.support.gateway import FAST, Model, ask, gateway_settings, new_service, redis_hubs
 from tests.support.servers import ThreadedServer
 from tests.support.upstream import ScriptedUpstream
@@ -84,3 +88,14 @@ def test_limits_hold_in_memory_without_redis(tmp_path: Path, upstream: ScriptedU
         _refused(ask(url, chatty, "primary"), "5 tokens per minute")
         assert [ask(url, steady, "primary").status_code for _ in range(3)] == [200, 200, 429]
         assert [ask(url, free, "primary").status_code for _ in range(5)] == [200] * 5
+
+    # Refused calls are in the usage as errors, with no tokens and no cost.
+    with Session(get_engine(settings.sqlalchemy_url)) as session:
+        rows = summarize_usage(session=session, start=None, end=None, group_by=["service"])
+    by_service = {row.service: (row.requests, row.errors) for row in rows}
+    assert by_service == {"chatty": (2, 1), "free": (5, 0), "frugal": (2, 1), "steady": (3, 1)}
+    with Session(get_engine(settings.sqlalchemy_url)) as session:
+        refused = session.exec(select(UsageRecord).where(UsageRecord.status_code == 429)).all()
+    assert len(refused) == 3
+    assert all(r.input_tokens == r.output_tokens == 0 and r.cost_usd == 0 for r in refused)
+    assert all(r.attempts == 0 and "limit" in (r.error or "") for r in refused)
