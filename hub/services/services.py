@@ -54,13 +54,14 @@ def create_service(*, session: Session, service_in: ServiceCreate) -> tuple[Serv
 
 def ensure_service(*, session: Session, name: str, team: str, token: str) -> Service:
     """Create or update a service whose token is given by configuration (the chat app's)."""
+    token_hash = hash_token(token)
     try:
-        return _upsert_service(session, name=name, team=team, token_hash=hash_token(token))
+        return _upsert_service(session, name=name, team=team, token_hash=token_hash)
     except IntegrityError:
         # Hub processes starting together on one database race to insert the same service;
         # the loser updates the winner's row.
         session.rollback()
-        return _upsert_service(session, name=name, team=team, token_hash=hash_token(token))
+        return _upsert_service(session, name=name, team=team, token_hash=token_hash)
 
 
 def _upsert_service(session: Session, *, name: str, team: str, token_hash: str) -> Service:
