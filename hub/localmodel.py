@@ -5,7 +5,6 @@ that have keys. `python -m hub.localmodel ARGS` runs the server (see `serve`).
 """
 
 import argparse
-import asyncio
 import importlib.util
 import json
 import os
@@ -156,7 +155,7 @@ class _OpenAICompat:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                await self._app(scope, _replay([message]), send)
+                await self._app(scope, _replay([message], receive), send)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body"):
@@ -173,21 +172,20 @@ class _OpenAICompat:
                 (name, str(len(body)).encode() if name == b"content-length" else value)
                 for name, value in scope["headers"]
             ]
-        await self._app(scope, _replay([{"type": "http.request", "body": body}]), send)
+        await self._app(scope, _replay([{"type": "http.request", "body": body}], receive), send)
 
 
-def _replay(messages: list[dict[str, Any]]) -> Any:
-    """An ASGI `receive` that hands out `messages`, then waits for the client to go."""
+def _replay(messages: list[dict[str, Any]], receive: Any) -> Any:
+    """An ASGI `receive` that hands out `messages`, then the server's own `receive`, which
+    says when the client goes: the model server stops generating for a client that left."""
     pending = list(messages)
-    gone = asyncio.Event()
 
-    async def receive() -> dict[str, Any]:
+    async def replay() -> dict[str, Any]:
         if pending:
             return pending.pop(0)
-        await gone.wait()
-        return {"type": "http.disconnect"}
+        return await receive()
 
-    return receive
+    return replay
 
 
 def serve(argv: list[str] | None = None) -> None:
