@@ -1,9 +1,11 @@
 """The routes on every model call and every tool call, answered ahead of the middleware stack.
 
 Starlette and FastAPI wrap every request in six middleware layers (error pages, telemetry,
-body limits, exception handlers, an exit stack) before routing; on the gateway's path that
-was a tenth of the hub's CPU per call. These routes need none of it: they answer their errors
-with the app's own exception handlers, as the stack would.
+body limits, exception handlers, an exit stack) before routing, and FastAPI first checks on
+every request whether OpenTelemetry is set up (the hub sets up no global provider: the
+gateway's usage records are its telemetry); on the gateway's path that was over a tenth of
+the hub's CPU per call. These routes need none of it: they answer their errors with the app's
+own exception handlers, as the stack would.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
@@ -12,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 __all__ = ["HotRoutes"]
 
@@ -21,23 +23,24 @@ ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 class HotRoutes:
-    """ASGI app: a request to one of `routes` goes straight to its endpoint, anything else to
-    `stack` (the app's middleware stack)."""
+    """Answers a request to one of `routes` with the app's exception handlers."""
 
-    def __init__(self, app: Starlette, stack: ASGIApp, routes: Sequence[Route]) -> None:
+    def __init__(self, app: Starlette, routes: Sequence[Route]) -> None:
         self._app = app
-        self._stack = stack
         self._routes = routes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for route in self._routes:
-                match, child = route.matches(scope)
-                if match is Match.FULL:
-                    scope.update(child)
-                    await self._answer(route.endpoint, scope, receive, send)
-                    return
-        await self._stack(scope, receive, send)
+    async def answered(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer the request if it is for one of the routes; whether it was."""
+        if scope["type"] != "http":
+            return False
+        for route in self._routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)
+                scope["app"] = self._app
+                await self._answer(route.endpoint, scope, receive, send)
+                return True
+        return False
 
     async def _answer(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)

@@ -4,6 +4,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +13,7 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import Receive, Scope, Send
 
 from hub.api.main import api_router
 from hub.api.routes.mcp_servers import TOOL_CALL_PATH, call_tool
@@ -99,12 +100,19 @@ class _HubApp(FastAPI):
     middleware stack (hub/hot_routes.py); they stay out of the OpenAPI docs (the README
     documents them)."""
 
-    def build_middleware_stack(self) -> ASGIApp:
-        hot = [
-            Route(CHAT_COMPLETIONS_PATH, chat_completions, methods=["POST"]),
-            Route(TOOL_CALL_PATH, call_tool, methods=["POST"]),
-        ]
-        return HotRoutes(self, super().build_middleware_stack(), hot)
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._hot_routes = HotRoutes(
+            self,
+            [
+                Route(CHAT_COMPLETIONS_PATH, chat_completions, methods=["POST"]),
+                Route(TOOL_CALL_PATH, call_tool, methods=["POST"]),
+            ],
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await self._hot_routes.answered(scope, receive, send):
+            await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -66,6 +66,8 @@ class Gateway:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
         self._http = aiohttp.ClientSession(
             connector=connector,
+            # A cookie one service's call brought back must not ride along on another's.
+            cookie_jar=aiohttp.DummyCookieJar(),
             timeout=self.policy.session_timeout(),
             json_serialize=lambda o: orjson.dumps(o).decode(),
         )

@@ -24,7 +24,7 @@ from hub.services.usage import UsageEntry, UsageRecorder
 
 __all__ = ["Accounting", "ModelRename", "relay_stream", "usage_of"]
 
-_EVENT_END = re.compile(rb"\r?\n\r?\n")
+_EVENT_ENDS = (b"\n\n", b"\r\n\r\n")
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
 
 
@@ -93,28 +93,53 @@ class Accounting:
 
 
 def _split_events(buffer: bytes, record: UsageEntry, keep_usage: bool) -> tuple[bytes, bytes]:
-    """Split complete SSE events off `buffer`; return (bytes to send, the incomplete rest)."""
-    if _USAGE_MARKS[0] not in buffer and _USAGE_MARKS[1] not in buffer:
-        lf, crlf = buffer.rfind(b"\n\n"), buffer.rfind(b"\r\n\r\n")
-        end = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
-        return buffer[:end], buffer[end:]
+    """Split complete SSE events off `buffer`; return (bytes to send, the incomplete rest).
+    Only an event that carries usage is parsed (the rest pass through as bytes): its tokens
+    go on the record, and it is dropped when the client did not ask for usage and it carries
+    no choices."""
+    end = _after_last_event(buffer, 0, len(buffer))
+    complete, rest = buffer[:end], buffer[end:]
     out: list[bytes] = []
     start = 0
-    for match in _EVENT_END.finditer(buffer):
-        event = buffer[start : match.end()]
-        start = match.end()
-        if _USAGE_MARKS[0] in event or _USAGE_MARKS[1] in event:
-            try:
-                chunk = orjson.loads(event.strip().removeprefix(b"data:").strip())
-            except orjson.JSONDecodeError:
-                out.append(event)
+    while (mark := _usage_mark(complete, start)) >= 0:
+        event_start = _after_last_event(complete, start, mark)
+        event_end = _end_of_event(complete, mark)
+        event = complete[event_start:event_end]
+        out.append(complete[start:event_start])
+        start = event_end
+        try:
+            chunk = orjson.loads(event.strip().removeprefix(b"data:").strip())
+        except orjson.JSONDecodeError:
+            out.append(event)
+            continue
+        if isinstance(chunk, dict) and chunk.get("usage"):
+            record.input_tokens, record.output_tokens = usage_of(chunk)
+            if not keep_usage and not chunk.get("choices"):
                 continue
-            if isinstance(chunk, dict) and chunk.get("usage"):
-                record.input_tokens, record.output_tokens = usage_of(chunk)
-                if not keep_usage and not chunk.get("choices"):
-                    continue
         out.append(event)
-    return b"".join(out), buffer[start:]
+    if not out:
+        return complete, rest
+    out.append(complete[start:])
+    return b"".join(out), rest
+
+
+def _after_last_event(data: bytes, start: int, end: int) -> int:
+    """Where the last event that ends in data[start:end] ends (`start` when none does)."""
+    ends = [found + len(sep) for sep in _EVENT_ENDS if (found := data.rfind(sep, start, end)) >= 0]
+    return max(ends, default=start)
+
+
+def _end_of_event(data: bytes, at: int) -> int:
+    """Where the event around `at` ends (the end of `data` when no event end follows)."""
+    ends = [found + len(sep) for sep in _EVENT_ENDS if (found := data.find(sep, at)) >= 0]
+    return min(ends) if ends else len(data)
+
+
+def _usage_mark(data: bytes, start: int) -> int:
+    """Where the next usage field is in `data` from `start`, or -1. Inside a JSON string a
+    quote is escaped, so a reply that talks of usage does not match."""
+    found = [at for mark in _USAGE_MARKS if (at := data.find(mark, start)) >= 0]
+    return min(found) if found else -1
 
 
 def _ends(events: bytes) -> bool:
@@ -134,13 +159,15 @@ async def relay_stream(
     accounting: Accounting,
     rename: ModelRename,
     breaker: Breaker,
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[tuple[bytes, bool]]:
+    """The stream's bytes to pass on, each piece with whether it is the last: what arrives
+    with the upstream's end goes out with the end of the response, in one write."""
     upstream, record = answer.upstream, accounting.record
+    content = upstream.content
     keep_usage = request.client_wants_usage
     buffer = b""
     events = 0
     ended = False
-    status, error = 499, "client went away before the end of the stream"
 
     def complete_events(data: bytes) -> bytes:
         nonlocal buffer, events, ended
@@ -151,27 +178,7 @@ async def relay_stream(
             out = rename.stream(out)
         return out
 
-    try:
-        if out := complete_events(answer.first):
-            yield out
-        async for data in upstream.content.iter_any():
-            if out := complete_events(data):
-                yield out
-        if buffer:
-            ended = ended or _ends(buffer)
-            yield rename.stream(buffer)
-        if ended:
-            status, error = 200, None
-        else:
-            status, error = 502, "upstream stream ended before it was complete"
-            message = f"Upstream {deployment.name} ended its stream before the answer was complete."
-            yield b"\n\n" + _error_event(message) + b"\n\n"
-            await breaker.failure(deployment.name, probe=False)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        status, error = 502, f"upstream stream broke off: {exc}"
-        yield _error_event(f"Upstream {deployment.name} broke off: {exc}") + b"\n\n"
-        await breaker.failure(deployment.name, probe=False)
-    finally:
+    def settle(status: int, error: str | None) -> None:
         if status == 200:
             upstream.release()
         else:
@@ -179,3 +186,36 @@ async def relay_stream(
         if not (record.input_tokens or record.output_tokens):
             _estimate_stream_usage(record, request.body, events)
         accounting.finish(entry, status, error)
+
+    last = b""
+    try:
+        data = answer.first
+        while data:
+            out = complete_events(data)
+            if content.at_eof():
+                last = out
+                break
+            if out:
+                yield out, False
+            data = await content.readany()
+        if buffer:
+            ended = ended or _ends(buffer)
+            last += rename.stream(buffer)
+        if not ended:
+            await breaker.failure(deployment.name, probe=False)
+            message = f"Upstream {deployment.name} ended its stream before the answer was complete."
+            last += b"\n\n" + _error_event(message) + b"\n\n"
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        settle(502, f"upstream stream broke off: {exc}")
+        await breaker.failure(deployment.name, probe=False)
+        yield _error_event(f"Upstream {deployment.name} broke off: {exc}") + b"\n\n", True
+        return
+    except BaseException:
+        # Closed or cancelled while waiting: the client went away.
+        settle(499, "client went away before the end of the stream")
+        raise
+    if ended:
+        settle(200, None)
+    else:
+        settle(502, "upstream stream ended before it was complete")
+    yield last, True
