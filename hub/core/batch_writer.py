@@ -4,9 +4,10 @@ import asyncio
 import dataclasses
 import logging
 import operator
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Dialect, Engine, insert
 
 __all__ = ["BatchWriter"]
 
@@ -28,6 +29,7 @@ class BatchWriter(Generic[Entry]):
         self._task: asyncio.Task[None] | None = None
         # Serializes flushes, so a reader who flushes also waits for a write already under way.
         self._flushing = asyncio.Lock()
+        self._inserts: dict[tuple[type, str], _Insert] = {}
 
     def add(self, entry: Entry) -> None:
         self._pending.append(entry)
@@ -57,12 +59,15 @@ class BatchWriter(Generic[Entry]):
                 self._pending[:0] = batch
 
     def _write(self, batch: list[Entry]) -> None:
-        # Not dataclasses.asdict: it deep-copies every value, ~20 times slower on these flat rows.
-        names = [f.name for f in dataclasses.fields(batch[0])]  # type: ignore[arg-type]
-        values = operator.attrgetter(*names)
-        rows = [dict(zip(names, values(entry), strict=True)) for entry in batch]
         with self._engine.begin() as connection:
-            connection.execute(insert(self._table), rows)
+            statement = self._insert(type(batch[0]), connection.dialect)
+            connection.exec_driver_sql(statement.sql, [statement.row(entry) for entry in batch])
+
+    def _insert(self, entry_type: type, dialect: Dialect) -> "_Insert":
+        key = (entry_type, dialect.name)
+        if key not in self._inserts:
+            self._inserts[key] = _Insert(self._table, entry_type, dialect)
+        return self._inserts[key]
 
     async def _run(self) -> None:
         while True:
@@ -70,3 +75,36 @@ class BatchWriter(Generic[Entry]):
             # Shielded: a write under way finishes (and returns its connection) even when
             # close() cancels this task; close() then waits for it through the lock.
             await asyncio.shield(self.flush())
+
+
+class _Insert:
+    """One INSERT of an entry type's fields, compiled once, with the columns' own bind
+    processors applied row by row. Through `Connection.execute` SQLAlchemy rebuilds every
+    row's parameters generically: ~40 us a row here, held under the GIL while the event loop
+    waits; this way ~10 us."""
+
+    def __init__(self, table: Any, entry_type: type, dialect: Dialect) -> None:
+        names = [f.name for f in dataclasses.fields(entry_type)]
+        statement = insert(table)
+        compiled = statement.compile(dialect=dialect, column_keys=names)
+        self.sql = compiled.string
+        # Not dataclasses.asdict: it deep-copies every value, ~20 times slower on flat rows.
+        self._values = operator.attrgetter(*names)
+        columns = statement.table.c
+        processors = [
+            columns[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+        ]
+        self._processed = [(i, p) for i, p in enumerate(processors) if p is not None]
+        if compiled.positional:
+            order = [names.index(name) for name in compiled.positiontup or []]
+            self._shape: Callable[[list[Any]], Any] = (
+                tuple if order == list(range(len(names))) else operator.itemgetter(*order)
+            )
+        else:
+            self._shape = lambda v: dict(zip(names, v, strict=True))
+
+    def row(self, entry: Any) -> Any:
+        values = list(self._values(entry))
+        for index, process in self._processed:
+            values[index] = process(values[index])
+        return self._shape(values)
