@@ -29,7 +29,7 @@ class BatchWriter(Generic[Entry]):
         self._task: asyncio.Task[None] | None = None
         # Serializes flushes, so a reader who flushes also waits for a write already under way.
         self._flushing = asyncio.Lock()
-        self._inserts: dict[tuple[type, str], _Insert] = {}
+        self._inserts: dict[type, _Insert] = {}
 
     def add(self, entry: Entry) -> None:
         self._pending.append(entry)
@@ -60,14 +60,13 @@ class BatchWriter(Generic[Entry]):
 
     def _write(self, batch: list[Entry]) -> None:
         with self._engine.begin() as connection:
-            statement = self._insert(type(batch[0]), connection.dialect)
+            statement = self._insert(type(batch[0]))
             connection.exec_driver_sql(statement.sql, [statement.row(entry) for entry in batch])
 
-    def _insert(self, entry_type: type, dialect: Dialect) -> "_Insert":
-        key = (entry_type, dialect.name)
-        if key not in self._inserts:
-            self._inserts[key] = _Insert(self._table, entry_type, dialect)
-        return self._inserts[key]
+    def _insert(self, entry_type: type) -> "_Insert":
+        if entry_type not in self._inserts:
+            self._inserts[entry_type] = _Insert(self._table, entry_type, self._engine.dialect)
+        return self._inserts[entry_type]
 
     async def _run(self) -> None:
         while True:
@@ -97,9 +96,7 @@ class _Insert:
         self._processed = [(i, p) for i, p in enumerate(processors) if p is not None]
         if compiled.positional:
             order = [names.index(name) for name in compiled.positiontup or []]
-            self._shape: Callable[[list[Any]], Any] = (
-                tuple if order == list(range(len(names))) else operator.itemgetter(*order)
-            )
+            self._shape: Callable[[list[Any]], Any] = operator.itemgetter(*order)
         else:
             self._shape = lambda v: dict(zip(names, v, strict=True))
 

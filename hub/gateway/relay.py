@@ -132,14 +132,14 @@ def _after_last_event(data: bytes, start: int, end: int) -> int:
 def _end_of_event(data: bytes, at: int) -> int:
     """Where the event around `at` ends (the end of `data` when no event end follows)."""
     ends = [found + len(sep) for sep in _EVENT_ENDS if (found := data.find(sep, at)) >= 0]
-    return min(ends) if ends else len(data)
+    return min(ends, default=len(data))
 
 
 def _usage_mark(data: bytes, start: int) -> int:
     """Where the next usage field is in `data` from `start`, or -1. Inside a JSON string a
     quote is escaped, so a reply that talks of usage does not match."""
     found = [at for mark in _USAGE_MARKS if (at := data.find(mark, start)) >= 0]
-    return min(found) if found else -1
+    return min(found, default=-1)
 
 
 def _ends(events: bytes) -> bool:
