@@ -7,6 +7,7 @@ from sqlmodel import Session
 
 from hub.core.config import get_settings
 from hub.core.db import get_engine, migrate
+from hub.core.roles import Role
 from hub.models.service import ServiceCreate
 from hub.services.services import (
     DuplicateServiceError,
@@ -98,9 +99,12 @@ def user_create(
     password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
     display_name: Annotated[str | None, typer.Option(help="name shown in chat")] = None,
     team: Annotated[str, typer.Option(help="the team whose MCP servers they manage")] = "general",
-    admin: bool = False,
+    role: Annotated[
+        Role, typer.Option(help="admin (everything), builder (agents, MCP servers) or member")
+    ] = Role.member,
 ) -> None:
-    """Create a person who signs in to chat with a password."""
+    """Create a person who signs in with a local password (development; people of the company
+    sign in through its identity provider instead)."""
     with _session() as session:
         try:
             create_user(
@@ -109,7 +113,7 @@ def user_create(
                 password=password,
                 display_name=display_name,
                 team=team,
-                is_admin=admin,
+                role=role,
             )
         except DuplicateUserError as exc:
             typer.echo(f"error: {exc}", err=True)

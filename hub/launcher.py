@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from hub import localmodel
 from hub.core.config import Settings
 from hub.core.db import get_engine, migrate
+from hub.core.roles import Role
 from hub.models.user import User
 from hub.services.services import ensure_service
 from hub.services.users import create_user
@@ -53,7 +54,7 @@ def _seed_dev_user(settings: Settings) -> bool:
             password=DEV_PASSWORD,
             display_name="Demo User",
             team="platform",
-            is_admin=True,
+            role=Role.admin,
         )
         return True
 

@@ -25,12 +25,15 @@ from hub.gateway.errors import GatewayError, openai_error_response
 from hub.gateway.routes import CHAT_COMPLETIONS_PATH, chat_completions
 from hub.gateway.shared import build_gateway
 from hub.hot_routes import HotRoutes
+from hub.identity.attempts import SignInAttempts
+from hub.identity.oidc import OidcClient
 from hub.mcp.netguard import NetworkPolicy
 from hub.mcp.registry import McpRegistry, RegistryError
+from hub.models.actor import PermissionDeniedError
 from hub.runtime import HubRuntime
 from hub.services.services import TokenResolver, ensure_service
 from hub.services.usage import UsageRecorder
-from hub.web import agent_pages, gateway_pages, pages, trace_pages
+from hub.web import agent_pages, gateway_pages, pages, session_pages, sign_in, trace_pages
 
 __all__ = ["create_app"]
 
@@ -73,11 +76,10 @@ async def _registry_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
 
-def _registry(settings: Settings, engine: Engine) -> McpRegistry:
-    key = settings.secret_key or load_or_create_key(settings.data_dir)
+def _registry(settings: Settings, engine: Engine, box: SecretBox) -> McpRegistry:
     return McpRegistry(
         engine=engine,
-        box=SecretBox(key),
+        box=box,
         policy=NetworkPolicy.from_strings(settings.allowed_mcp_networks),
         connect_timeout_s=settings.mcp_connect_timeout_s,
         discovery_timeout_s=settings.mcp_discovery_timeout_s,
@@ -85,6 +87,26 @@ def _registry(settings: Settings, engine: Engine) -> McpRegistry:
         check_interval_s=settings.mcp_check_interval_s,
         flush_interval_s=settings.usage_flush_interval_s,
     )
+
+
+def _oidc_client(settings: Settings) -> OidcClient | None:
+    if not settings.oidc_enabled:
+        return None
+    return OidcClient(
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret,
+        scopes=settings.oidc_scopes,
+        redirect_uri=f"{settings.hub_public_url}/auth/oidc/callback",
+        leeway_s=settings.oidc_leeway_s,
+    )
+
+
+async def _permission_denied(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PermissionDeniedError)
+    if _is_gateway_path(request):
+        return openai_error_response(403, exc.message)
+    return JSONResponse({"detail": exc.message}, status_code=403)
 
 
 def _freeze_startup_objects() -> None:
@@ -134,7 +156,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gateway, redis = build_gateway(
             settings, load_catalog(settings.catalog_path), recorder, engine
         )
-        registry = _registry(settings, engine)
+        box = SecretBox(settings.secret_key or load_or_create_key(settings.data_dir))
+        registry = _registry(settings, engine, box)
         await recorder.start()
         await gateway.start()
         await registry.start()
@@ -145,6 +168,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             recorder=recorder,
             gateway=gateway,
             registry=registry,
+            box=box,
+            oidc=_oidc_client(settings),
+            sign_in_attempts=SignInAttempts(),
         )
         _freeze_startup_objects()
         try:
@@ -162,9 +188,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RegistryError, _registry_error)
+    app.add_exception_handler(PermissionDeniedError, _permission_denied)
     app.include_router(api_router)
+    app.include_router(sign_in.router)
     app.include_router(pages.router)
     app.include_router(agent_pages.router)
     app.include_router(trace_pages.router)
     app.include_router(gateway_pages.router)
+    app.include_router(session_pages.router)
     return app

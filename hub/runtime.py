@@ -1,11 +1,15 @@
-"""What a running hub holds between requests: settings, database engine, gateway, registry."""
+"""What a running hub holds between requests: settings, database engine, gateway, registry,
+sign-in."""
 
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from hub.core.config import Settings
+from hub.core.crypto import SecretBox
 from hub.gateway.proxy import Gateway
+from hub.identity.attempts import SignInAttempts
+from hub.identity.oidc import OidcClient
 from hub.mcp.registry import McpRegistry
 from hub.services.services import TokenResolver
 from hub.services.usage import UsageRecorder
@@ -21,3 +25,7 @@ class HubRuntime:
     recorder: UsageRecorder
     gateway: Gateway
     registry: McpRegistry
+    box: SecretBox
+    # The company's identity provider; None when single sign-on is not configured.
+    oidc: OidcClient | None
+    sign_in_attempts: SignInAttempts

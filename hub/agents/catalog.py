@@ -12,6 +12,7 @@ import anyio
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from hub.core.roles import Permission
 from hub.gateway.catalog import Catalog
 from hub.mcp.registry import RegistryError
 from hub.models.actor import Actor
@@ -48,6 +49,7 @@ def _readable(session: Session, slug: str, actor: Actor) -> Agent:
 
 def _editable(session: Session, slug: str, actor: Actor) -> Agent:
     agent = _readable(session, slug, actor)
+    actor.require(Permission.build)
     if not store.can_edit(agent, actor):
         raise AgentError(403, f"Only {agent.owner!r} (its owner) or an admin can change {slug!r}.")
     return agent
@@ -77,6 +79,8 @@ class AgentCatalog:
             raise AgentError(422, " ".join(problems))
 
     async def create(self, agent_in: AgentCreate, actor: Actor) -> AgentPublic:
+        actor.require(Permission.build)
+
         def work(session: Session) -> AgentPublic:
             if store.get_agent(session=session, slug=agent_in.slug) is not None:
                 raise AgentError(409, f"The slug {agent_in.slug!r} is taken; choose another.")

@@ -8,8 +8,10 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from hub.core.config import APP_SERVICE_NAME
+from hub.core.roles import Permission, Role
 from hub.gateway.errors import GatewayError
 from hub.gateway.proxy import Gateway
+from hub.identity.cookies import SESSION_COOKIE
 from hub.mcp.registry import McpRegistry
 from hub.models.actor import Actor
 from hub.models.user import User
@@ -21,7 +23,9 @@ from hub.services.web_sessions import user_for_web_session
 __all__ = [
     "ACTING_FOR_HEADER",
     "SESSION_COOKIE",
+    "AdminActor",
     "AdminService",
+    "BuilderActor",
     "CurrentActor",
     "CurrentService",
     "GatewayDep",
@@ -29,10 +33,11 @@ __all__ = [
     "RegistryDep",
     "RuntimeDep",
     "SessionDep",
+    "service_actor",
     "service_of",
+    "user_actor",
 ]
 
-SESSION_COOKIE = "switchboard_session"
 # The chat app (and only it) calls on behalf of the person signed in to it.
 ACTING_FOR_HEADER = "x-switchboard-user"
 
@@ -127,13 +132,27 @@ async def get_optional_actor(request: Request, runtime: RuntimeDep) -> Actor | N
             if person is None:
                 raise GatewayError(401, f"No user named {acting_for!r}.", code="unknown_user")
             return person
-        return Actor(
-            kind="service", name=service.name, team=service.team, is_admin=service.is_admin
-        )
+        return service_actor(service)
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
     return await _user_actor(runtime, lambda s: user_for_web_session(session=s, token=token))
+
+
+def user_actor(user: User) -> Actor:
+    return Actor(
+        kind="user",
+        name=user.username,
+        team=user.team,
+        role=Role(user.role),
+        teams=frozenset(user.teams or [user.team]),
+    )
+
+
+def service_actor(service: ServiceIdentity) -> Actor:
+    """A service token acts as a builder of its team, or as an admin (`--admin`)."""
+    role = Role.admin if service.is_admin else Role.builder
+    return Actor(kind="service", name=service.name, team=service.team, role=role, teams=frozenset())
 
 
 async def _user_actor(runtime: HubRuntime, find: Callable[[Session], User | None]) -> Actor | None:
@@ -142,7 +161,7 @@ async def _user_actor(runtime: HubRuntime, find: Callable[[Session], User | None
             user = find(session)
             if user is None:
                 return None
-            return Actor(kind="user", name=user.username, team=user.team, is_admin=user.is_admin)
+            return user_actor(user)
 
     return await anyio.to_thread.run_sync(lookup)
 
@@ -162,3 +181,18 @@ async def get_actor(actor: OptionalActor) -> Actor:
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]
+
+
+async def get_builder(actor: CurrentActor) -> Actor:
+    actor.require(Permission.build)
+    return actor
+
+
+async def get_admin(actor: CurrentActor) -> Actor:
+    actor.require(Permission.administer)
+    return actor
+
+
+# A person or service whose role allows building (agents, MCP servers), or administering.
+BuilderActor = Annotated[Actor, Depends(get_builder)]
+AdminActor = Annotated[Actor, Depends(get_admin)]

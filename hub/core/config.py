@@ -56,6 +56,34 @@ class Settings(BaseSettings):
     query_approval_bytes: int = Field(default=1_000_000_000, ge=0)
     query_approval_bytes_by_user: dict[str, int] = Field(default_factory=dict)
 
+    # Company sign-in (OpenID Connect). An empty issuer means no single sign-on; in
+    # development `switchboard run` then starts the local provider and points here.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_scopes: str = "openid profile email"
+    # What the sign-in button says, e.g. "Okta" or "Microsoft".
+    oidc_provider_label: str = "your company account"
+    # The ID token claim that lists the person's groups, and what groups mean here: a group
+    # named <prefix><team> makes them a member of that team; the role groups make them an
+    # admin or a builder (comma-separated names). Read at every sign-in.
+    oidc_groups_claim: str = "groups"
+    oidc_team_group_prefix: str = "team-"
+    oidc_admin_groups: str = "switchboard-admins"
+    oidc_builder_groups: str = "switchboard-builders"
+    # Clock difference allowed when checking an ID token's times.
+    oidc_leeway_s: int = Field(default=60, ge=0, le=600)
+    # Local passwords (`switchboard user create`); unset means on in development, off in
+    # production.
+    password_sign_in: bool | None = None
+    # Where people reach the hub and the chat (behind a proxy, their public URLs); empty means
+    # http://host:port of each. The hub's sign-in returns people to the chat's URL.
+    public_hub_url: str = ""
+    public_app_url: str = ""
+    # The domain of the session cookie that the hub and the chat share, e.g. `.corp.example`
+    # when they are on sibling hosts; empty means the host that set it (fine on one host).
+    session_cookie_domain: str = ""
+
     # The chat app's own service token; the hub registers its hash on start.
     app_service_token: str = DEV_APP_TOKEN
 
@@ -120,6 +148,28 @@ class Settings(BaseSettings):
     @property
     def hub_url(self) -> str:
         return f"http://{self.hub_host}:{self.hub_port}"
+
+    @property
+    def hub_public_url(self) -> str:
+        return (self.public_hub_url or self.hub_url).rstrip("/")
+
+    @property
+    def app_public_url(self) -> str:
+        return (self.public_app_url or f"http://{self.app_host}:{self.app_port}").rstrip("/")
+
+    @property
+    def passwords_allowed(self) -> bool:
+        if self.password_sign_in is not None:
+            return self.password_sign_in
+        return self.environment != "production"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+    def oidc_groups(self, setting: str) -> frozenset[str]:
+        value: str = getattr(self, setting)
+        return frozenset(name.strip() for name in value.split(",") if name.strip())
 
 
 @lru_cache

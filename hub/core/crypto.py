@@ -47,9 +47,10 @@ class SecretBox:
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
-    def decrypt(self, token: str) -> str:
+    def decrypt(self, token: str, max_age_s: int | None = None) -> str:
+        """The plaintext; `max_age_s` refuses what was encrypted longer ago than that."""
         try:
-            return self._fernet.decrypt(token.encode()).decode()
+            return self._fernet.decrypt(token.encode(), ttl=max_age_s).decode()
         except InvalidToken as exc:
             raise SecretUnreadableError(
                 "a stored secret cannot be decrypted: SWITCHBOARD_SECRET_KEY changed since it "

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from hub.core.batch_writer import BatchWriter
 from hub.core.crypto import SecretBox
+from hub.core.roles import Permission
 from hub.mcp.client import Endpoint, McpUnavailableError
 from hub.mcp.discovery import discover
 from hub.mcp.netguard import AddressRefusedError, NetworkPolicy, check_url_syntax
@@ -151,6 +152,7 @@ class McpRegistry:
 
     async def _managed(self, slug: str, actor: Actor) -> McpServer:
         server = await self._server(slug)
+        actor.require(Permission.build)
         if not actor.can_manage(server.team):
             raise RegistryError(
                 403, f"Only team {server.team!r} or an admin can change {server.slug!r}."
@@ -171,10 +173,12 @@ class McpRegistry:
         return await self._db(lambda s: store.tool_stats(session=s, server=server))
 
     async def register(self, server_in: McpServerCreate, actor: Actor) -> McpServerPublic:
+        actor.require(Permission.build)
         if not actor.can_manage(server_in.team):
+            teams = ", ".join(repr(team) for team in sorted(actor.teams | {actor.team}))
             raise RegistryError(
                 403,
-                f"You can register servers for team {actor.team!r} only "
+                f"You can register servers for your teams ({teams}) only "
                 f"(an admin can register for any team), not for {server_in.team!r}.",
             )
         existing = await self._db(lambda s: store.get_server(session=s, slug=server_in.slug))

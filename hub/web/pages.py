@@ -1,4 +1,5 @@
-"""The hub's pages for people: sign-in, the MCP registry, a server's page, the register form.
+"""The hub's pages for people: the MCP registry, a server's page, the register form (signing
+in and out is in hub/web/sign_in.py).
 
 Pages use the same registry calls as the API. Forms post back to the page; the session
 cookie is SameSite=Lax, so another site cannot post them on a person's behalf.
@@ -15,13 +16,11 @@ from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
-from hub.api.deps import SESSION_COOKIE, OptionalActor, RegistryDep, RuntimeDep
+from hub.api.deps import OptionalActor, RegistryDep, RuntimeDep
 from hub.mcp.registry import RegistryError
 from hub.models.actor import Actor
 from hub.models.mcp_server import McpServerCreate, McpStatus
 from hub.services import mcp_servers as store
-from hub.services.users import authenticate_password
-from hub.services.web_sessions import end_web_session, start_web_session
 from hub.web.schema import schema_rows
 
 __all__ = ["page", "problems", "router", "templates", "to_login"]
@@ -40,69 +39,9 @@ def to_login(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
 
-def _safe_next(target: str) -> str:
-    # Only paths on this hub: never an open redirect to another site.
-    return target if target.startswith("/") and not target.startswith("//") else "/servers"
-
-
 @router.get("/")
 async def home() -> RedirectResponse:
     return RedirectResponse("/servers", status_code=303)
-
-
-@router.get("/login")
-async def login_form(request: Request, next: str = "/servers") -> Response:
-    return page(request, "login.html", next=_safe_next(next), username="", error=None)
-
-
-@router.post("/login")
-async def login(request: Request, runtime: RuntimeDep) -> Response:
-    form = await request.form()
-    username, password = str(form.get("username", "")), str(form.get("password", ""))
-    target = _safe_next(str(form.get("next", "/servers")))
-
-    def sign_in() -> str | None:
-        with Session(runtime.engine) as session:
-            user = authenticate_password(session=session, username=username, password=password)
-            if user is None:
-                return None
-            days = runtime.settings.web_session_days
-            return start_web_session(session=session, user=user, days=days)
-
-    token = await anyio.to_thread.run_sync(sign_in) if username and password else None
-    if token is None:
-        return page(
-            request,
-            "login.html",
-            status=401,
-            next=target,
-            username=username,
-            error="Wrong username or password.",
-        )
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=runtime.settings.web_session_days * 86400,
-        httponly=True,
-        samesite="lax",
-        secure=runtime.settings.environment == "production",
-    )
-    return response
-
-
-@router.post("/logout")
-async def logout(request: Request, runtime: RuntimeDep) -> Response:
-    if token := request.cookies.get(SESSION_COOKIE):
-
-        def end() -> None:
-            with Session(runtime.engine) as session:
-                end_web_session(session=session, token=token)
-
-        await anyio.to_thread.run_sync(end)
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE)
-    return response
 
 
 @router.get("/servers")

@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlmodel import Session
 
 from hub.core.db import get_engine
+from hub.core.roles import Role
 from hub.services.users import create_user
 from tests.conftest import RunningHub
 from tests.support.mcp_server import McpTestServer
@@ -124,7 +125,13 @@ def _app_env(hub: RunningHub, data_dir: Path) -> dict[str, str]:
 @pytest.fixture
 def chat_user(hub: RunningHub) -> str:
     with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
-        create_user(session=session, username=USERNAME, password=PASSWORD, display_name="Ada")
+        create_user(
+            session=session,
+            username=USERNAME,
+            password=PASSWORD,
+            display_name="Ada",
+            role=Role.builder,
+        )
     return USERNAME
 
 

@@ -7,6 +7,7 @@ import pytest
 from sqlmodel import Session
 
 from hub.core.db import get_engine
+from hub.core.roles import Role
 from hub.services.users import create_user
 from tests.conftest import RunningHub
 from tests.support.mcp_server import McpTestServer
@@ -33,7 +34,9 @@ def sign_in(hub: RunningHub) -> Iterator[SignIn]:
     """A browser-like client signed in to the hub's pages as one of three people."""
     with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
         for name, team in [("ada", "support"), ("ben", "support"), ("cy", "sales")]:
-            create_user(session=session, username=name, password=f"pw-{name}", team=team)
+            create_user(
+                session=session, username=name, password=f"pw-{name}", team=team, role=Role.builder
+            )
     clients: list[httpx.Client] = []
 
     def client_for(username: str) -> httpx.Client:

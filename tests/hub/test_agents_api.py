@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import Session
 
 from hub.core.db import get_engine
+from hub.core.roles import Role
 from hub.services.users import create_user
 from tests.conftest import RunningHub
 from tests.support.mcp_server import McpTestServer
@@ -48,7 +49,11 @@ def person(hub: RunningHub) -> Iterator[PersonClient]:
             ("root", "platform", True),
         ]:
             create_user(
-                session=session, username=name, password=f"pw-{name}", team=team, is_admin=admin
+                session=session,
+                username=name,
+                password=f"pw-{name}",
+                team=team,
+                role=Role.admin if admin else Role.builder,
             )
     clients: list[httpx.Client] = []
 

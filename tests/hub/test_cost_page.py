@@ -13,6 +13,7 @@ import pytest
 from sqlmodel import Session
 
 from hub.core.db import get_engine
+from hub.core.roles import Role
 from hub.services.users import create_user
 from tests.conftest import RunningHub
 from tests.support.upstream import ScriptedUpstream
@@ -27,7 +28,12 @@ def hub_database_url(database_url: str) -> str:
 def _person(hub: RunningHub, name: str, admin: bool) -> Iterator[httpx.Client]:
     """A person signed in to the hub's pages."""
     with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
-        create_user(session=session, username=name, password=f"pw-{name}", is_admin=admin)
+        create_user(
+            session=session,
+            username=name,
+            password=f"pw-{name}",
+            role=Role.admin if admin else Role.member,
+        )
     with httpx.Client(base_url=hub.url, timeout=30) as client:
         response = client.post("/login", data={"username": name, "password": f"pw-{name}"})
         assert response.status_code == 303

@@ -7,6 +7,7 @@ import pytest
 from sqlmodel import Session
 
 from hub.core.db import get_engine
+from hub.core.roles import Role
 from hub.services.users import create_user
 from tests.conftest import RunningHub
 from tests.support.mcp_server import McpTestServer
@@ -17,7 +18,13 @@ SECRET = "page-secret-51d0"
 @pytest.fixture
 def browser_client(hub: RunningHub) -> Iterator[httpx.Client]:
     with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
-        create_user(session=session, username="grace", password="pw-grace", team="weather")
+        create_user(
+            session=session,
+            username="grace",
+            password="pw-grace",
+            team="weather",
+            role=Role.builder,
+        )
     with httpx.Client(base_url=hub.url, timeout=30) as client:
         yield client
 

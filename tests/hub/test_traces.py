@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import Session
 
 from hub.core.db import get_engine
+from hub.core.roles import Role
 from hub.models.service import utcnow
 from hub.models.trace import TraceRun, TraceStep
 from hub.services.users import create_user
@@ -22,7 +23,9 @@ def trace_id(hub: RunningHub) -> str:
     start = utcnow()
     with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
         for name in ("ada", "bob", "eve"):
-            create_user(session=session, username=name, password=PASSWORD, team="t")
+            create_user(
+                session=session, username=name, password=PASSWORD, team="t", role=Role.builder
+            )
         session.add(
             TraceRun(
                 id="run-1",

@@ -18,6 +18,7 @@ from agents.runtime import AgentRunner, AgentSpec, EventHandler, HubConnection, 
 from agents.runtime.approval import QueryApproval
 from agents.tracing import Tracer
 from hub.core.db import get_engine
+from hub.core.roles import Role
 from hub.launcher import BIGQUERY, DATAMODEL, publish_analyst, register_server
 from hub.services.users import create_user
 from mcp_servers.bigquery.emulator import EmulatorProcess
@@ -84,7 +85,9 @@ def served_analyst(
     setup_token = hub.new_service("platform-setup", team="platform")
     with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
         for user in users:
-            create_user(session=session, username=user, password="a long enough password")
+            create_user(
+                session=session, username=user, password="a long enough password", role=Role.builder
+            )
     env = {
         "SWITCHBOARD_BIGQUERY_EMULATOR": warehouse.url,
         "SWITCHBOARD_BIGQUERY_PROJECT": warehouse.project,

@@ -1,20 +1,89 @@
-"""Local password sign-in, asked by the chat app on behalf of a person."""
+"""Sign-in sessions: the chat app asks who a session cookie belongs to (and ends it at
+sign-out); admins list and revoke sessions."""
 
-from fastapi import APIRouter, HTTPException
+from typing import Annotated
 
-from hub.api.deps import CurrentService, SessionDep
+from fastapi import APIRouter, Depends, Header, HTTPException, Response
+
+from hub.api.deps import AdminActor, CurrentActor, CurrentService, SessionDep
+from hub.core.config import APP_SERVICE_NAME
 from hub.models.user import PasswordSignIn, UserPublic
+from hub.models.web_session import WebSessionPublic
+from hub.services.services import ServiceIdentity
 from hub.services.users import authenticate_password
+from hub.services.web_sessions import (
+    end_web_session,
+    end_web_session_by_id,
+    list_web_sessions,
+    user_for_web_session,
+)
 
-__all__ = ["router"]
+__all__ = ["SESSION_HEADER", "router"]
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+# The chat app forwards the person's session cookie in this header.
+SESSION_HEADER = "x-switchboard-session"
+
+
+async def get_chat_app(service: CurrentService) -> ServiceIdentity:
+    if service.name != APP_SERVICE_NAME:
+        raise HTTPException(403, "Only the chat app may check people's sign-ins.")
+    return service
+
+
+ChatApp = Annotated[ServiceIdentity, Depends(get_chat_app)]
+SessionToken = Annotated[str, Header(alias=SESSION_HEADER, min_length=1, max_length=200)]
+
+
+@router.get("/session", response_model=UserPublic)
+def session_user(app: ChatApp, token: SessionToken, session: SessionDep) -> UserPublic:
+    """The person whose session this is (the chat app only); 401 when it ended or expired."""
+    user = user_for_web_session(session=session, token=token)
+    if user is None:
+        raise HTTPException(401, "This session has ended or expired; sign in again.")
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+@router.post("/session/end", status_code=204)
+def end_session(app: ChatApp, token: SessionToken, session: SessionDep) -> Response:
+    """End a session when its person signs out of the chat (the chat app only)."""
+    end_web_session(session=session, token=token)
+    return Response(status_code=204)
+
+
+@router.get("/me")
+async def who_am_i(actor: CurrentActor) -> dict[str, object]:
+    """Who the hub takes the caller for: kind, name, role and teams."""
+    return {
+        "kind": actor.kind,
+        "name": actor.name,
+        "role": actor.role.value,
+        "team": actor.team,
+        "teams": sorted(actor.teams),
+    }
+
+
+@router.get("/sessions", response_model=list[WebSessionPublic])
+def sessions(admin: AdminActor, session: SessionDep) -> list[WebSessionPublic]:
+    """Every session still valid, newest first (admins)."""
+    return list_web_sessions(session=session)
+
+
+@router.delete("/sessions/{session_id}", status_code=204)
+def revoke_session(session_id: int, admin: AdminActor, session: SessionDep) -> Response:
+    """End someone's session at once, in the hub and the chat (admins)."""
+    if not end_web_session_by_id(session=session, session_id=session_id):
+        raise HTTPException(404, f"No session {session_id}.")
+    return Response(status_code=204)
 
 
 @router.post("/password", response_model=UserPublic)
 def sign_in_with_password(
-    credentials: PasswordSignIn, service: CurrentService, session: SessionDep
+    credentials: PasswordSignIn, app: ChatApp, session: SessionDep
 ) -> UserPublic:
+    """Check a local password for the chat app's sign-in form (the chat app only; off when
+    password sign-in is)."""
     user = authenticate_password(
         session=session, username=credentials.username, password=credentials.password
     )

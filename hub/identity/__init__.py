@@ -1,0 +1,1 @@
+"""Who people are: signing in with the identity provider, sessions, and their cookies."""
