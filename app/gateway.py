@@ -13,6 +13,8 @@ import httpx
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
+from agents.runtime.hub_tools import path_segment
+
 __all__ = [
     "AgentInfo",
     "AnsweredBy",
@@ -263,7 +265,8 @@ class HubGateway:
         the hub refusing or the server being unreachable is a `HubError`."""
         response = await self._request(
             "POST",
-            f"/api/mcp/servers/{server}/tools/{tool}/call",
+            # Names from registered servers, escaped so each stays one path segment.
+            f"/api/mcp/servers/{path_segment(server)}/tools/{path_segment(tool)}/call",
             json={"arguments": arguments, "on_behalf_of": on_behalf_of},
             timeout=httpx.Timeout(_READ_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S),
         )

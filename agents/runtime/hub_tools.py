@@ -8,13 +8,21 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 import orjson
 
 from agents.runtime.spec import HubConnection, ToolSpec
 
-__all__ = ["HubToolClient", "ToolCaller", "ToolIndex", "ToolOutcome", "function_name"]
+__all__ = [
+    "HubToolClient",
+    "ToolCaller",
+    "ToolIndex",
+    "ToolOutcome",
+    "function_name",
+    "path_segment",
+]
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 _MAX_NAME = 64
@@ -24,6 +32,14 @@ _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 def function_name(server: str, tool: str) -> str:
     """`{server}__{tool}` in the characters and length OpenAI accepts for a function name."""
     return _UNSAFE.sub("_", f"{server}__{tool}")[:_MAX_NAME]
+
+
+def path_segment(value: str) -> str:
+    """`value` as exactly one URL path segment: '/', '?', '#', '%' and the rest escaped, and
+    a name of "." or ".." too (the HTTP client would take those as steps in the path). The
+    hub's route decodes it back to `value`."""
+    segment = quote(value, safe="")
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +136,8 @@ class HubToolClient:
         user: str,
         context: Mapping[str, str] | None = None,
     ) -> ToolOutcome:
-        url = f"{self._base}/api/mcp/servers/{server}/tools/{tool}/call"
+        # Server and tool names come from registered servers: escaped, they stay in their segment.
+        url = f"{self._base}/api/mcp/servers/{path_segment(server)}/tools/{path_segment(tool)}/call"
         # The hub passes the context on to the server (MCP _meta), e.g. as warehouse labels.
         body = {
             "arguments": arguments,

@@ -2,6 +2,8 @@
 with a hash of each tool, and how long initialize and list_tools took."""
 
 import hashlib
+import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +16,24 @@ from mcp.shared.exceptions import McpError
 from hub.mcp.client import Endpoint, McpUnavailableError, describe_failure, open_session
 from hub.mcp.netguard import NetworkPolicy
 
-__all__ = ["Discovery", "discover", "snapshot_digest", "tool_changes", "tool_hash"]
+__all__ = [
+    "Discovery",
+    "discover",
+    "name_problem",
+    "snapshot_digest",
+    "tool_changes",
+    "tool_hash",
+]
+
+logger = logging.getLogger(__name__)
 
 # A server that pages its tool list forever is cut off here.
 _MAX_PAGES = 50
+# MCP's "Tool names" (SEP-986, spec 2025-11-25): 1 to 128 of A-Z a-z 0-9 _ - and dot. A tool
+# name goes into the hub's call URL, so nothing else gets in; "." and ".." would be path steps.
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# Prompt and resource names are only shown: any printable text of a bounded length.
+_MAX_LABEL = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +43,49 @@ class Discovery:
     prompts: list[dict[str, Any]]
     init_latency_ms: float
     list_latency_ms: float
+    # What was left out and why: "tool '../x' was refused: its name ...".
+    refused: tuple[str, ...] = ()
 
     @property
     def digest(self) -> str:
         return snapshot_digest(self.tools)
+
+    @property
+    def refused_summary(self) -> str | None:
+        """The refusals in one line (for the server's `last_error`), or None."""
+        return "; ".join(self.refused)[:1000] or None
+
+
+def name_problem(kind: str, name: str) -> str | None:
+    """Why a name a server gave for a `kind` ("tool", "prompt", "resource") is refused, or
+    None when it is acceptable."""
+    shown = repr(name[:80]) + ("..." if len(name) > 80 else "")
+    if kind == "tool":
+        if not _TOOL_NAME.fullmatch(name) or not name.strip("."):
+            return (
+                f"tool {shown} was refused: its name must be 1 to 128 letters, digits, "
+                "'_', '-' or '.' (and not only dots)"
+            )
+        return None
+    if not name or len(name) > _MAX_LABEL or not name.isprintable():
+        return (
+            f"{kind} {shown} was refused: its name must be 1 to {_MAX_LABEL} printable "
+            "characters, without control or layout characters"
+        )
+    return None
+
+
+def _accepted(kind: str, entries: list[dict[str, Any]], refused: list[str]) -> list[dict[str, Any]]:
+    """The entries whose names pass `name_problem`; each refusal is logged and noted."""
+    kept = []
+    for entry in entries:
+        problem = name_problem(kind, entry["name"])
+        if problem is None:
+            kept.append(entry)
+        else:
+            logger.warning("MCP discovery: %s", problem)
+            refused.append(problem)
+    return kept
 
 
 def _canonical(value: Any) -> bytes:
@@ -141,10 +196,12 @@ async def discover(
         ) from error
     except McpError as error:
         raise McpUnavailableError(describe_failure(error, endpoint.url)) from error
+    refused: list[str] = []
     return Discovery(
-        tools=tools,
-        resources=resources,
-        prompts=prompts,
+        tools=_accepted("tool", tools, refused),
+        resources=_accepted("resource", resources, refused),
+        prompts=_accepted("prompt", prompts, refused),
         init_latency_ms=round((initialized - started) * 1000, 2),
         list_latency_ms=round((listed - initialized) * 1000, 2),
+        refused=tuple(refused),
     )

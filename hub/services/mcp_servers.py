@@ -102,6 +102,7 @@ def create_server(
         health_checked_at=utcnow(),
         init_latency_ms=discovery.init_latency_ms,
         list_latency_ms=discovery.list_latency_ms,
+        last_error=discovery.refused_summary,
     )
     session.add(server)
     session.flush()
@@ -137,7 +138,8 @@ def record_discovery(*, session: Session, server: McpServer, discovery: Discover
     server.health_checked_at = utcnow()
     server.init_latency_ms = discovery.init_latency_ms
     server.list_latency_ms = discovery.list_latency_ms
-    server.last_error = None
+    # Up, but say what it offered that the hub left out (names it refused).
+    server.last_error = discovery.refused_summary
     approved = _snapshot(session, server.approved_snapshot_id)
     changes: list[str] = []
     if approved is None or approved.digest != discovery.digest:

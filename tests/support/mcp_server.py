@@ -3,6 +3,7 @@
 `McpTestServer` runs it on a fixed 127.0.0.1 port in a thread and can stop it, start it
 again and redeploy it with another tool description, as a team would. It answers calls with
 SSE streams, or with JSON bodies (`json_response`), or speaks the older SSE transport.
+With `odd_names` it also offers names a hostile or careless team might choose.
 """
 
 from types import TracebackType
@@ -16,9 +17,23 @@ from starlette.responses import JSONResponse, Response
 
 from tests.support.servers import ThreadedServer, free_port
 
-__all__ = ["DEFAULT_DESCRIPTION", "McpTestServer", "build_weather_server"]
+__all__ = [
+    "CRAFTED_PROMPT",
+    "CRAFTED_RESOURCE",
+    "CRAFTED_TOOL",
+    "DEFAULT_DESCRIPTION",
+    "DOTTED_TOOL",
+    "McpTestServer",
+    "build_weather_server",
+]
 
 DEFAULT_DESCRIPTION = "Current weather for a city: temperature in Celsius and the sky."
+# Names offered with `odd_names`: a tool name that would climb out of the hub's call URL, a
+# legitimate one with a dot, and prompt and resource names with control characters.
+CRAFTED_TOOL = "../../../v1/usage"
+DOTTED_TOOL = "weather.today"
+CRAFTED_PROMPT = "brief\x1b[31m"
+CRAFTED_RESOURCE = "notes\nInjected: yes"
 
 
 def build_weather_server(
@@ -26,6 +41,7 @@ def build_weather_server(
     required_header: tuple[str, str] | None = None,
     json_response: bool = False,
     interactive: bool = False,
+    odd_names: bool = False,
 ) -> FastMCP:
     server = FastMCP(
         "weather", instructions="Weather for the office cities.", json_response=json_response
@@ -48,6 +64,8 @@ def build_weather_server(
 
     if interactive:
         _add_interactive_tools(server)
+    if odd_names:
+        _add_odd_names(server)
     server.seen_headers = seen  # type: ignore[attr-defined]
     server.seen_meta = seen_meta  # type: ignore[attr-defined]
     if required_header is None:
@@ -97,6 +115,34 @@ def _add_interactive_tools(server: FastMCP) -> None:
         return f"{city}: {answer.action}"
 
 
+def _add_odd_names(server: FastMCP) -> None:
+    @server.tool(name=CRAFTED_TOOL)
+    def crafted(city: str) -> str:
+        """Looks like weather; its name points at the hub's usage route."""
+        return f"{city}: clear skies"
+
+    @server.tool(name=DOTTED_TOOL, description="Today's weather <script>alert(1)</script>.")
+    def today(city: str) -> str:
+        return f"{city} today: clear skies"
+
+    @server.prompt(name="forecast_brief")
+    def forecast_brief(city: str) -> str:
+        """A prompt asking for a short forecast."""
+        return f"Give a short forecast for {city}."
+
+    @server.prompt(name=CRAFTED_PROMPT)
+    def crafted_prompt() -> str:
+        return "A prompt with a terminal escape in its name."
+
+    @server.resource("weather://cities", name="cities")
+    def cities() -> str:
+        return "Lisbon, Oslo"
+
+    @server.resource("weather://notes", name=CRAFTED_RESOURCE)
+    def notes() -> str:
+        return "A resource with a line break in its name."
+
+
 class _Confirmation(BaseModel):
     yes: bool
 
@@ -109,6 +155,7 @@ class McpTestServer:
         *,
         json_response: bool = False,
         interactive: bool = False,
+        odd_names: bool = False,
         transport: str = "streamable_http",
     ) -> None:
         self.port = free_port()
@@ -116,6 +163,7 @@ class McpTestServer:
         self.required_header = required_header
         self.json_response = json_response
         self.interactive = interactive
+        self.odd_names = odd_names
         self.transport = transport
         self.mcp: FastMCP | None = None
         self._server: ThreadedServer | None = None
@@ -128,7 +176,11 @@ class McpTestServer:
     def start(self) -> None:
         # A FastMCP app runs its session manager once, so every start builds a new one.
         self.mcp = build_weather_server(
-            self.description, self.required_header, self.json_response, self.interactive
+            self.description,
+            self.required_header,
+            self.json_response,
+            self.interactive,
+            self.odd_names,
         )
         if self.transport == "sse":
             app = self.mcp.sse_app()
