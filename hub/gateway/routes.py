@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.api.deps import CurrentService, GatewayDep, service_of
+from hub.core.config import APP_SERVICE_NAME
 from hub.gateway.chat_request import parse_chat_request
 from hub.gateway.errors import GatewayError
 from hub.models.mcp_server import SLUG_PATTERN
@@ -17,7 +18,8 @@ __all__ = ["AGENT_HEADER", "CHAT_COMPLETIONS_PATH", "chat_completions", "router"
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
 
-# Set by the agent runtime so usage is counted per agent as well as per service.
+# Set by the agent runtime (with the chat app's token) so usage is counted per agent as well
+# as per service. Only the chat app's service may name an agent; from any other it is ignored.
 AGENT_HEADER = "x-switchboard-agent"
 _AGENT_SLUG = re.compile(SLUG_PATTERN)
 
@@ -29,7 +31,7 @@ async def chat_completions(request: Request) -> Response:
     runtime: HubRuntime = request.app.state.runtime
     service = await service_of(request, runtime)
     chat = parse_chat_request(await request.body())
-    agent = request.headers.get(AGENT_HEADER)
+    agent = request.headers.get(AGENT_HEADER) if service.name == APP_SERVICE_NAME else None
     if agent is not None and not _AGENT_SLUG.fullmatch(agent):
         raise GatewayError(
             400, f"{AGENT_HEADER} must be an agent's slug (lower-case letters, digits, dashes)."

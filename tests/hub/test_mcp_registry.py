@@ -233,7 +233,7 @@ def test_a_tool_call_to_a_server_that_went_away_fails_clearly_and_recovers_when_
 
 
 def test_a_tool_call_carries_who_and_where_from_to_the_server_as_mcp_meta(
-    client: httpx.Client, weather: McpTestServer
+    client: httpx.Client, weather: McpTestServer, hub: RunningHub
 ) -> None:
     assert _register(client, weather.url).status_code == 201
     body = {
@@ -241,7 +241,12 @@ def test_a_tool_call_carries_who_and_where_from_to_the_server_as_mcp_meta(
         "on_behalf_of": "ada",
         "context": {"conversation": "c-1", "agent": "forecaster", "trace": "t-9"},
     }
-    answer = client.post("/api/mcp/servers/weather/tools/get_weather/call", json=body)
+    # The chat app's service: the one caller that may name the person it calls for.
+    answer = client.post(
+        "/api/mcp/servers/weather/tools/get_weather/call",
+        json=body,
+        headers={"Authorization": f"Bearer {hub.app_token}"},
+    )
     assert answer.status_code == 200, answer.text
     assert weather.mcp is not None
     assert weather.mcp.seen_meta[-1] == {  # type: ignore[attr-defined]

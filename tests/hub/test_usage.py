@@ -84,7 +84,8 @@ def test_usage_can_be_limited_to_a_time_range(hub: RunningHub, upstream: Scripte
 
 
 def test_calls_an_agent_makes_are_counted_per_agent(hub: RunningHub, upstream: ScriptedUpstream):
-    token = hub.new_service("agent-runner", team="agents")
+    # The agent runtime calls with the chat app's token, the one service that may name an agent.
+    token = hub.app_token
     admin = hub.new_service("usage-admin", team="platform", admin=True)
     body = {"model": "test-model", "messages": [{"role": "user", "content": "hi there"}]}
     with httpx.Client(base_url=hub.url, timeout=30) as client:

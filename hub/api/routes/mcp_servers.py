@@ -15,7 +15,9 @@ from hub.api.deps import (
     SessionDep,
     get_actor,
     get_optional_actor,
+    service_of,
 )
+from hub.core.config import APP_SERVICE_NAME
 from hub.models.mcp_server import (
     McpServerCreate,
     McpServerPublic,
@@ -36,7 +38,8 @@ CONTEXT_KEYS = frozenset({"conversation", "agent", "trace"})
 
 class ToolCallRequest(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
-    # The person a service (the chat app, an agent) calls for, kept with the call's record.
+    # The person the chat app's service (and only it) calls for, kept with the call's record.
+    # From any other caller it is ignored: the call is made and recorded as the caller.
     on_behalf_of: str | None = Field(default=None, max_length=100)
     # Where the call comes from (conversation, agent, trace); the server gets it as MCP _meta.
     context: dict[str, str] = Field(default_factory=dict)
@@ -68,11 +71,22 @@ async def call_tool(request: Request) -> Response:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
         raise RequestValidationError(errors) from exc
     slug, tool = request.path_params["slug"], request.path_params["tool"]
-    caller = actor.name if not call.on_behalf_of else f"{actor.name} for {call.on_behalf_of}"
+    person = call.on_behalf_of if await _from_chat_app(request, runtime, call) else None
+    caller = actor.name if not person else f"{actor.name} for {person}"
     meta = {f"switchboard_{key}": value for key, value in call.context.items() if value}
-    meta["switchboard_user"] = call.on_behalf_of or actor.name
+    meta["switchboard_user"] = person or actor.name
     result = await runtime.registry.call_tool(slug, tool, call.arguments, caller, meta=meta)
     return Response(orjson.dumps(result), media_type="application/json")
+
+
+async def _from_chat_app(request: Request, runtime: HubRuntime, call: ToolCallRequest) -> bool:
+    """Whether the call names a person and comes with the chat app's service token (the one
+    caller that may act for a person); a signed-in person and every other service act as
+    themselves. Asked again of the token, not of the actor, which the chat app's
+    X-Switchboard-User header turns into the person."""
+    if not call.on_behalf_of or not request.headers.get("authorization"):
+        return False
+    return (await service_of(request, runtime)).name == APP_SERVICE_NAME
 
 
 # Added to the app ahead of the routers (hub/main.py).
