@@ -20,6 +20,7 @@ from hub.api.routes.mcp_servers import TOOL_CALL_PATH, call_tool
 from hub.core.config import APP_SERVICE_NAME, Settings, get_settings
 from hub.core.crypto import SecretBox, load_or_create_key
 from hub.core.db import get_engine, migrate
+from hub.core.origin_check import origin_refusal
 from hub.gateway.catalog import load_catalog
 from hub.gateway.errors import GatewayError, openai_error_response
 from hub.gateway.routes import CHAT_COMPLETIONS_PATH, chat_completions
@@ -120,7 +121,10 @@ def _freeze_startup_objects() -> None:
 class _HubApp(FastAPI):
     """The hub's FastAPI app, with the model-call and tool-call routes answered ahead of its
     middleware stack (hub/hot_routes.py); they stay out of the OpenAPI docs (the README
-    documents them)."""
+    documents them). Every request passes the cross-site check first (hub/core/origin_check.py)."""
+
+    # Origins besides the request's own that the hub's pages are served from (create_app).
+    trusted_origins: tuple[str, ...] = ()
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -133,7 +137,9 @@ class _HubApp(FastAPI):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not await self._hot_routes.answered(scope, receive, send):
+        if scope["type"] == "http" and (refusal := origin_refusal(scope, self.trusted_origins)):
+            await refusal(scope, receive, send)
+        elif not await self._hot_routes.answered(scope, receive, send):
             await super().__call__(scope, receive, send)
 
 
@@ -184,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine.dispose()
 
     app = _HubApp(title="Switchboard hub", version="0.1.0", lifespan=lifespan)
+    app.trusted_origins = (settings.hub_public_url,)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -40,7 +40,7 @@ def sign_in(hub: RunningHub) -> Iterator[SignIn]:
     clients: list[httpx.Client] = []
 
     def client_for(username: str) -> httpx.Client:
-        client = httpx.Client(base_url=hub.url, timeout=30)
+        client = httpx.Client(base_url=hub.url, headers={"Origin": hub.url}, timeout=30)
         clients.append(client)
         signed_in = client.post("/login", data={"username": username, "password": f"pw-{username}"})
         assert signed_in.status_code == 303

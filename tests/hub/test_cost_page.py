@@ -34,7 +34,7 @@ def _person(hub: RunningHub, name: str, admin: bool) -> Iterator[httpx.Client]:
             password=f"pw-{name}",
             role=Role.admin if admin else Role.member,
         )
-    with httpx.Client(base_url=hub.url, timeout=30) as client:
+    with httpx.Client(base_url=hub.url, headers={"Origin": hub.url}, timeout=30) as client:
         response = client.post("/login", data={"username": name, "password": f"pw-{name}"})
         assert response.status_code == 303
         yield client

@@ -25,7 +25,8 @@ def browser_client(hub: RunningHub) -> Iterator[httpx.Client]:
             team="weather",
             role=Role.builder,
         )
-    with httpx.Client(base_url=hub.url, timeout=30) as client:
+    # A browser names the page a form was sent from; the hub refuses signed-in posts without.
+    with httpx.Client(base_url=hub.url, headers={"Origin": hub.url}, timeout=30) as client:
         yield client
 
 
