@@ -1,12 +1,15 @@
 """The secret Chainlit signs its session tokens with.
 
-Taken from CHAINLIT_AUTH_SECRET when set; otherwise generated once and kept in the data
-directory, so sign-ins survive restarts without anyone having to configure a secret locally.
+Taken from CHAINLIT_AUTH_SECRET when set; otherwise, outside production, generated once and
+kept in the data directory, so sign-ins survive restarts without anyone having to configure a
+secret locally. In production it must come from the environment and be strong.
 """
 
 import os
 import secrets
 from pathlib import Path
+
+from hub.core.config import get_settings, require_strong_secret
 
 __all__ = ["ENV_VAR", "ensure_auth_secret"]
 
@@ -36,8 +39,17 @@ def _read_or_create(path: Path) -> str:
     return secret
 
 
-def ensure_auth_secret(data_dir: Path) -> str:
-    """Put the auth secret in the environment (where Chainlit reads it) and return it."""
+def ensure_auth_secret(data_dir: Path, *, production: bool | None = None) -> str:
+    """Put the auth secret in the environment (where Chainlit reads it) and return it.
+
+    `production` defaults to what the settings say; there a missing or weak secret is refused.
+    """
+    if production is None:
+        production = get_settings().environment == "production"
+    if production:
+        secret = os.environ.get(ENV_VAR, "")
+        require_strong_secret(ENV_VAR, secret)
+        return secret
     if secret := os.environ.get(ENV_VAR):
         return secret
     secret = _read_or_create(data_dir / _FILE_NAME)

@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 import httpx
+from dotenv import dotenv_values
 from sqlmodel import Session, select
 
 from hub import localmodel
-from hub.core.config import Settings
+from hub.core.config import Settings, require_strong_secret
 from hub.core.db import get_engine, migrate
 from hub.core.roles import Role
 from hub.models.user import User
@@ -160,6 +161,17 @@ def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def run_platform(settings: Settings) -> int:
+    if settings.environment == "production":
+        # The chat signs its sessions with this; in production it comes from the environment
+        # (or the chat's .env), never from a file generated into the data directory. Checked
+        # before anything starts, so nothing is migrated or seeded on a refused start.
+        variable = "CHAINLIT_AUTH_SECRET"  # see app/auth_secret.py
+        chat_secret = os.environ.get(variable) or dotenv_values(REPO_ROOT / ".env").get(variable)
+        try:
+            require_strong_secret(variable, chat_secret or "")
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.sqlalchemy_url)
     seeded = settings.environment == "development" and _seed_dev_user(settings)

@@ -1,5 +1,6 @@
 """The hub's settings: one typed object read from the environment and an optional `.env`."""
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -7,17 +8,90 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["APP_SERVICE_NAME", "DEV_APP_TOKEN", "Settings", "get_settings"]
+__all__ = [
+    "APP_SERVICE_NAME",
+    "DEV_APP_TOKEN",
+    "Settings",
+    "get_settings",
+    "require_strong_secret",
+    "secret_weakness",
+]
 
 # Development-only token the chat app uses to call the gateway; refused outside development.
 DEV_APP_TOKEN = "sb-dev-chat-app-token"
 # The service the chat app calls the hub as; the only one trusted to act for a person.
 APP_SERVICE_NAME = "chat-app"
 
+# A production secret: at least this long, with at least this many different characters,
+# and none of these well-known words in it (compared case-insensitively).
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT_CHARACTERS = 10
+_PLACEHOLDER_WORDS = (
+    "changeme",
+    "change-me",
+    "change_me",
+    "replaceme",
+    "replace-me",
+    "secret",
+    "password",
+    "passwd",
+    "default",
+    "example",
+    "placeholder",
+    "qwerty",
+    "letmein",
+    "12345678",
+    "sb-dev-",
+    "sb-test-",
+)
+_MAKE_A_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def secret_weakness(value: str) -> str | None:
+    """Why `value` is too weak to guard a production deployment, or None when it is not."""
+    if not value:
+        return "is not set"
+    if value == DEV_APP_TOKEN:
+        return "is the development token printed in the source code"
+    lowered = value.lower()
+    if word := next((word for word in _PLACEHOLDER_WORDS if word in lowered), None):
+        return f"contains the well-known placeholder {word!r}"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is {len(value)} characters long; it needs at least {MIN_SECRET_LENGTH}"
+    if (distinct := len(set(value))) < MIN_SECRET_DISTINCT_CHARACTERS:
+        return (
+            f"has only {distinct} different characters; a random secret has at least "
+            f"{MIN_SECRET_DISTINCT_CHARACTERS}"
+        )
+    return None
+
+
+def require_strong_secret(variable: str, value: str) -> None:
+    """Refuse a weak `value` for the environment variable `variable` (never echoing it)."""
+    if reason := secret_weakness(value):
+        raise ValueError(
+            f"{variable} {reason}. In production it must be a long random secret of your own; "
+            f"make one with: {_MAKE_A_SECRET}"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SWITCHBOARD_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="SWITCHBOARD_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        # A refused setting's error must not print the other settings' values (secrets).
+        hide_input_in_errors=True,
     )
 
     environment: Literal["development", "test", "production"] = "development"
@@ -120,16 +194,24 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> "Settings":
-        if self.environment == "production" and self.app_service_token == DEV_APP_TOKEN:
-            raise ValueError(
-                "SWITCHBOARD_APP_SERVICE_TOKEN still has its development value; "
-                "set a secret token for the chat app before running in production."
-            )
-        if self.environment == "production" and len(self.secret_key) < 32:
-            raise ValueError(
-                "SWITCHBOARD_SECRET_KEY must be set (32+ random characters) in production; "
-                "it encrypts MCP server secrets at rest."
-            )
+        if self.environment != "production":
+            # The development token is public, so outside production nothing listens beyond
+            # this machine.
+            for variable, host in (
+                ("SWITCHBOARD_HUB_HOST", self.hub_host),
+                ("SWITCHBOARD_APP_HOST", self.app_host),
+            ):
+                if not _is_loopback(host):
+                    raise ValueError(
+                        f"{variable} is {host!r}, but in {self.environment} the hub and the "
+                        "chat listen on loopback only (127.0.0.1, ::1 or localhost): their "
+                        "development token is public. Set it to 127.0.0.1, or set "
+                        "SWITCHBOARD_ENVIRONMENT=production with secrets of your own."
+                    )
+            return self
+        require_strong_secret("SWITCHBOARD_APP_SERVICE_TOKEN", self.app_service_token)
+        # It encrypts MCP server secrets at rest.
+        require_strong_secret("SWITCHBOARD_SECRET_KEY", self.secret_key)
         return self
 
     @property
