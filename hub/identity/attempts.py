@@ -1,6 +1,7 @@
 """Failed password sign-ins, counted per name and per address, so nobody can try passwords
 fast. Kept in the hub's memory: each hub replica counts its own."""
 
+import math
 import time
 from collections import deque
 
@@ -34,7 +35,7 @@ class SignInAttempts:
             times = self._recent(table, key, now)
             if len(times) >= limit:
                 waits.append(times[len(times) - limit] + self._window_s - now)
-        return int(max(waits)) + (1 if max(waits) > 0 else 0)
+        return math.ceil(max(waits))
 
     def failed(self, name: str, address: str) -> None:
         now = time.monotonic()

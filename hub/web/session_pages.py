@@ -7,6 +7,7 @@ from starlette.responses import RedirectResponse, Response
 
 from hub.api.deps import OptionalActor, RuntimeDep
 from hub.core.roles import Permission
+from hub.models.actor import Actor
 from hub.models.web_session import WebSessionPublic
 from hub.services.web_sessions import end_web_session_by_id, list_web_sessions
 from hub.web.pages import page, to_login
@@ -16,19 +17,23 @@ __all__ = ["router"]
 router = APIRouter(include_in_schema=False)
 
 
+def _refused(request: Request, actor: Actor) -> Response:
+    return page(
+        request,
+        "sessions.html",
+        status=403,
+        actor=actor,
+        sessions=[],
+        error="Only admins see and end people's sessions.",
+    )
+
+
 @router.get("/sessions")
 async def sessions_page(request: Request, actor: OptionalActor, runtime: RuntimeDep) -> Response:
     if actor is None:
         return to_login(request)
     if not actor.may(Permission.administer):
-        return page(
-            request,
-            "sessions.html",
-            status=403,
-            actor=actor,
-            sessions=[],
-            error="Only admins see and end people's sessions.",
-        )
+        return _refused(request, actor)
 
     def load() -> list[WebSessionPublic]:
         with Session(runtime.engine) as session:
@@ -45,14 +50,7 @@ async def revoke_session(
     if actor is None:
         return to_login(request)
     if not actor.may(Permission.administer):
-        return page(
-            request,
-            "sessions.html",
-            status=403,
-            actor=actor,
-            sessions=[],
-            error="Only admins end people's sessions.",
-        )
+        return _refused(request, actor)
 
     def revoke() -> None:
         with Session(runtime.engine) as session:

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response
 
-from hub.api.deps import AdminActor, CurrentActor, CurrentService, SessionDep
+from hub.api.deps import AdminActor, CurrentActor, CurrentService, RuntimeDep, SessionDep
 from hub.core.config import APP_SERVICE_NAME
 from hub.models.user import PasswordSignIn, UserPublic
 from hub.models.web_session import WebSessionPublic
@@ -80,10 +80,12 @@ def revoke_session(session_id: int, admin: AdminActor, session: SessionDep) -> R
 
 @router.post("/password", response_model=UserPublic)
 def sign_in_with_password(
-    credentials: PasswordSignIn, app: ChatApp, session: SessionDep
+    credentials: PasswordSignIn, app: ChatApp, session: SessionDep, runtime: RuntimeDep
 ) -> UserPublic:
     """Check a local password for the chat app's sign-in form (the chat app only; off when
     password sign-in is)."""
+    if not runtime.settings.passwords_allowed:
+        raise HTTPException(403, "Password sign-in is off (SWITCHBOARD_PASSWORD_SIGN_IN).")
     user = authenticate_password(
         session=session, username=credentials.username, password=credentials.password
     )
