@@ -61,6 +61,14 @@ def _authorize_at_local_provider(browser: httpx.Client, authorize_url: str, subj
     return callback
 
 
+def _with_param(url: str, key: str, value: str) -> str:
+    """`url` with one query parameter changed, as someone tampering with a link would."""
+    parts = urlsplit(url)
+    query = {name: values[0] for name, values in parse_qs(parts.query).items()}
+    query[key] = value
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def _me(browser: httpx.Client, hub_url: str) -> dict[str, object]:
     response = browser.get(f"{hub_url}/api/auth/me")
     assert response.status_code == 200, response.text
@@ -121,10 +129,7 @@ def test_a_wrong_nonce_is_refused(hub_settings: Settings, local_provider: str) -
         ThreadedServer(create_app(settings), port=PORT) as hub,
         httpx.Client(timeout=10) as browser,
     ):
-        authorize = urlsplit(_start(browser, hub.base_url))
-        query = {key: values[0] for key, values in parse_qs(authorize.query).items()}
-        query["nonce"] = "a-nonce-from-somewhere-else"
-        tampered = urlunsplit(authorize._replace(query=urlencode(query)))
+        tampered = _with_param(_start(browser, hub.base_url), "nonce", "a-nonce-from-elsewhere")
         callback = _authorize_at_local_provider(browser, tampered, "ben-1")
         refused = browser.get(callback)
         assert refused.status_code == 400
@@ -224,10 +229,7 @@ def test_a_callback_with_another_sign_ins_state_is_refused(
         httpx.Client(timeout=10) as browser,
     ):
         approved = browser.get(_start(browser, hub.base_url))
-        callback = urlsplit(approved.headers["location"])
-        query = {key: values[0] for key, values in parse_qs(callback.query).items()}
-        query["state"] = "forged"
-        refused = browser.get(urlunsplit(callback._replace(query=urlencode(query))))
+        refused = browser.get(_with_param(approved.headers["location"], "state", "forged"))
         assert refused.status_code == 400
         assert "state does not match" in refused.text
         assert _signed_out(browser, hub.base_url)
