@@ -28,6 +28,7 @@ from agents.runtime import (
 from agents.runtime.approval import ApprovalRequest, QueryApproval, format_bytes
 from agents.tracing import Tracer
 from app.results import ResultTable, elements_for, table_from
+from hub.models.actor import ActorKind
 
 __all__ = ["PROFILE_AGENT", "PROFILE_DRAFT", "AgentHost", "parse_profile", "spec_from_hub"]
 
@@ -68,7 +69,15 @@ def spec_from_hub(run_spec: dict[str, Any]) -> AgentSpec:
         timeout_s=float(run_spec["timeout_s"]),
         input_usd_per_million=float(run_spec.get("input_usd_per_million") or 0.0),
         output_usd_per_million=float(run_spec.get("output_usd_per_million") or 0.0),
+        owner_kind=_kind(run_spec["owner_kind"]),
+        owner_id=str(run_spec["owner_id"]),
+        user_kind=_kind(run_spec["user_kind"]),
+        user_id=str(run_spec["user_id"]),
     )
+
+
+def _kind(value: Any) -> ActorKind:
+    return "service" if value == "service" else "user"
 
 
 class AgentHost:

@@ -15,7 +15,7 @@ from hub.services.services import (
     list_services,
     set_limits,
 )
-from hub.services.users import DuplicateUserError, create_user
+from hub.services.users import DuplicateUserError, create_user, delete_user
 
 __all__ = ["main"]
 
@@ -119,6 +119,17 @@ def user_create(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
     typer.echo(f"Created user {username!r}.")
+
+
+@user_cli.command("delete")
+def user_delete(username: str) -> None:
+    """Offboard a person: end their sessions and remove their account. What they owned stays
+    theirs (admins still see it): someone created later with the same name inherits nothing."""
+    with _session() as session:
+        if not delete_user(session=session, username=username):
+            typer.echo(f"error: no user named {username!r}", err=True)
+            raise typer.Exit(1)
+    typer.echo(f"Deleted user {username!r} and ended their sessions.")
 
 
 @db_cli.command("upgrade")

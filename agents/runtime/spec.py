@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from typing import Any
 
+from hub.models.actor import ActorKind
+
 __all__ = ["AgentSpec", "HubConnection", "ToolSpec"]
 
 
@@ -31,6 +33,12 @@ class AgentSpec:
     # The model's prices, for the cost recorded in traces.
     input_usd_per_million: float = 0.0
     output_usd_per_million: float = 0.0
+    # Whose traces the runs are, as (kind, id) from the hub: the agent's owner, and the caller
+    # the hub made this spec for, who runs it. An empty id is nobody (only admins read them).
+    owner_kind: ActorKind = "user"
+    owner_id: str = ""
+    user_kind: ActorKind = "user"
+    user_id: str = ""
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         return (

@@ -20,8 +20,12 @@ class RunRow:
     agent_slug: str
     agent_version: int | None
     agent_owner: str
+    agent_owner_kind: str
+    agent_owner_id: str
     conversation_id: str | None
     user: str
+    user_kind: str
+    user_id: str
     started_at: datetime
     ended_at: datetime | None
     status: str

@@ -97,7 +97,7 @@ class AgentCatalog:
 
         def work(session: Session) -> list[AgentListItem]:
             if mine:
-                found = store.list_agents(session=session, owner=actor.name)
+                found = store.list_agents(session=session, owner=actor)
             else:
                 found = store.list_agents(session=session, published_only=True)
             items = [
@@ -168,14 +168,18 @@ class AgentCatalog:
             live = store.live_version(session=session, agent=agent)
             if live is None:
                 raise AgentError(404, f"{slug!r} has no published version yet.")
-            return store.run_spec(session=session, agent=agent, source=live, models=self._models)
+            return store.run_spec(
+                session=session, agent=agent, source=live, models=self._models, actor=actor
+            )
 
         return await self._db(work)
 
     async def draft_spec(self, slug: str, actor: Actor) -> AgentRunSpec:
         def work(session: Session) -> AgentRunSpec:
             agent = _editable(session, slug, actor)
-            return store.run_spec(session=session, agent=agent, source=agent, models=self._models)
+            return store.run_spec(
+                session=session, agent=agent, source=agent, models=self._models, actor=actor
+            )
 
         return await self._db(work)
 

@@ -142,6 +142,7 @@ async def get_optional_actor(request: Request, runtime: RuntimeDep) -> Actor | N
 def user_actor(user: User) -> Actor:
     return Actor(
         kind="user",
+        id=user.key,
         name=user.username,
         team=user.team,
         role=Role(user.role),
@@ -152,7 +153,14 @@ def user_actor(user: User) -> Actor:
 def service_actor(service: ServiceIdentity) -> Actor:
     """A service token acts as a builder of its team, or as an admin (`--admin`)."""
     role = Role.admin if service.is_admin else Role.builder
-    return Actor(kind="service", name=service.name, team=service.team, role=role, teams=frozenset())
+    return Actor(
+        kind="service",
+        id=str(service.id),
+        name=service.name,
+        team=service.team,
+        role=role,
+        teams=frozenset(),
+    )
 
 
 async def _user_actor(runtime: HubRuntime, find: Callable[[Session], User | None]) -> Actor | None:

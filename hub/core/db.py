@@ -58,14 +58,14 @@ def _create_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(url: str) -> None:
-    """Bring the schema at `url` up to the newest migration."""
+def migrate(url: str, *, revision: str = "head") -> None:
+    """Bring the schema at `url` up to the newest migration (or to `revision`)."""
     _prepare_sqlite_folder(url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def session_scope(url: str) -> Iterator[Session]:

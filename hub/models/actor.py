@@ -1,11 +1,13 @@
 """Who is asking: a person signed in to the hub's pages, or a service with its token."""
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from hub.core.roles import Permission, Role, allows
 
-__all__ = ["Actor", "PermissionDeniedError"]
+__all__ = ["Actor", "ActorKind", "Owned", "PermissionDeniedError"]
+
+ActorKind = Literal["user", "service"]
 
 _WHAT = {
     Permission.chat: "chatting",
@@ -22,9 +24,23 @@ class PermissionDeniedError(Exception):
         self.message = message
 
 
+class Owned(Protocol):
+    """Something with an owner: the owner's kind and id, never their name."""
+
+    @property
+    def owner_kind(self) -> str: ...
+
+    @property
+    def owner_id(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
-    kind: Literal["user", "service"]
+    kind: ActorKind
+    # Who they are for good: a person's key (never given to anyone else), a service's id.
+    id: str
+    # Who they are called today, for display only: a person may be deleted and another
+    # person created with the same name, and a person and a service may share a name.
     name: str
     team: str
     role: Role = Role.member
@@ -45,6 +61,13 @@ class Actor:
                 f"{self.name!r} is a {self.role.value}; {_WHAT[permission]} needs a role that "
                 "allows it. Ask an admin, or your identity provider's admin for the group."
             )
+
+    def has_identity(self, kind: str, actor_id: str) -> bool:
+        """This actor is the one (kind, id) names; an empty id is nobody."""
+        return bool(actor_id) and kind == self.kind and actor_id == self.id
+
+    def owns(self, thing: Owned) -> bool:
+        return self.has_identity(thing.owner_kind, thing.owner_id)
 
     def in_team(self, team: str) -> bool:
         return team == self.team or team in self.teams

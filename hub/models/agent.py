@@ -1,7 +1,8 @@
 """Agents builders make without code: a draft they edit, and the versions they publish.
 
 A published version is frozen; one version is live; restoring an earlier one makes it live
-again. Drafts are their owner's; who else sees a published agent is its visibility.
+again. Drafts are their owner's; who else sees a published agent is its visibility. The owner
+is a person or a service, known by (`owner_kind`, `owner_id`); `owner` is only their name.
 """
 
 from datetime import datetime
@@ -12,6 +13,7 @@ from pydantic import field_validator
 from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
+from hub.models.actor import ActorKind
 from hub.models.mcp_server import SLUG_PATTERN
 from hub.models.service import utcnow
 
@@ -100,6 +102,8 @@ class Agent(AgentDefinition, table=True):
     name: str = Field(max_length=200)
     description: str = Field(default="", max_length=2000)
     owner: str = Field(max_length=100, index=True)
+    owner_kind: str = Field(max_length=20)
+    owner_id: str = Field(max_length=64, index=True)
     team: str = Field(max_length=100)
     visibility: Visibility = Field(default=Visibility.everyone, max_length=20)
     live_version_id: int | None = None
@@ -135,6 +139,8 @@ class AgentPublic(SQLModel):
     name: str
     description: str
     owner: str
+    owner_kind: ActorKind
+    owner_id: str
     team: str
     visibility: Visibility
     created_at: datetime
@@ -174,12 +180,17 @@ class AgentTool(SQLModel):
 
 
 class AgentRunSpec(SQLModel):
-    """What the agent runtime needs to run a version (or, for its owner, the draft)."""
+    """What the agent runtime needs to run a version (or, for its owner, the draft), and who
+    its traces belong to: the agent's owner and the caller it was made for, who runs it."""
 
     slug: str
     name: str
     description: str
     owner: str
+    owner_kind: ActorKind
+    owner_id: str
+    user_kind: ActorKind
+    user_id: str
     team: str
     version: int | None = Field(description="the version number; null for the draft")
     is_draft: bool = False

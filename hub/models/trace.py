@@ -15,10 +15,16 @@ class TraceRun(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=36)
     agent_slug: str = Field(max_length=63, index=True)
     agent_version: int | None = None
+    # The agent's owner and who ran the run are each a name, for display, and (kind, id): a
+    # person's key or a service's id. Only the (kind, id) pairs decide who reads the trace.
     agent_owner: str = Field(max_length=100)
-    # The conversation (Chainlit thread) the run belongs to, and the person who ran it.
+    agent_owner_kind: str = Field(max_length=20)
+    agent_owner_id: str = Field(max_length=64, index=True)
+    # The conversation (Chainlit thread) the run belongs to.
     conversation_id: str | None = Field(default=None, max_length=64, index=True)
     user: str = Field(max_length=100, index=True)
+    user_kind: str = Field(max_length=20)
+    user_id: str = Field(max_length=64, index=True)
     started_at: datetime
     ended_at: datetime | None = None
     status: str = Field(default="running", max_length=20)

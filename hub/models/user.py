@@ -1,6 +1,7 @@
 """A person who signs in: through the company's identity provider (OpenID Connect), keyed on
 (issuer, subject), or with a local password in development."""
 
+import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -9,7 +10,11 @@ from sqlmodel import Field, SQLModel
 from hub.core.roles import Role
 from hub.models.service import utcnow
 
-__all__ = ["PasswordSignIn", "User", "UserPublic"]
+__all__ = ["User", "UserPublic", "new_user_key"]
+
+
+def new_user_key() -> str:
+    return uuid.uuid4().hex
 
 
 class User(SQLModel, table=True):
@@ -17,6 +22,9 @@ class User(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("issuer", "subject", name="uq_hub_user_identity"),)
 
     id: int | None = Field(default=None, primary_key=True)
+    # Who the person is for good: what they own is theirs by this key, never by their name
+    # (a name can be taken again once they are deleted) nor by `id` (SQLite reuses it).
+    key: str = Field(default_factory=new_user_key, max_length=32, unique=True, index=True)
     username: str = Field(max_length=100, unique=True, index=True)
     display_name: str = Field(max_length=200)
     email: str | None = Field(default=None, max_length=320)
@@ -34,14 +42,10 @@ class User(SQLModel, table=True):
 
 class UserPublic(SQLModel):
     id: int
+    key: str
     username: str
     display_name: str
     email: str | None
     team: str
     teams: list[str]
     role: Role
-
-
-class PasswordSignIn(SQLModel):
-    username: str = Field(min_length=1, max_length=100)
-    password: str = Field(min_length=1, max_length=200)

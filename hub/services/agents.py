@@ -2,7 +2,7 @@
 
 Who may read an agent: its owner and admins always; anyone else only once a version is live,
 and then as its visibility says (everyone, or the owner's team). Only the owner and admins see
-the draft or change anything.
+the draft or change anything. The owner is compared as (kind, id), never by name.
 """
 
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel import Session, col, delete, func, select
 
 from hub.gateway.catalog import Catalog
-from hub.models.actor import Actor
+from hub.models.actor import Actor, Owned
 from hub.models.agent import (
     Agent,
     AgentCreate,
@@ -53,8 +53,8 @@ __all__ = [
 _DEFINITION_FIELDS = tuple(AgentDefinition.model_fields)
 
 
-def can_edit(agent: Agent, actor: Actor) -> bool:
-    return actor.is_admin or actor.name == agent.owner
+def can_edit(agent: Owned, actor: Actor) -> bool:
+    return actor.is_admin or actor.owns(agent)
 
 
 def can_read(agent: Agent, actor: Actor) -> bool:
@@ -64,7 +64,7 @@ def can_read(agent: Agent, actor: Actor) -> bool:
         return False
     if agent.visibility == Visibility.everyone:
         return True
-    return agent.visibility == Visibility.team and actor.team == agent.team
+    return agent.visibility == Visibility.team and actor.in_team(agent.team)
 
 
 def matches(text: str | None, *fields: str) -> bool:
@@ -78,11 +78,11 @@ def get_agent(*, session: Session, slug: str) -> Agent | None:
 
 
 def list_agents(
-    *, session: Session, owner: str | None = None, published_only: bool = False
+    *, session: Session, owner: Actor | None = None, published_only: bool = False
 ) -> list[Agent]:
     query = select(Agent).order_by(col(Agent.name), col(Agent.slug))
     if owner is not None:
-        query = query.where(Agent.owner == owner)
+        query = query.where(Agent.owner_kind == owner.kind, Agent.owner_id == owner.id)
     if published_only:
         query = query.where(col(Agent.live_version_id).is_not(None))
     return list(session.exec(query).all())
@@ -162,7 +162,13 @@ def _cleaned(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_agent(*, session: Session, agent_in: AgentCreate, actor: Actor) -> Agent:
-    agent = Agent(**_cleaned(agent_in.model_dump()), owner=actor.name, team=actor.team)
+    agent = Agent(
+        **_cleaned(agent_in.model_dump()),
+        owner=actor.name,
+        owner_kind=actor.kind,
+        owner_id=actor.id,
+        team=actor.team,
+    )
     session.add(agent)
     session.commit()
     session.refresh(agent)
@@ -256,7 +262,10 @@ def to_public(*, session: Session, agent: Agent, show_draft: bool) -> AgentPubli
         for v in list_versions(session=session, agent=agent)
     ]
     return AgentPublic(
-        **agent.model_dump(include={"id", "slug", "owner", "team", "visibility", "created_at"}),
+        **agent.model_dump(
+            include={"id", "slug", "owner", "owner_kind", "owner_id", "team", "visibility"}
+        ),
+        created_at=agent.created_at,
         updated_at=agent.updated_at if show_draft or live is None else live.published_at,
         name=source.name,
         description=source.description,
@@ -284,10 +293,10 @@ def list_item(*, session: Session, agent: Agent, show_draft: bool) -> AgentListI
 
 
 def run_spec(
-    *, session: Session, agent: Agent, source: Agent | AgentVersion, models: Catalog
+    *, session: Session, agent: Agent, source: Agent | AgentVersion, models: Catalog, actor: Actor
 ) -> AgentRunSpec:
-    """What the runtime needs to run `source` (a version, or the agent's draft): the tools of
-    its active servers, filtered by its allow-list, and the model's prices."""
+    """What the runtime needs for `actor` to run `source` (a version, or the agent's draft):
+    the tools of its active servers, filtered by its allow-list, and the model's prices."""
     tools: list[AgentTool] = []
     unavailable: list[str] = []
     for slug in source.mcp_servers:
@@ -315,6 +324,10 @@ def run_spec(
         name=source.name,
         description=source.description,
         owner=agent.owner,
+        owner_kind=agent.owner_kind,
+        owner_id=agent.owner_id,
+        user_kind=actor.kind,
+        user_id=actor.id,
         team=agent.team,
         version=source.number if isinstance(source, AgentVersion) else None,
         is_draft=isinstance(source, Agent),

@@ -1,5 +1,10 @@
-"""Reading traces: a run with its steps in order, for the people allowed to see it."""
+"""Reading traces: a run with its steps in order, for the people allowed to see it.
 
+Who ran it and who owns the agent are compared as (kind, id), never by name: a person named
+like a service, or a new person with a deleted one's name, reads none of their traces.
+"""
+
+from sqlalchemy import ColumnElement, and_, or_
 from sqlmodel import Session, col, select
 
 from hub.models.actor import Actor
@@ -11,10 +16,23 @@ _LIST_LIMIT = 200
 
 
 def can_read(run: TraceRun, actor: Actor) -> bool:
-    """The person who ran it, the agent's owner, and admins; nobody else."""
-    if actor.is_admin:
-        return True
-    return actor.kind == "user" and actor.name in (run.user, run.agent_owner)
+    """Who ran it, the agent's owner, and admins; nobody else."""
+    return (
+        actor.is_admin
+        or actor.has_identity(run.user_kind, run.user_id)
+        or actor.has_identity(run.agent_owner_kind, run.agent_owner_id)
+    )
+
+
+def _readable_by(actor: Actor) -> ColumnElement[bool]:
+    """`can_read` as a condition on the `trace_run` table (for anyone but admins)."""
+    return or_(
+        and_(col(TraceRun.user_kind) == actor.kind, col(TraceRun.user_id) == actor.id),
+        and_(
+            col(TraceRun.agent_owner_kind) == actor.kind,
+            col(TraceRun.agent_owner_id) == actor.id,
+        ),
+    )
 
 
 def get_trace(*, session: Session, run_id: str, actor: Actor) -> TraceRunPublic | None:
@@ -39,5 +57,5 @@ def list_traces(
     if conversation:
         query = query.where(TraceRun.conversation_id == conversation)
     if not actor.is_admin:
-        query = query.where((TraceRun.user == actor.name) | (TraceRun.agent_owner == actor.name))
+        query = query.where(_readable_by(actor))
     return [TraceRunPublic(**run.model_dump()) for run in session.exec(query).all()]

@@ -1,5 +1,7 @@
 """People: local password accounts, and people the identity provider vouches for, keyed on
-(issuer, subject) and refreshed at every sign-in."""
+(issuer, subject) and refreshed at every sign-in. Each has a `key` of their own for good: what
+they own is theirs by it, so deleting a person and creating another with the same name gives
+the newcomer nothing."""
 
 import re
 from collections.abc import Iterable, Mapping
@@ -7,18 +9,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, delete, select
 
 from hub.core.roles import Role
 from hub.core.security import hash_password, verify_password
 from hub.models.service import utcnow
 from hub.models.user import User
+from hub.models.web_session import WebSession
 
 __all__ = [
     "DuplicateUserError",
     "GroupRules",
     "authenticate_password",
     "create_user",
+    "delete_user",
     "get_user",
     "sign_in_from_claims",
 ]
@@ -59,6 +63,18 @@ def create_user(
 
 def get_user(*, session: Session, username: str) -> User | None:
     return session.exec(select(User).where(User.username == username)).first()
+
+
+def delete_user(*, session: Session, username: str) -> bool:
+    """Offboard a person: end their sessions and remove their account; False when there is no
+    one by that name. What they own stays owned by their key, which nobody else gets."""
+    user = get_user(session=session, username=username)
+    if user is None:
+        return False
+    session.exec(delete(WebSession).where(col(WebSession.user_id) == user.id))
+    session.delete(user)
+    session.commit()
+    return True
 
 
 def authenticate_password(*, session: Session, username: str, password: str) -> User | None:

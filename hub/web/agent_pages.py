@@ -18,6 +18,7 @@ from hub.api.routes.agents import AgentCatalogDep
 from hub.models.actor import Actor
 from hub.models.agent import AgentCreate, AgentDefinition, AgentPublic, AgentUpdate, Visibility
 from hub.models.mcp_server import McpServerPublic
+from hub.services.agents import can_edit
 from hub.web.pages import page, problems, to_login
 
 __all__ = ["router"]
@@ -217,7 +218,7 @@ async def edit_agent_form(
         return to_login(request)
     try:
         agent = await agents.get(slug, actor)
-        if not (actor.is_admin or actor.name == agent.owner):
+        if not can_edit(agent, actor):
             raise AgentError(403, f"Only {agent.owner!r} (its owner) or an admin can change it.")
     except AgentError as error:
         if error.status == 403:
@@ -312,15 +313,15 @@ async def _agent_page(
         agent = await agents.get(slug, actor)
     except AgentError as missing:
         return await _not_found(request, actor, missing)
-    can_edit = actor.is_admin or actor.name == agent.owner
+    editable = can_edit(agent, actor)
     return page(
         request,
         "agent.html",
         status=status,
         actor=actor,
         agent=agent,
-        can_edit=can_edit,
-        changes=_draft_vs_live(agent) if can_edit else [],
+        can_edit=editable,
+        changes=_draft_vs_live(agent) if editable else [],
         shown=agent.live or agent.draft,
         chat_url=_chat_url(runtime),
         error=error.message if error else None,

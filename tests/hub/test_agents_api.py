@@ -12,6 +12,7 @@ from hub.core.roles import Role
 from hub.services.users import create_user
 from tests.conftest import RunningHub
 from tests.support.mcp_server import McpTestServer
+from tests.support.owners import namesakes
 
 PersonClient = Callable[[str], httpx.Client]
 
@@ -248,8 +249,14 @@ def test_another_user_sees_nothing_unpublished_and_can_use_a_published_agent(
 
 
 def test_a_team_agent_is_for_the_owners_team_only(
-    person: PersonClient, weather: McpTestServer
+    hub: RunningHub, person: PersonClient, weather: McpTestServer
 ) -> None:
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        # In sales first and support second, as the identity provider's groups may list them.
+        dana = create_user(session=session, username="dana", password="pw-dana", team="sales")
+        dana.teams = ["sales", "support"]
+        session.add(dana)
+        session.commit()
     alice, bob, carol = person("alice"), person("bob"), person("carol")
     assert alice.post("/api/agents", json=_agent(visibility="team")).status_code == 201
     assert bob.get("/api/agents/forecaster").status_code == 404  # not published yet
@@ -259,6 +266,7 @@ def test_a_team_agent_is_for_the_owners_team_only(
     assert carol.get("/api/agents/forecaster").status_code == 404
     assert carol.get("/api/agents/forecaster/live").status_code == 404
     assert carol.get("/api/agents").json() == []
+    assert person("dana").get("/api/agents/forecaster/live").status_code == 200
 
 
 def test_the_list_searches_and_mine_includes_drafts(
@@ -306,3 +314,44 @@ def test_a_service_token_owns_what_it_creates_and_deleting_removes_every_version
         assert bot.get("/api/agents/forecaster").status_code == 404
         assert bot.get("/api/agents", params={"mine": True}).json() == []
     assert httpx.get(f"{hub.url}/api/agents", timeout=30).status_code == 401
+
+
+def _refusals(client: httpx.Client, slug: str) -> list[int]:
+    """What a caller gets for reading the draft, changing it, publishing and deleting."""
+    return [
+        client.get(f"/api/agents/{slug}/draft-run-spec").status_code,
+        client.patch(f"/api/agents/{slug}", json={"name": "Taken over"}).status_code,
+        client.post(f"/api/agents/{slug}/publish").status_code,
+        client.delete(f"/api/agents/{slug}").status_code,
+    ]
+
+
+def test_a_person_named_like_a_service_cannot_touch_its_agents_nor_the_service_theirs(
+    hub: RunningHub,
+) -> None:
+    service, person = namesakes(hub, "billing-bot", team="billing")
+    with service, person:
+        for owner, other, slug in ((service, person, "invoicer"), (person, service, "expenses")):
+            body = _agent(slug=slug, mcp_servers=[], allowed_tools={}, visibility="team")
+            created = owner.post("/api/agents", json=body)
+            assert created.status_code == 201, created.text
+            assert created.json()["owner"] == "billing-bot"
+            # Unpublished, the agent is not there for the namesake.
+            assert _refusals(other, slug) == [404] * 4
+            assert other.get(f"/api/agents/{slug}").status_code == 404
+            assert (
+                owner.patch(f"/api/agents/{slug}", json={"instructions": "v1"}).status_code == 200
+            )
+            assert owner.post(f"/api/agents/{slug}/publish").status_code == 201
+            owner.patch(f"/api/agents/{slug}", json={"instructions": "unpublished words"})
+            # Published to the team, the namesake may read the live version, nothing more.
+            assert _refusals(other, slug) == [403] * 4
+            assert other.get(f"/api/agents/{slug}").json()["draft"]["instructions"] == "v1"
+            mine = owner.get(f"/api/agents/{slug}").json()
+            assert mine["draft"]["instructions"] == "unpublished words"
+        assert [a["slug"] for a in service.get("/api/agents", params={"mine": True}).json()] == [
+            "invoicer"
+        ]
+        assert [a["slug"] for a in person.get("/api/agents", params={"mine": True}).json()] == [
+            "expenses"
+        ]

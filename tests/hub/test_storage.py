@@ -16,7 +16,13 @@ from hub.services.services import (
     create_service,
     ensure_service,
 )
-from hub.services.users import DuplicateUserError, authenticate_password, create_user
+from hub.services.users import (
+    DuplicateUserError,
+    GroupRules,
+    authenticate_password,
+    create_user,
+    sign_in_from_claims,
+)
 
 
 def test_migrations_create_the_schema_and_can_run_twice(database_url: str):
@@ -87,3 +93,25 @@ def test_users_sign_in_with_their_password_only(database_url: str):
         assert authenticate_password(session=session, username="ada", password="correct horse")
         assert authenticate_password(session=session, username="ada", password="wrong") is None
         assert authenticate_password(session=session, username="bob", password="x") is None
+
+
+def test_every_person_gets_a_key_of_their_own_that_sign_ins_keep(database_url: str):
+    migrate(database_url)
+    rules = GroupRules(
+        claim="groups", team_prefix="team-", admin_groups=frozenset(), builder_groups=frozenset()
+    )
+    issuer = "https://id.example.com"
+    with Session(get_engine(database_url)) as session:
+        local = create_user(session=session, username="ada", password="correct horse").key
+        first = sign_in_from_claims(
+            session=session, issuer=issuer, claims={"sub": "s-1", "name": "Bo"}, rules=rules
+        ).key
+        again = sign_in_from_claims(
+            session=session, issuer=issuer, claims={"sub": "s-1", "name": "Bo B."}, rules=rules
+        ).key
+        other = sign_in_from_claims(
+            session=session, issuer=issuer, claims={"sub": "s-2"}, rules=rules
+        ).key
+    assert again == first
+    assert len({local, first, other}) == 3
+    assert all(len(key) == 32 for key in (local, first, other))

@@ -1,4 +1,5 @@
-"""Reading traces through the API and the pages: only the runner, the agent's owner, admins."""
+"""Reading traces through the API and the pages: only the runner, the agent's owner, admins,
+each known by kind and id, not by name."""
 
 from collections.abc import Iterator
 from datetime import timedelta
@@ -13,8 +14,15 @@ from hub.models.service import utcnow
 from hub.models.trace import TraceRun, TraceStep
 from hub.services.users import create_user
 from tests.conftest import RunningHub
+from tests.support.owners import as_person, namesakes, publish_agent, traced_run
 
 PASSWORD = "pw-traces"
+
+
+@pytest.fixture
+def hub_database_url(database_url: str) -> str:
+    """These tests run on SQLite and on PostgreSQL."""
+    return database_url
 
 
 @pytest.fixture
@@ -22,17 +30,23 @@ def trace_id(hub: RunningHub) -> str:
     """A finished run of ada's agent, made by bob: a model call, a tool call, a model call."""
     start = utcnow()
     with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
-        for name in ("ada", "bob", "eve"):
-            create_user(
+        keys = {
+            name: create_user(
                 session=session, username=name, password=PASSWORD, team="t", role=Role.builder
-            )
+            ).key
+            for name in ("ada", "bob", "eve")
+        }
         session.add(
             TraceRun(
                 id="run-1",
                 agent_slug="weather-helper",
                 agent_version=2,
                 agent_owner="ada",
+                agent_owner_kind="user",
+                agent_owner_id=keys["ada"],
                 user="bob",
+                user_kind="user",
+                user_id=keys["bob"],
                 started_at=start,
                 ended_at=start + timedelta(milliseconds=90),
                 status="ok",
@@ -119,3 +133,30 @@ def test_anyone_else_gets_not_found_from_the_api_and_the_page(
         f"{hub.url}/api/traces/{trace_id}", headers={"Authorization": f"Bearer {admin}"}
     )
     assert response.status_code == 200
+
+
+def _readable(client: httpx.Client, *run_ids: str) -> set[str]:
+    """Which of `run_ids` the client's caller finds in the list and may open."""
+    listed = {run["id"] for run in client.get("/api/traces").json()} & set(run_ids)
+    opened = {i for i in run_ids if client.get(f"/api/traces/{i}").status_code == 200}
+    assert listed == opened
+    return opened
+
+
+def test_a_person_named_like_a_service_reads_none_of_its_traces_nor_the_service_theirs(
+    hub: RunningHub,
+) -> None:
+    url = hub.settings.sqlalchemy_url
+    with Session(get_engine(url)) as session:
+        create_user(session=session, username="ada", password=PASSWORD, role=Role.builder)
+    service, person = namesakes(hub, "billing-bot", team="billing")
+    with service, person, as_person(hub, "ada") as ada:
+        publish_agent(service, "invoicer")
+        publish_agent(ada, "helper")
+        of_the_service = traced_run(ada, slug="invoicer", user="ada", database_url=url)
+        by_the_person = traced_run(person, slug="helper", user="billing-bot", database_url=url)
+        runs = (of_the_service, by_the_person)
+
+        assert _readable(person, *runs) == {by_the_person}
+        assert _readable(service, *runs) == {of_the_service}
+        assert _readable(ada, *runs) == set(runs)

@@ -1,0 +1,60 @@
+"""Callers of a running hub for tests of who owns what: people as the chat app calls for them,
+services with their own token, a person and a service that share a name, and agent runs
+traced the way the chat app traces them (the run spec from the hub, the tracer writing
+straight to the hub's database)."""
+
+import anyio
+import httpx
+from sqlmodel import Session
+
+from agents.runtime import AgentSpec
+from agents.tracing import Tracer
+from app.agent_chat import spec_from_hub
+from hub.core.db import get_engine
+from hub.core.roles import Role
+from hub.services.users import create_user
+from tests.conftest import RunningHub
+
+__all__ = ["as_person", "as_service", "namesakes", "publish_agent", "traced_run"]
+
+
+def as_person(hub: RunningHub, username: str) -> httpx.Client:
+    """A client acting for a person through the chat app's token and X-Switchboard-User."""
+    headers = {"Authorization": f"Bearer {hub.app_token}", "X-Switchboard-User": username}
+    return httpx.Client(base_url=hub.url, headers=headers, timeout=30)
+
+
+def as_service(hub: RunningHub, token: str) -> httpx.Client:
+    return httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def namesakes(hub: RunningHub, name: str, team: str) -> tuple[httpx.Client, httpx.Client]:
+    """A service and a person (a builder) with the same name and team: (service, person)."""
+    token = hub.new_service(name, team=team)
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        create_user(session=session, username=name, password="pw", team=team, role=Role.builder)
+    return as_service(hub, token), as_person(hub, name)
+
+
+def publish_agent(client: httpx.Client, slug: str) -> None:
+    """An agent without tools, made and published by `client`'s caller, for everyone."""
+    body = {"slug": slug, "name": slug.title(), "model": "test-model", "visibility": "everyone"}
+    created = client.post("/api/agents", json=body)
+    assert created.status_code == 201, created.text
+    published = client.post(f"/api/agents/{slug}/publish")
+    assert published.status_code == 201, published.text
+
+
+async def _trace(database_url: str, spec: AgentSpec, user: str) -> str:
+    async with Tracer(database_url, flush_interval_s=60) as tracer:
+        trace = tracer.start_run(spec=spec, user=user, conversation_id=None)
+        trace.finish("ok")
+    return trace.id
+
+
+def traced_run(client: httpx.Client, *, slug: str, user: str, database_url: str) -> str:
+    """One finished run of `slug`'s live version by `client`'s caller (`user` is their name),
+    traced from the run spec the hub gives that caller; the trace's id."""
+    response = client.get(f"/api/agents/{slug}/live")
+    assert response.status_code == 200, response.text
+    return anyio.run(_trace, database_url, spec_from_hub(response.json()), user)
