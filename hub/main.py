@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -36,9 +36,16 @@ from hub.services.services import TokenResolver, ensure_service
 from hub.services.usage import UsageRecorder
 from hub.web import agent_pages, gateway_pages, pages, session_pages, sign_in, trace_pages
 
-__all__ = ["create_app"]
+__all__ = ["HOT_ROUTES", "create_app"]
 
 logger = logging.getLogger(__name__)
+
+# Every model call and every tool call: answered ahead of the middleware stack, so they are
+# not in `app.routes`.
+HOT_ROUTES = (
+    Route(CHAT_COMPLETIONS_PATH, chat_completions, methods=["POST"]),
+    Route(TOOL_CALL_PATH, call_tool, methods=["POST"]),
+)
 
 
 def _is_gateway_path(request: Request) -> bool:
@@ -107,7 +114,10 @@ async def _permission_denied(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PermissionDeniedError)
     if _is_gateway_path(request):
         return openai_error_response(403, exc.message)
-    return JSONResponse({"detail": exc.message}, status_code=403)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": exc.message}, status_code=403)
+    # A page's form or button: the reason in words, as the cross-site check gives it.
+    return PlainTextResponse(exc.message, status_code=403)
 
 
 def _freeze_startup_objects() -> None:
@@ -128,13 +138,7 @@ class _HubApp(FastAPI):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._hot_routes = HotRoutes(
-            self,
-            [
-                Route(CHAT_COMPLETIONS_PATH, chat_completions, methods=["POST"]),
-                Route(TOOL_CALL_PATH, call_tool, methods=["POST"]),
-            ],
-        )
+        self._hot_routes = HotRoutes(self, HOT_ROUTES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (refusal := origin_refusal(scope, self.trusted_origins)):

@@ -290,9 +290,9 @@ class McpRegistry:
         if server.id is not None:
             self.pool.forget(server.id)
 
-    async def check(self, slug: str) -> McpServerPublic:
-        """Discover now; record health and any tool changes."""
-        server = await self._server(slug)
+    async def check(self, slug: str, actor: Actor) -> McpServerPublic:
+        """Discover now (the owning team and admins); record health and any tool changes."""
+        server = await self._managed(slug, actor)
         await self._check(server)
         return await self.public(slug)
 

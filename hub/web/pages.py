@@ -174,7 +174,7 @@ async def server_action(
         if action == "approve":
             await registry.approve(slug, actor)
         elif action == "check":
-            await registry.check(slug)
+            await registry.check(slug, actor)
         elif action in ("disable", "enable"):
             status = McpStatus.disabled if action == "disable" else McpStatus.active
             await registry.set_status(slug, status, actor)

@@ -5,12 +5,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response
 
-from hub.api.deps import AdminActor, CurrentActor, CurrentService, RuntimeDep, SessionDep
+from hub.api.deps import AdminActor, CurrentActor, CurrentService, SessionDep
 from hub.core.config import APP_SERVICE_NAME
-from hub.models.user import PasswordSignIn, UserPublic
+from hub.models.user import UserPublic
 from hub.models.web_session import WebSessionPublic
 from hub.services.services import ServiceIdentity
-from hub.services.users import authenticate_password
 from hub.services.web_sessions import (
     end_web_session,
     end_web_session_by_id,
@@ -76,19 +75,3 @@ def revoke_session(session_id: int, admin: AdminActor, session: SessionDep) -> R
     if not end_web_session_by_id(session=session, session_id=session_id):
         raise HTTPException(404, f"No session {session_id}.")
     return Response(status_code=204)
-
-
-@router.post("/password", response_model=UserPublic)
-def sign_in_with_password(
-    credentials: PasswordSignIn, app: ChatApp, session: SessionDep, runtime: RuntimeDep
-) -> UserPublic:
-    """Check a local password for the chat app's sign-in form (the chat app only; off when
-    password sign-in is)."""
-    if not runtime.settings.passwords_allowed:
-        raise HTTPException(403, "Password sign-in is off (SWITCHBOARD_PASSWORD_SIGN_IN).")
-    user = authenticate_password(
-        session=session, username=credentials.username, password=credentials.password
-    )
-    if user is None:
-        raise HTTPException(status_code=401, detail="Wrong username or password.")
-    return UserPublic.model_validate(user, from_attributes=True)

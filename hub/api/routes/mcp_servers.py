@@ -144,8 +144,9 @@ async def approve_tools(slug: str, actor: CurrentActor, registry: RegistryDep) -
 
 @router.post("/{slug}/check", response_model=McpServerPublic)
 async def check_server(slug: str, actor: CurrentActor, registry: RegistryDep) -> McpServerPublic:
-    """Check health and tools now instead of at the next scheduled check."""
-    return await registry.check(slug)
+    """Check health and tools now instead of at the next scheduled check (the owning team
+    and admins)."""
+    return await registry.check(slug, actor)
 
 
 @router.delete("/{slug}", status_code=204)

@@ -1,0 +1,348 @@
+"""Who may call what: every route of the hub, tried by six callers over real HTTP.
+
+`ACCESS` is the whole answer, one row per request: the status each caller gets. The callers
+are an admin, a builder and a member of team alpha, a builder of team beta, team alpha's
+service token (a builder of alpha that is not an admin), and someone signed out (`anon`).
+People call with the session cookie (and the hub's own `Origin`, as its pages send); the
+service with its bearer token. Team alpha registered the MCP server `weather`. Alpha's builder
+owns three agents: `guide` (published for everyone), `team-guide` (published for team alpha)
+and `draft-guide` (never published); alpha's member ran `guide` (trace `run-1`).
+
+A route missing from the table fails `test_every_route_of_the_hub_is_in_the_access_table`, so a
+new route comes with its row.
+"""
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, NamedTuple
+
+import httpx
+import pytest
+from fastapi.routing import iter_route_contexts
+from sqlmodel import Session
+
+from hub.core.config import Settings
+from hub.core.db import get_engine
+from hub.core.roles import Role
+from hub.identity.cookies import SESSION_COOKIE
+from hub.main import HOT_ROUTES, create_app
+from hub.models.service import utcnow
+from hub.models.trace import TraceRun
+from hub.services.users import create_user, get_user
+from hub.services.web_sessions import list_web_sessions, start_web_session
+from tests.conftest import RunningHub
+from tests.support.mcp_server import McpTestServer
+
+
+class Row(NamedTuple):
+    method: str
+    path: str
+    admin: int
+    builder: int
+    member: int
+    beta: int
+    service: int
+    anon: int
+
+
+CALLERS = ("admin", "builder", "member", "beta", "service", "anon")
+TOOL_CALL = "/api/mcp/servers/weather/tools/get_weather/call"
+
+# `{victim}` is the id of another person's session, there to be ended.
+# The approve rows answer 409 to whoever passed the role and team checks: nothing waits there
+# for approval. Signed out, the API answers 401 and the pages send to /login (303).
+# fmt: off
+_TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
+    # method   path                                    admin   builder member  beta    service anon
+    ("GET",    "/healthz",                             200,    200,    200,    200,    200,    200),
+    ("GET",    "/openapi.json",                        200,    200,    200,    200,    200,    200),
+    ("GET",    "/docs",                                200,    200,    200,    200,    200,    200),
+    ("GET",    "/docs/oauth2-redirect",                200,    200,    200,    200,    200,    200),
+    ("GET",    "/redoc",                               200,    200,    200,    200,    200,    200),
+    # The gateway, for services.
+    ("GET",    "/v1/models",                           401,    401,    401,    401,    200,    401),
+    ("POST",   "/v1/chat/completions",                 401,    401,    401,    401,    200,    401),
+    ("GET",    "/v1/usage",                            401,    401,    401,    401,    403,    401),
+    ("GET",    "/api/gateway/breakers",                200,    403,    403,    403,    403,    401),
+    # Sign-in API: the chat app's questions, who am I, admins' sessions.
+    ("GET",    "/api/auth/session",                    401,    401,    401,    401,    403,    401),
+    ("POST",   "/api/auth/session/end",                401,    401,    401,    401,    403,    401),
+    ("GET",    "/api/auth/me",                         200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/auth/sessions",                   200,    403,    403,    403,    403,    401),
+    ("DELETE", "/api/auth/sessions/{victim}",          204,    403,    403,    403,    403,    401),
+    # MCP servers: everyone reads and calls tools; team alpha's builders and admins change.
+    ("POST",   "/api/mcp/servers",                     201,    201,    403,    403,    201,    401),
+    ("GET",    "/api/mcp/servers",                     200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/mcp/servers/weather",             200,    200,    200,    200,    200,    401),
+    ("PATCH",  "/api/mcp/servers/weather",             200,    200,    403,    403,    200,    401),
+    ("POST",   "/api/mcp/servers/weather/disable",     200,    200,    403,    403,    200,    401),
+    ("POST",   "/api/mcp/servers/weather/enable",      200,    200,    403,    403,    200,    401),
+    ("POST",   "/api/mcp/servers/weather/approve",     409,    409,    403,    403,    409,    401),
+    ("POST",   "/api/mcp/servers/weather/check",       200,    200,    403,    403,    200,    401),
+    ("DELETE", "/api/mcp/servers/weather",             204,    204,    403,    403,    204,    401),
+    ("GET",    "/api/mcp/servers/weather/snapshots",   200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/mcp/servers/weather/stats",       200,    200,    200,    200,    200,    401),
+    ("POST",   TOOL_CALL,                              200,    200,    200,    200,    200,    401),
+    # Agents: builders make their own; only the owner and admins change one.
+    ("POST",   "/api/agents",                          201,    201,    403,    201,    201,    401),
+    ("GET",    "/api/agents",                          200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/agents/guide",                    200,    200,    200,    200,    200,    401),
+    ("PATCH",  "/api/agents/guide",                    200,    200,    403,    403,    403,    401),
+    ("DELETE", "/api/agents/guide",                    204,    204,    403,    403,    403,    401),
+    ("POST",   "/api/agents/guide/publish",            201,    201,    403,    403,    403,    401),
+    ("GET",    "/api/agents/guide/versions",           200,    200,    200,    200,    200,    401),
+    ("POST",   "/api/agents/guide/versions/1/restore", 200,    200,    403,    403,    403,    401),
+    ("GET",    "/api/agents/guide/live",               200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/agents/guide/draft-run-spec",     200,    200,    403,    403,    403,    401),
+    ("GET",    "/api/agents/team-guide",               200,    200,    200,    404,    200,    401),
+    ("GET",    "/api/agents/team-guide/live",          200,    200,    200,    404,    200,    401),
+    ("GET",    "/api/agents/draft-guide",              200,    200,    404,    404,    404,    401),
+    # Traces: the runner, the agent's owner, admins.
+    ("GET",    "/api/traces",                          200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/traces/run-1",                    200,    200,    200,    404,    404,    401),
+    # Signing in and out (single sign-on is not set up in this hub).
+    ("GET",    "/login",                               200,    200,    200,    200,    200,    200),
+    ("POST",   "/login",                               303,    303,    303,    303,    303,    303),
+    ("GET",    "/auth/oidc/start",                     404,    404,    404,    404,    404,    404),
+    ("GET",    "/auth/oidc/callback",                  400,    400,    400,    400,    400,    400),
+    ("POST",   "/logout",                              303,    303,    303,    303,    303,    303),
+    # Pages.
+    ("GET",    "/",                                    303,    303,    303,    303,    303,    303),
+    ("GET",    "/servers",                             200,    200,    200,    200,    200,    303),
+    ("GET",    "/servers/new",                         200,    200,    200,    200,    200,    303),
+    ("POST",   "/servers/new",                         303,    303,    403,    403,    303,    303),
+    ("GET",    "/servers/weather",                     200,    200,    200,    200,    200,    303),
+    ("POST",   "/servers/weather/disable",             303,    303,    403,    403,    303,    303),
+    ("POST",   "/servers/weather/enable",              303,    303,    403,    403,    303,    303),
+    ("POST",   "/servers/weather/approve",             409,    409,    403,    403,    409,    303),
+    ("POST",   "/servers/weather/check",               303,    303,    403,    403,    303,    303),
+    ("GET",    "/agents",                              200,    200,    200,    200,    200,    303),
+    ("GET",    "/agents/new",                          200,    200,    200,    200,    200,    303),
+    ("POST",   "/agents/new",                          303,    303,    403,    303,    303,    303),
+    ("GET",    "/agents/guide",                        200,    200,    200,    200,    200,    303),
+    ("GET",    "/agents/team-guide",                   200,    200,    200,    404,    200,    303),
+    ("GET",    "/agents/draft-guide",                  200,    200,    404,    404,    404,    303),
+    ("GET",    "/agents/guide/edit",                   200,    200,    403,    403,    403,    303),
+    ("POST",   "/agents/guide/edit",                   303,    303,    403,    403,    403,    303),
+    ("POST",   "/agents/guide/versions/1/restore",     303,    303,    403,    403,    403,    303),
+    ("POST",   "/agents/guide/publish",                303,    303,    403,    403,    403,    303),
+    ("POST",   "/agents/guide/delete",                 303,    303,    403,    403,    403,    303),
+    ("GET",    "/traces",                              200,    200,    200,    200,    200,    303),
+    ("GET",    "/traces/run-1",                        200,    200,    200,    404,    404,    303),
+    ("GET",    "/gateway",                             200,    403,    403,    403,    403,    303),
+    ("GET",    "/costs",                               200,    403,    403,    403,    403,    303),
+    ("GET",    "/costs.csv",                           200,    403,    403,    403,    403,    303),
+    ("GET",    "/sessions",                            200,    403,    403,    403,    403,    303),
+    ("POST",   "/sessions/{victim}/revoke",            303,    403,    403,    403,    403,    303),
+]
+# fmt: on
+ACCESS = [Row(*line) for line in _TABLE]
+
+PEOPLE = {
+    "admin": ("root", "ops", Role.admin),
+    "builder": ("ada", "alpha", Role.builder),
+    "member": ("bob", "alpha", Role.member),
+    "beta": ("cy", "beta", Role.builder),
+}
+VICTIM = "vic"
+PASSWORD = "pw-access-long"
+
+
+def _agent_form(slug: str) -> dict[str, str]:
+    return {
+        "name": "Made here",
+        "slug": slug,
+        "visibility": "everyone",
+        "instructions": "Say hello.",
+        "model": "test-model",
+        "max_steps": "4",
+        "max_tokens": "200",
+        "timeout_s": "60",
+        "action": "save",
+    }
+
+
+def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
+    """The body (and headers) of each request that needs one; things made are named after
+    their caller, so one caller's creation does not collide with the next one's."""
+    sent: dict[tuple[str, str], dict[str, Any]] = {
+        ("POST", "/v1/chat/completions"): {
+            "json": {"model": "test-model", "messages": [{"role": "user", "content": "Hi"}]}
+        },
+        ("GET", "/api/auth/session"): {"headers": {"x-switchboard-session": "sb-unknown"}},
+        ("POST", "/api/auth/session/end"): {"headers": {"x-switchboard-session": "sb-unknown"}},
+        ("POST", "/api/mcp/servers"): {
+            "json": {"slug": f"api-{caller}", "name": "Weather", "team": "alpha", "url": mcp_url}
+        },
+        ("PATCH", "/api/mcp/servers/weather"): {"json": {"description": "Office weather."}},
+        ("POST", TOOL_CALL): {"json": {"arguments": {"city": "Oslo"}}},
+        ("POST", "/api/agents"): {
+            "json": {"slug": f"api-{caller}", "name": "Made here", "model": "test-model"}
+        },
+        ("PATCH", "/api/agents/guide"): {"json": {"description": "What to wear."}},
+        ("POST", "/login"): {"data": {"username": "bob", "password": PASSWORD}},
+        ("POST", "/servers/new"): {
+            "data": {"slug": f"page-{caller}", "name": "Weather", "team": "alpha", "url": mcp_url}
+        },
+        ("POST", "/agents/new"): {"data": _agent_form(f"page-{caller}")},
+        ("POST", "/agents/guide/edit"): {"data": _agent_form("guide")},
+    }
+    return sent.get((row.method, row.path), {})
+
+
+@dataclass
+class World:
+    """The hub with team alpha's server, agents and trace, and a session to end."""
+
+    hub: RunningHub
+    http: httpx.Client
+    weather: McpTestServer
+    service_token: str
+
+    def session(self) -> Session:
+        return Session(get_engine(self.hub.settings.sqlalchemy_url))
+
+    def cookie(self, username: str) -> str:
+        with self.session() as session:
+            user = get_user(session=session, username=username)
+            assert user is not None
+            return start_web_session(session=session, user=user, days=1, method="password")
+
+    def send(self, method: str, path: str, caller: str, **sent: Any) -> httpx.Response:
+        """A request with the caller's credentials only (a new sign-in for a person, so one
+        that signed out on the last row is signed in again), never a cookie the last answer
+        set."""
+        if caller == "service":
+            headers = {"Authorization": f"Bearer {self.service_token}"}
+        else:
+            headers = {"Origin": self.hub.url}
+        if caller in PEOPLE:
+            headers["Cookie"] = f"{SESSION_COOKIE}={self.cookie(PEOPLE[caller][0])}"
+        self.http.cookies.clear()
+        return self.http.request(
+            method, path, headers={**headers, **sent.pop("headers", {})}, **sent
+        )
+
+    def victim_session(self) -> int:
+        with self.session() as session:
+            found = [s.id for s in list_web_sessions(session=session) if s.username == VICTIM]
+        if found:
+            return found[0]
+        self.cookie(VICTIM)
+        return self.victim_session()
+
+    def make_agent(self, slug: str, visibility: str, publish: bool) -> None:
+        body = {"slug": slug, "name": slug, "model": "test-model", "visibility": visibility}
+        created = self.send("POST", "/api/agents", "builder", json=body)
+        assert created.status_code == 201, created.text
+        if publish:
+            published = self.send("POST", f"/api/agents/{slug}/publish", "builder")
+            assert published.status_code == 201, published.text
+
+    def restore(self) -> None:
+        """Put back what a request may have changed: `weather` registered and active, `guide`
+        published."""
+        server = self.send("GET", "/api/mcp/servers/weather", "service")
+        if server.status_code == 404:
+            body = {"slug": "weather", "name": "Weather", "team": "alpha", "url": self.weather.url}
+            registered = self.send("POST", "/api/mcp/servers", "service", json=body)
+            assert registered.status_code == 201, registered.text
+        elif server.json()["status"] != "active":
+            enabled = self.send("POST", "/api/mcp/servers/weather/enable", "service")
+            assert enabled.status_code == 200, enabled.text
+        if self.send("GET", "/api/agents/guide", "builder").status_code == 404:
+            self.make_agent("guide", "everyone", publish=True)
+
+    def call(self, row: Row, caller: str) -> httpx.Response:
+        path = row.path.format(victim=self.victim_session())
+        return self.send(row.method, path, caller, **_what_to_send(row, caller, self.weather.url))
+
+
+@pytest.fixture
+def world(hub: RunningHub) -> Iterator[World]:
+    token = hub.new_service("alpha-bot", team="alpha")
+    with httpx.Client(base_url=hub.url, timeout=30) as http, McpTestServer() as weather:
+        world = World(hub=hub, http=http, weather=weather, service_token=token)
+        with world.session() as session:
+            keys = {
+                username: create_user(
+                    session=session, username=username, password=PASSWORD, team=team, role=role
+                ).key
+                for username, team, role in [*PEOPLE.values(), (VICTIM, "alpha", Role.member)]
+            }
+            start = utcnow()
+            session.add(
+                TraceRun(
+                    id="run-1",
+                    agent_slug="guide",
+                    agent_version=1,
+                    agent_owner="ada",
+                    agent_owner_kind="user",
+                    agent_owner_id=keys["ada"],
+                    user="bob",
+                    user_kind="user",
+                    user_id=keys["bob"],
+                    started_at=start,
+                    ended_at=start + timedelta(milliseconds=50),
+                    status="ok",
+                )
+            )
+            session.commit()
+        world.restore()
+        world.make_agent("team-guide", "team", publish=True)
+        world.make_agent("draft-guide", "everyone", publish=False)
+        yield world
+
+
+class HubRoute(NamedTuple):
+    method: str
+    path: str
+    pattern: re.Pattern[str]
+
+
+def _routes(settings: Settings) -> list[HubRoute]:
+    """Every route of the hub (one per method) in the order they are tried: the hot routes,
+    then the app's own."""
+    app = create_app(settings)
+    return [
+        HubRoute(method, route.path, route.path_regex)
+        for route in [*HOT_ROUTES, *iter_route_contexts(app.routes)]
+        for method in sorted(set(route.methods or ()) - {"HEAD"})
+    ]
+
+
+def _route_of(row: Row, routes: list[HubRoute]) -> HubRoute | None:
+    """The route that answers the row's request: the first whose method and path match."""
+    path = row.path.format(victim=1)
+    found = (r for r in routes if r.method == row.method and r.pattern.match(path))
+    return next(found, None)
+
+
+def test_every_route_of_the_hub_is_in_the_access_table(hub_settings: Settings) -> None:
+    routes = _routes(hub_settings)
+    answered = {row: _route_of(row, routes) for row in ACCESS}
+    assert [row for row, route in answered.items() if route is None] == []
+    missing = [f"{r.method} {r.path}" for r in routes if r not in answered.values()]
+    assert missing == [], f"add a row to ACCESS for each of {missing}"
+
+
+def test_each_caller_gets_what_the_access_table_says_on_every_route(world: World) -> None:
+    wrong = []
+    for row in ACCESS:
+        for caller in CALLERS:
+            response = world.call(row, caller)
+            expected = getattr(row, caller)
+            if response.status_code != expected:
+                wrong.append(
+                    f"{row.method} {row.path} as {caller}: {response.status_code}, "
+                    f"expected {expected}: {response.text[:200]}"
+                )
+            elif response.status_code == 403 and not row.path.startswith(("/api/", "/v1/")):
+                # A refused page says why in words, not in the API's JSON.
+                if "json" in response.headers.get("content-type", ""):
+                    wrong.append(f"{row.method} {row.path} as {caller}: JSON on a page")
+            if row.method != "GET":
+                world.restore()
+    assert wrong == [], "\n".join(wrong)
