@@ -1,4 +1,4 @@
-"""The chat app's client for the hub: model list, password sign-in, streamed completions.
+"""The chat app's client for the hub: sign-ins, models, agents, tools, streamed completions.
 
 Every call carries the app's own service token; the hub is the only thing that talks to
 providers. Failures surface as `HubError` with a message fit to show a person in the chat.
@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 _CONNECT_TIMEOUT_S = 5.0
+# The header the hub reads a person's session cookie from (the chat app only).
+_SESSION = "x-switchboard-session"
 # Long enough for a slow model's first token; the hub enforces its own upstream limits.
 _READ_TIMEOUT_S = 300.0
 
@@ -49,10 +51,15 @@ class ModelInfo:
 
 @dataclass(frozen=True, slots=True)
 class HubUser:
-    id: int
+    """A person signed in at the hub. `key` never changes and is never given to anyone else;
+    the username is what the hub knows them by today."""
+
+    key: str
     username: str
     display_name: str
-    is_admin: bool
+    email: str | None
+    role: str
+    teams: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,22 +185,28 @@ class HubGateway:
             for item in response.json().get("data", [])
         ]
 
-    async def sign_in(self, *, username: str, password: str) -> HubUser | None:
-        """The signed-in user, or None when the hub rejects the credentials."""
-        response = await self._request(
-            "POST", "/api/auth/password", json={"username": username, "password": password}
-        )
-        if response.status_code in (401, 403, 422):
+    async def session_user(self, token: str) -> HubUser | None:
+        """The person a hub session cookie belongs to; None when it ended or expired."""
+        response = await self._request("GET", "/api/auth/session", headers={_SESSION: token})
+        if response.status_code in (401, 422):
             return None
         if response.status_code != 200:
-            raise HubError(f"Sign-in failed at the hub: {_error_detail(response)}")
+            raise HubError(f"The hub could not check the sign-in: {_error_detail(response)}")
         body = response.json()
         return HubUser(
-            id=int(body["id"]),
+            key=str(body["key"]),
             username=str(body["username"]),
             display_name=str(body.get("display_name") or body["username"]),
-            is_admin=bool(body.get("is_admin", False)),
+            email=body.get("email"),
+            role=str(body["role"]),
+            teams=tuple(str(team) for team in body.get("teams") or ()),
         )
+
+    async def end_session(self, token: str) -> None:
+        """End a hub session (the person signed out of the chat)."""
+        response = await self._request("POST", "/api/auth/session/end", headers={_SESSION: token})
+        if response.status_code not in (204, 422):
+            raise HubError(f"The hub could not end the sign-in: {_error_detail(response)}")
 
     async def list_mcp_servers(self) -> list[McpServerInfo]:
         """The active MCP servers, with the tools they offer (none while under review)."""

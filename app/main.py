@@ -14,6 +14,9 @@ from chainlit.data.base import BaseDataLayer
 from chainlit.input_widget import Switch
 from chainlit.server import app as chainlit_app
 from chainlit.types import ThreadDict
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
 
 from agents.runtime.approval import QueryApproval
 from app.agent_chat import PROFILE_AGENT, PROFILE_DRAFT, AgentHost, parse_profile, spec_from_hub
@@ -22,9 +25,11 @@ from app.data_layer import SwitchboardDataLayer
 from app.file_store import LocalFileStore, add_file_route
 from app.gateway import HubError, HubGateway, McpServerInfo
 from app.history import reply_metadata, to_openai_messages
+from app.sign_in import HubSessions, SignInGate, cookies_of
 from app.toolbox import enabled_servers, setting_id, toolbox
 from app.turn import run_turn
 from hub.core.config import get_settings
+from hub.identity.cookies import SESSION_COOKIE
 
 __all__: list[str] = []
 
@@ -61,20 +66,60 @@ async def close_gateway() -> None:
     await gateway().aclose()
 
 
-@cl.password_auth_callback
-async def sign_in(username: str, password: str) -> cl.User | None:
-    try:
-        user = await gateway().sign_in(username=username, password=password)
-    except HubError as error:
-        logger.warning("sign-in for %r failed: %s", username, error)
+@cache
+def hub_sessions() -> HubSessions:
+    return HubSessions(gateway)
+
+
+_settings = get_settings()
+chainlit_app.add_middleware(
+    SignInGate,
+    sessions=hub_sessions(),
+    hub_url=_settings.hub_public_url,
+    chat_url=_settings.app_public_url,
+)
+
+
+@cl.header_auth_callback
+async def sign_in(headers: Headers) -> cl.User | None:
+    """The person whose hub session cookie came with the request (the hub signs people in)."""
+    token = cookies_of(headers).get(SESSION_COOKIE)
+    if not token:
         return None
-    if user is None:
+    try:
+        person = await hub_sessions().person(token)
+    except HubError as error:
+        logger.warning("cannot check a sign-in at the hub: %s", error)
+        return None
+    if person is None:
         return None
     return cl.User(
-        identifier=user.username,
-        display_name=user.display_name,
-        metadata={"hub_user_id": user.id, "is_admin": user.is_admin, "provider": "password"},
+        identifier=person.key,
+        display_name=person.display_name,
+        metadata={
+            "username": person.username,
+            "email": person.email,
+            "role": person.role,
+            "teams": list(person.teams),
+        },
     )
+
+
+@cl.on_logout
+async def sign_out(request: Request, response: Response) -> None:
+    """Signing out of the chat signs out of the hub too."""
+    if token := request.cookies.get(SESSION_COOKIE):
+        try:
+            await hub_sessions().end(token)
+        except HubError as error:
+            logger.warning("cannot end the sign-in at the hub: %s", error)
+    response.delete_cookie(SESSION_COOKIE, domain=get_settings().session_cookie_domain or None)
+
+
+def username(user: cl.User | cl.PersistedUser | None) -> str:
+    """The hub's name for the person signed in to the chat."""
+    name = (user.metadata or {}).get("username") if user is not None else None
+    return str(name) if name else "anonymous"
 
 
 @cl.set_chat_profiles
@@ -98,7 +143,7 @@ async def chat_profiles(
     if current_user is None:
         return profiles
     try:
-        agents = await gateway().list_agents(user=current_user.identifier)
+        agents = await gateway().list_agents(user=username(current_user))
     except HubError as error:
         logger.warning("cannot list agents: %s", error)
         agents = []
@@ -129,17 +174,16 @@ def agent_host() -> AgentHost:
 
 
 async def _run_agent(message: cl.Message, slug: str, draft: bool) -> None:
-    user = cl.context.session.user
-    username = user.identifier if user else "anonymous"
+    person = username(cl.context.session.user)
     try:
-        run_spec = await gateway().agent_run_spec(slug=slug, user=username, draft=draft)
+        run_spec = await gateway().agent_run_spec(slug=slug, user=person, draft=draft)
     except HubError as error:
         await cl.ErrorMessage(content=str(error), author="Switchboard").send()
         return
-    threshold = get_settings().query_approval_bytes_for(username)
+    threshold = get_settings().query_approval_bytes_for(person)
     await agent_host().run(
         spec=spec_from_hub(run_spec),
-        user=username,
+        user=person,
         conversation_id=cl.context.session.thread_id,
         message=message.content,
         approval=QueryApproval(threshold_bytes=threshold),
@@ -239,7 +283,6 @@ async def on_message(message: cl.Message) -> None:
     settings = dict(cl.context.session.chat_settings)
     enabled = enabled_servers(settings)
     tools = toolbox(await _active_servers() if enabled else [], enabled)
-    user = cl.context.session.user
     reply = cl.Message(content="", author=model, metadata=reply_metadata(model))
     try:
         await run_turn(
@@ -247,7 +290,7 @@ async def on_message(message: cl.Message) -> None:
             model=model,
             history=history,
             tools=tools,
-            user=user.identifier if user else "anonymous",
+            user=username(cl.context.session.user),
             reply=reply,
         )
     except HubError as error:

@@ -1,7 +1,8 @@
 """`switchboard run`: the whole platform on one machine, on embedded defaults.
 
-Starts the local model (when installed), the hub and the chat app as child processes, waits
-until each answers, prints where to go, and stops them all on Ctrl-C.
+Starts the local model (when installed), the local identity provider (in development), the
+hub, the MCP servers and the chat app as child processes, waits until each answers, prints
+where to go, and stops them all on Ctrl-C.
 """
 
 import os
@@ -20,9 +21,11 @@ from hub import localmodel
 from hub.core.config import Settings, require_strong_secret
 from hub.core.db import get_engine, migrate
 from hub.core.roles import Role
+from hub.identity import local_provider
 from hub.models.user import User
 from hub.services.services import ensure_service
 from hub.services.users import create_user
+from hub.web.sign_in import group_rules
 from mcp_servers.bigquery.warehouse import WarehouseSettings
 
 __all__ = [
@@ -156,6 +159,12 @@ def register_server(hub_url: str, token: str, server: dict[str, object], url: st
     return "registered"
 
 
+def _describe(person: local_provider.DemoPerson, settings: Settings) -> str:
+    """A demo person as the hub will read their groups: role and teams."""
+    rules = group_rules(settings)
+    return f"{rules.role(person.groups).value} of {', '.join(rules.teams(person.groups))}"
+
+
 def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env)
 
@@ -177,6 +186,11 @@ def run_platform(settings: Settings) -> int:
     seeded = settings.environment == "development" and _seed_dev_user(settings)
     env = {**os.environ, "SWITCHBOARD_DATA_DIR": str(settings.data_dir.resolve())}
     children: list[subprocess.Popen[bytes]] = []
+    local_sign_in = (
+        settings.environment == "development"
+        and not settings.oidc_issuer
+        and local_provider.is_available()
+    )
 
     def stop_all(*_: object) -> None:
         for child in reversed(children):
@@ -203,6 +217,12 @@ def run_platform(settings: Settings) -> int:
                 "only catalog models with keys will answer.",
                 flush=True,
             )
+        if local_sign_in:
+            provider = _start(local_provider.provider_command(settings), env)
+            children.append(provider)
+            provider_url = local_provider.issuer(settings) + "/.well-known/openid-configuration"
+            _wait_for(provider_url, "the local identity provider", provider, timeout_s=30)
+            env.update(local_provider.provider_env(settings))
         hub = _start(
             [
                 sys.executable,
@@ -273,9 +293,15 @@ def run_platform(settings: Settings) -> int:
             print(f"  MCP:  {line}")
         analyst = publish_analyst(settings.hub_url, setup_token)
         print(f"  Agent: data-analyst ({analyst}); pick it in the chat's profile menu")
+        if local_sign_in:
+            people = ", ".join(
+                f"{person.subject} ({_describe(person, settings)})"
+                for person in local_provider.DEMO_PEOPLE
+            )
+            print(f"  Sign in with the local identity provider as one of: {people}")
         if seeded or settings.environment == "development":
             print(
-                f"  Sign in as '{DEV_USER}' with password '{DEV_PASSWORD}' "
+                f"  Or sign in as '{DEV_USER}' with password '{DEV_PASSWORD}' "
                 "(add people with 'switchboard user create NAME')."
             )
         print("Press Ctrl-C to stop.", flush=True)

@@ -116,9 +116,17 @@ def hub_database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def hub_settings(tmp_path: Path, upstream: ScriptedUpstream, hub_database_url: str) -> Settings:
+def hub_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def hub_settings(
+    tmp_path: Path, upstream: ScriptedUpstream, hub_database_url: str, hub_port: int
+) -> Settings:
     return Settings(
         environment="test",
+        public_hub_url=f"http://127.0.0.1:{hub_port}",
         data_dir=tmp_path / "data",
         database_url=hub_database_url,
         catalog_path=write_catalog(tmp_path / "models.yaml", upstream.url),
@@ -130,9 +138,11 @@ def hub_settings(tmp_path: Path, upstream: ScriptedUpstream, hub_database_url: s
 
 
 @pytest.fixture
-def hub(hub_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningHub]:
+def hub(
+    hub_settings: Settings, hub_port: int, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RunningHub]:
     monkeypatch.setenv("SB_TEST_PROVIDER_KEY", "sk-test-provider-key")
-    with ThreadedServer(create_app(hub_settings)) as server:
+    with ThreadedServer(create_app(hub_settings), port=hub_port) as server:
         yield RunningHub(url=server.base_url, settings=hub_settings, app_token=APP_TOKEN)
 
 

@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     app_port: int = 8000
     local_model_port: int = 8200
     handbook_port: int = 8300
+    # The local OpenID Connect provider `switchboard run` starts in development.
+    local_identity_provider_port: int = 8400
 
     # Encrypts secrets at rest; empty means a key generated once in data_dir (not in production).
     secret_key: str = ""
@@ -131,7 +133,7 @@ class Settings(BaseSettings):
     query_approval_bytes_by_user: dict[str, int] = Field(default_factory=dict)
 
     # Company sign-in (OpenID Connect). An empty issuer means no single sign-on; in
-    # development `switchboard run` then starts the local provider and points here.
+    # development `switchboard run` then starts the local provider and points the hub at it.
     oidc_issuer: str = ""
     oidc_client_id: str = ""
     oidc_client_secret: str = ""

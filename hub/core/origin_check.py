@@ -12,7 +12,9 @@ middleware and hot routes (hub/main.py), so it costs one pass over the headers.
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 from urllib.parse import urlsplit
 
 from starlette.requests import cookie_parser
@@ -20,13 +22,28 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Scope
 
 from hub.gateway.errors import openai_error_response
-from hub.identity.cookies import SESSION_COOKIE
+from hub.identity.cookies import CHAT_COOKIES, SESSION_COOKIE
 
 __all__ = ["check_origin", "origin_refusal"]
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SERVICE_HINT = "Services call with 'Authorization: Bearer <token>' and no session cookie."
+
+
+@dataclass(frozen=True, slots=True)
+class _Site:
+    name: str
+    cookies: tuple[str, ...]
+    public_url_setting: str
+
+
+# The chat (app/sign_in.py) runs the same check: the hub's cookie reaches it too, and
+# Chainlit's own sign-in cookie is one more that a forged request would ride on.
+_SITES = {
+    "hub": _Site("the hub", (SESSION_COOKIE,), "SWITCHBOARD_PUBLIC_HUB_URL"),
+    "chat": _Site("the chat", (SESSION_COOKIE, *CHAT_COOKIES), "SWITCHBOARD_PUBLIC_APP_URL"),
+}
 
 
 @lru_cache(maxsize=256)
@@ -60,15 +77,23 @@ def _own_origin(scope: Scope, host: str | None) -> str | None:
     return _origin_of(f"{scope.get('scheme', 'http')}://{host}") if host else None
 
 
-def check_origin(scope: Scope, trusted: Iterable[str] = ()) -> str | None:
+def check_origin(
+    scope: Scope, trusted: Iterable[str] = (), *, site: Literal["hub", "chat"] = "hub"
+) -> str | None:
     """None when the request may go on; otherwise why it is refused and what to fix.
 
-    `trusted` are further origins (or URLs) the hub's pages are served from, such as its
-    public URL behind a proxy."""
-    if scope["type"] != "http" or scope["method"] not in STATE_CHANGING:
+    `trusted` are further origins (or URLs) the site's pages are served from, such as its
+    public URL behind a proxy. A websocket handshake is checked like a state-changing
+    request: browsers send the cookies and an Origin with it, whichever site opened it."""
+    if scope["type"] == "http":
+        if scope["method"] not in STATE_CHANGING:
+            return None
+    elif scope["type"] != "websocket":
         return None
+    where = _SITES[site]
     headers = _headers(scope)
-    has_cookie = bool(cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE))
+    cookies = cookie_parser(headers.get("cookie", ""))
+    has_cookie = any(cookies.get(name) for name in where.cookies)
     if not has_cookie and headers.get("authorization", "").lower().startswith("bearer "):
         return None
     claimed = headers.get("origin")
@@ -80,7 +105,7 @@ def check_origin(scope: Scope, trusted: Iterable[str] = ()) -> str | None:
             return None
         return (
             "Refused: a signed-in request that changes something must carry an Origin or "
-            "Referer header naming this hub (browsers send one from the hub's own pages). "
+            f"Referer header naming {where.name} (browsers send one from its own pages). "
             + _SERVICE_HINT
         )
     own = _own_origin(scope, headers.get("host"))
@@ -90,9 +115,10 @@ def check_origin(scope: Scope, trusted: Iterable[str] = ()) -> str | None:
         return None
     shown = claimed[:200] if claimed != "null" else "null (a sandboxed or privacy-stripped page)"
     return (
-        f"Refused: this request was sent from {shown} ({source} header), not from the hub's "
-        f"own pages at {own or 'this hub'}. Send it from the hub's pages (behind a proxy, set "
-        "SWITCHBOARD_PUBLIC_HUB_URL to the address people open). " + _SERVICE_HINT
+        f"Refused: this request was sent from {shown} ({source} header), not from "
+        f"{where.name}'s own pages at {own or 'its address'}. Send it from {where.name}'s pages "
+        f"(behind a proxy, set {where.public_url_setting} to the address people open). "
+        + _SERVICE_HINT
     )
 
 

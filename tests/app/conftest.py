@@ -17,9 +17,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlmodel import Session
 
+from hub.core.config import Settings
 from hub.core.db import get_engine
 from hub.core.roles import Role
-from hub.services.users import create_user
+from hub.services.users import create_user, get_user
 from tests.conftest import RunningHub
 from tests.support.mcp_server import McpTestServer
 from tests.support.servers import free_port, stop_process
@@ -98,6 +99,10 @@ class ChatApp:
         # Chainlit's data layer logs failed SQL as a warning and carries on.
         assert "error occurred" not in self.log(), self.log()
 
+    def execute(self, sql: str, *params: object) -> None:
+        with sqlite3.connect(self.database_path, timeout=10) as connection:
+            connection.execute(sql, params)
+
     def query(self, sql: str, *params: object) -> list[sqlite3.Row]:
         with sqlite3.connect(self.database_path, timeout=10) as connection:
             connection.row_factory = sqlite3.Row
@@ -118,8 +123,28 @@ def _app_env(hub: RunningHub, data_dir: Path) -> dict[str, str]:
         SWITCHBOARD_HUB_HOST=str(hub_address.hostname),
         SWITCHBOARD_HUB_PORT=str(hub_address.port),
         SWITCHBOARD_APP_SERVICE_TOKEN=hub.app_token,
+        SWITCHBOARD_PUBLIC_APP_URL=hub.settings.app_public_url,
     )
     return env
+
+
+def person_key(hub: RunningHub, username: str) -> str:
+    """The key the chat knows a person by (their conversations are kept under it)."""
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        user = get_user(session=session, username=username)
+        assert user is not None, f"no person named {username!r}"
+        return user.key
+
+
+@pytest.fixture
+def chat_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def hub_settings(hub_settings: Settings, chat_port: int) -> Settings:
+    """The hub knows where the chat is, to send people back to it after signing in."""
+    return hub_settings.model_copy(update={"public_app_url": f"http://127.0.0.1:{chat_port}"})
 
 
 @pytest.fixture
@@ -136,13 +161,12 @@ def chat_user(hub: RunningHub) -> str:
 
 
 @pytest.fixture
-def chat_app(hub: RunningHub, tmp_path: Path) -> Iterator[ChatApp]:
+def chat_app(hub: RunningHub, tmp_path: Path, chat_port: int) -> Iterator[ChatApp]:
     """`chainlit run app/main.py` as the run command starts it, against the test hub."""
     database_url = hub.settings.sqlalchemy_url
     assert database_url.startswith("sqlite:///"), "browser tests read the SQLite file"
-    port = free_port()
     app = ChatApp(
-        url=f"http://127.0.0.1:{port}",
+        url=f"http://127.0.0.1:{chat_port}",
         log_path=tmp_path / "chainlit.log",
         database_path=Path(database_url.removeprefix("sqlite:///")),
         env=_app_env(hub, tmp_path / "app-data"),
@@ -179,9 +203,19 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def sign_in(page: Page, app: ChatApp, username: str, password: str = PASSWORD) -> None:
+    """Open the chat: signed out, it sends the person to the hub's sign-in page, which brings
+    them back signed in to both; already signed in at the hub, the chat opens at once."""
     page.goto(app.url)
-    page.wait_for_url(re.compile(r"/login"))
-    page.locator("#email").fill(username)
+    at_the_hub = re.compile(r"/login\?next=")
+
+    def where() -> str | None:
+        if page.locator("#chat-input").is_visible():
+            return "chat"
+        return "hub" if at_the_hub.search(page.url) else None
+
+    if wait_until(where, timeout_s=15, what="the chat or the hub's sign-in page") == "chat":
+        return
+    page.locator("#username").fill(username)
     page.locator("#password").fill(password)
     page.locator("button[type=submit]").click()
     page.locator("#chat-input").wait_for(state="visible")

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.app.conftest import PASSWORD, ChatApp, send, sign_in, wait_until
+from tests.app.conftest import PASSWORD, ChatApp, person_key, send, sign_in, wait_until
 from tests.conftest import RunningHub
 from tests.support.mcp_server import McpTestServer
 from tests.support.upstream import ScriptedUpstream
@@ -123,7 +123,9 @@ def test_a_conversation_with_an_agent_carries_on_with_its_context_after_the_app_
     send(page, "My name is Ada and I work in Lisbon.")
     _reply(page, "Nice to meet you")
     wait_until(
-        lambda: chat_app.query('SELECT id FROM threads WHERE "userIdentifier" = ?', chat_user),
+        lambda: chat_app.query(
+            'SELECT id FROM threads WHERE "userIdentifier" = ?', person_key(hub, chat_user)
+        ),
         what="the conversation to be stored",
     )
 

@@ -19,7 +19,6 @@ from tests.support.analyst import (
     expected_daily_posts,
     served_analyst,
 )
-from tests.support.servers import free_port
 from tests.support.upstream import ScriptedUpstream
 
 pytestmark = pytest.mark.browser
@@ -41,7 +40,7 @@ def careful_chat_app(hub: RunningHub, tmp_path: Path, chat_user: str) -> Iterato
     env = _app_env(hub, tmp_path / "app-data")
     env["SWITCHBOARD_QUERY_APPROVAL_BYTES_BY_USER"] = json.dumps({chat_user: 1})
     app = ChatApp(
-        url=f"http://127.0.0.1:{free_port()}",
+        url=hub.settings.app_public_url,
         log_path=tmp_path / "chainlit.log",
         database_path=Path(database_url.removeprefix("sqlite:///")),
         env=env,

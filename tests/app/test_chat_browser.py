@@ -6,7 +6,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.app.conftest import ChatApp, send, sign_in, wait_until
+from tests.app.conftest import ChatApp, person_key, send, sign_in, wait_until
+from tests.conftest import RunningHub
 from tests.support.upstream import ScriptedUpstream
 
 pytestmark = pytest.mark.browser
@@ -23,7 +24,7 @@ def _reply(page: Page, text: str) -> None:
 
 
 def test_a_conversation_streams_is_kept_and_carries_on_after_coming_back(
-    page: Page, chat_app: ChatApp, chat_user: str, upstream: ScriptedUpstream
+    page: Page, hub: RunningHub, chat_app: ChatApp, chat_user: str, upstream: ScriptedUpstream
 ) -> None:
     upstream.script(reply="Paris is the capital of France.", chunk_delay_s=0.02)
     sign_in(page, chat_app, chat_user)
@@ -63,7 +64,7 @@ def test_a_conversation_streams_is_kept_and_carries_on_after_coming_back(
         {"role": "user", "content": "And of Spain?"},
     ]
     owners = chat_app.query('SELECT DISTINCT "userIdentifier" FROM threads')
-    assert [row[0] for row in owners] == [chat_user]
+    assert [row[0] for row in owners] == [person_key(hub, chat_user)]
     chat_app.assert_no_storage_errors()
 
 

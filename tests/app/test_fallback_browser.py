@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from hub.core.config import Settings
 from tests.app.conftest import ChatApp, send, sign_in
-from tests.conftest import APP_TOKEN, write_catalog
+from tests.conftest import write_catalog
 from tests.support.upstream import ScriptedUpstream
 
 pytestmark = pytest.mark.browser
@@ -24,21 +24,13 @@ def spare() -> Iterator[ScriptedUpstream]:
 
 @pytest.fixture
 def hub_settings(
-    tmp_path: Path, upstream: ScriptedUpstream, spare: ScriptedUpstream, hub_database_url: str
+    hub_settings: Settings, tmp_path: Path, upstream: ScriptedUpstream, spare: ScriptedUpstream
 ) -> Settings:
     catalog = write_catalog(tmp_path / "models.yaml", upstream.url, **{"spare-model": spare.url})
     models = yaml.safe_load(catalog.read_text())
     models["models"][0]["fallbacks"] = ["spare-model"]
     catalog.write_text(yaml.safe_dump(models))
-    return Settings(
-        environment="test",
-        data_dir=tmp_path / "data",
-        database_url=hub_database_url,
-        catalog_path=catalog,
-        app_service_token=APP_TOKEN,
-        usage_flush_interval_s=0.05,
-        retry_backoff_s=0.01,
-    )
+    return hub_settings.model_copy(update={"catalog_path": catalog, "retry_backoff_s": 0.01})
 
 
 def test_a_reply_from_the_fallback_model_says_which_model_answered(

@@ -6,9 +6,10 @@ import anyio
 import pytest
 from sqlmodel import Session
 
-from app.gateway import HubError, HubGateway, HubUnavailableError, ModelInfo
+from app.gateway import HubError, HubGateway, HubUnavailableError, HubUser, ModelInfo
 from hub.core.db import get_engine
 from hub.services.users import create_user
+from hub.services.web_sessions import start_web_session
 from tests.conftest import RunningHub
 from tests.support.servers import free_port
 from tests.support.upstream import ScriptedUpstream
@@ -37,18 +38,27 @@ async def test_the_model_list_comes_from_the_hub_catalog(gateway: HubGateway) ->
     ]
 
 
-async def test_signing_in_checks_the_password_at_the_hub(
+async def test_a_hub_session_names_its_person_until_it_ends(
     hub: RunningHub, gateway: HubGateway
 ) -> None:
     with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
-        create_user(session=session, username="ada", password="pw-123456", display_name="Ada")
+        ada = create_user(
+            session=session, username="ada", password="pw-123456", display_name="Ada", team="data"
+        )
+        token = start_web_session(session=session, user=ada, days=1, method="password")
+        expected = HubUser(
+            key=ada.key,
+            username="ada",
+            display_name="Ada",
+            email=None,
+            role="member",
+            teams=("data",),
+        )
 
-    user = await gateway.sign_in(username="ada", password="pw-123456")
-
-    assert user is not None
-    assert (user.username, user.display_name, user.is_admin) == ("ada", "Ada", False)
-    assert await gateway.sign_in(username="ada", password="wrong") is None
-    assert await gateway.sign_in(username="nobody", password="pw-123456") is None
+    assert await gateway.session_user(token) == expected
+    assert await gateway.session_user("not-a-session") is None
+    await gateway.end_session(token)
+    assert await gateway.session_user(token) is None
 
 
 async def test_tokens_stream_and_the_history_reaches_the_model(
@@ -110,7 +120,7 @@ async def test_a_hub_that_is_down_is_reported_as_unreachable() -> None:
         with pytest.raises(HubUnavailableError, match="not reachable"):
             await gateway.list_models()
         with pytest.raises(HubUnavailableError, match="not reachable"):
-            await gateway.sign_in(username="ada", password="pw")
+            await gateway.session_user("a-session-token")
         with pytest.raises(HubUnavailableError, match="not reachable"):
             async for _ in gateway.stream_chat(model="test-model", messages=[]):
                 pass
