@@ -7,10 +7,13 @@ and the tracer (every run is stored as a trace in the hub's database).
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
 import chainlit as cl
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from openai.types.chat import ChatCompletionMessageParam
 
 from agents.checkpoint import open_checkpointer
 from agents.runtime import (
@@ -30,7 +33,14 @@ from agents.tracing import Tracer
 from app.results import ResultTable, elements_for, table_from
 from hub.models.actor import ActorKind
 
-__all__ = ["PROFILE_AGENT", "PROFILE_DRAFT", "AgentHost", "parse_profile", "spec_from_hub"]
+__all__ = [
+    "PROFILE_AGENT",
+    "PROFILE_DRAFT",
+    "TRACE_LINK",
+    "AgentHost",
+    "parse_profile",
+    "spec_from_hub",
+]
 
 PROFILE_AGENT = "agent:"
 PROFILE_DRAFT = "draft:"
@@ -80,6 +90,15 @@ def _kind(value: Any) -> ActorKind:
     return "service" if value == "service" else "user"
 
 
+# The last line of an agent's reply: a link to the run's trace, for who may read it.
+TRACE_LINK = "Open the trace of this run"
+
+
+def _langchain_message(item: ChatCompletionMessageParam) -> BaseMessage:
+    content = str(item.get("content") or "")
+    return HumanMessage(content) if item["role"] == "user" else AIMessage(content)
+
+
 class AgentHost:
     def __init__(
         self, *, hub_url: str, token: str, database_url: str, otlp_endpoint: str = ""
@@ -112,9 +131,11 @@ class AgentHost:
         conversation_id: str,
         message: str,
         approval: QueryApproval | None = None,
+        earlier: Sequence[ChatCompletionMessageParam] = (),
     ) -> RunResult:
         """Run one turn, showing it in the current Chainlit conversation. A query over the
-        person's threshold waits for their answer in the chat."""
+        person's threshold waits for their answer in the chat. `earlier` is the conversation
+        so far, for an agent that has not seen it (a conversation copied from a share)."""
         if self._runner is None:
             await self.start()
         runner = self._runner
@@ -128,6 +149,7 @@ class AgentHost:
                 message=message,
                 on_event=view.show,
                 approval=approval,
+                earlier=[_langchain_message(item) for item in earlier],
             )
             while result.status == "waiting" and result.approval is not None:
                 approved = await _ask_approval(result.approval, spec)
@@ -230,7 +252,6 @@ class _TurnView:
                     f"\n\n_The table shows the first {len(self.table.rows)} rows only._"
                 )
         if result.trace_id:
-            self.reply.content += (
-                f"\n\n[Open the trace of this run]({hub_url}/traces/{result.trace_id})"
-            )
+            self.reply.content += f"\n\n[{TRACE_LINK}]({hub_url}/traces/{result.trace_id})"
+            self.reply.metadata = {**(self.reply.metadata or {}), "trace": result.trace_id}
         await self.reply.send()

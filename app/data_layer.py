@@ -16,6 +16,8 @@ from chainlit.step import StepDict
 from chainlit.types import ThreadDict
 from sqlalchemy.engine import make_url
 
+from app.sharing import SHARE_COMMAND
+
 __all__ = ["SwitchboardDataLayer", "async_database_url"]
 
 _SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"}
@@ -128,8 +130,38 @@ class SwitchboardDataLayer(SQLAlchemyDataLayer):
                 _decode_step(step)
         return threads
 
+    async def create_step(self, step_dict: StepDict) -> None:
+        # The Share command is an instruction to the chat, not part of the conversation.
+        if step_dict.get("command") == SHARE_COMMAND:
+            return
+        await super().create_step(step_dict)
+
     async def get_step(self, step_id: str) -> StepDict | None:
         step = await super().get_step(step_id)
         if step is not None:
             _decode_step(step)
         return step
+
+    async def thread_of_step(self, step_id: str) -> tuple[str, str | None] | None:
+        """The conversation a step is in and the key of the person it belongs to."""
+        rows = await self.execute_sql(
+            query='SELECT t."id" AS thread_id, t."userIdentifier" AS owner FROM steps s '
+            'JOIN threads t ON t."id" = s."threadId" WHERE s."id" = :id',
+            parameters={"id": step_id},
+        )
+        if not isinstance(rows, list) or not rows:
+            return None
+        return str(rows[0]["thread_id"]), rows[0]["owner"]
+
+    async def owner_of_feedback(self, feedback_id: str) -> str | None:
+        """The key of the person whose conversation holds the step a feedback rates."""
+        rows = await self.execute_sql(
+            query='SELECT t."userIdentifier" AS owner FROM feedbacks f '
+            'JOIN steps s ON s."id" = f."forId" JOIN threads t ON t."id" = s."threadId" '
+            'WHERE f."id" = :id',
+            parameters={"id": feedback_id},
+        )
+        if not isinstance(rows, list) or not rows:
+            return None
+        owner = rows[0]["owner"]
+        return str(owner) if owner is not None else None

@@ -20,6 +20,7 @@ __all__ = [
     "AnsweredBy",
     "HubError",
     "HubGateway",
+    "HubRefusedError",
     "HubUnavailableError",
     "HubUser",
     "McpServerInfo",
@@ -41,6 +42,14 @@ class HubError(Exception):
 
 class HubUnavailableError(HubError):
     """The hub could not be reached at all."""
+
+
+class HubRefusedError(HubError):
+    """The hub answered with a 4xx; `status` is its status code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +279,26 @@ class HubGateway:
             raise HubError(f"The agent cannot run: {_error_detail(response)}")
         spec: dict[str, Any] = response.json()
         return spec
+
+    async def create_share(self, *, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Share a snapshot of `user`'s conversation; the hub's description of the link."""
+        response = await self._request(
+            "POST", "/api/shares", json=body, headers={"X-Switchboard-User": user}
+        )
+        if response.status_code != 201:
+            raise HubRefusedError(response.status_code, _error_detail(response))
+        share: dict[str, Any] = response.json()
+        return share
+
+    async def read_share(self, *, user: str, share_id: str) -> dict[str, Any]:
+        """The shared snapshot behind a link, as `user` may read it."""
+        response = await self._request(
+            "GET", f"/api/shares/{path_segment(share_id)}", headers={"X-Switchboard-User": user}
+        )
+        if response.status_code != 200:
+            raise HubRefusedError(response.status_code, _error_detail(response))
+        share: dict[str, Any] = response.json()
+        return share
 
     async def call_tool(
         self, *, server: str, tool: str, arguments: dict[str, Any], on_behalf_of: str | None

@@ -1,6 +1,7 @@
 """Turn the messages of a conversation into the history sent to the model on each turn.
 
-Only the person's messages and the model's own replies count: Chainlit also keeps notices
+Only the person's messages and the model's own replies count (not a command such as Share,
+which is an instruction to the chat): Chainlit also keeps notices
 ("Task manually stopped.") and error messages in the chat context, and those must not be
 replayed to the model as if it had said them. Model replies are recognised by a marker in
 their metadata, which is stored with the step and so survives a resume.
@@ -29,6 +30,10 @@ class ChatItem(Protocol):
     @property
     def metadata(self) -> Mapping[str, Any] | str | None: ...
 
+    # A command the person picked in the message box (Share): an instruction to the chat.
+    @property
+    def command(self) -> str | None: ...
+
 
 def reply_metadata(model: str) -> dict[str, Any]:
     return {REPLY_MARKER: True, "model": model}
@@ -52,7 +57,7 @@ def is_model_reply(item: ChatItem) -> bool:
 def to_openai_messages(items: Iterable[ChatItem]) -> list[ChatCompletionMessageParam]:
     messages: list[ChatCompletionMessageParam] = []
     for item in items:
-        if not item.content:
+        if not item.content or item.command:
             continue
         if item.type == "user_message":
             messages.append({"role": "user", "content": item.content})

@@ -14,22 +14,35 @@ from chainlit.data.base import BaseDataLayer
 from chainlit.input_widget import Switch
 from chainlit.server import app as chainlit_app
 from chainlit.types import ThreadDict
+from openai.types.chat import ChatCompletionMessageParam
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
 from agents.runtime.approval import QueryApproval
-from app.agent_chat import PROFILE_AGENT, PROFILE_DRAFT, AgentHost, parse_profile, spec_from_hub
+from app.agent_chat import AgentHost, parse_profile, spec_from_hub
 from app.auth_secret import ensure_auth_secret
+from app.chainlit_routes import add_chainlit_routes
 from app.data_layer import SwitchboardDataLayer
 from app.file_store import LocalFileStore, add_file_route
 from app.gateway import HubError, HubGateway, McpServerInfo
 from app.history import reply_metadata, to_openai_messages
+from app.home import empty_home_notice, home_profiles
+from app.hub_links import add_hub_links
+from app.sharing import (
+    SHARE_COMMAND,
+    add_continue_route,
+    share_body,
+    share_command,
+    share_request,
+    snapshot_of,
+)
 from app.sign_in import HubSessions, SignInGate, cookies_of
 from app.toolbox import enabled_servers, setting_id, toolbox
 from app.turn import run_turn
 from hub.core.config import get_settings
 from hub.identity.cookies import SESSION_COOKIE
+from hub.models.share import ShareAudience
 
 __all__: list[str] = []
 
@@ -53,6 +66,7 @@ def file_store() -> LocalFileStore:
 
 
 add_file_route(chainlit_app, file_store())
+add_chainlit_routes(chainlit_app)
 
 
 @cl.data_layer
@@ -78,6 +92,12 @@ chainlit_app.add_middleware(
     hub_url=_settings.hub_public_url,
     chat_url=_settings.app_public_url,
 )
+
+
+add_continue_route(
+    chainlit_app, sessions=hub_sessions(), hub=gateway, chat_url=_settings.app_public_url
+)
+add_hub_links(chainlit_app, sessions=hub_sessions(), hub_url=_settings.hub_public_url)
 
 
 @cl.header_auth_callback
@@ -129,37 +149,17 @@ async def chat_profiles(
     try:
         models = await gateway().list_models()
     except HubError as error:
-        # The chat still opens; sending a message reports the problem in the conversation.
+        # The chat still opens and says why there is nothing to pick (`start`).
         logger.warning("cannot list models: %s", error)
         return []
-    profiles = [
-        cl.ChatProfile(
-            name=model.id,
-            markdown_description=model.description or f"Chat with **{model.id}**.",
-            default=index == 0,
-        )
-        for index, model in enumerate(models)
-    ]
     if current_user is None:
-        return profiles
+        return home_profiles(models, [])
     try:
         agents = await gateway().list_agents(user=username(current_user))
     except HubError as error:
         logger.warning("cannot list agents: %s", error)
         agents = []
-    for agent in agents:
-        prefix = PROFILE_DRAFT if agent.is_draft else PROFILE_AGENT
-        label = f"{agent.name} (draft)" if agent.is_draft else agent.name
-        note = "Your draft: try it before you publish. " if agent.is_draft else "Agent. "
-        profiles.append(
-            cl.ChatProfile(
-                name=prefix + agent.slug,
-                display_name=label,
-                markdown_description=note + (agent.description or ""),
-                starters=[cl.Starter(label=text, message=text) for text in agent.starters] or None,
-            )
-        )
-    return profiles
+    return home_profiles(models, agents)
 
 
 @cache
@@ -173,7 +173,9 @@ def agent_host() -> AgentHost:
     )
 
 
-async def _run_agent(message: cl.Message, slug: str, draft: bool) -> None:
+async def _run_agent(
+    message: cl.Message, slug: str, draft: bool, earlier: list[ChatCompletionMessageParam]
+) -> None:
     person = username(cl.context.session.user)
     try:
         run_spec = await gateway().agent_run_spec(slug=slug, user=person, draft=draft)
@@ -187,6 +189,7 @@ async def _run_agent(message: cl.Message, slug: str, draft: bool) -> None:
         conversation_id=cl.context.session.thread_id,
         message=message.content,
         approval=QueryApproval(threshold_bytes=threshold),
+        earlier=earlier,
     )
 
 
@@ -217,8 +220,12 @@ async def _send_settings(current: dict[str, Any]) -> None:
 
 @cl.on_chat_start
 async def start() -> None:
+    await cl.context.emitter.set_commands([share_command()])
     profile = cl.user_session.get("chat_profile")
     cl.user_session.set(_MODEL_KEY, profile)
+    if profile is None and (notice := await empty_home_notice(gateway())):
+        await cl.ErrorMessage(content=notice, author="Switchboard").send()
+        return
     if parse_profile(profile) is None:
         # An agent comes with its own MCP servers; switches are for chatting with a model.
         await _send_settings({})
@@ -251,6 +258,7 @@ async def resume(thread: ThreadDict) -> None:
         or cl.user_session.get("chat_profile")
     )
     cl.user_session.set(_MODEL_KEY, model)
+    await cl.context.emitter.set_commands([share_command()])
     if parse_profile(model) is None:
         await _send_settings(dict(cl.context.session.chat_settings))
 
@@ -265,8 +273,46 @@ async def _model() -> str:
     return models[0].id
 
 
+async def _share(message: cl.Message) -> None:
+    """Share the conversation as it is now; the link comes back as a note from Switchboard."""
+    person, thread_id = cl.context.session.user, cl.context.session.thread_id
+    layer = get_data_layer()
+    thread = await layer.get_thread(thread_id) if layer and thread_id else None
+    if person is None or thread is None or not thread.get("steps"):
+        await cl.ErrorMessage(
+            content="There is nothing to share yet: write a message first, then share.",
+            author="Switchboard",
+        ).send()
+        return
+    audience, days = share_request(message.content)
+    snapshot = snapshot_of(
+        thread,
+        files=file_store(),
+        person=username(person),
+        profile=str(cl.user_session.get(_MODEL_KEY) or ""),
+    )
+    try:
+        share = await gateway().create_share(
+            user=username(person),
+            body=share_body(thread, snapshot, audience=audience, days=days),
+        )
+    except HubError as error:
+        await cl.ErrorMessage(content=f"Not shared: {error}", author="Switchboard").send()
+        return
+    who = "everyone signed in" if audience == ShareAudience.company else f"team {share['team']}"
+    await cl.Message(
+        author="Switchboard",
+        content=f"Shared with {who} until {share['expires_at'][:10]}: {share['url']}\n\n"
+        "It shows the conversation as it is now. See or revoke your links at "
+        f"{get_settings().hub_public_url}/shares.",
+    ).send()
+
+
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
+    if message.command == SHARE_COMMAND:
+        await _share(message)
+        return
     if layer := get_data_layer():
         # Stored before the model is called, not whenever Chainlit's background write lands.
         await layer.create_step(message.to_dict())
@@ -277,7 +323,9 @@ async def on_message(message: cl.Message) -> None:
         await cl.ErrorMessage(content=str(error), author="Switchboard").send()
         return
     if agent := parse_profile(model):
-        await _run_agent(message, *agent)
+        # The agent keeps its own memory of the conversation; what came before its first turn
+        # (a conversation copied from a share) goes along in case it has none.
+        await _run_agent(message, *agent, earlier=history[:-1])
         return
 
     settings = dict(cl.context.session.chat_settings)

@@ -32,9 +32,19 @@ from hub.mcp.netguard import NetworkPolicy
 from hub.mcp.registry import McpRegistry, RegistryError
 from hub.models.actor import PermissionDeniedError
 from hub.runtime import HubRuntime
+from hub.services import audit
 from hub.services.services import TokenResolver, ensure_service
 from hub.services.usage import UsageRecorder
-from hub.web import agent_pages, gateway_pages, pages, session_pages, sign_in, trace_pages
+from hub.web import (
+    agent_pages,
+    audit_pages,
+    gateway_pages,
+    pages,
+    session_pages,
+    share_pages,
+    sign_in,
+    trace_pages,
+)
 
 __all__ = ["HOT_ROUTES", "create_app"]
 
@@ -131,7 +141,8 @@ def _freeze_startup_objects() -> None:
 class _HubApp(FastAPI):
     """The hub's FastAPI app, with the model-call and tool-call routes answered ahead of its
     middleware stack (hub/hot_routes.py); they stay out of the OpenAPI docs (the README
-    documents them). Every request passes the cross-site check first (hub/core/origin_check.py)."""
+    documents them). Every request passes the cross-site check first (hub/core/origin_check.py);
+    the others carry the caller's address to the audit log (hub/services/audit.py)."""
 
     # Origins besides the request's own that the hub's pages are served from (create_app).
     trusted_origins: tuple[str, ...] = ()
@@ -144,7 +155,9 @@ class _HubApp(FastAPI):
         if scope["type"] == "http" and (refusal := origin_refusal(scope, self.trusted_origins)):
             await refusal(scope, receive, send)
         elif not await self._hot_routes.answered(scope, receive, send):
-            await super().__call__(scope, receive, send)
+            client = scope.get("client")
+            with audit.caller_address(client[0] if client else None):
+                await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -207,4 +220,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trace_pages.router)
     app.include_router(gateway_pages.router)
     app.include_router(session_pages.router)
+    app.include_router(audit_pages.router)
+    app.include_router(share_pages.router)
     return app

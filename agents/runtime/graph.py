@@ -9,11 +9,12 @@ limits) comes with each run, in the run's context.
 """
 
 import asyncio
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -130,16 +131,23 @@ class AgentRunner:
         message: str,
         on_event: EventHandler | None = None,
         approval: QueryApproval | None = None,
+        earlier: Sequence[BaseMessage] = (),
     ) -> RunResult:
         """One turn of a conversation: `message` from `user`, with the conversation's earlier
-        turns from the checkpointer (its thread is `conversation_id`). Never raises for a
-        model, tool or limit failure: the result (and the trace) say what happened. With
+        turns from the checkpointer (its thread is `conversation_id`), or from `earlier` when
+        the checkpointer has none (a conversation copied from a shared one). Never raises for
+        a model, tool or limit failure: the result (and the trace) say what happened. With
         `approval`, a query over the threshold ends the call with status "waiting": answer
         with `resume`."""
         stale = self._waiting.pop(conversation_id, None)
         if stale is not None:
             stale.finish("declined", "a new message came before the answer to the approval")
-        inputs: dict[str, Any] = {"messages": [HumanMessage(message)], "steps": 0}
+        messages: list[BaseMessage] = [HumanMessage(message)]
+        if earlier:
+            state = await self._graph.aget_state({"configurable": {"thread_id": conversation_id}})
+            if not state.values.get("messages"):
+                messages = [*earlier, *messages]
+        inputs: dict[str, Any] = {"messages": messages, "steps": 0}
         trace = self._start_trace(spec, user, conversation_id)
         return await self._execute(inputs, spec, user, conversation_id, on_event, approval, trace)
 

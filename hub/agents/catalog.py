@@ -151,14 +151,15 @@ class AgentCatalog:
             version = store.get_version(session=session, agent=agent, number=number)
             if version is None:
                 raise AgentError(404, f"{slug!r} has no version {number}.")
-            store.restore_version(session=session, agent=agent, version=version)
+            store.restore_version(session=session, agent=agent, version=version, actor=actor)
             return store.version_public(version, version.id)
 
         return await self._db(work)
 
     async def delete(self, slug: str, actor: Actor) -> None:
         def work(session: Session) -> None:
-            store.delete_agent(session=session, agent=_editable(session, slug, actor))
+            agent = _editable(session, slug, actor)
+            store.delete_agent(session=session, agent=agent, actor=actor)
 
         await self._db(work)
 

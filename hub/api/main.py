@@ -2,7 +2,17 @@
 
 from fastapi import APIRouter
 
-from hub.api.routes import agents, auth, gateway_health, health, mcp_servers, traces, usage
+from hub.api.routes import (
+    agents,
+    audit,
+    auth,
+    gateway_health,
+    health,
+    mcp_servers,
+    shares,
+    traces,
+    usage,
+)
 from hub.gateway import routes as gateway
 
 __all__ = ["api_router"]
@@ -16,3 +26,5 @@ api_router.include_router(auth.router)
 api_router.include_router(mcp_servers.router)
 api_router.include_router(agents.router)
 api_router.include_router(traces.router)
+api_router.include_router(audit.router)
+api_router.include_router(shares.router)

@@ -233,13 +233,22 @@ class McpRegistry:
                 raise RegistryError(422, "Give the auth header's name with its value.")
             server.auth_header_name = name
             server.auth_secret_encrypted = self._box.encrypt(update.auth_header_value)
-        reconnect = bool({"url", "transport"} & changes.keys()) or update.clear_auth
-        reconnect = reconnect or update.auth_header_value is not None
+        auth_changed = update.clear_auth or update.auth_header_value is not None
+        reconnect = bool({"url", "transport"} & changes.keys()) or auth_changed
         discovery = await self._checked_discovery(self._endpoint(server)) if reconnect else None
         server.updated_at = utcnow()
+        # Which fields changed, never their values: the auth header's value is a secret.
+        changed = sorted(changes.keys() | ({"auth"} if auth_changed else set()))
 
         def save(session: Session) -> McpServerPublic:
             merged = session.merge(server)
+            store.record_change(
+                session=session,
+                actor=actor,
+                action="mcp_server.changed",
+                server=merged,
+                details={"fields": changed},
+            )
             session.commit()
             if discovery is not None:
                 store.record_discovery(session=session, server=merged, discovery=discovery)
@@ -256,9 +265,15 @@ class McpRegistry:
                 409, "Its tools changed since they were approved: review and approve them first."
             )
 
+        action = "mcp_server.disabled" if status == McpStatus.disabled else "mcp_server.enabled"
+
         def save(session: Session) -> McpServerPublic:
             merged = _fresh(session, server)
+            details = {"was": str(merged.status)}
             merged.status, merged.updated_at = status, utcnow()
+            store.record_change(
+                session=session, actor=actor, action=action, server=merged, details=details
+            )
             session.commit()
             return store.to_public(session=session, server=merged)
 
@@ -282,7 +297,9 @@ class McpRegistry:
 
     async def delete(self, slug: str, actor: Actor) -> None:
         server = await self._managed(slug, actor)
-        await self._db(lambda s: store.delete_server(session=s, server=_fresh(s, server)))
+        await self._db(
+            lambda s: store.delete_server(session=s, server=_fresh(s, server), actor=actor)
+        )
         self._changed(server)
 
     def _changed(self, server: McpServer) -> None:

@@ -5,8 +5,10 @@ from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 import hub.models.agent
+import hub.models.audit
 import hub.models.mcp_server
 import hub.models.service
+import hub.models.share
 import hub.models.trace
 import hub.models.usage
 import hub.models.user

@@ -27,6 +27,7 @@ from hub.models.agent import (
 from hub.models.mcp_server import McpSnapshot, McpStatus
 from hub.models.service import utcnow
 from hub.services import mcp_servers as registry_store
+from hub.services.audit import record_event
 
 __all__ = [
     "can_edit",
@@ -170,9 +171,23 @@ def create_agent(*, session: Session, agent_in: AgentCreate, actor: Actor) -> Ag
         team=actor.team,
     )
     session.add(agent)
+    _record(session, actor, "agent.created", agent, {"name": agent.name, "team": agent.team})
     session.commit()
     session.refresh(agent)
     return agent
+
+
+def _record(
+    session: Session, actor: Actor, action: str, agent: Agent, details: dict[str, Any]
+) -> None:
+    record_event(
+        session=session,
+        actor=actor,
+        action=action,
+        object_kind="agent",
+        object_id=agent.slug,
+        details=details,
+    )
 
 
 def updated_draft(agent: Agent, update: AgentUpdate) -> AgentDefinition:
@@ -228,21 +243,24 @@ def publish_draft(*, session: Session, agent: Agent, actor: Actor) -> AgentVersi
     locked.live_version_id = version.id
     locked.updated_at = utcnow()
     session.add(locked)
+    _record(session, actor, "agent.published", locked, {"version": version.number})
     session.commit()
     session.refresh(version)
     return version
 
 
-def restore_version(*, session: Session, agent: Agent, version: AgentVersion) -> None:
+def restore_version(*, session: Session, agent: Agent, version: AgentVersion, actor: Actor) -> None:
     agent.live_version_id = version.id
     agent.updated_at = utcnow()
     session.add(agent)
+    _record(session, actor, "agent.restored", agent, {"version": version.number})
     session.commit()
 
 
-def delete_agent(*, session: Session, agent: Agent) -> None:
+def delete_agent(*, session: Session, agent: Agent, actor: Actor) -> None:
     session.exec(delete(AgentVersion).where(col(AgentVersion.agent_id) == agent.id))
     session.delete(agent)
+    _record(session, actor, "agent.deleted", agent, {"name": agent.name, "owner": agent.owner})
     session.commit()
 
 

@@ -22,6 +22,7 @@ from hub.models.mcp_server import (
     ToolStats,
 )
 from hub.models.service import utcnow
+from hub.services.audit import record_event
 
 __all__ = [
     "approve_pending",
@@ -31,6 +32,7 @@ __all__ = [
     "list_servers",
     "list_snapshots",
     "offered_tools",
+    "record_change",
     "record_discovery",
     "record_down",
     "to_public",
@@ -112,9 +114,35 @@ def create_server(
     session.add(snapshot)
     session.flush()
     server.approved_snapshot_id = snapshot.id
+    record_change(
+        session=session,
+        actor=actor,
+        action="mcp_server.registered",
+        server=server,
+        details={"team": server.team, "url": server.url, "tools": len(discovery.tools)},
+    )
     session.commit()
     session.refresh(server)
     return server
+
+
+def record_change(
+    *,
+    session: Session,
+    actor: Actor,
+    action: str,
+    server: McpServer,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """The audit event of a change to `server`, committed with it (`mcp_server.<what>`)."""
+    record_event(
+        session=session,
+        actor=actor,
+        action=action,
+        object_kind="mcp_server",
+        object_id=server.slug,
+        details=details,
+    )
 
 
 def _new_snapshot(server_id: int, discovery: Discovery, changes: list[str]) -> McpSnapshot:
@@ -190,14 +218,22 @@ def approve_pending(*, session: Session, server: McpServer, actor: Actor) -> Mcp
     server.updated_at = utcnow()
     session.add(pending)
     session.add(server)
+    details = {"snapshot": pending.id, "changes": pending.changes[:20]}
+    record_change(
+        session=session, actor=actor, action="mcp_server.approved", server=server, details=details
+    )
     session.commit()
     return pending
 
 
-def delete_server(*, session: Session, server: McpServer) -> None:
+def delete_server(*, session: Session, server: McpServer, actor: Actor) -> None:
     session.exec(delete(McpToolCall).where(col(McpToolCall.server_id) == server.id))
     session.exec(delete(McpSnapshot).where(col(McpSnapshot.server_id) == server.id))
     session.delete(server)
+    details = {"team": server.team, "url": server.url}
+    record_change(
+        session=session, actor=actor, action="mcp_server.deleted", server=server, details=details
+    )
     session.commit()
 
 

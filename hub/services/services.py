@@ -2,13 +2,16 @@
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from hub.core.security import hash_token, new_service_token
+from hub.models.actor import Actor
 from hub.models.service import Service, ServiceCreate
+from hub.services.audit import record_event
 
 __all__ = [
     "DuplicateServiceError",
@@ -40,13 +43,19 @@ class ServiceIdentity:
         return bool(self.rpm_limit or self.tpm_limit or self.monthly_budget_usd is not None)
 
 
-def create_service(*, session: Session, service_in: ServiceCreate) -> tuple[Service, str]:
-    """Create a service and return it with its token; the token is not stored, only its hash."""
+def create_service(
+    *, session: Session, service_in: ServiceCreate, actor: Actor | None = None
+) -> tuple[Service, str]:
+    """Create a service and return it with its token; the token is not stored, only its hash.
+    `actor` None is the system (the `switchboard` command)."""
     if session.exec(select(Service).where(Service.name == service_in.name)).first():
         raise DuplicateServiceError(f"a service named {service_in.name!r} already exists")
     token = new_service_token()
     service = Service.model_validate(service_in, update={"token_hash": hash_token(token)})
     session.add(service)
+    session.flush()
+    details = {"name": service.name, "team": service.team, "admin": service.is_admin}
+    _record(session, actor, "service.created", service, details)
     session.commit()
     session.refresh(service)
     return service, token
@@ -88,18 +97,43 @@ def set_limits(
     rpm: int | None,
     tpm: int | None,
     monthly_budget_usd: float | None,
+    actor: Actor | None = None,
 ) -> Service | None:
     """Set a service's limits (None removes one); None when there is no such service.
     Hubs apply them once their token cache expires (`SWITCHBOARD_TOKEN_CACHE_TTL_S`)."""
     service = session.exec(select(Service).where(Service.name == name)).first()
     if service is None:
         return None
+    old = _limits(service)
     service.rpm_limit, service.tpm_limit = rpm, tpm
     service.monthly_budget_usd = monthly_budget_usd
     session.add(service)
+    details = {"name": service.name, "old": old, "new": _limits(service)}
+    _record(session, actor, "service.limits_changed", service, details)
     session.commit()
     session.refresh(service)
     return service
+
+
+def _limits(service: Service) -> dict[str, float | None]:
+    return {
+        "rpm": service.rpm_limit,
+        "tpm": service.tpm_limit,
+        "budget_usd": service.monthly_budget_usd,
+    }
+
+
+def _record(
+    session: Session, actor: Actor | None, action: str, service: Service, details: dict[str, Any]
+) -> None:
+    record_event(
+        session=session,
+        actor=actor,
+        action=action,
+        object_kind="service",
+        object_id=str(service.id),
+        details=details,
+    )
 
 
 class TokenResolver:

@@ -13,9 +13,11 @@ from sqlmodel import Session, col, delete, select
 
 from hub.core.roles import Role
 from hub.core.security import hash_password, verify_password
+from hub.models.actor import Actor
 from hub.models.service import utcnow
 from hub.models.user import User
 from hub.models.web_session import WebSession
+from hub.services.audit import record_event
 
 __all__ = [
     "DuplicateUserError",
@@ -65,14 +67,23 @@ def get_user(*, session: Session, username: str) -> User | None:
     return session.exec(select(User).where(User.username == username)).first()
 
 
-def delete_user(*, session: Session, username: str) -> bool:
+def delete_user(*, session: Session, username: str, actor: Actor | None = None) -> bool:
     """Offboard a person: end their sessions and remove their account; False when there is no
-    one by that name. What they own stays owned by their key, which nobody else gets."""
+    one by that name. What they own stays owned by their key, which nobody else gets. `actor`
+    None is the system (the `switchboard` command)."""
     user = get_user(session=session, username=username)
     if user is None:
         return False
     session.exec(delete(WebSession).where(col(WebSession.user_id) == user.id))
     session.delete(user)
+    record_event(
+        session=session,
+        actor=actor,
+        action="user.deleted",
+        object_kind="user",
+        object_id=user.key,
+        details={"username": user.username},
+    )
     session.commit()
     return True
 
@@ -168,9 +179,19 @@ def sign_in_from_claims(
     user.email = _text(claims, "email", 320)
     user.teams = teams
     user.team = teams[0] if teams else "general"
-    user.role = rules.role(groups)
+    old_role, user.role = user.role, rules.role(groups)
     user.last_sign_in_at = utcnow()
     session.add(user)
+    if user.id is not None and old_role != user.role:
+        # The identity provider's groups changed: the hub applies them, so the system acts.
+        record_event(
+            session=session,
+            actor=None,
+            action="role.changed",
+            object_kind="user",
+            object_id=user.key,
+            details={"username": user.username, "old": str(old_role), "new": str(user.role)},
+        )
     try:
         session.commit()
     except IntegrityError:

@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, col, delete, select
 
 from hub.core.security import hash_token, new_service_token
+from hub.models.actor import Actor
 from hub.models.service import utcnow
 from hub.models.user import User
 from hub.models.web_session import WebSession, WebSessionPublic
+from hub.services.audit import record_event
 
 __all__ = [
     "end_web_session",
@@ -50,12 +52,26 @@ def end_web_session(*, session: Session, token: str) -> None:
     session.commit()
 
 
-def end_web_session_by_id(*, session: Session, session_id: int) -> bool:
-    """End one session (an admin revoking it); False when there is none with this id."""
+def end_web_session_by_id(*, session: Session, session_id: int, actor: Actor) -> bool:
+    """End one session (`actor`, an admin, revoking it); False when there is none with this
+    id."""
     row = session.get(WebSession, session_id)
     if row is None:
         return False
+    person = session.get(User, row.user_id)
     session.delete(row)
+    record_event(
+        session=session,
+        actor=actor,
+        action="session.revoked",
+        object_kind="web_session",
+        object_id=str(session_id),
+        details={
+            "username": person.username if person else "",
+            "user_key": person.key if person else "",
+            "method": row.method,
+        },
+    )
     session.commit()
     return True
 

@@ -20,14 +20,24 @@ from hub.api.deps import OptionalActor, RegistryDep, RuntimeDep
 from hub.mcp.registry import RegistryError
 from hub.models.actor import Actor
 from hub.models.mcp_server import McpServerCreate, McpStatus
+from hub.runtime import HubRuntime
 from hub.services import mcp_servers as store
 from hub.web.schema import schema_rows
 
-__all__ = ["page", "problems", "router", "templates", "to_login"]
+__all__ = ["chat_address", "page", "problems", "router", "templates", "to_login"]
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 templates.env.globals["schema_rows"] = schema_rows
+
+
+def chat_address(request: Request) -> str:
+    """Where the chat is, for the header's link back to it."""
+    runtime: HubRuntime = request.app.state.runtime
+    return runtime.settings.app_public_url
+
+
+templates.env.globals["chat_address"] = chat_address
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:

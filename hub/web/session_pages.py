@@ -54,7 +54,7 @@ async def revoke_session(
 
     def revoke() -> None:
         with Session(runtime.engine) as session:
-            end_web_session_by_id(session=session, session_id=session_id)
+            end_web_session_by_id(session=session, session_id=session_id, actor=actor)
 
     await anyio.to_thread.run_sync(revoke)
     return RedirectResponse("/sessions", status_code=303)

@@ -16,13 +16,15 @@ from fastapi import APIRouter, Request
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
-from hub.api.deps import RuntimeDep
+from hub.api.deps import RuntimeDep, user_actor
 from hub.core.config import Settings
 from hub.core.crypto import SecretUnreadableError
 from hub.identity.attempts import SignInAttempts
 from hub.identity.cookies import CHAT_COOKIES, SESSION_COOKIE
 from hub.identity.oidc import OidcError, PendingSignIn
+from hub.models.user import User
 from hub.runtime import HubRuntime
+from hub.services.audit import record_event
 from hub.services.users import GroupRules, authenticate_password, sign_in_from_claims
 from hub.services.web_sessions import end_web_session, start_web_session
 from hub.web.pages import page
@@ -89,6 +91,21 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _start_session(session: Session, settings: Settings, user: User, method: str) -> str:
+    """Start the person's session; the sign-in is in the audit log with it."""
+    record_event(
+        session=session,
+        actor=user_actor(user),
+        action="sign_in",
+        object_kind="user",
+        object_id=user.key,
+        details={"method": method, "role": str(user.role), "teams": list(user.teams)},
+    )
+    return start_web_session(
+        session=session, user=user, days=settings.web_session_days, method=method
+    )
+
+
 @router.get("/login")
 async def login_form(request: Request, runtime: RuntimeDep, next: str = "/servers") -> Response:
     notice = "You are signed out." if request.query_params.get("signed_out") else None
@@ -130,8 +147,7 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
             user = authenticate_password(session=session, username=username, password=password)
             if user is None:
                 return None
-            days = settings.web_session_days
-            return start_web_session(session=session, user=user, days=days, method="password")
+            return _start_session(session, settings, user, "password")
 
     token = await anyio.to_thread.run_sync(sign_in) if username and password else None
     if token is None:
@@ -247,8 +263,7 @@ async def oidc_callback(request: Request, runtime: RuntimeDep) -> Response:
     def sign_in() -> str:
         with Session(runtime.engine) as session:
             user = sign_in_from_claims(session=session, issuer=issuer, claims=claims, rules=rules)
-            days = runtime.settings.web_session_days
-            return start_web_session(session=session, user=user, days=days, method="oidc")
+            return _start_session(session, runtime.settings, user, "oidc")
 
     token = await anyio.to_thread.run_sync(sign_in)
     response = RedirectResponse(pending.next, status_code=303)

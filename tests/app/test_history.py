@@ -12,12 +12,15 @@ class Item:
     type: str
     content: str
     metadata: dict[str, Any] | str | None = field(default=None)
+    command: str | None = None
 
 
 def test_the_persons_messages_and_the_models_replies_make_the_history() -> None:
     items = [
         Item("user_message", "hi"),
         Item("assistant_message", "hello", reply_metadata("m")),
+        Item("user_message", "team only", command="Share"),
+        Item("assistant_message", "Shared with team growth until 2027-01-02: http://hub/s/x"),
         Item("user_message", "and now?"),
     ]
 

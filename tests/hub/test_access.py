@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
+from sqlalchemy import text
 from sqlmodel import Session
 
 from hub.core.config import Settings
@@ -29,6 +30,7 @@ from hub.core.roles import Role
 from hub.identity.cookies import SESSION_COOKIE
 from hub.main import HOT_ROUTES, create_app
 from hub.models.service import utcnow
+from hub.models.share import Share
 from hub.models.trace import TraceRun
 from hub.services.users import create_user, get_user
 from hub.services.web_sessions import list_web_sessions, start_web_session
@@ -72,6 +74,8 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    "/api/auth/me",                         200,    200,    200,    200,    200,    401),
     ("GET",    "/api/auth/sessions",                   200,    403,    403,    403,    403,    401),
     ("DELETE", "/api/auth/sessions/{victim}",          204,    403,    403,    403,    403,    401),
+    # The audit log: admins read it; nothing changes it.
+    ("GET",    "/api/audit",                           200,    403,    403,    403,    403,    401),
     # MCP servers: everyone reads and calls tools; team alpha's builders and admins change.
     ("POST",   "/api/mcp/servers",                     201,    201,    403,    403,    201,    401),
     ("GET",    "/api/mcp/servers",                     200,    200,    200,    200,    200,    401),
@@ -102,6 +106,12 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     # Traces: the runner, the agent's owner, admins.
     ("GET",    "/api/traces",                          200,    200,    200,    200,    200,    401),
     ("GET",    "/api/traces/run-1",                    200,    200,    200,    404,    404,    401),
+    # Share links: `{share}` is the member's link for team alpha; a person shares only their
+    # own conversation (`t-bob` is the member's); services neither share nor read links.
+    ("POST",   "/api/shares",                          404,    404,    201,    404,    403,    401),
+    ("GET",    "/api/shares",                          200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/shares/{share}",                  200,    200,    200,    404,    404,    401),
+    ("DELETE", "/api/shares/{share}",                  204,    404,    204,    404,    404,    401),
     # Signing in and out (single sign-on is not set up in this hub).
     ("GET",    "/login",                               200,    200,    200,    200,    200,    200),
     ("POST",   "/login",                               303,    303,    303,    303,    303,    303),
@@ -136,6 +146,11 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    "/costs.csv",                           200,    403,    403,    403,    403,    303),
     ("GET",    "/sessions",                            200,    403,    403,    403,    403,    303),
     ("POST",   "/sessions/{victim}/revoke",            303,    403,    403,    403,    403,    303),
+    ("GET",    "/audit",                               200,    403,    403,    403,    403,    303),
+    ("GET",    "/s/{share}",                           200,    200,    200,    404,    404,    303),
+    ("GET",    "/shares",                              200,    200,    200,    200,    200,    303),
+    ("POST",   "/shares/{share}/revoke",               303,    404,    303,    404,    404,    303),
+    ("GET",    "/static/plotly.min.js",                200,    200,    200,    200,    200,    200),
 ]
 # fmt: on
 ACCESS = [Row(*line) for line in _TABLE]
@@ -164,6 +179,11 @@ def _agent_form(slug: str) -> dict[str, str]:
     }
 
 
+def _share_body() -> dict[str, Any]:
+    steps = [{"kind": "user", "author": "bob", "text": "Where do we meet?"}]
+    return {"thread_id": "t-bob", "audience": "team", "snapshot": {"steps": steps}}
+
+
 def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
     """The body (and headers) of each request that needs one; things made are named after
     their caller, so one caller's creation does not collide with the next one's."""
@@ -188,6 +208,7 @@ def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
         },
         ("POST", "/agents/new"): {"data": _agent_form(f"page-{caller}")},
         ("POST", "/agents/guide/edit"): {"data": _agent_form("guide")},
+        ("POST", "/api/shares"): {"json": _share_body()},
     }
     return sent.get((row.method, row.path), {})
 
@@ -200,6 +221,7 @@ class World:
     http: httpx.Client
     weather: McpTestServer
     service_token: str
+    share_id: str = ""
 
     def session(self) -> Session:
         return Session(get_engine(self.hub.settings.sqlalchemy_url))
@@ -254,10 +276,35 @@ class World:
             assert enabled.status_code == 200, enabled.text
         if self.send("GET", "/api/agents/guide", "builder").status_code == 404:
             self.make_agent("guide", "everyone", publish=True)
+        with self.session() as session:
+            share = session.get(Share, self.share_id)
+            if share is not None and share.revoked_at is not None:
+                share.revoked_at = None
+                session.add(share)
+                session.commit()
 
     def call(self, row: Row, caller: str) -> httpx.Response:
-        path = row.path.format(victim=self.victim_session())
+        path = row.path.format(victim=self.victim_session(), share=self.share_id)
         return self.send(row.method, path, caller, **_what_to_send(row, caller, self.weather.url))
+
+
+def _conversation(world: World, username: str, thread_id: str) -> None:
+    """A conversation of `username` in the chat's tables."""
+    with world.session() as session:
+        user = get_user(session=session, username=username)
+        assert user is not None
+        session.connection().execute(
+            text(
+                'INSERT INTO users (id, identifier, metadata, "createdAt") '
+                "VALUES (:id, :key, '{}', '2026-12-01')"
+            ),
+            {"id": f"chat-{username}", "key": user.key},
+        )
+        session.connection().execute(
+            text('INSERT INTO threads (id, "userId", "userIdentifier") VALUES (:id, :u, :key)'),
+            {"id": thread_id, "u": f"chat-{username}", "key": user.key},
+        )
+        session.commit()
 
 
 @pytest.fixture
@@ -290,6 +337,10 @@ def world(hub: RunningHub) -> Iterator[World]:
                 )
             )
             session.commit()
+        _conversation(world, "bob", "t-bob")
+        shared = world.send("POST", "/api/shares", "member", json=_share_body())
+        assert shared.status_code == 201, shared.text
+        world.share_id = shared.json()["id"]
         world.restore()
         world.make_agent("team-guide", "team", publish=True)
         world.make_agent("draft-guide", "everyone", publish=False)
@@ -315,7 +366,7 @@ def _routes(settings: Settings) -> list[HubRoute]:
 
 def _route_of(row: Row, routes: list[HubRoute]) -> HubRoute | None:
     """The route that answers the row's request: the first whose method and path match."""
-    path = row.path.format(victim=1)
+    path = row.path.format(victim=1, share="a-link")
     found = (r for r in routes if r.method == row.method and r.pattern.match(path))
     return next(found, None)
 

@@ -72,6 +72,6 @@ def sessions(admin: AdminActor, session: SessionDep) -> list[WebSessionPublic]:
 @router.delete("/sessions/{session_id}", status_code=204)
 def revoke_session(session_id: int, admin: AdminActor, session: SessionDep) -> Response:
     """End someone's session at once, in the hub and the chat (admins)."""
-    if not end_web_session_by_id(session=session, session_id=session_id):
+    if not end_web_session_by_id(session=session, session_id=session_id, actor=admin):
         raise HTTPException(404, f"No session {session_id}.")
     return Response(status_code=204)

@@ -1,0 +1,81 @@
+"""Share links of conversations: the chat makes them for their owner; people list, read and
+revoke them (pages for people are in hub/web/share_pages.py)."""
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+
+from hub.api.deps import CurrentActor, RuntimeDep, SessionDep
+from hub.models.share import MAX_SNAPSHOT_BYTES, ShareCreate, SharePublic, ShareView
+from hub.services.shares import (
+    ShareError,
+    create_share,
+    list_shares,
+    revoke_share,
+    to_public,
+    view_share,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/shares", tags=["shares"])
+
+
+async def _small_enough(request: Request) -> None:
+    """Refuse an oversized snapshot before reading it."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_SNAPSHOT_BYTES:
+        raise HTTPException(
+            413,
+            f"This conversation is too large to share ({int(length):,} bytes; the limit is "
+            f"{MAX_SNAPSHOT_BYTES:,}). Share a shorter one, or one with fewer large tables.",
+        )
+
+
+def _raise(error: ShareError) -> HTTPException:
+    return HTTPException(error.status, error.message)
+
+
+@router.post("", response_model=SharePublic, status_code=201, dependencies=[Depends(_small_enough)])
+def make(
+    share_in: ShareCreate, actor: CurrentActor, session: SessionDep, runtime: RuntimeDep
+) -> SharePublic:
+    """Share a snapshot of the caller's own conversation (the chat app, for its person)."""
+    try:
+        share = create_share(session=session, actor=actor, share_in=share_in)
+    except ShareError as error:
+        raise _raise(error) from error
+    return to_public(share, hub_url=runtime.settings.hub_public_url)
+
+
+@router.get("", response_model=list[SharePublic])
+def mine(actor: CurrentActor, session: SessionDep, runtime: RuntimeDep) -> list[SharePublic]:
+    """The caller's links, newest first, with whether each is active, expired or revoked."""
+    hub_url = runtime.settings.hub_public_url
+    return [
+        to_public(share, hub_url=hub_url) for share in list_shares(session=session, actor=actor)
+    ]
+
+
+@router.get("/{share_id}", response_model=ShareView)
+def read(
+    share_id: str,
+    actor: CurrentActor,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> ShareView:
+    """The snapshot, for someone it is shared with; 410 once revoked or expired."""
+    try:
+        return view_share(
+            session=session, share_id=share_id, actor=actor, hub_url=runtime.settings.hub_public_url
+        )
+    except ShareError as error:
+        raise _raise(error) from error
+
+
+@router.delete("/{share_id}", status_code=204)
+def revoke(share_id: str, actor: CurrentActor, session: SessionDep) -> Response:
+    """Revoke a link at once (its owner or an admin)."""
+    try:
+        revoke_share(session=session, share_id=share_id, actor=actor)
+    except ShareError as error:
+        raise _raise(error) from error
+    return Response(status_code=204)

@@ -1,0 +1,205 @@
+"""Share links through the hub's API and pages, over real HTTP on SQLite and PostgreSQL: who
+may make, read, list and revoke them, and what a revoked, expired or oversized one says."""
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session
+
+from hub.core.db import get_engine
+from hub.core.roles import Role
+from hub.models.service import utcnow
+from hub.models.share import MAX_SNAPSHOT_BYTES, Share
+from hub.services.users import create_user, get_user
+from hub.services.web_sessions import start_web_session
+from tests.conftest import RunningHub
+from tests.support.owners import as_person, as_service
+
+Client = Callable[[str], httpx.Client]
+PEOPLE = {"ana": "growth", "bob": "growth", "cy": "sales", "root": "platform"}
+
+
+@pytest.fixture
+def hub_database_url(database_url: str) -> str:
+    return database_url
+
+
+@pytest.fixture
+def person(hub: RunningHub) -> Iterator[Client]:
+    """People of two teams (root is an admin), each acting through the chat app."""
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        for name, team in PEOPLE.items():
+            role = Role.admin if name == "root" else Role.member
+            create_user(session=session, username=name, password="pw", team=team, role=role)
+    clients: list[httpx.Client] = []
+
+    def client_for(name: str) -> httpx.Client:
+        clients.append(as_person(hub, name))
+        return clients[-1]
+
+    yield client_for
+    for client in clients:
+        client.close()
+
+
+def _conversation_of(hub: RunningHub, username: str, thread_id: str) -> None:
+    """A conversation in the chat's tables, owned by `username` (by their key)."""
+    engine = get_engine(hub.settings.sqlalchemy_url)
+    with engine.begin() as connection:
+        key = connection.execute(
+            text("SELECT key FROM hub_user WHERE username = :name"), {"name": username}
+        ).scalar_one()
+        connection.execute(
+            text(
+                'INSERT INTO users (id, identifier, metadata, "createdAt") '
+                "VALUES (:id, :key, '{}', '2026-12-01')"
+            ),
+            {"id": f"chat-{thread_id}", "key": key},
+        )
+        connection.execute(
+            text(
+                'INSERT INTO threads (id, name, "userId", "userIdentifier") '
+                "VALUES (:id, 'Pricing', :user, :key)"
+            ),
+            {"id": thread_id, "user": f"chat-{thread_id}", "key": key},
+        )
+
+
+def _body(thread_id: str, **extra: Any) -> dict[str, Any]:
+    snapshot = {
+        "answered_by": "test-model",
+        "profile": "test-model",
+        "steps": [
+            {"kind": "user", "author": "ana", "text": "What should we charge?"},
+            {"kind": "tool", "author": "pricing · quote", "input": '{"plan": "pro"}', "text": "42"},
+            {"kind": "assistant", "author": "test-model", "text": "Charge 42."},
+        ],
+    }
+    return {"thread_id": thread_id, "title": "Pricing", "snapshot": snapshot, **extra}
+
+
+def _share(client: httpx.Client, thread_id: str, **extra: Any) -> dict[str, Any]:
+    made = client.post("/api/shares", json=_body(thread_id, **extra))
+    assert made.status_code == 201, made.text
+    body: dict[str, Any] = made.json()
+    return body
+
+
+def test_the_owner_shares_and_colleagues_read_the_snapshot(hub: RunningHub, person: Client) -> None:
+    _conversation_of(hub, "ana", "t-1")
+    share = _share(person("ana"), "t-1")
+    assert share["url"] == f"{hub.url}/s/{share['id']}"
+    assert (share["status"], share["audience"], share["team"]) == ("active", "company", "growth")
+    days = (share["expires_at"][:10], (utcnow() + timedelta(days=30)).date().isoformat())
+    assert days[0] == days[1]
+
+    for reader in ("ana", "bob", "cy", "root"):
+        seen = person(reader).get(f"/api/shares/{share['id']}")
+        assert seen.status_code == 200, (reader, seen.text)
+        steps = seen.json()["snapshot"]["steps"]
+        assert [step["text"] for step in steps] == ["What should we charge?", "42", "Charge 42."]
+    assert [item["id"] for item in person("ana").get("/api/shares").json()] == [share["id"]]
+    assert person("bob").get("/api/shares").json() == []
+
+
+def test_a_team_link_is_for_the_team_and_a_service_reads_no_link(
+    hub: RunningHub, person: Client
+) -> None:
+    _conversation_of(hub, "ana", "t-1")
+    share = _share(person("ana"), "t-1", audience="team", expires_in_days=7)
+    assert person("bob").get(f"/api/shares/{share['id']}").status_code == 200
+    assert person("cy").get(f"/api/shares/{share['id']}").status_code == 404
+    with as_service(hub, hub.new_service("growth-bot", team="growth")) as service:
+        assert service.get(f"/api/shares/{share['id']}").status_code == 404
+        refused = service.post("/api/shares", json=_body("t-1"))
+        assert refused.status_code == 403 and "Only people" in refused.json()["detail"]
+    with httpx.Client(base_url=hub.url) as anonymous:
+        assert anonymous.get(f"/api/shares/{share['id']}").status_code == 401
+        page = anonymous.get(f"/s/{share['id']}", follow_redirects=False)
+        assert page.status_code == 303
+        assert page.headers["location"] == f"/login?next=/s/{share['id']}"
+
+
+def test_only_the_owner_shares_a_conversation(hub: RunningHub, person: Client) -> None:
+    _conversation_of(hub, "ana", "t-1")
+    for client, thread in ((person("bob"), "t-1"), (person("ana"), "no-such-thread")):
+        refused = client.post("/api/shares", json=_body(thread))
+        assert refused.status_code == 404, refused.text
+        assert "no conversation" in refused.json()["detail"]
+    empty = _body("t-1")
+    empty["snapshot"]["steps"] = []
+    assert person("ana").post("/api/shares", json=empty).status_code == 400
+    bad = person("ana").post("/api/shares", json=_body("t-1", audience="world"))
+    assert bad.status_code == 422
+    too_long = person("ana").post("/api/shares", json=_body("t-1", expires_in_days=400))
+    assert too_long.status_code == 422
+
+
+def test_an_oversized_snapshot_is_refused_with_the_limit(hub: RunningHub, person: Client) -> None:
+    _conversation_of(hub, "ana", "t-1")
+    body = _body("t-1")
+    chunk = {"kind": "assistant", "author": "m", "text": "x" * 150_000}
+    body["snapshot"]["steps"] = [chunk] * (MAX_SNAPSHOT_BYTES // 150_000 + 2)
+    refused = person("ana").post("/api/shares", json=body)
+    assert refused.status_code == 413
+    assert f"{MAX_SNAPSHOT_BYTES:,}" in refused.json()["detail"]
+
+
+def test_a_revoked_or_expired_link_says_so_and_only_the_owner_or_an_admin_revokes(
+    hub: RunningHub, person: Client
+) -> None:
+    _conversation_of(hub, "ana", "t-1")
+    first, second = _share(person("ana"), "t-1"), _share(person("ana"), "t-1")
+    assert person("bob").delete(f"/api/shares/{first['id']}").status_code == 404
+    assert person("ana").delete(f"/api/shares/{first['id']}").status_code == 204
+    gone = person("bob").get(f"/api/shares/{first['id']}")
+    assert gone.status_code == 410 and "ana revoked this link" in gone.json()["detail"]
+
+    past = utcnow() - timedelta(days=1)
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        row = session.get(Share, second["id"])
+        assert row is not None
+        row.expires_at = past
+        session.add(row)
+        session.commit()
+    expired = person("bob").get(f"/api/shares/{second['id']}")
+    assert expired.status_code == 410
+    assert f"expired on {past:%Y-%m-%d %H:%M}" in expired.json()["detail"]
+    statuses = {item["id"]: item["status"] for item in person("ana").get("/api/shares").json()}
+    assert statuses == {first["id"]: "revoked", second["id"]: "expired"}
+    assert person("root").delete(f"/api/shares/{second['id']}").status_code == 204
+    assert person("ana").delete(f"/api/shares/{first['id']}").status_code == 204  # again
+
+    # Each link made and each revocation is in the audit log once, with who did it.
+    events = person("root").get("/api/audit", params={"action": "share.*"}).json()
+    seen = sorted((e["action"], e["object_id"], e["actor_name"]) for e in events)
+    assert seen == sorted(
+        [
+            ("share.created", first["id"], "ana"),
+            ("share.created", second["id"], "ana"),
+            ("share.revoked", first["id"], "ana"),
+            ("share.revoked", second["id"], "root"),
+        ]
+    )
+
+
+def test_the_shared_page_is_not_indexed_and_sends_no_referrer(
+    hub: RunningHub, person: Client
+) -> None:
+    _conversation_of(hub, "ana", "t-1")
+    share = _share(person("ana"), "t-1")
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        bob = get_user(session=session, username="bob")
+        assert bob is not None
+        cookie = start_web_session(session=session, user=bob, days=1, method="password")
+    with httpx.Client(base_url=hub.url, cookies={"switchboard_session": cookie}) as browser:
+        shown = browser.get(f"/s/{share['id']}")
+    assert shown.status_code == 200
+    assert shown.headers["x-robots-tag"] == "noindex, nofollow"
+    assert shown.headers["referrer-policy"] == "no-referrer"
+    assert '<meta name="robots" content="noindex, nofollow">' in shown.text
+    assert "Charge 42." in shown.text and "pricing · quote" in shown.text
