@@ -284,7 +284,7 @@ async def _share(message: cl.Message) -> None:
             author="Switchboard",
         ).send()
         return
-    audience, days = share_request(message.content)
+    audience, days, trace = share_request(message.content)
     snapshot = snapshot_of(
         thread,
         files=file_store(),
@@ -294,7 +294,7 @@ async def _share(message: cl.Message) -> None:
     try:
         share = await gateway().create_share(
             user=username(person),
-            body=share_body(thread, snapshot, audience=audience, days=days),
+            body=share_body(thread, snapshot, audience=audience, days=days, trace=trace),
         )
     except HubError as error:
         await cl.ErrorMessage(content=f"Not shared: {error}", author="Switchboard").send()
@@ -303,8 +303,11 @@ async def _share(message: cl.Message) -> None:
     await cl.Message(
         author="Switchboard",
         content=f"Shared with {who} until {share['expires_at'][:10]}: {share['url']}\n\n"
-        "It shows the conversation as it is now. See or revoke your links at "
-        f"{get_settings().hub_public_url}/shares.",
+        "It shows the conversation as it is now"
+        + {"none": "", "redacted": ", with the agent's trace (what went in and out hidden)"}.get(
+            trace.value, ", with the agent's trace"
+        )
+        + f". See or revoke your links at {get_settings().hub_public_url}/shares.",
     ).send()
 
 

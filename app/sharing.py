@@ -37,6 +37,7 @@ from hub.models.share import (
     Snapshot,
     SnapshotElement,
     SnapshotStep,
+    TraceDetail,
 )
 
 __all__ = [
@@ -63,17 +64,24 @@ def share_command() -> dict[str, Any]:
     return {
         "id": SHARE_COMMAND,
         "icon": "share-2",
-        "description": "Share this conversation by link. Add 'team' for your team only, "
-        "or a number of days ('7 days'; 30 unless said).",
+        "description": "Share this conversation by link. Add 'team' for your team only, a "
+        "number of days ('7 days'; 30 unless said), 'trace' to include the agent's trace "
+        "('trace redacted' without what went in and out of each step).",
         "button": True,
     }
 
 
-def share_request(text: str) -> tuple[ShareAudience, int]:
-    """Who a link is for and for how many days, from what the person wrote with the command."""
+def share_request(text: str) -> tuple[ShareAudience, int, TraceDetail]:
+    """Who a link is for, for how many days, and how much of the agent's traces it shows, from
+    what the person wrote with the command."""
     audience = ShareAudience.team if re.search(r"\bteam\b", text, re.I) else ShareAudience.company
-    days = _DAYS.search(text)
-    return audience, min(max(int(days.group(1)), 1), 365) if days else 30
+    found = _DAYS.search(text)
+    days = min(max(int(found.group(1)), 1), 365) if found else 30
+    trace = TraceDetail.none
+    if re.search(r"\btraces?\b", text, re.I):
+        hidden = re.search(r"\b(redacted|hidden|hide)\b", text, re.I)
+        trace = TraceDetail.redacted if hidden else TraceDetail.full
+    return audience, days, trace
 
 
 def _metadata(step: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -156,13 +164,19 @@ def snapshot_of(
 
 
 def share_body(
-    thread: ThreadDict, snapshot: Snapshot, *, audience: ShareAudience, days: int
+    thread: ThreadDict,
+    snapshot: Snapshot,
+    *,
+    audience: ShareAudience,
+    days: int,
+    trace: TraceDetail = TraceDetail.none,
 ) -> dict[str, Any]:
     body = ShareCreate(
         thread_id=str(thread["id"]),
         title=str(thread.get("name") or "")[:200],
         audience=audience,
         expires_in_days=days,
+        trace=trace,
         snapshot=snapshot,
     )
     return body.model_dump(mode="json")

@@ -10,7 +10,10 @@ from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from hub.models.trace import TraceRunPublic
+
 __all__ = [
+    "HIDDEN",
     "MAX_SNAPSHOT_BYTES",
     "Share",
     "ShareAudience",
@@ -20,6 +23,7 @@ __all__ = [
     "Snapshot",
     "SnapshotElement",
     "SnapshotStep",
+    "TraceDetail",
 ]
 
 # A conversation with a few tables and charts fits easily; more is refused with a 413.
@@ -29,6 +33,20 @@ MAX_SNAPSHOT_BYTES = 4_000_000
 class ShareAudience(StrEnum):
     company = "company"  # anyone signed in
     team = "team"  # the owner's team at the time of sharing
+
+
+class TraceDetail(StrEnum):
+    """How much of the agent runs' traces a share carries, as its owner chooses."""
+
+    none = "none"
+    # Which model and tool calls ran, when, how long, tokens, cost and errors; not what
+    # went in or came out.
+    redacted = "redacted"
+    full = "full"
+
+
+# What a redacted trace shows in place of a step's input and output.
+HIDDEN = "(hidden by the person who shared this)"
 
 
 class SnapshotElement(BaseModel):
@@ -71,6 +89,7 @@ class ShareCreate(BaseModel):
     title: str = PydanticField(default="", max_length=200)
     audience: ShareAudience = ShareAudience.company
     expires_in_days: int = PydanticField(default=30, ge=1, le=365)
+    trace: TraceDetail = TraceDetail.none
     snapshot: Snapshot
 
 
@@ -90,6 +109,11 @@ class Share(SQLModel, table=True):
     expires_at: datetime
     revoked_at: datetime | None = None
     snapshot: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    trace_detail: str = Field(default=TraceDetail.none.value, max_length=20)
+    # The conversation's agent runs as their traces were when shared (TraceRunPublic).
+    traces: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
 
 
 class SharePublic(SQLModel):
@@ -105,7 +129,9 @@ class SharePublic(SQLModel):
     revoked_at: datetime | None
     # "active", "expired" or "revoked".
     status: str
+    trace_detail: TraceDetail
 
 
 class ShareView(SharePublic):
     snapshot: Snapshot
+    traces: list[TraceRunPublic]

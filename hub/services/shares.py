@@ -3,6 +3,7 @@ team), listed and revoked by the owner; admins may read and revoke any."""
 
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -10,14 +11,18 @@ from sqlmodel import Session, col, select
 from hub.models.actor import Actor
 from hub.models.service import utcnow
 from hub.models.share import (
+    HIDDEN,
     Share,
     ShareAudience,
     ShareCreate,
     SharePublic,
     ShareView,
     Snapshot,
+    TraceDetail,
 )
+from hub.models.trace import TraceRunPublic
 from hub.services.audit import record_event
+from hub.services.traces import get_trace, list_traces
 
 __all__ = [
     "ShareError",
@@ -69,12 +74,34 @@ def to_public(share: Share, *, hub_url: str, now: datetime | None = None) -> Sha
         expires_at=share.expires_at,
         revoked_at=share.revoked_at,
         status=_status(share, now or utcnow()),
+        trace_detail=TraceDetail(share.trace_detail),
     )
 
 
 def _require_person(actor: Actor) -> None:
     if actor.kind != "user":
         raise ShareError(403, "Only people share and read conversations; a service token cannot.")
+
+
+def _redacted(run: TraceRunPublic) -> TraceRunPublic:
+    steps = [step.model_copy(update={"input": HIDDEN, "output": HIDDEN}) for step in run.timeline]
+    return run.model_copy(update={"timeline": steps})
+
+
+def _traces(
+    session: Session, actor: Actor, thread_id: str, detail: TraceDetail
+) -> list[dict[str, Any]]:
+    """The conversation's agent runs the owner may read, oldest first, as much as they chose
+    to show."""
+    if detail == TraceDetail.none:
+        return []
+    runs = list_traces(session=session, actor=actor, conversation=thread_id)
+    found = []
+    for listed in reversed(runs):
+        run = get_trace(session=session, run_id=listed.id, actor=actor)
+        if run is not None:
+            found.append(_redacted(run) if detail == TraceDetail.redacted else run)
+    return [run.model_dump(mode="json") for run in found]
 
 
 def create_share(*, session: Session, actor: Actor, share_in: ShareCreate) -> Share:
@@ -102,9 +129,16 @@ def create_share(*, session: Session, actor: Actor, share_in: ShareCreate) -> Sh
         created_at=now,
         expires_at=now + timedelta(days=share_in.expires_in_days),
         snapshot=share_in.snapshot.model_dump(mode="json"),
+        trace_detail=share_in.trace.value,
+        traces=_traces(session, actor, share_in.thread_id, share_in.trace),
     )
     session.add(share)
-    details = {"thread": share.thread_id, "audience": share.audience, "team": share.team}
+    details = {
+        "thread": share.thread_id,
+        "audience": share.audience,
+        "team": share.team,
+        "trace": share.trace_detail,
+    }
     record_event(
         session=session,
         actor=actor,
@@ -142,7 +176,11 @@ def view_share(*, session: Session, share_id: str, actor: Actor, hub_url: str) -
             f"This link expired on {_aware(share.expires_at):%Y-%m-%d %H:%M} UTC; ask "
             f"{share.owner_name} for a new one.",
         )
-    return ShareView(**public.model_dump(), snapshot=Snapshot.model_validate(share.snapshot))
+    return ShareView(
+        **public.model_dump(),
+        snapshot=Snapshot.model_validate(share.snapshot),
+        traces=[TraceRunPublic.model_validate(run) for run in share.traces],
+    )
 
 
 def list_shares(*, session: Session, actor: Actor) -> list[Share]:

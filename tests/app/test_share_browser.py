@@ -54,10 +54,12 @@ def _person(browser: Browser) -> Page:
 
 def _share(page: Page, words: str) -> str:
     """Ana presses Share in the message box; the link comes back in the chat."""
+    notes = page.locator(".message-content").filter(has_text="Shared with")
+    before = notes.count()
     page.locator("#command-Share").click()
     send(page, words)
-    note = page.locator(".message-content").filter(has_text="Shared with").last
-    expect(note).to_be_visible()
+    expect(notes).to_have_count(before + 1)
+    note = notes.last
     found = SHARE_LINK.search(note.inner_text())
     assert found, note.inner_text()
     return found.group(0)

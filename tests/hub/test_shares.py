@@ -13,7 +13,8 @@ from sqlmodel import Session
 from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.models.service import utcnow
-from hub.models.share import MAX_SNAPSHOT_BYTES, Share
+from hub.models.share import HIDDEN, MAX_SNAPSHOT_BYTES, Share
+from hub.models.trace import TraceRun, TraceStep
 from hub.services.users import create_user, get_user
 from hub.services.web_sessions import start_web_session
 from tests.conftest import RunningHub
@@ -203,3 +204,69 @@ def test_the_shared_page_is_not_indexed_and_sends_no_referrer(
     assert shown.headers["referrer-policy"] == "no-referrer"
     assert '<meta name="robots" content="noindex, nofollow">' in shown.text
     assert "Charge 42." in shown.text and "pricing · quote" in shown.text
+
+
+def _agent_run(hub: RunningHub, username: str, conversation: str, run_id: str) -> None:
+    """A finished run of an agent in a conversation, with one tool step."""
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        person = get_user(session=session, username=username)
+        assert person is not None
+        start = utcnow()
+        session.add(
+            TraceRun(
+                id=run_id,
+                agent_slug="analyst",
+                agent_version=3,
+                agent_owner="root",
+                agent_owner_kind="user",
+                agent_owner_id="someone-else",
+                conversation_id=conversation,
+                user=username,
+                user_kind="user",
+                user_id=person.key,
+                started_at=start,
+                ended_at=start + timedelta(seconds=1),
+                status="ok",
+                steps=1,
+            )
+        )
+        session.add(
+            TraceStep(
+                id=f"{run_id}-1",
+                run_id=run_id,
+                seq=1,
+                kind="tool",
+                name="bigquery/run_query",
+                started_at=start,
+                ended_at=start + timedelta(milliseconds=300),
+                latency_ms=300.0,
+                input={"sql": "SELECT salary FROM staff"},
+                output={"rows": 2},
+            )
+        )
+        session.commit()
+
+
+def test_the_owner_chooses_to_include_the_trace_whole_or_redacted(
+    hub: RunningHub, person: Client
+) -> None:
+    _conversation_of(hub, "ana", "t-1")
+    _agent_run(hub, "ana", "t-1", "run-a")
+    _agent_run(hub, "ana", "t-other", "run-b")  # another conversation: never in this share
+    ana, bob = person("ana"), person("bob")
+    ids = {
+        detail: _share(ana, "t-1", trace=detail)["id"] for detail in ("none", "redacted", "full")
+    }
+    shown = {detail: bob.get(f"/api/shares/{share_id}").json() for detail, share_id in ids.items()}
+    assert shown["none"]["traces"] == []
+    full = shown["full"]["traces"]
+    assert [run["id"] for run in full] == ["run-a"]
+    assert full[0]["timeline"][0]["input"] == {"sql": "SELECT salary FROM staff"}
+    redacted = shown["redacted"]["traces"][0]["timeline"][0]
+    assert (redacted["name"], redacted["input"], redacted["output"]) == (
+        "bigquery/run_query",
+        HIDDEN,
+        HIDDEN,
+    )
+    assert "SELECT salary" not in str(shown["redacted"])
+    assert bob.get("/api/traces/run-a").status_code == 404  # the trace itself stays Ana's

@@ -36,6 +36,8 @@ def upgrade() -> None:
         sa.Column("expires_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("revoked_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column("snapshot", sa.JSON(), nullable=False),
+        sa.Column("trace_detail", _text(20), nullable=False, server_default="none"),
+        sa.Column("traces", sa.JSON(), nullable=False, server_default="[]"),
     )
     with op.batch_alter_table("share_link", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_share_link_thread_id"), ["thread_id"], unique=False)
