@@ -213,7 +213,12 @@ class _TurnView:
         self.reply = cl.Message(
             content="",
             author=spec.name,
-            metadata={"switchboard_reply": True, "agent": spec.slug, "version": spec.version},
+            metadata={
+                "switchboard_reply": True,
+                "agent": spec.slug,
+                "version": spec.version,
+                "model": spec.model,
+            },
         )
         self.steps: dict[str, cl.Step] = {}
         self.final: FinalAnswer | None = None

@@ -8,6 +8,7 @@ so threads look the same whichever database they came from.
 """
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
@@ -16,9 +17,10 @@ from chainlit.step import StepDict
 from chainlit.types import ThreadDict
 from sqlalchemy.engine import make_url
 
+from app.history import REPLY_MARKER
 from app.sharing import SHARE_COMMAND
 
-__all__ = ["SwitchboardDataLayer", "async_database_url"]
+__all__ = ["RatedAnswer", "StoredFeedback", "SwitchboardDataLayer", "async_database_url"]
 
 _SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"}
 _POSTGRES_DRIVERS = {
@@ -58,6 +60,23 @@ def _decode_step(step: StepDict) -> None:
     for key in ("metadata", "generation", "tags"):
         if key in step:
             step[key] = _decoded(step[key])  # type: ignore[literal-required]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFeedback:
+    for_id: str
+    # Chainlit's: 1 up, 0 down.
+    value: int
+    comment: str
+    owner: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RatedAnswer:
+    thread_id: str
+    message_id: str
+    # What the chat stored with the answer: model, or agent, version and trace.
+    metadata: dict[str, Any]
 
 
 class SwitchboardDataLayer(SQLAlchemyDataLayer):
@@ -153,15 +172,45 @@ class SwitchboardDataLayer(SQLAlchemyDataLayer):
             return None
         return str(rows[0]["thread_id"]), rows[0]["owner"]
 
-    async def owner_of_feedback(self, feedback_id: str) -> str | None:
-        """The key of the person whose conversation holds the step a feedback rates."""
+    async def stored_feedback(self, feedback_id: str) -> StoredFeedback | None:
+        """A feedback as Chainlit stored it, with the key of the person whose conversation
+        holds the step it rates."""
         rows = await self.execute_sql(
-            query='SELECT t."userIdentifier" AS owner FROM feedbacks f '
+            query='SELECT f."forId" AS for_id, f."value" AS value, f."comment" AS comment, '
+            't."userIdentifier" AS owner FROM feedbacks f '
             'JOIN steps s ON s."id" = f."forId" JOIN threads t ON t."id" = s."threadId" '
             'WHERE f."id" = :id',
             parameters={"id": feedback_id},
         )
         if not isinstance(rows, list) or not rows:
             return None
-        owner = rows[0]["owner"]
-        return str(owner) if owner is not None else None
+        row = rows[0]
+        return StoredFeedback(
+            for_id=str(row["for_id"]),
+            value=int(row["value"]),
+            comment=str(row["comment"] or ""),
+            owner=str(row["owner"]) if row["owner"] is not None else None,
+        )
+
+    async def rated_answer(self, step_id: str) -> RatedAnswer | None:
+        """The model's or agent's answer a rating of `step_id` is about: the step itself when
+        it is one, else the last answer within it (Chainlit puts the thumbs on the run of
+        `on_message`, whose last message is the answer)."""
+        rows = await self.execute_sql(
+            query='SELECT "id", "threadId", "type", "metadata", "createdAt" FROM steps '
+            'WHERE "id" = :id OR "parentId" = :id',
+            parameters={"id": step_id},
+        )
+        answers: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+        for row in rows if isinstance(rows, list) else []:
+            metadata = _decoded(row["metadata"])
+            if row["type"] == "assistant_message" and isinstance(metadata, dict):
+                if metadata.get(REPLY_MARKER):
+                    answers.append((str(row["createdAt"] or ""), str(row["id"]), row, metadata))
+        if not answers:
+            return None
+        itself = [answer for answer in answers if answer[1] == step_id]
+        _, message_id, row, metadata = (
+            itself[0] if itself else max(answers, key=lambda answer: answer[:2])
+        )
+        return RatedAnswer(thread_id=str(row["threadId"]), message_id=message_id, metadata=metadata)

@@ -1,4 +1,5 @@
-"""The chat app's client for the hub: sign-ins, models, agents, tools, streamed completions.
+"""The chat app's client for the hub: sign-ins, models, agents, tools, streamed completions,
+shares and feedback.
 
 Every call carries the app's own service token; the hub is the only thing that talks to
 providers. Failures surface as `HubError` with a message fit to show a person in the chat.
@@ -299,6 +300,26 @@ class HubGateway:
             raise HubRefusedError(response.status_code, _error_detail(response))
         share: dict[str, Any] = response.json()
         return share
+
+    async def record_feedback(self, *, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Store `user`'s thumbs and comment on an answer at the hub (it replaces theirs)."""
+        response = await self._request(
+            "PUT", "/api/feedback", json=body, headers={"X-Switchboard-User": user}
+        )
+        if response.status_code != 200:
+            raise HubRefusedError(response.status_code, _error_detail(response))
+        feedback: dict[str, Any] = response.json()
+        return feedback
+
+    async def delete_feedback(self, *, user: str, message_id: str) -> None:
+        """Take back `user`'s feedback on a message at the hub."""
+        response = await self._request(
+            "DELETE",
+            f"/api/feedback/{path_segment(message_id)}",
+            headers={"X-Switchboard-User": user},
+        )
+        if response.status_code != 204:
+            raise HubRefusedError(response.status_code, _error_detail(response))
 
     async def call_tool(
         self, *, server: str, tool: str, arguments: dict[str, Any], on_behalf_of: str | None

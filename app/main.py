@@ -66,7 +66,7 @@ def file_store() -> LocalFileStore:
 
 
 add_file_route(chainlit_app, file_store())
-add_chainlit_routes(chainlit_app)
+add_chainlit_routes(chainlit_app, hub=gateway)
 
 
 @cl.data_layer

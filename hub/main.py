@@ -38,6 +38,7 @@ from hub.services.usage import UsageRecorder
 from hub.web import (
     agent_pages,
     audit_pages,
+    feedback_pages,
     gateway_pages,
     pages,
     session_pages,
@@ -222,4 +223,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(session_pages.router)
     app.include_router(audit_pages.router)
     app.include_router(share_pages.router)
+    app.include_router(feedback_pages.router)
     return app

@@ -6,6 +6,7 @@ from hub.api.routes import (
     agents,
     audit,
     auth,
+    feedback,
     gateway_health,
     health,
     mcp_servers,
@@ -28,3 +29,4 @@ api_router.include_router(agents.router)
 api_router.include_router(traces.router)
 api_router.include_router(audit.router)
 api_router.include_router(shares.router)
+api_router.include_router(feedback.router)

@@ -7,8 +7,10 @@ gets 403. Forms post back; a refused form is shown again with what was typed.
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
+from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
@@ -17,8 +19,10 @@ from hub.api.deps import OptionalActor, RuntimeDep
 from hub.api.routes.agents import AgentCatalogDep
 from hub.models.actor import Actor
 from hub.models.agent import AgentCreate, AgentDefinition, AgentPublic, AgentUpdate, Visibility
+from hub.models.feedback import AgentFeedback
 from hub.models.mcp_server import McpServerPublic
-from hub.services.agents import can_edit
+from hub.services.agents import can_edit, get_agent
+from hub.services.feedback import agent_feedback
 from hub.web.pages import page, problems, to_login
 
 __all__ = ["router"]
@@ -300,6 +304,17 @@ def _draft_vs_live(agent: AgentPublic) -> list[tuple[str, str, str]]:
     ]
 
 
+async def _feedback(runtime: RuntimeDep, slug: str) -> AgentFeedback | None:
+    """Thumbs and the latest comments per version, for the agent's owner and admins."""
+
+    def load() -> AgentFeedback | None:
+        with Session(runtime.engine) as session:
+            agent = get_agent(session=session, slug=slug)
+            return agent_feedback(session=session, agent=agent) if agent is not None else None
+
+    return await anyio.to_thread.run_sync(load)
+
+
 async def _agent_page(
     request: Request,
     actor: Actor,
@@ -322,6 +337,7 @@ async def _agent_page(
         agent=agent,
         can_edit=editable,
         changes=_draft_vs_live(agent) if editable else [],
+        feedback=await _feedback(runtime, slug) if editable else None,
         shown=agent.live or agent.draft,
         chat_url=_chat_url(runtime),
         error=error.message if error else None,

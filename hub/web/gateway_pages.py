@@ -1,7 +1,5 @@
 """Pages for the platform team: the gateway's circuit breakers, and usage and cost over time."""
 
-import csv
-import io
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -17,6 +15,7 @@ from hub.gateway.errors import GatewayError
 from hub.models.actor import Actor
 from hub.services.costs import CostBy, CostRow, cost_rows
 from hub.web.charts import PALETTE, Series, stacked_bars
+from hub.web.csv_export import csv_download
 from hub.web.pages import page, to_login
 
 __all__ = ["router"]
@@ -158,38 +157,30 @@ async def costs_csv(
         return Response("Only admins export costs.\n", status_code=403, media_type="text/plain")
     days = _period(days)
     _, rows = await _load(runtime, days)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
+    header = [
+        "day",
+        "team",
+        "service",
+        "model",
+        "requests",
+        "errors",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+    ]
+    cells = (
         [
-            "day",
-            "team",
-            "service",
-            "model",
-            "requests",
-            "errors",
-            "input_tokens",
-            "output_tokens",
-            "cost_usd",
+            row.day.isoformat(),
+            row.team,
+            row.service,
+            row.model,
+            row.requests,
+            row.errors,
+            row.input_tokens,
+            row.output_tokens,
+            f"{row.cost_usd:.8f}",
         ]
+        for row in rows
     )
-    for row in rows:
-        writer.writerow(
-            [
-                row.day.isoformat(),
-                row.team,
-                row.service,
-                row.model,
-                row.requests,
-                row.errors,
-                row.input_tokens,
-                row.output_tokens,
-                f"{row.cost_usd:.8f}",
-            ]
-        )
     filename = f"switchboard-costs-{datetime.now(UTC):%Y-%m-%d}-{days}d.csv"
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{filename}"'},
-    )
+    return csv_download(filename, header, cells)

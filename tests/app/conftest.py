@@ -224,8 +224,16 @@ def sign_in(page: Page, app: ChatApp, username: str, password: str = PASSWORD) -
 def send(page: Page, text: str) -> None:
     # Typed key by key: the composer is a React textarea that ignores a programmatic fill.
     box = page.locator("#chat-input")
-    box.click()
-    page.keyboard.type(text)
+    # While the page still settles (the socket joining, the profiles arriving) the composer
+    # can be drawn anew and drop keys typed into the old one: type again until it has them all.
+    for _ in range(3):
+        box.click()
+        page.keyboard.press("ControlOrMeta+A")
+        page.keyboard.press("Delete")
+        page.keyboard.type(text)
+        if box.input_value() == text:
+            break
+    expect(box).to_have_value(text)
     expect(page.locator("#chat-submit")).to_be_enabled()
     # Right after a page load Chainlit may still be joining its socket and ignore a send, as
     # it would for a person; like a person, press again when the text is still in the box.

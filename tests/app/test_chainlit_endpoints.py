@@ -44,8 +44,11 @@ def ben(hub: RunningHub, chat_app: ChatApp) -> Iterator[httpx.Client]:
         yield client
 
 
-def _conversation(chat_app: ChatApp, person: httpx.Client) -> tuple[str, str]:
-    """A stored conversation of `person` with one reply; its thread's and reply's ids."""
+def _conversation(
+    chat_app: ChatApp, person: httpx.Client, metadata: dict[str, object] | None = None
+) -> tuple[str, str]:
+    """A stored conversation of `person` with one reply (with `metadata`, as the chat stores
+    a model's or an agent's answer); its thread's and reply's ids."""
     me = person.get("/user").json()
     (row,) = chat_app.query("SELECT id FROM users WHERE identifier = ?", me["identifier"])
     thread_id, step_id = str(uuid.uuid4()), str(uuid.uuid4())
@@ -55,9 +58,10 @@ def _conversation(chat_app: ChatApp, person: httpx.Client) -> tuple[str, str]:
         *(thread_id, "2026-12-01T10:00:00Z", "Pay rise", row["id"], me["identifier"]),
     )
     chat_app.execute(
-        'INSERT INTO steps (id, name, type, "threadId", streaming, output) '
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        'INSERT INTO steps (id, name, type, "threadId", streaming, output, metadata) '
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         *(step_id, "test-model", "assistant_message", thread_id, False, "Ask in March."),
+        json.dumps(metadata or {}),
     )
     return thread_id, step_id
 
@@ -106,6 +110,63 @@ def test_only_the_owner_of_a_conversation_deletes_feedback_on_it(
     deleted = ada.request("DELETE", "/feedback", json={"feedbackId": feedback_id})
     assert deleted.status_code == 200, deleted.text
     assert _feedbacks(chat_app) == []
+
+
+def _at_the_hub(chat_app: ChatApp) -> list[tuple[str, str, int, str, str]]:
+    rows = chat_app.query(
+        "SELECT person_name, message_id, value, comment, model FROM feedback ORDER BY id"
+    )
+    return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+
+
+def test_feedback_on_an_answer_goes_to_the_hub_and_is_taken_back_there(
+    chat_app: ChatApp, ada: httpx.Client
+) -> None:
+    _, reply = _conversation(chat_app, ada, {"switchboard_reply": True, "model": "test-model"})
+    rated = _rate(ada, reply)
+    assert rated.status_code == 200, rated.text
+    assert _at_the_hub(chat_app) == [("ada", reply, -1, "wrong", "test-model")]
+
+    # Thumbs up instead, on the same feedback: replaced at the hub too.
+    up = {"forId": reply, "value": 1, "comment": "right", "id": rated.json()["feedbackId"]}
+    assert ada.put("/feedback", json={"feedback": up, "sessionId": "any"}).status_code == 200
+    assert _at_the_hub(chat_app) == [("ada", reply, 1, "right", "test-model")]
+
+    feedback_id = rated.json()["feedbackId"]
+    assert ada.request("DELETE", "/feedback", json={"feedbackId": feedback_id}).status_code == 200
+    assert _at_the_hub(chat_app) == []
+    chat_app.assert_no_storage_errors()
+
+
+def test_the_hub_refusing_feedback_leaves_the_persons_thumbs_in_the_chat(
+    chat_app: ChatApp, ada: httpx.Client
+) -> None:
+    # An answer whose stored agent the hub cannot take (not a slug).
+    answer = {"switchboard_reply": True, "agent": "Not A Slug", "version": 1, "model": "m"}
+    thread_id, reply = _conversation(chat_app, ada, answer)
+    rated = _rate(ada, reply)
+    assert rated.status_code == 200, rated.text
+    assert _feedbacks(chat_app) == [(reply, 0, thread_id)]
+    assert _at_the_hub(chat_app) == []
+    assert "the hub did not take the feedback" in chat_app.log()
+
+    too_long = {"forId": reply, "value": 0, "comment": "x" * 2001}
+    refused = ada.put("/feedback", json={"feedback": too_long, "sessionId": "any"})
+    assert refused.status_code == 422 and "at most 2,000 characters" in refused.json()["detail"]
+
+
+def test_feedback_the_chat_cannot_store_is_a_502_and_never_reaches_the_hub(
+    chat_app: ChatApp, ada: httpx.Client
+) -> None:
+    _, reply = _conversation(chat_app, ada, {"switchboard_reply": True, "model": "test-model"})
+    chat_app.execute("ALTER TABLE feedbacks RENAME TO feedbacks_away")
+    try:
+        failed = _rate(ada, reply)
+    finally:
+        chat_app.execute("ALTER TABLE feedbacks_away RENAME TO feedbacks")
+    assert failed.status_code == 502, failed.text
+    assert "could not store your feedback" in failed.json()["detail"]
+    assert _at_the_hub(chat_app) == []
 
 
 def test_chainlits_thread_sharing_is_closed(

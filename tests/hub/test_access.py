@@ -6,7 +6,8 @@ service token (a builder of alpha that is not an admin), and someone signed out 
 People call with the session cookie (and the hub's own `Origin`, as its pages send); the
 service with its bearer token. Team alpha registered the MCP server `weather`. Alpha's builder
 owns three agents: `guide` (published for everyone), `team-guide` (published for team alpha)
-and `draft-guide` (never published); alpha's member ran `guide` (trace `run-1`).
+and `draft-guide` (never published); alpha's member ran `guide` (trace `run-1`) in their
+conversation `t-bob`, whose answer `m-bob` they gave a thumbs down.
 
 A route missing from the table fails `test_every_route_of_the_hub_is_in_the_access_table`, so a
 new route comes with its row.
@@ -20,15 +21,18 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import text
-from sqlmodel import Session
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Session, select
 
 from hub.core.config import Settings
 from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.identity.cookies import SESSION_COOKIE
 from hub.main import HOT_ROUTES, create_app
+from hub.models.feedback import Feedback
 from hub.models.service import utcnow
 from hub.models.share import Share
 from hub.models.trace import TraceRun
@@ -50,6 +54,13 @@ class Row(NamedTuple):
 
 
 CALLERS = ("admin", "builder", "member", "beta", "service", "anon")
+# The chat's messages (Chainlit's table): JSON metadata, JSONB on PostgreSQL.
+_STEPS = sa.table(
+    "steps",
+    *(sa.column(name, sa.Text) for name in ("id", "name", "type", "threadId")),
+    sa.column("streaming", sa.Boolean),
+    sa.column("metadata", sa.JSON().with_variant(postgresql.JSONB(), "postgresql")),
+)
 TOOL_CALL = "/api/mcp/servers/weather/tools/get_weather/call"
 
 # `{victim}` is the id of another person's session, there to be ended.
@@ -112,6 +123,12 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    "/api/shares",                          200,    200,    200,    200,    200,    401),
     ("GET",    "/api/shares/{share}",                  200,    200,    200,    404,    404,    401),
     ("DELETE", "/api/shares/{share}",                  204,    404,    204,    404,    404,    401),
+    # Feedback: a person rates answers in their own conversation and takes back their own
+    # (`m-bob` is the member's); the agent's owner and admins read it; admins export it.
+    ("PUT",    "/api/feedback",                        404,    404,    200,    404,    403,    401),
+    ("DELETE", "/api/feedback/m-bob",                  404,    404,    204,    404,    403,    401),
+    ("GET",    "/api/agents/guide/feedback",           200,    200,    403,    403,    403,    401),
+    ("GET",    "/api/agents/draft-guide/feedback",     200,    200,    404,    404,    404,    401),
     # Signing in and out (single sign-on is not set up in this hub).
     ("GET",    "/login",                               200,    200,    200,    200,    200,    200),
     ("POST",   "/login",                               303,    303,    303,    303,    303,    303),
@@ -144,6 +161,7 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    "/gateway",                             200,    403,    403,    403,    403,    303),
     ("GET",    "/costs",                               200,    403,    403,    403,    403,    303),
     ("GET",    "/costs.csv",                           200,    403,    403,    403,    403,    303),
+    ("GET",    "/feedback.csv",                        200,    403,    403,    403,    403,    303),
     ("GET",    "/sessions",                            200,    403,    403,    403,    403,    303),
     ("POST",   "/sessions/{victim}/revoke",            303,    403,    403,    403,    403,    303),
     ("GET",    "/audit",                               200,    403,    403,    403,    403,    303),
@@ -184,6 +202,19 @@ def _share_body() -> dict[str, Any]:
     return {"thread_id": "t-bob", "audience": "team", "snapshot": {"steps": steps}}
 
 
+def _feedback_body() -> dict[str, Any]:
+    return {
+        "conversation_id": "t-bob",
+        "message_id": "m-bob",
+        "value": -1,
+        "comment": "It forgot the umbrella.",
+        "model": "test-model",
+        "agent_slug": "guide",
+        "agent_version": 1,
+        "trace_id": "run-1",
+    }
+
+
 def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
     """The body (and headers) of each request that needs one; things made are named after
     their caller, so one caller's creation does not collide with the next one's."""
@@ -209,6 +240,7 @@ def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
         ("POST", "/agents/new"): {"data": _agent_form(f"page-{caller}")},
         ("POST", "/agents/guide/edit"): {"data": _agent_form("guide")},
         ("POST", "/api/shares"): {"json": _share_body()},
+        ("PUT", "/api/feedback"): {"json": _feedback_body()},
     }
     return sent.get((row.method, row.path), {})
 
@@ -265,7 +297,7 @@ class World:
 
     def restore(self) -> None:
         """Put back what a request may have changed: `weather` registered and active, `guide`
-        published."""
+        published, the share link active, the member's feedback given."""
         server = self.send("GET", "/api/mcp/servers/weather", "service")
         if server.status_code == 404:
             body = {"slug": "weather", "name": "Weather", "team": "alpha", "url": self.weather.url}
@@ -282,6 +314,10 @@ class World:
                 share.revoked_at = None
                 session.add(share)
                 session.commit()
+            rated = session.exec(select(Feedback).where(Feedback.message_id == "m-bob")).first()
+        if rated is None:
+            given = self.send("PUT", "/api/feedback", "member", json=_feedback_body())
+            assert given.status_code == 200, given.text
 
     def call(self, row: Row, caller: str) -> httpx.Response:
         path = row.path.format(victim=self.victim_session(), share=self.share_id)
@@ -289,7 +325,8 @@ class World:
 
 
 def _conversation(world: World, username: str, thread_id: str) -> None:
-    """A conversation of `username` in the chat's tables."""
+    """A conversation of `username` in the chat's tables, with an answer of `guide` (run
+    `run-1`) as the chat stores it."""
     with world.session() as session:
         user = get_user(session=session, username=username)
         assert user is not None
@@ -303,6 +340,17 @@ def _conversation(world: World, username: str, thread_id: str) -> None:
         session.connection().execute(
             text('INSERT INTO threads (id, "userId", "userIdentifier") VALUES (:id, :u, :key)'),
             {"id": thread_id, "u": f"chat-{username}", "key": user.key},
+        )
+        answer = {"switchboard_reply": True, "agent": "guide", "version": 1, "trace": "run-1"}
+        session.connection().execute(
+            sa.insert(_STEPS).values(
+                id=f"m-{username}",
+                name="guide",
+                type="assistant_message",
+                threadId=thread_id,
+                streaming=False,
+                metadata={**answer, "model": "test-model"},
+            )
         )
         session.commit()
 
