@@ -13,7 +13,14 @@ from typing import Any, Protocol
 
 from openai.types.chat import ChatCompletionMessageParam
 
-__all__ = ["REPLY_MARKER", "ChatItem", "is_model_reply", "reply_metadata", "to_openai_messages"]
+__all__ = [
+    "REPLY_MARKER",
+    "ChatItem",
+    "is_model_reply",
+    "metadata_of",
+    "reply_metadata",
+    "to_openai_messages",
+]
 
 REPLY_MARKER = "switchboard_reply"
 
@@ -39,7 +46,7 @@ def reply_metadata(model: str) -> dict[str, Any]:
     return {REPLY_MARKER: True, "model": model}
 
 
-def _as_mapping(metadata: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
+def metadata_of(metadata: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
     # Steps read back from SQLite can carry their metadata as a JSON string.
     if isinstance(metadata, str):
         try:
@@ -51,7 +58,7 @@ def _as_mapping(metadata: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
 
 
 def is_model_reply(item: ChatItem) -> bool:
-    return item.type == "assistant_message" and bool(_as_mapping(item.metadata).get(REPLY_MARKER))
+    return item.type == "assistant_message" and bool(metadata_of(item.metadata).get(REPLY_MARKER))
 
 
 def to_openai_messages(items: Iterable[ChatItem]) -> list[ChatCompletionMessageParam]:

@@ -8,7 +8,6 @@ the hub's own typed shape (hub/models/share.py).
 """
 
 import html
-import json
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +27,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from app.agent_chat import TRACE_LINK
 from app.file_store import LocalFileStore
 from app.gateway import HubGateway, HubRefusedError
-from app.history import REPLY_MARKER
+from app.history import REPLY_MARKER, metadata_of
 from app.sign_in import HubSessions
 from hub.identity.cookies import SESSION_COOKIE
 from hub.models.share import (
@@ -84,16 +83,6 @@ def share_request(text: str) -> tuple[ShareAudience, int, TraceDetail]:
     return audience, days, trace
 
 
-def _metadata(step: Mapping[str, Any]) -> Mapping[str, Any]:
-    value = step.get("metadata")
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _element(element: Mapping[str, Any], files: LocalFileStore) -> SnapshotElement | None:
     kind = {"dataframe": "table", "plotly": "chart", "file": "file"}.get(str(element.get("type")))
     key = element.get("objectKey")
@@ -142,7 +131,7 @@ def snapshot_of(
         kind = _KINDS.get(str(item.get("type")))
         if kind is None or item.get("command") == SHARE_COMMAND:
             continue
-        metadata = _metadata(item)
+        metadata = metadata_of(item.get("metadata"))
         if kind == "assistant" and metadata.get(REPLY_MARKER):
             answered_by = _answered_by(metadata) or answered_by
         text = _TRACE_LINE.sub("", str(item.get("output") or ""))

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
+from hub.mcp.registry import RegistryError
 from hub.models.actor import Actor
 from hub.models.agent import Agent
 from hub.models.feedback import (
@@ -52,13 +53,8 @@ _steps = sa.table(
 _REPLY_MARKER = "switchboard_reply"
 
 
-class FeedbackError(Exception):
+class FeedbackError(RegistryError):
     """`status` is the HTTP status to answer; `message` says why, fit to show a person."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _require_person(actor: Actor) -> None:

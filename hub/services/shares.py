@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from hub.mcp.registry import RegistryError
 from hub.models.actor import Actor
 from hub.models.service import utcnow
 from hub.models.share import (
@@ -38,13 +39,8 @@ __all__ = [
 _threads = sa.table("threads", sa.column("id", sa.Text), sa.column("userIdentifier", sa.Text))
 
 
-class ShareError(Exception):
+class ShareError(RegistryError):
     """`status` is the HTTP status to answer; `message` says why, fit to show a person."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def share_path(share_id: str) -> str:

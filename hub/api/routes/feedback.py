@@ -7,35 +7,25 @@ from fastapi import APIRouter, HTTPException, Response
 from hub.api.deps import CurrentActor, SessionDep
 from hub.models.feedback import AgentFeedback, FeedbackIn, FeedbackPublic
 from hub.services.agents import can_edit, can_read, get_agent
-from hub.services.feedback import FeedbackError, agent_feedback, delete_feedback, record_feedback
+from hub.services.feedback import agent_feedback, delete_feedback, record_feedback
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["feedback"])
 
 
-def _raise(error: FeedbackError) -> HTTPException:
-    return HTTPException(error.status, error.message)
-
-
 @router.put("/api/feedback", response_model=FeedbackPublic)
 def give(feedback_in: FeedbackIn, actor: CurrentActor, session: SessionDep) -> FeedbackPublic:
     """The caller's thumbs up (1) or down (-1) and comment on an answer in their own
     conversation (the chat app, for its person); again on the same message replaces it."""
-    try:
-        feedback = record_feedback(session=session, actor=actor, feedback_in=feedback_in)
-    except FeedbackError as error:
-        raise _raise(error) from error
+    feedback = record_feedback(session=session, actor=actor, feedback_in=feedback_in)
     return FeedbackPublic.model_validate(feedback, from_attributes=True)
 
 
 @router.delete("/api/feedback/{message_id}", status_code=204)
 def take_back(message_id: str, actor: CurrentActor, session: SessionDep) -> Response:
     """Remove the caller's own feedback on a message."""
-    try:
-        delete_feedback(session=session, actor=actor, message_id=message_id)
-    except FeedbackError as error:
-        raise _raise(error) from error
+    delete_feedback(session=session, actor=actor, message_id=message_id)
     return Response(status_code=204)
 
 

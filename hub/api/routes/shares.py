@@ -6,7 +6,6 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from hub.api.deps import CurrentActor, RuntimeDep, SessionDep
 from hub.models.share import MAX_SNAPSHOT_BYTES, ShareCreate, SharePublic, ShareView
 from hub.services.shares import (
-    ShareError,
     create_share,
     list_shares,
     revoke_share,
@@ -30,19 +29,12 @@ async def _small_enough(request: Request) -> None:
         )
 
 
-def _raise(error: ShareError) -> HTTPException:
-    return HTTPException(error.status, error.message)
-
-
 @router.post("", response_model=SharePublic, status_code=201, dependencies=[Depends(_small_enough)])
 def make(
     share_in: ShareCreate, actor: CurrentActor, session: SessionDep, runtime: RuntimeDep
 ) -> SharePublic:
     """Share a snapshot of the caller's own conversation (the chat app, for its person)."""
-    try:
-        share = create_share(session=session, actor=actor, share_in=share_in)
-    except ShareError as error:
-        raise _raise(error) from error
+    share = create_share(session=session, actor=actor, share_in=share_in)
     return to_public(share, hub_url=runtime.settings.hub_public_url)
 
 
@@ -63,19 +55,12 @@ def read(
     runtime: RuntimeDep,
 ) -> ShareView:
     """The snapshot, for someone it is shared with; 410 once revoked or expired."""
-    try:
-        return view_share(
-            session=session, share_id=share_id, actor=actor, hub_url=runtime.settings.hub_public_url
-        )
-    except ShareError as error:
-        raise _raise(error) from error
+    hub_url = runtime.settings.hub_public_url
+    return view_share(session=session, share_id=share_id, actor=actor, hub_url=hub_url)
 
 
 @router.delete("/{share_id}", status_code=204)
 def revoke(share_id: str, actor: CurrentActor, session: SessionDep) -> Response:
     """Revoke a link at once (its owner or an admin)."""
-    try:
-        revoke_share(session=session, share_id=share_id, actor=actor)
-    except ShareError as error:
-        raise _raise(error) from error
+    revoke_share(session=session, share_id=share_id, actor=actor)
     return Response(status_code=204)
