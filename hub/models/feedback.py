@@ -71,6 +71,11 @@ class Feedback(SQLModel, table=True):
     comment: str = Field(default="", max_length=MAX_COMMENT)
     model: str = Field(default="", max_length=200)
     agent_slug: str | None = Field(default=None, max_length=63, index=True)
+    # The agent that gave the answer: a slug freed by deleting its agent may name a new one,
+    # which must not inherit the old one's feedback. None once that agent is deleted.
+    agent_id: int | None = Field(
+        default=None, foreign_key="agent.id", ondelete="SET NULL", index=True
+    )
     agent_version: int | None = None
     trace_id: str | None = Field(default=None, max_length=36)
     created_at: datetime = Field(default_factory=utcnow)

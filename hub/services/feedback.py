@@ -6,7 +6,8 @@ the request says gave it (model, agent, version, trace) must be what the chat st
 """
 
 import json
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -47,6 +48,7 @@ _steps = sa.table(
     sa.column("id", sa.Text),
     sa.column("threadId", sa.Text),
     sa.column("type", sa.Text),
+    sa.column("createdAt", sa.Text),
     sa.column("metadata", _JSON),
 )
 # The marker the chat puts in the metadata of a model's or an agent's answer.
@@ -75,9 +77,24 @@ def _as_mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _stored_answer(session: Session, actor: Actor, feedback_in: FeedbackIn) -> dict[str, Any]:
-    """The metadata the chat stored with the answer, once it is sure the answer is one in the
-    actor's own conversation."""
+class _StoredAnswer(NamedTuple):
+    metadata: dict[str, Any]
+    # When the chat stored it; None if it kept no time.
+    at: datetime | None
+
+
+def _moment(value: Any) -> datetime | None:
+    """A time the chat stored (ISO 8601 text), or None."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _stored_answer(session: Session, actor: Actor, feedback_in: FeedbackIn) -> _StoredAnswer:
+    """What the chat stored with the answer, once it is sure the answer is one in the actor's
+    own conversation."""
     connection = session.connection()
     owner = connection.execute(
         sa.select(_threads.c.userIdentifier).where(_threads.c.id == feedback_in.conversation_id)
@@ -85,7 +102,7 @@ def _stored_answer(session: Session, actor: Actor, feedback_in: FeedbackIn) -> d
     if owner is None or owner[0] != actor.id:
         raise FeedbackError(404, f"You have no conversation {feedback_in.conversation_id!r}.")
     step = connection.execute(
-        sa.select(_steps.c.type, _steps.c.metadata).where(
+        sa.select(_steps.c.type, _steps.c.metadata, _steps.c.createdAt).where(
             _steps.c.id == feedback_in.message_id,
             _steps.c.threadId == feedback_in.conversation_id,
         )
@@ -97,7 +114,7 @@ def _stored_answer(session: Session, actor: Actor, feedback_in: FeedbackIn) -> d
         raise FeedbackError(
             400, "That message is not an answer from a model or an agent; rate an answer."
         )
-    return metadata
+    return _StoredAnswer(metadata, _moment(step[2]) if step[2] else None)
 
 
 def _given_by(agent: Any, version: Any, trace: Any) -> str:
@@ -126,13 +143,23 @@ def _check_attribution(feedback_in: FeedbackIn, stored: dict[str, Any]) -> None:
         )
 
 
-def _model_of(session: Session, feedback_in: FeedbackIn) -> str:
-    """The model named, or else the one the agent's version (or draft) runs."""
-    if feedback_in.model or feedback_in.agent_slug is None:
-        return feedback_in.model
+def _agent_of(
+    session: Session, feedback_in: FeedbackIn, answered_at: datetime | None
+) -> Agent | None:
+    """The agent that gave the answer: the one now under its slug, unless that one was made
+    after the answer (the agent that gave it was deleted and its slug taken again)."""
+    if feedback_in.agent_slug is None:
+        return None
     agent = get_agent(session=session, slug=feedback_in.agent_slug)
-    if agent is None:
-        return ""
+    if agent is None or (answered_at is not None and answered_at < agent.created_at):
+        return None
+    return agent
+
+
+def _model_of(session: Session, feedback_in: FeedbackIn, agent: Agent | None) -> str:
+    """The model named, or else the one the agent's version (or draft) runs."""
+    if feedback_in.model or agent is None:
+        return feedback_in.model
     if feedback_in.agent_version is None:
         return agent.model
     version = get_version(session=session, agent=agent, number=feedback_in.agent_version)
@@ -148,7 +175,9 @@ def _own(session: Session, actor: Actor, message_id: str) -> Feedback | None:
     return session.exec(query).first()
 
 
-def _write(session: Session, actor: Actor, feedback_in: FeedbackIn, model: str) -> Feedback:
+def _write(
+    session: Session, actor: Actor, feedback_in: FeedbackIn, model: str, agent: Agent | None
+) -> Feedback:
     now = utcnow()
     fields = {
         "person_name": actor.name,
@@ -157,6 +186,7 @@ def _write(session: Session, actor: Actor, feedback_in: FeedbackIn, model: str) 
         "comment": feedback_in.comment,
         "model": model,
         "agent_slug": feedback_in.agent_slug,
+        "agent_id": agent.id if agent is not None else None,
         "agent_version": feedback_in.agent_version,
         "trace_id": feedback_in.trace_id,
         "updated_at": now,
@@ -182,14 +212,16 @@ def record_feedback(*, session: Session, actor: Actor, feedback_in: FeedbackIn) 
     """The actor's feedback on an answer in their conversation; again on the same answer
     replaces it."""
     _require_person(actor)
-    _check_attribution(feedback_in, _stored_answer(session, actor, feedback_in))
-    model = _model_of(session, feedback_in)
+    stored = _stored_answer(session, actor, feedback_in)
+    _check_attribution(feedback_in, stored.metadata)
+    agent = _agent_of(session, feedback_in, stored.at)
+    model = _model_of(session, feedback_in, agent)
     try:
-        return _write(session, actor, feedback_in, model)
+        return _write(session, actor, feedback_in, model, agent)
     except IntegrityError:
         # The same person rated the same answer twice at once: the other one made the row.
         session.rollback()
-        return _write(session, actor, feedback_in, model)
+        return _write(session, actor, feedback_in, model, agent)
 
 
 def delete_feedback(*, session: Session, actor: Actor, message_id: str) -> None:
@@ -214,7 +246,7 @@ def agent_feedback(
     downs = func.sum(sa.case((col(Feedback.value) < 0, 1), else_=0))
     counts = session.exec(
         select(Feedback.agent_version, ups, downs)
-        .where(Feedback.agent_slug == agent.slug)
+        .where(Feedback.agent_id == agent.id)
         .group_by(col(Feedback.agent_version))
     ).all()
     rank = (
@@ -227,7 +259,7 @@ def agent_feedback(
     )
     commented = (
         select(Feedback, rank)
-        .where(Feedback.agent_slug == agent.slug, Feedback.comment != "")
+        .where(Feedback.agent_id == agent.id, Feedback.comment != "")
         .subquery()
     )
     latest = session.exec(

@@ -178,7 +178,7 @@ def _insert_steps(world: World, *steps: tuple[str, str, str, dict[str, Any]]) ->
             'INSERT INTO steps (id, name, type, "threadId", streaming, output, metadata, '
             '"createdAt") VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
             *(step_id, "team-guide", kind, world.thread_id, False, output),
-            *(json.dumps(metadata), "2026-12-01T10:00:01Z"),
+            *(json.dumps(metadata), utcnow().isoformat()),
         )
 
 
@@ -192,7 +192,7 @@ def _conversation(world: World) -> None:
     app.execute(
         'INSERT INTO threads (id, "createdAt", name, "userId", "userIdentifier", metadata) '
         "VALUES (?, ?, ?, ?, ?, ?)",
-        *(world.thread_id, "2026-12-01T10:00:00Z", TITLE, me["id"], me["identifier"]),
+        *(world.thread_id, utcnow().isoformat(), TITLE, me["id"], me["identifier"]),
         json.dumps({"chat_profile": "agent:team-guide"}),
     )
     answer = {"switchboard_reply": True, "agent": "team-guide", "version": 1}

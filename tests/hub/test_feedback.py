@@ -17,6 +17,7 @@ from sqlmodel import Session
 from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.models.feedback import MAX_COMMENT
+from hub.models.service import utcnow
 from hub.services.feedback import COMMENTS_PER_VERSION
 from hub.services.users import create_user, get_user
 from hub.services.web_sessions import start_web_session
@@ -93,7 +94,7 @@ def _answer(hub: RunningHub, username: str, **metadata: Any) -> Answer:
                 name="answer",
                 type="assistant_message",
                 threadId=conversation,
-                createdAt="2026-12-08T10:00:00Z",
+                createdAt=utcnow().isoformat(),
                 streaming=False,
                 metadata={"switchboard_reply": True, **metadata},
             )
@@ -240,6 +241,32 @@ def test_ups_downs_and_latest_comments_per_version_add_up_from_what_was_sent(
     assert [item["version"] for item in report.json()["versions"]] == [2, 1, None]
     assert len(report.json()["versions"][0]["comments"]) == COMMENTS_PER_VERSION
     assert person("root").get("/api/agents/helper/feedback").json() == report.json()
+
+
+def test_an_agent_made_again_under_a_deleted_ones_slug_starts_with_no_feedback(
+    hub: RunningHub, person: Client
+) -> None:
+    _helper(person)
+    old_answer = _agent_answer(hub, "ana", version=1)
+    _rate(person("ana"), old_answer, -1, "The old helper was wrong.")
+    assert person("ben").delete("/api/agents/helper").status_code == 204
+    _helper(person)
+
+    fresh = person("ben").get("/api/agents/helper/feedback").json()
+    assert fresh["versions"] == []
+    # The old answer rated again still does not count for the new helper; a new answer does.
+    _rate(person("ana"), old_answer, 1, "Second thoughts on the old one.")
+    new_answer = _agent_answer(hub, "bob", version=1)
+    _rate(person("bob"), new_answer, 1, "The new helper is right.")
+    report = person("ben").get("/api/agents/helper/feedback").json()
+    assert _seen(report) == [
+        {
+            "version": 1,
+            "ups": 1,
+            "downs": 0,
+            "comments": [("bob", 1, "The new helper is right.", new_answer.metadata["trace"])],
+        }
+    ]
 
 
 def test_only_the_agents_owner_and_admins_read_its_feedback(

@@ -134,3 +134,44 @@ def test_owners_by_name_become_kind_and_id_and_a_name_both_hold_goes_to_the_pers
         )
     assert agents.can_edit(invoices, user_actor(person))
     assert not agents.can_edit(invoices, service_bot)
+
+
+def test_feedback_goes_to_the_agent_now_under_its_slug_only_if_given_since_it_was_made(
+    database_url: str,
+) -> None:
+    """`notes` was deleted and made again at noon: the morning's feedback was on the old one."""
+    migrate(database_url, revision="0011")
+    engine = get_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO agent (slug, name, description, owner, owner_kind, owner_id, team, "
+                "visibility, instructions, model, mcp_servers, allowed_tools, starters, "
+                "max_steps, max_tokens, timeout_s, created_at, updated_at) VALUES ('notes', "
+                "'notes', '', 'ana', 'user', 'k-ana', 'ops', 'everyone', '', 'test-model', "
+                "'[]', '{}', '[]', 8, 1024, 120, :when, :when)"
+            ),
+            {"when": WHEN},
+        )
+        for message, slug, when in (
+            ("m-morning", "notes", "2026-11-30 09:00:00"),
+            ("m-afternoon", "notes", "2026-11-30 15:00:00"),
+            ("m-model", None, "2026-11-30 15:00:00"),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO feedback (person_kind, person_id, person_name, "
+                    "conversation_id, message_id, value, comment, model, agent_slug, "
+                    "created_at, updated_at) VALUES ('user', 'k-bo', 'bo', 't-1', :message, 1, "
+                    "'', 'test-model', :slug, :when, :when)"
+                ),
+                {"message": message, "slug": slug, "when": when},
+            )
+
+    migrate(database_url)
+
+    with engine.connect() as connection:
+        (agent_id,) = connection.execute(text("SELECT id FROM agent")).one()
+        rows = connection.execute(text("SELECT message_id, agent_id FROM feedback"))
+        credited = {message: agent for message, agent in rows}
+    assert credited == {"m-morning": None, "m-afternoon": agent_id, "m-model": None}
