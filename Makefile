@@ -37,6 +37,7 @@ run: install-model
 test: install-model chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 bench: install

@@ -48,9 +48,9 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
         path = sqlite_checkpoint_path(database_url)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        async with AsyncSqliteSaver.from_conn_string(path) as saver:
-            await saver.setup()
-            yield saver
+        async with AsyncSqliteSaver.from_conn_string(path) as sqlite_saver:
+            await sqlite_saver.setup()
+            yield sqlite_saver
     elif backend == "postgresql":
         pool = AsyncConnectionPool(
             postgres_conninfo(database_url),

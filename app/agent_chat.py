@@ -83,6 +83,7 @@ def spec_from_hub(run_spec: dict[str, Any]) -> AgentSpec:
         owner_id=str(run_spec["owner_id"]),
         user_kind=_kind(run_spec["user_kind"]),
         user_id=str(run_spec["user_id"]),
+        model_calls_tools=bool(run_spec.get("model_calls_tools", True)),
     )
 
 
@@ -234,11 +235,10 @@ class _TurnView:
             self.steps[event.call_id] = step
             await step.send()
         elif isinstance(event, ToolCallFinished):
-            step = self.steps.pop(event.call_id, None)
-            if step is not None:
-                step.output = event.result or "(no output)"
-                step.is_error = event.is_error
-                await step.update()
+            if (finished := self.steps.pop(event.call_id, None)) is not None:
+                finished.output = event.result or "(no output)"
+                finished.is_error = event.is_error
+                await finished.update()
             table = None if event.is_error else table_from(event.structured)
             if table is not None:
                 self.table = table
@@ -251,7 +251,8 @@ class _TurnView:
         elif result.stopped_early and result.text and result.text not in self.reply.content:
             self.reply.content += f"\n\n{result.text}"
         if self.table is not None and result.status == "ok":
-            self.reply.elements = elements_for(self.table)
+            # Chainlit types the field with a TypeVar bound to Element, which no list fits.
+            self.reply.elements = elements_for(self.table)  # type: ignore[assignment]
             if self.table.truncated:
                 self.reply.content += (
                     f"\n\n_The table shows the first {len(self.table.rows)} rows only._"

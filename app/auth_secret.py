@@ -50,8 +50,8 @@ def ensure_auth_secret(data_dir: Path, *, production: bool | None = None) -> str
         secret = os.environ.get(ENV_VAR, "")
         require_strong_secret(ENV_VAR, secret)
         return secret
-    if secret := os.environ.get(ENV_VAR):
-        return secret
+    if from_environment := os.environ.get(ENV_VAR):
+        return from_environment
     secret = _read_or_create(data_dir / _FILE_NAME)
     os.environ[ENV_VAR] = secret
     return secret

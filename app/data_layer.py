@@ -59,7 +59,7 @@ def _decoded(value: Any) -> Any:
 def _decode_step(step: StepDict) -> None:
     for key in ("metadata", "generation", "tags"):
         if key in step:
-            step[key] = _decoded(step[key])  # type: ignore[literal-required]
+            step[key] = _decoded(step[key])
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ providers. Failures surface as `HubError` with a message fit to show a person in
 """
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -344,7 +344,7 @@ class HubGateway:
         model: str,
         messages: Sequence[ChatCompletionMessageParam],
         tools: list[dict[str, Any]] | None = None,
-    ) -> AsyncIterator[str | list[ToolCall] | AnsweredBy]:
+    ) -> AsyncGenerator[str | list[ToolCall] | AnsweredBy, None]:
         """Yield content tokens as the hub streams them; when the model asks for tools, the
         last item is the list of its tool calls. When a fallback model answers in place of
         `model`, the first item says which.
@@ -353,11 +353,12 @@ class HubGateway:
         the HTTP response, which is how the hub learns to cancel its upstream call.
         """
         try:
-            stream = await self._openai.chat.completions.create(
+            # The tools are the hub's JSON tool schemas, not the SDK's TypedDicts.
+            stream = await self._openai.chat.completions.create(  # type: ignore[call-overload]
                 model=model,
                 messages=list(messages),
                 stream=True,
-                **({"tools": tools} if tools else {}),  # type: ignore[arg-type]
+                **({"tools": tools} if tools else {}),
             )
         except openai.APIConnectionError as error:
             raise self._unreachable() from error

@@ -48,7 +48,7 @@ def header_links(*, hub_url: str, role: str | None) -> list[HeaderLink]:
         known = Role(role or "")
     except ValueError:
         return []
-    pages = _FOR_EVERYONE
+    pages: tuple[tuple[str, str, str], ...] = _FOR_EVERYONE
     if allows(known, Permission.administer):
         pages += _FOR_ADMINS
     return [

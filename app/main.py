@@ -215,6 +215,7 @@ async def _send_settings(current: dict[str, Any]) -> None:
         )
         for server in servers
     ]
+    # ChatSettings takes a list of InputWidget; a list of Switch is one, but lists are invariant.
     await cl.ChatSettings(switches).send()  # type: ignore[arg-type]
 
 

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import chainlit as cl
 import orjson
@@ -20,7 +20,7 @@ from chainlit.auth import create_jwt
 from chainlit.auth.cookie import set_auth_cookie
 from chainlit.context import init_http_context
 from chainlit.data import get_data_layer
-from chainlit.types import ThreadDict
+from chainlit.types import CommandDict, ThreadDict
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -50,7 +50,11 @@ __all__ = [
 ]
 
 SHARE_COMMAND = "Share"
-_KINDS = {"user_message": "user", "assistant_message": "assistant", "tool": "tool"}
+_KINDS: dict[str, Literal["user", "assistant", "tool"]] = {
+    "user_message": "user",
+    "assistant_message": "assistant",
+    "tool": "tool",
+}
 # A small text file (a query's CSV) is kept in the snapshot; a larger one is only named.
 _MAX_FILE_TEXT = 100_000
 # A reply's link to its run's trace: the trace is not part of the share.
@@ -58,7 +62,7 @@ _TRACE_LINE = re.compile(r"\n*\[" + re.escape(TRACE_LINK) + r"\]\([^)]*\)")
 _DAYS = re.compile(r"(\d{1,3})\s*d(?:ays?)?\b", re.IGNORECASE)
 
 
-def share_command() -> dict[str, Any]:
+def share_command() -> CommandDict:
     """The Share button in the message box (Chainlit's command)."""
     return {
         "id": SHARE_COMMAND,
@@ -67,6 +71,8 @@ def share_command() -> dict[str, Any]:
         "number of days ('7 days'; 30 unless said), 'trace' to include the agent's trace "
         "('trace redacted' without what went in and out of each step).",
         "button": True,
+        "persistent": False,
+        "selected": False,
     }
 
 
@@ -83,8 +89,15 @@ def share_request(text: str) -> tuple[ShareAudience, int, TraceDetail]:
     return audience, days, trace
 
 
+_ELEMENT_KINDS: dict[str, Literal["table", "chart", "file"]] = {
+    "dataframe": "table",
+    "plotly": "chart",
+    "file": "file",
+}
+
+
 def _element(element: Mapping[str, Any], files: LocalFileStore) -> SnapshotElement | None:
-    kind = {"dataframe": "table", "plotly": "chart", "file": "file"}.get(str(element.get("type")))
+    kind = _ELEMENT_KINDS.get(str(element.get("type")))
     key = element.get("objectKey")
     if kind is None:
         return None
@@ -121,8 +134,8 @@ def snapshot_of(
     charts and small files; `person` names the owner's own messages."""
     elements: dict[str, list[SnapshotElement]] = {}
     for element in thread.get("elements") or []:
-        item = dict(element)
-        if (for_id := item.get("forId")) and (found := _element(item, files)) is not None:
+        shown: Mapping[str, Any] = dict(element)
+        if (for_id := shown.get("forId")) and (found := _element(shown, files)) is not None:
             elements.setdefault(str(for_id), []).append(found)
     steps: list[SnapshotStep] = []
     answered_by = ""
@@ -140,7 +153,7 @@ def snapshot_of(
             continue
         steps.append(
             SnapshotStep(
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 author=person if kind == "user" else str(item.get("name") or "")[:200],
                 text=text,
                 input=str(item.get("input") or "") if kind == "tool" else "",
@@ -271,7 +284,7 @@ def add_continue_route(
             tags=list(tags_for(snapshot.profile)),
         )
         for step in copy_steps(snapshot, thread_id=thread_id):
-            await layer.create_step(step)  # type: ignore[arg-type]
+            await layer.create_step(step)
         response = RedirectResponse(f"/thread/{thread_id}", status_code=303)
         # Signed in to the chat as header sign-in would, so the copy opens at once.
         set_auth_cookie(request, response, create_jwt(user))

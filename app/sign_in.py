@@ -16,8 +16,8 @@ from http.cookies import CookieError, SimpleCookie
 from urllib.parse import quote
 
 import jwt
-from chainlit.auth import decode_jwt
 from chainlit.auth.cookie import get_token_from_cookies
+from chainlit.auth.jwt import decode_jwt
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send

@@ -57,7 +57,7 @@ async def _run_tool(gateway: HubGateway, tools: ToolIndex, call: ToolCall, user:
         if target is None:
             step.is_error = True
             step.output = f"There is no tool named {call.name!r} switched on in this chat."
-            return step.output
+            return str(step.output)
         server, tool = target.server, target.name
         step.name = f"{server} · {tool}"
         try:
@@ -67,7 +67,7 @@ async def _run_tool(gateway: HubGateway, tools: ToolIndex, call: ToolCall, user:
         except ValueError as error:
             step.is_error = True
             step.output = f"The model sent arguments that are not a JSON object: {error}"
-            return step.output
+            return str(step.output)
         try:
             result = await gateway.call_tool(
                 server=server, tool=tool, arguments=arguments, on_behalf_of=user
@@ -75,10 +75,10 @@ async def _run_tool(gateway: HubGateway, tools: ToolIndex, call: ToolCall, user:
         except HubError as error:
             step.is_error = True
             step.output = f"The tool call failed: {error}"
-            return step.output
+            return str(step.output)
         step.is_error = result.is_error
         step.output = result.text or "(no output)"
-        return step.output
+        return str(step.output)
 
 
 async def run_turn(

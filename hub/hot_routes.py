@@ -56,5 +56,6 @@ class HotRoutes:
     def _handler(self, exc: Exception) -> ErrorHandler | None:
         for cls in type(exc).__mro__:
             if cls in self._app.exception_handlers:
-                return self._app.exception_handlers[cls]  # type: ignore[return-value]
+                handler: ErrorHandler = self._app.exception_handlers[cls]
+                return handler
         return None

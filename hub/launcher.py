@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -18,12 +19,17 @@ from dotenv import dotenv_values
 from sqlmodel import Session, select
 
 from hub import localmodel
+from hub.api.deps import service_actor
 from hub.core.config import Settings, require_strong_secret
 from hub.core.db import get_engine, migrate
 from hub.core.roles import Role
+from hub.gateway.catalog import load_catalog
 from hub.identity import local_provider
+from hub.models.agent import AgentCreate, Visibility
+from hub.models.service import Service
 from hub.models.user import User
-from hub.services.services import ensure_service
+from hub.services import agents
+from hub.services.services import ServiceIdentity, ensure_service
 from hub.services.users import create_user
 from hub.web.sign_in import group_rules
 from mcp_servers.bigquery.warehouse import WarehouseSettings
@@ -106,48 +112,52 @@ BIGQUERY = {
 
 
 ANALYST_INSTRUCTIONS = REPO_ROOT / "agents" / "data_analyst" / "instructions.md"
+# The service that registers the shipped MCP servers and publishes the shipped agent.
+SETUP_SERVICE = "platform-setup"
 
 
-def publish_analyst(hub_url: str, token: str) -> str:
-    """Publish the data-analyst agent on first start (its instructions live in the repo),
-    on the catalog's first model; say what happened."""
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=hub_url, headers=headers, timeout=30) as hub:
-        if hub.get("/api/agents/data-analyst").status_code == 200:
+def publish_analyst(settings: Settings) -> str:
+    """Publish the data-analyst agent on first start (its instructions live in the repo), on
+    the catalog's first model that can call tools, or else on its first model: the agent then
+    answers that it needs a model that can call tools, and how one is added. It is the
+    platform's own agent, seeded as the `platform-setup` service past the builder's check,
+    which refuses that pairing to people building agents. Say what happened."""
+    catalog = load_catalog(settings.catalog_path)
+    able = [entry for entry in catalog.models if entry.capabilities.tool_calling]
+    body = AgentCreate(
+        slug="data-analyst",
+        name="Data analyst",
+        description="Answers questions about the marketplace from the warehouse: reads the "
+        "data-model notes, runs guarded BigQuery SQL, and shows the query it ran.",
+        instructions=ANALYST_INSTRUCTIONS.read_text(encoding="utf-8"),
+        model=(able or catalog.models)[0].name,
+        mcp_servers=[str(DATAMODEL["slug"]), str(BIGQUERY["slug"])],
+        starters=[
+            "Which category was the most popular over the past 10 days?",
+            "Give me daily post counts for the past week",
+        ],
+        max_steps=12,
+        visibility=Visibility.everyone,
+    )
+    with Session(get_engine(settings.sqlalchemy_url)) as session:
+        if agents.get_agent(session=session, slug=body.slug) is not None:
             return "already published"
-        models = hub.get("/v1/models").json()["data"]
-        body = {
-            "slug": "data-analyst",
-            "name": "Data analyst",
-            "description": "Answers questions about the marketplace from the warehouse: reads "
-            "the data-model notes, runs guarded BigQuery SQL, and shows the query it ran.",
-            "instructions": ANALYST_INSTRUCTIONS.read_text(encoding="utf-8"),
-            "model": models[0]["id"],
-            "mcp_servers": ["datamodel", "bigquery"],
-            "starters": [
-                "Which category was the most popular over the past 10 days?",
-                "Give me daily post counts for the past week",
-            ],
-            "max_steps": 12,
-            "visibility": "everyone",
-        }
-        created = hub.post("/api/agents", json=body)
-        if created.status_code != 201:
-            return f"not published: {created.json().get('detail', created.text)}"
-        published = hub.post("/api/agents/data-analyst/publish")
-        if published.status_code != 201:
-            return f"not published: {published.json().get('detail', published.text)}"
+        setup = session.exec(select(Service).where(Service.name == SETUP_SERVICE)).one()
+        assert setup.id is not None
+        actor = service_actor(ServiceIdentity(setup.id, setup.name, setup.team, setup.is_admin))
+        agent = agents.create_agent(session=session, agent_in=body, actor=actor)
+        agents.publish_draft(session=session, agent=agent, actor=actor)
     return "published"
 
 
 def _setup_token(settings: Settings) -> str:
     token = "sb-setup-" + secrets.token_urlsafe(24)
     with Session(get_engine(settings.sqlalchemy_url)) as session:
-        ensure_service(session=session, name="platform-setup", team="platform", token=token)
+        ensure_service(session=session, name=SETUP_SERVICE, team="platform", token=token)
     return token
 
 
-def register_server(hub_url: str, token: str, server: dict[str, object], url: str) -> str:
+def register_server(hub_url: str, token: str, server: Mapping[str, object], url: str) -> str:
     """Register a shipped MCP server on first start; say what happened."""
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=hub_url, headers=headers, timeout=30) as hub:
@@ -291,7 +301,7 @@ def run_platform(settings: Settings) -> int:
         print(f"  Hub:  {settings.hub_url}  (API docs at {settings.hub_url}/docs)")
         for line in registered:
             print(f"  MCP:  {line}")
-        analyst = publish_analyst(settings.hub_url, setup_token)
+        analyst = publish_analyst(settings)
         print(f"  Agent: data-analyst ({analyst}); pick it in the chat's profile menu")
         if local_sign_in:
             people = ", ".join(

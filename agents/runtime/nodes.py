@@ -20,7 +20,6 @@ from langchain_core.messages import (
     ToolCall,
     ToolMessage,
 )
-from langgraph.graph import END
 from langgraph.runtime import Runtime
 from langgraph.types import Command, StreamWriter, interrupt
 
@@ -102,7 +101,7 @@ def route_after_model(
 ) -> Literal["check", "limit", "__end__"]:
     last = state["messages"][-1]
     if not isinstance(last, AIMessage) or not (last.tool_calls or last.invalid_tool_calls):
-        return END
+        return "__end__"
     if state["steps"] >= runtime.context.spec.max_steps:
         return "limit"
     return "check"
@@ -349,7 +348,7 @@ async def approve(
     last = state["messages"][-1]
     pending = not_run(last, NOT_RUN_DECLINED) if isinstance(last, AIMessage) else []
     return Command(
-        goto=END,
+        goto="__end__",
         update={
             "approval": None,
             "messages": [*pending, AIMessage(declined_message(request))],

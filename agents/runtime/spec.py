@@ -39,6 +39,8 @@ class AgentSpec:
     owner_id: str = ""
     user_kind: ActorKind = "user"
     user_id: str = ""
+    # The model calls tools (the catalog says so); an agent with tools needs one that does.
+    model_calls_tools: bool = True
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         return (

@@ -64,6 +64,11 @@ class AgentCatalog:
     def model_names(self) -> list[str]:
         return [entry.name for entry in self._models.models]
 
+    @property
+    def models_without_tools(self) -> list[str]:
+        """The models that cannot call tools, so cannot run an agent with MCP servers."""
+        return [e.name for e in self._models.models if not e.capabilities.tool_calling]
+
     async def _db(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
             with Session(self._engine, expire_on_commit=False) as session:

@@ -88,7 +88,7 @@ async def _post(
     url: str,
     body: bytes,
     headers: dict[str, str],
-    options: dict[str, aiohttp.ClientTimeout],
+    time_limits: aiohttp.ClientTimeout | None,
 ) -> aiohttp.ClientResponse:
     """POST, sent again at once when a pooled connection turns out to be closed: a server
     closes idle connections (uvicorn after 5 s), and a request written just then is lost
@@ -100,13 +100,15 @@ async def _post(
     for _ in range(_STALE_RESENDS):
         sent = time.monotonic()
         try:
-            return await http.post(url, data=body, headers=headers, **options)
+            return await http.post(
+                url, data=body, headers=headers, timeout=time_limits or http.timeout
+            )
         except aiohttp.ClientConnectorError:
             raise
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
             if time.monotonic() - sent > _STALE_WITHIN_S:
                 raise
-    return await http.post(url, data=body, headers=headers, **options)
+    return await http.post(url, data=body, headers=headers, timeout=time_limits or http.timeout)
 
 
 async def call_deployment(
@@ -133,8 +135,7 @@ async def call_deployment(
     waited, what = first_byte_s, "send its first byte"
     try:
         async with asyncio.timeout(first_byte_s) as limit:
-            options = {"timeout": stream_timeout} if stream_timeout else {}
-            upstream = await _post(http, deployment.chat_url, body, headers, options)
+            upstream = await _post(http, deployment.chat_url, body, headers, stream_timeout)
             if upstream.status == 200 and stream_timeout:
                 first = await upstream.content.readany()
                 if not first:

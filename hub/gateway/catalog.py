@@ -8,7 +8,14 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-__all__ = ["Catalog", "CatalogEntry", "CatalogError", "Deployment", "load_catalog"]
+__all__ = [
+    "Catalog",
+    "CatalogEntry",
+    "CatalogError",
+    "Deployment",
+    "ModelCapabilities",
+    "load_catalog",
+]
 
 
 class CatalogError(ValueError):
@@ -40,6 +47,22 @@ class Deployment(BaseModel):
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
+class ModelCapabilities(BaseModel):
+    """What a model can do, as its catalog entry says: the agent builder and the agent runtime
+    go by it (an agent with MCP servers needs tool calling)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tool_calling: bool = Field(default=True, description="calls tools (function calling)")
+    image_input: bool = Field(default=False, description="takes images in messages")
+    json_schema_output: bool = Field(
+        default=False, description="answers in a given JSON schema (structured output)"
+    )
+    context_window: int | None = Field(
+        default=None, gt=0, description="tokens in and out per call; null if not known"
+    )
+
+
 class CatalogEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,6 +72,7 @@ class CatalogEntry(BaseModel):
     output_usd_per_million: float = Field(default=0.0, ge=0)
     deployments: list[Deployment] = Field(min_length=1)
     fallbacks: list[str] = Field(default_factory=list)
+    capabilities: ModelCapabilities = Field(default_factory=ModelCapabilities)
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         return (

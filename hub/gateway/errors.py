@@ -1,5 +1,6 @@
 """Errors in OpenAI's shape, so SDK clients raise their usual exception types."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -45,7 +46,7 @@ def openai_error_response(
     type: str = "invalid_request_error",
     code: str | None = None,
     param: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     body: dict[str, Any] = {
         "error": {"message": message, "type": type, "param": param, "code": code}

@@ -7,7 +7,7 @@ the client never mistakes a cut answer for a whole one.
 
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +159,7 @@ async def relay_stream(
     accounting: Accounting,
     rename: ModelRename,
     breaker: Breaker,
-) -> AsyncIterator[tuple[bytes, bool]]:
+) -> AsyncGenerator[tuple[bytes, bool], None]:
     """The stream's bytes to pass on, each piece with whether it is the last: what arrives
     with the upstream's end goes out with the end of the response, in one write."""
     upstream, record = answer.upstream, accounting.record

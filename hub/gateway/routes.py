@@ -55,6 +55,7 @@ async def list_models(service: CurrentService, gateway: GatewayDep) -> dict[str,
                 "owned_by": "switchboard",
                 "description": entry.description,
                 "fallbacks": entry.fallbacks,
+                "capabilities": entry.capabilities.model_dump(),
             }
             for entry in gateway.catalog.models
         ],

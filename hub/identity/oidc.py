@@ -127,6 +127,7 @@ class OidcClient:
             metadata = await self.metadata()
             body = await self._get_json(str(metadata["jwks_uri"]), "signing keys")
             try:
+                # A key set of any shape is checked by joserfc itself (the errors below).
                 self._keys = KeySet.import_key_set(body)  # type: ignore[arg-type]
             except (JoseError, ValueError, TypeError, KeyError) as error:
                 raise OidcError(

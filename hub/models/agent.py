@@ -204,5 +204,7 @@ class AgentRunSpec(SQLModel):
     # Selected servers whose tools are not offered now (disabled, or waiting for review).
     unavailable_servers: list[str] = Field(default_factory=list)
     model_available: bool = True
+    # The model calls tools (its catalog entry says so); without, an agent with tools cannot run.
+    model_calls_tools: bool = True
     input_usd_per_million: float = 0.0
     output_usd_per_million: float = 0.0

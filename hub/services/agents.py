@@ -5,12 +5,12 @@ and then as its visibility says (everyone, or the owner's team). Only the owner 
 the draft or change anything. The owner is compared as (kind, id), never by name.
 """
 
-from typing import Any
+from typing import Any, cast
 
 from sqlmodel import Session, col, delete, func, select
 
 from hub.gateway.catalog import Catalog
-from hub.models.actor import Actor, Owned
+from hub.models.actor import Actor, ActorKind, Owned
 from hub.models.agent import (
     Agent,
     AgentCreate,
@@ -121,10 +121,22 @@ def definition_problems(
 ) -> list[str]:
     """What is wrong with a definition against the model catalog and the MCP registry."""
     problems = []
-    if models.get(definition.model) is None:
-        known = ", ".join(entry.name for entry in models.models)
+    entry = models.get(definition.model)
+    if entry is None:
+        known = ", ".join(e.name for e in models.models)
         problems.append(
             f"The model {definition.model!r} is not in the catalog; choose one of: {known}."
+        )
+    elif definition.mcp_servers and not entry.capabilities.tool_calling:
+        able = [e.name for e in models.models if e.capabilities.tool_calling]
+        choose = (
+            f"choose one that can ({', '.join(able)})"
+            if able
+            else "no model in the catalog can; an admin adds one to the hub's model catalog"
+        )
+        problems.append(
+            f"The model {definition.model!r} cannot call tools, and the agent uses MCP servers: "
+            f"{choose}, or take the servers out."
         )
     for slug in definition.allowed_tools:
         if slug not in definition.mcp_servers:
@@ -342,7 +354,8 @@ def run_spec(
         name=source.name,
         description=source.description,
         owner=agent.owner,
-        owner_kind=agent.owner_kind,
+        # Stored from an ActorKind; the table keeps it as text.
+        owner_kind=cast(ActorKind, agent.owner_kind),
         owner_id=agent.owner_id,
         user_kind=actor.kind,
         user_id=actor.id,
@@ -352,6 +365,7 @@ def run_spec(
         tools=tools,
         unavailable_servers=unavailable,
         model_available=entry is not None,
+        model_calls_tools=entry.capabilities.tool_calling if entry else True,
         input_usd_per_million=entry.input_usd_per_million if entry else 0.0,
         output_usd_per_million=entry.output_usd_per_million if entry else 0.0,
     )

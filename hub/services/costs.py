@@ -4,8 +4,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from sqlalchemy import case, func
-from sqlmodel import Session, col, select
+from sqlalchemy import case, func, select
+from sqlmodel import Session, col
 
 from hub.models.usage import UsageRecord
 
@@ -46,8 +46,8 @@ def cost_rows(*, session: Session, start: datetime, end: datetime | None = None)
     model = func.coalesce(UsageRecord.answered_model, UsageRecord.model)
     query = select(
         day,
-        UsageRecord.team,
-        UsageRecord.service_name,
+        col(UsageRecord.team),
+        col(UsageRecord.service_name),
         model,
         func.count(),
         func.sum(case((col(UsageRecord.status_code) >= 400, 1), else_=0)),
@@ -72,5 +72,6 @@ def cost_rows(*, session: Session, start: datetime, end: datetime | None = None)
             output_tokens=int(row[7] or 0),
             cost_usd=float(row[8] or 0.0),
         )
-        for row in session.exec(query).all()
+        # SQLModel's select() and exec() are typed for at most four columns; this takes more.
+        for row in session.connection().execute(query).all()
     ]

@@ -179,7 +179,7 @@ def _write(
     session: Session, actor: Actor, feedback_in: FeedbackIn, model: str, agent: Agent | None
 ) -> Feedback:
     now = utcnow()
-    fields = {
+    fields: dict[str, Any] = {
         "person_name": actor.name,
         "conversation_id": feedback_in.conversation_id,
         "value": feedback_in.value,

@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Engine, case, func
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, case, func, select
+from sqlmodel import Session, col
 
 from hub.core.batch_writer import BatchWriter
 from hub.models.service import utcnow
@@ -16,11 +16,11 @@ __all__ = ["GroupKey", "UsageEntry", "UsageRecorder", "spent_since", "summarize_
 # "model" is the model asked for; "answered_model" the one that answered (a fallback).
 GroupKey = Literal["service", "team", "model", "answered_model", "agent"]
 _GROUP_COLUMNS = {
-    "service": UsageRecord.service_name,
-    "team": UsageRecord.team,
-    "model": UsageRecord.model,
-    "answered_model": UsageRecord.answered_model,
-    "agent": UsageRecord.agent,
+    "service": col(UsageRecord.service_name),
+    "team": col(UsageRecord.team),
+    "model": col(UsageRecord.model),
+    "answered_model": col(UsageRecord.answered_model),
+    "agent": col(UsageRecord.agent),
 }
 
 
@@ -78,11 +78,13 @@ def summarize_usage(
     if keys:
         query = query.group_by(*keys).order_by(*keys)
     rows = []
-    for row in session.exec(query).all():
+    # SQLModel's select() and exec() are typed for at most four columns; this takes more.
+    for row in session.connection().execute(query).all():
         values = row._mapping
         rows.append(
             UsageSummaryRow(
-                **{key: values[_GROUP_COLUMNS[key].key] for key in group_by},
+                # The grouping columns come first, in the order asked for.
+                **dict(zip(group_by, row[: len(group_by)], strict=True)),
                 requests=values["requests"],
                 errors=values["errors"] or 0,
                 input_tokens=values["input_tokens"] or 0,
@@ -96,9 +98,13 @@ def summarize_usage(
 def spent_since(engine: Engine, service_id: int, since: datetime) -> float:
     """What a service's calls have cost since `since` (blocking; for budgets, once a month)."""
     with Session(engine) as session:
-        total = session.exec(
-            select(func.sum(UsageRecord.cost_usd)).where(
-                UsageRecord.service_id == service_id, col(UsageRecord.created_at) >= since
+        total = (
+            session.connection()
+            .execute(
+                select(func.sum(UsageRecord.cost_usd)).where(
+                    col(UsageRecord.service_id) == service_id, col(UsageRecord.created_at) >= since
+                )
             )
-        ).one()
+            .scalar_one()
+        )
     return float(total or 0.0)

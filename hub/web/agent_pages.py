@@ -138,6 +138,7 @@ async def _builder(
         form=form,
         servers=servers,
         models=agents.model_names,
+        without_tools=agents.models_without_tools,
         visibilities=[v.value for v in Visibility],
         editing=editing,
         chat_url=_chat_url(runtime),

@@ -1,5 +1,6 @@
 """Admins' page of the audit log: who changed what, and when, filtered by each."""
 
+from typing import Any
 from urllib.parse import urlencode
 
 import anyio
@@ -27,7 +28,13 @@ async def audit_page(request: Request, actor: OptionalActor, runtime: RuntimeDep
     if actor is None:
         return to_login(request)
     form = {name: request.query_params.get(name, "") for name in _FIELDS}
-    context = {"actor": actor, "form": form, "actions": ACTIONS, "events": [], "older": None}
+    context: dict[str, Any] = {
+        "actor": actor,
+        "form": form,
+        "actions": ACTIONS,
+        "events": [],
+        "older": None,
+    }
     if not actor.may(Permission.administer):
         return page(
             request, "audit.html", status=403, error="Only admins see the audit log.", **context

@@ -101,12 +101,14 @@ async def register_from_form(
     values = {key: str(form.get(key, "")).strip() for key in (*_FORM_FIELDS, "auth_header_name")}
     secret = str(form.get("auth_header_value", ""))
     try:
-        server_in = McpServerCreate(
-            **{key: values[key] for key in ("name", "slug", "description", "team", "url")},
-            transport=values["transport"] or "streamable_http",
-            tags=[tag for tag in values["tags"].split(",") if tag.strip()],
-            auth_header_name=values["auth_header_name"] or None,
-            auth_header_value=secret or None,
+        server_in = McpServerCreate.model_validate(
+            {
+                **{key: values[key] for key in ("name", "slug", "description", "team", "url")},
+                "transport": values["transport"] or "streamable_http",
+                "tags": [tag for tag in values["tags"].split(",") if tag.strip()],
+                "auth_header_name": values["auth_header_name"] or None,
+                "auth_header_value": secret or None,
+            }
         )
         created = await registry.register(server_in, actor)
     except ValidationError as error:

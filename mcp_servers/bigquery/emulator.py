@@ -101,6 +101,7 @@ def _use_extension_directory(directory: Path) -> None:
     def connect(database: Any = ":memory:", read_only: bool = False, config: Any = None) -> Any:
         return original(database, read_only, {**_extension_config(directory), **(config or {})})
 
+    # A mark on the wrapper, so that a second call sees duckdb.connect is already wrapped.
     connect.__switchboard_extensions__ = directory  # type: ignore[attr-defined]
     duckdb.connect = connect
 
@@ -147,9 +148,11 @@ async def serve(
     )
     _use_extension_directory(extensions)
     today = today or datetime.now(UTC).date()
-    options = {"host": host, "data_dir": data_dir, "project": project}
 
-    private = EmulatorServer(_bqemulator_settings(port=0, **options))
+    def settings_on(port: int) -> Any:
+        return _bqemulator_settings(host=host, port=port, data_dir=data_dir, project=project)
+
+    private = EmulatorServer(settings_on(0))
     await private.start()
     seeding = time.monotonic()
     try:
@@ -161,7 +164,7 @@ async def serve(
         seeding = time.monotonic() - seeding
         await private.stop()
 
-    server = EmulatorServer(_bqemulator_settings(port=port, **options))
+    server = EmulatorServer(settings_on(port))
     await server.start()
     state = f"seeded in {seeding:.1f} s" if seeded else "already seeded"
     print(

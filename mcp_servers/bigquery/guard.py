@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 __all__ = ["MAX_QUERY_CHARS", "CheckedQuery", "GuardPolicy", "QueryRefusedError", "check_query"]
 

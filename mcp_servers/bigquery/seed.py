@@ -226,7 +226,7 @@ class _People:
             user = self._rng.choices(self._users, cum_weights=cumulative)[0]
             if user["signed_up_at"] <= at and user["user_id"] != exclude:
                 return int(user["user_id"])
-        return next(user["user_id"] for user in self._oldest if user["user_id"] != exclude)
+        return next(int(user["user_id"]) for user in self._oldest if user["user_id"] != exclude)
 
     def seller(self, at: datetime) -> int:
         return self._pick(self._sellers, at, None)

@@ -94,7 +94,8 @@ def parse_page(slug: str, markdown: str) -> Page:
     title = lines[0][2:].strip()
 
     sections: list[Section] = []
-    heading, body, in_fence = title, [], False
+    heading, in_fence = title, False
+    body: list[str] = []
     for line in lines[1:]:
         if line.lstrip().startswith("```"):
             in_fence = not in_fence

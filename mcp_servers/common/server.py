@@ -9,6 +9,7 @@ from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from mcp.server.fastmcp.resources import TextResource
 from mcp.types import ToolAnnotations
+from pydantic import AnyUrl
 
 from mcp_servers.common.docs import DocSet, Match, Page
 
@@ -40,7 +41,7 @@ def build_docs_server(
     for page in docs.pages:
         server.add_resource(
             TextResource(
-                uri=f"{uri_scheme}://{page.slug}",
+                uri=AnyUrl(f"{uri_scheme}://{page.slug}"),
                 name=page.slug,
                 title=page.title,
                 description=page.summary,

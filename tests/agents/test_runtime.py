@@ -372,3 +372,24 @@ async def test_a_conversation_continues_with_its_context_after_a_restart(
     other = await _run(hub, spec, "Who am I?", conversation_id="conv-2", checkpoint_url=checkpoints)
     assert other.status == "ok"
     assert [m["content"] for m in upstream.requests[-1]["messages"][1:]] == ["Who am I?"]
+
+
+async def test_an_agent_with_tools_on_a_model_that_cannot_call_them_says_what_it_needs(
+    hub: RunningHub, upstream: ScriptedUpstream, weather_tools: tuple[ToolSpec, ...]
+) -> None:
+    upstream.script(reply="Lisbon is sunny, I looked.")
+    events = Recorder()
+    spec = _spec(weather_tools, model_calls_tools=False)
+    result = await _run(hub, spec, "Weather in Lisbon?", on_event=events)
+
+    assert result.status == "error"
+    assert result.text.startswith("I need a model that can call tools, and test-model cannot")
+    assert "model catalog" in result.text and result.text.count(". ") == 0
+    assert [e.text for e in events.of(FinalAnswer)] == [result.text]
+    assert upstream.hits == 0, "the model was called anyway"
+    run, steps = _trace(hub, result.trace_id)
+    assert (run.status, run.error, steps) == ("error", result.text, [])
+
+    # The same agent without tools runs on that model as before.
+    plain = await _run(hub, _spec(model_calls_tools=False), "Hello?", conversation_id="conv-2")
+    assert (plain.status, plain.text, upstream.hits) == ("ok", "Lisbon is sunny, I looked.", 1)

@@ -21,7 +21,9 @@ from hub.core.config import Settings
 from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.services.users import create_user, get_user
+from mcp_servers.bigquery.emulator import EmulatorProcess
 from tests.conftest import RunningHub
+from tests.support.analyst import AnalystSetup, served_analyst
 from tests.support.mcp_server import McpTestServer
 from tests.support.servers import free_port, stop_process
 
@@ -268,3 +270,13 @@ def registered_weather(hub: RunningHub) -> Iterator[tuple[McpTestServer, httpx.C
         )
         assert response.status_code == 201, response.text
         yield weather, client
+
+
+@pytest.fixture
+def analyst(
+    hub: RunningHub, warehouse: EmulatorProcess, tmp_path: Path, chat_user: str
+) -> Iterator[AnalystSetup]:
+    """The data analyst published in the test hub, with its two MCP servers, as `switchboard
+    run` does it."""
+    with served_analyst(hub, warehouse, tmp_path) as setup:
+        yield setup

@@ -17,19 +17,10 @@ from tests.support.analyst import (
     AnalystSetup,
     expected_category_posts,
     expected_daily_posts,
-    served_analyst,
 )
 from tests.support.upstream import ScriptedUpstream
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def analyst(
-    hub: RunningHub, warehouse: EmulatorProcess, tmp_path: Path, chat_user: str
-) -> Iterator[AnalystSetup]:
-    with served_analyst(hub, warehouse, tmp_path) as setup:
-        yield setup
 
 
 @pytest.fixture

@@ -103,7 +103,7 @@ def served_analyst(
             url = f"http://127.0.0.1:{port}/mcp"
             outcome = register_server(hub.url, setup_token, server, url)
             assert outcome == "registered", outcome
-        outcome = publish_analyst(hub.url, setup_token)
+        outcome = publish_analyst(hub.settings)
         assert outcome == "published", outcome
         yield AnalystSetup(hub_url=hub.url, app_token=hub.app_token)
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0008"
