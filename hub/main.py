@@ -11,15 +11,17 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from hub.api.errors import refusal_response
 from hub.api.main import api_router
 from hub.api.routes.mcp_servers import TOOL_CALL_PATH, call_tool
 from hub.core.config import APP_SERVICE_NAME, Settings, get_settings
 from hub.core.crypto import SecretBox, load_or_create_key
 from hub.core.db import get_engine, migrate
+from hub.core.errors import Refusal
 from hub.core.origin_check import origin_refusal
 from hub.gateway.catalog import load_catalog
 from hub.gateway.errors import GatewayError, openai_error_response
@@ -29,8 +31,7 @@ from hub.hot_routes import HotRoutes
 from hub.identity.attempts import SignInAttempts
 from hub.identity.oidc import OidcClient
 from hub.mcp.netguard import NetworkPolicy
-from hub.mcp.registry import McpRegistry, RegistryError
-from hub.models.actor import PermissionDeniedError
+from hub.mcp.registry import McpRegistry
 from hub.runtime import HubRuntime
 from hub.services import audit
 from hub.services.services import TokenResolver, ensure_service
@@ -90,11 +91,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-async def _registry_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RegistryError)
-    return JSONResponse({"detail": exc.message}, status_code=exc.status)
-
-
 def _registry(settings: Settings, engine: Engine, box: SecretBox) -> McpRegistry:
     return McpRegistry(
         engine=engine,
@@ -119,16 +115,6 @@ def _oidc_client(settings: Settings) -> OidcClient | None:
         redirect_uri=f"{settings.hub_public_url}/auth/oidc/callback",
         leeway_s=settings.oidc_leeway_s,
     )
-
-
-async def _permission_denied(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, PermissionDeniedError)
-    if _is_gateway_path(request):
-        return openai_error_response(403, exc.message)
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({"detail": exc.message}, status_code=403)
-    # A page's form or button: the reason in words, as the cross-site check gives it.
-    return PlainTextResponse(exc.message, status_code=403)
 
 
 def _freeze_startup_objects() -> None:
@@ -212,8 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RegistryError, _registry_error)
-    app.add_exception_handler(PermissionDeniedError, _permission_denied)
+    app.add_exception_handler(Refusal, refusal_response)
     app.include_router(api_router)
     app.include_router(sign_in.router)
     app.include_router(pages.router)

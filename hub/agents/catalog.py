@@ -12,9 +12,9 @@ import anyio
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from hub.core.errors import ConflictError, InvalidError, NotFoundError, PermissionDeniedError
 from hub.core.roles import Permission
 from hub.gateway.catalog import Catalog
-from hub.mcp.registry import RegistryError
 from hub.models.actor import Actor
 from hub.models.agent import (
     Agent,
@@ -30,20 +30,15 @@ from hub.models.mcp_server import McpServerPublic, McpStatus
 from hub.services import agents as store
 from hub.services import mcp_servers as registry_store
 
-__all__ = ["AgentCatalog", "AgentError"]
+__all__ = ["AgentCatalog"]
 
 T = TypeVar("T")
-
-
-class AgentError(RegistryError):
-    """A refused agent request: `status` and a message that says what to do (the hub answers
-    `{"detail": message}`, as for the MCP registry)."""
 
 
 def _readable(session: Session, slug: str, actor: Actor) -> Agent:
     agent = store.get_agent(session=session, slug=slug)
     if agent is None or not store.can_read(agent, actor):
-        raise AgentError(404, f"No agent {slug!r} exists, or it is not shared with you.")
+        raise NotFoundError(f"No agent {slug!r} exists, or it is not shared with you.")
     return agent
 
 
@@ -51,7 +46,9 @@ def _editable(session: Session, slug: str, actor: Actor) -> Agent:
     agent = _readable(session, slug, actor)
     actor.require(Permission.build)
     if not store.can_edit(agent, actor):
-        raise AgentError(403, f"Only {agent.owner!r} (its owner) or an admin can change {slug!r}.")
+        raise PermissionDeniedError(
+            f"Only {agent.owner!r} (its owner) or an admin can change {slug!r}."
+        )
     return agent
 
 
@@ -81,14 +78,14 @@ class AgentCatalog:
             session=session, definition=definition, models=self._models
         )
         if problems:
-            raise AgentError(422, " ".join(problems))
+            raise InvalidError(" ".join(problems))
 
     async def create(self, agent_in: AgentCreate, actor: Actor) -> AgentPublic:
         actor.require(Permission.build)
 
         def work(session: Session) -> AgentPublic:
             if store.get_agent(session=session, slug=agent_in.slug) is not None:
-                raise AgentError(409, f"The slug {agent_in.slug!r} is taken; choose another.")
+                raise ConflictError(f"The slug {agent_in.slug!r} is taken; choose another.")
             self._check(session, agent_in)
             agent = store.create_agent(session=session, agent_in=agent_in, actor=actor)
             return store.to_public(session=session, agent=agent, show_draft=True)
@@ -155,7 +152,7 @@ class AgentCatalog:
             agent = _editable(session, slug, actor)
             version = store.get_version(session=session, agent=agent, number=number)
             if version is None:
-                raise AgentError(404, f"{slug!r} has no version {number}.")
+                raise NotFoundError(f"{slug!r} has no version {number}.")
             store.restore_version(session=session, agent=agent, version=version, actor=actor)
             return store.version_public(version, version.id)
 
@@ -173,7 +170,7 @@ class AgentCatalog:
             agent = _readable(session, slug, actor)
             live = store.live_version(session=session, agent=agent)
             if live is None:
-                raise AgentError(404, f"{slug!r} has no published version yet.")
+                raise NotFoundError(f"{slug!r} has no published version yet.")
             return store.run_spec(
                 session=session, agent=agent, source=live, models=self._models, actor=actor
             )

@@ -8,8 +8,8 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from hub.core.config import APP_SERVICE_NAME
+from hub.core.errors import PermissionDeniedError, UnauthenticatedError
 from hub.core.roles import Permission, Role
-from hub.gateway.errors import GatewayError
 from hub.gateway.proxy import Gateway
 from hub.identity.cookies import SESSION_COOKIE
 from hub.mcp.registry import McpRegistry
@@ -76,11 +76,9 @@ async def service_of(request: Request, runtime: HubRuntime) -> ServiceIdentity:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise GatewayError(
-            401,
+        raise UnauthenticatedError(
             "Missing service token. Send 'Authorization: Bearer <token>'; an admin creates one "
             "with 'switchboard service create NAME --team TEAM'.",
-            type="authentication_error",
             code="missing_token",
         )
     token = token.strip()
@@ -88,10 +86,8 @@ async def service_of(request: Request, runtime: HubRuntime) -> ServiceIdentity:
     if not hit:
         identity = await anyio.to_thread.run_sync(runtime.tokens.lookup, token)
     if identity is None:
-        raise GatewayError(
-            401,
+        raise UnauthenticatedError(
             "Invalid service token: it is unknown or its service is disabled.",
-            type="authentication_error",
             code="invalid_token",
         )
     return identity
@@ -102,12 +98,9 @@ CurrentService = Annotated[ServiceIdentity, Depends(get_current_service)]
 
 async def get_admin_service(service: CurrentService) -> ServiceIdentity:
     if not service.is_admin:
-        raise GatewayError(
-            403,
+        raise PermissionDeniedError(
             f"Service {service.name!r} is not an admin; this needs an admin token "
-            "('switchboard service create NAME --team TEAM --admin').",
-            type="permission_error",
-            code="admin_required",
+            "('switchboard service create NAME --team TEAM --admin')."
         )
     return service
 
@@ -130,7 +123,7 @@ async def get_optional_actor(request: Request, runtime: RuntimeDep) -> Actor | N
         if acting_for and service.name == APP_SERVICE_NAME:
             person = await _user_actor(runtime, lambda s: get_user(session=s, username=acting_for))
             if person is None:
-                raise GatewayError(401, f"No user named {acting_for!r}.", code="unknown_user")
+                raise UnauthenticatedError(f"No user named {acting_for!r}.", code="unknown_user")
             return person
         return service_actor(service)
     token = request.cookies.get(SESSION_COOKIE)
@@ -179,10 +172,8 @@ OptionalActor = Annotated[Actor | None, Depends(get_optional_actor)]
 
 async def get_actor(actor: OptionalActor) -> Actor:
     if actor is None:
-        raise GatewayError(
-            401,
+        raise UnauthenticatedError(
             "Sign in at /login, or send a service token as 'Authorization: Bearer <token>'.",
-            type="authentication_error",
             code="not_signed_in",
         )
     return actor

@@ -27,7 +27,8 @@ _AGENT_SLUG = re.compile(SLUG_PATTERN)
 async def chat_completions(request: Request) -> Response:
     """POST /v1/chat/completions. A plain Starlette endpoint rather than a FastAPI one: every
     model call passes here, and resolving FastAPI dependencies took about a quarter of the
-    hub's CPU per call. Errors are GatewayErrors, answered by the app's handler."""
+    hub's CPU per call. Its errors (GatewayErrors, and refusals such as a missing token) are
+    answered by the app's handlers."""
     runtime: HubRuntime = request.app.state.runtime
     service = await service_of(request, runtime)
     chat = parse_chat_request(await request.body())

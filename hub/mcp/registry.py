@@ -15,6 +15,14 @@ from sqlmodel import Session
 
 from hub.core.batch_writer import BatchWriter
 from hub.core.crypto import SecretBox
+from hub.core.errors import (
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnsuitableError,
+    UpstreamError,
+)
 from hub.core.roles import Permission
 from hub.mcp.client import Endpoint, McpUnavailableError
 from hub.mcp.discovery import discover
@@ -35,7 +43,7 @@ from hub.models.mcp_server import (
 from hub.models.service import utcnow
 from hub.services import mcp_servers as store
 
-__all__ = ["McpRegistry", "RegistryError", "ToolCallEntry"]
+__all__ = ["McpRegistry", "ToolCallEntry"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +51,6 @@ T = TypeVar("T")
 # How long a tool call trusts what it read of a server (other hub processes may change it).
 _CALL_CACHE_TTL_S = 2.0
 _CONCURRENT_CHECKS = 8
-
-
-class RegistryError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -76,7 +77,7 @@ def _fresh(session: Session, server: McpServer) -> McpServer:
     """The server as the database has it now (another request may have changed it)."""
     current = session.get(McpServer, server.id)
     if current is None:
-        raise RegistryError(404, f"The MCP server {server.slug!r} was deleted meanwhile.")
+        raise NotFoundError(f"The MCP server {server.slug!r} was deleted meanwhile.")
     return current
 
 
@@ -147,15 +148,15 @@ class McpRegistry:
     async def _server(self, slug: str) -> McpServer:
         server = await self._db(lambda s: store.get_server(session=s, slug=slug))
         if server is None:
-            raise RegistryError(404, f"No MCP server is registered as {slug!r}.")
+            raise NotFoundError(f"No MCP server is registered as {slug!r}.")
         return server
 
     async def _managed(self, slug: str, actor: Actor) -> McpServer:
         server = await self._server(slug)
         actor.require(Permission.build)
         if not actor.can_manage(server.team):
-            raise RegistryError(
-                403, f"Only team {server.team!r} or an admin can change {server.slug!r}."
+            raise PermissionDeniedError(
+                f"Only team {server.team!r} or an admin can change {server.slug!r}."
             )
         return server
 
@@ -176,16 +177,15 @@ class McpRegistry:
         actor.require(Permission.build)
         if not actor.can_manage(server_in.team):
             teams = ", ".join(repr(team) for team in sorted(actor.teams | {actor.team}))
-            raise RegistryError(
-                403,
+            raise PermissionDeniedError(
                 f"You can register servers for your teams ({teams}) only "
                 f"(an admin can register for any team), not for {server_in.team!r}.",
             )
         existing = await self._db(lambda s: store.get_server(session=s, slug=server_in.slug))
         if existing is not None:
-            raise RegistryError(409, f"The slug {server_in.slug!r} is taken; choose another.")
+            raise ConflictError(f"The slug {server_in.slug!r} is taken; choose another.")
         if bool(server_in.auth_header_name) != bool(server_in.auth_header_value):
-            raise RegistryError(422, "Give both the auth header's name and its value, or neither.")
+            raise InvalidError("Give both the auth header's name and its value, or neither.")
         headers = {}
         if server_in.auth_header_name and server_in.auth_header_value:
             headers[server_in.auth_header_name] = server_in.auth_header_value
@@ -214,9 +214,9 @@ class McpRegistry:
             check_url_syntax(endpoint.url)
             return await self._discover(endpoint)
         except AddressRefusedError as error:
-            raise RegistryError(400, f"Refused: {error}") from error
+            raise UnsuitableError(f"Refused: {error}") from error
         except McpUnavailableError as error:
-            raise RegistryError(400, f"Could not use this server: {error}") from error
+            raise UnsuitableError(f"Could not use this server: {error}") from error
 
     async def update(self, slug: str, update: McpServerUpdate, actor: Actor) -> McpServerPublic:
         server = await self._managed(slug, actor)
@@ -230,7 +230,7 @@ class McpRegistry:
         elif update.auth_header_value is not None:
             name = update.auth_header_name or server.auth_header_name
             if not name:
-                raise RegistryError(422, "Give the auth header's name with its value.")
+                raise InvalidError("Give the auth header's name with its value.")
             server.auth_header_name = name
             server.auth_secret_encrypted = self._box.encrypt(update.auth_header_value)
         auth_changed = update.clear_auth or update.auth_header_value is not None
@@ -261,8 +261,8 @@ class McpRegistry:
     async def set_status(self, slug: str, status: McpStatus, actor: Actor) -> McpServerPublic:
         server = await self._managed(slug, actor)
         if status == McpStatus.active and server.pending_snapshot_id is not None:
-            raise RegistryError(
-                409, "Its tools changed since they were approved: review and approve them first."
+            raise ConflictError(
+                "Its tools changed since they were approved: review and approve them first."
             )
 
         action = "mcp_server.disabled" if status == McpStatus.disabled else "mcp_server.enabled"
@@ -287,7 +287,7 @@ class McpRegistry:
         def save(session: Session) -> McpServerPublic:
             merged = _fresh(session, server)
             if store.approve_pending(session=session, server=merged, actor=actor) is None:
-                raise RegistryError(409, f"{slug!r} has no tool changes waiting for review.")
+                raise ConflictError(f"{slug!r} has no tool changes waiting for review.")
             return store.to_public(session=session, server=merged)
 
         saved = await self._db(save)
@@ -320,7 +320,7 @@ class McpRegistry:
         async with lock:
             try:
                 await self._check_once(server)
-            except RegistryError:
+            except NotFoundError:
                 pass  # deleted while it was being checked
 
     async def _check_once(self, server: McpServer) -> None:
@@ -377,8 +377,7 @@ class McpRegistry:
             read_at=time.monotonic(),
         )
         if server.status != McpStatus.active:
-            raise RegistryError(
-                409,
+            raise ConflictError(
                 f"{slug!r} is {server.status.value.replace('_', ' ')}; its tools cannot be called.",
             )
         self._callable[slug] = entry
@@ -395,7 +394,7 @@ class McpRegistry:
         target = await self._resolve(slug)
         if tool not in target.tools:
             offered = ", ".join(sorted(target.tools)) or "none"
-            raise RegistryError(404, f"{slug!r} offers no tool {tool!r}; it offers: {offered}.")
+            raise NotFoundError(f"{slug!r} offers no tool {tool!r}; it offers: {offered}.")
         record = ToolCallEntry(server_id=target.server_id, tool=tool, caller=caller)
         started = time.perf_counter()
         try:
@@ -411,7 +410,7 @@ class McpRegistry:
             record.latency_ms = (time.perf_counter() - started) * 1000
             record.is_error, record.error = True, str(error)[:1000]
             self.calls.add(record)
-            raise RegistryError(502, f"The tool call failed: {error}") from error
+            raise UpstreamError(f"The tool call failed: {error}") from error
         record.latency_ms = (time.perf_counter() - started) * 1000
         if result.get("isError"):
             text = " ".join(

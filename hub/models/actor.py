@@ -3,9 +3,10 @@
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from hub.core.errors import PermissionDeniedError
 from hub.core.roles import Permission, Role, allows
 
-__all__ = ["Actor", "ActorKind", "Owned", "PermissionDeniedError"]
+__all__ = ["Actor", "ActorKind", "Owned"]
 
 ActorKind = Literal["user", "service"]
 
@@ -14,14 +15,6 @@ _WHAT = {
     Permission.build: "making agents and registering MCP servers (the builder role)",
     Permission.administer: "administering the platform (the admin role)",
 }
-
-
-class PermissionDeniedError(Exception):
-    """The actor's role does not allow what they asked; `message` says which role does."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class Owned(Protocol):

@@ -15,7 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
-from hub.mcp.registry import RegistryError
+from hub.core.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnsuitableError,
+)
 from hub.models.actor import Actor
 from hub.models.agent import Agent
 from hub.models.feedback import (
@@ -30,7 +35,6 @@ from hub.services.agents import get_agent, get_version
 
 __all__ = [
     "COMMENTS_PER_VERSION",
-    "FeedbackError",
     "agent_feedback",
     "all_feedback",
     "delete_feedback",
@@ -55,14 +59,10 @@ _steps = sa.table(
 _REPLY_MARKER = "switchboard_reply"
 
 
-class FeedbackError(RegistryError):
-    """`status` is the HTTP status to answer; `message` says why, fit to show a person."""
-
-
 def _require_person(actor: Actor) -> None:
     if actor.kind != "user":
-        raise FeedbackError(
-            403, "Only people give feedback on answers (through the chat); a service cannot."
+        raise PermissionDeniedError(
+            "Only people give feedback on answers (through the chat); a service cannot."
         )
 
 
@@ -100,7 +100,7 @@ def _stored_answer(session: Session, actor: Actor, feedback_in: FeedbackIn) -> _
         sa.select(_threads.c.userIdentifier).where(_threads.c.id == feedback_in.conversation_id)
     ).first()
     if owner is None or owner[0] != actor.id:
-        raise FeedbackError(404, f"You have no conversation {feedback_in.conversation_id!r}.")
+        raise NotFoundError(f"You have no conversation {feedback_in.conversation_id!r}.")
     step = connection.execute(
         sa.select(_steps.c.type, _steps.c.metadata, _steps.c.createdAt).where(
             _steps.c.id == feedback_in.message_id,
@@ -108,11 +108,11 @@ def _stored_answer(session: Session, actor: Actor, feedback_in: FeedbackIn) -> _
         )
     ).first()
     if step is None:
-        raise FeedbackError(404, f"That conversation has no message {feedback_in.message_id!r}.")
+        raise NotFoundError(f"That conversation has no message {feedback_in.message_id!r}.")
     metadata = _as_mapping(step[1])
     if step[0] != "assistant_message" or not metadata.get(_REPLY_MARKER):
-        raise FeedbackError(
-            400, "That message is not an answer from a model or an agent; rate an answer."
+        raise UnsuitableError(
+            "That message is not an answer from a model or an agent; rate an answer."
         )
     return _StoredAnswer(metadata, _moment(step[2]) if step[2] else None)
 
@@ -129,15 +129,13 @@ def _check_attribution(feedback_in: FeedbackIn, stored: dict[str, Any]) -> None:
     told = (feedback_in.agent_slug, feedback_in.agent_version, feedback_in.trace_id)
     kept = (stored.get("agent"), stored.get("version"), stored.get("trace"))
     if told != kept:
-        raise FeedbackError(
-            409,
+        raise ConflictError(
             f"The chat stored this answer as given by {_given_by(*kept)}; the request says "
             f"{_given_by(*told)}.",
         )
     models = {stored.get("model"), stored.get("answered_by")} - {None, ""}
     if feedback_in.model and models and feedback_in.model not in models:
-        raise FeedbackError(
-            409,
+        raise ConflictError(
             f"The answer came from {' or '.join(sorted(map(str, models)))}, "
             f"not {feedback_in.model!r}.",
         )
@@ -229,7 +227,7 @@ def delete_feedback(*, session: Session, actor: Actor, message_id: str) -> None:
     _require_person(actor)
     feedback = _own(session, actor, message_id)
     if feedback is None:
-        raise FeedbackError(404, f"You gave no feedback on message {message_id!r}.")
+        raise NotFoundError(f"You gave no feedback on message {message_id!r}.")
     session.delete(feedback)
     session.commit()
 

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from hub.mcp.registry import RegistryError
+from hub.core.errors import GoneError, NotFoundError, PermissionDeniedError, UnsuitableError
 from hub.models.actor import Actor
 from hub.models.service import utcnow
 from hub.models.share import (
@@ -26,7 +26,6 @@ from hub.services.audit import record_event
 from hub.services.traces import get_trace, list_traces
 
 __all__ = [
-    "ShareError",
     "create_share",
     "list_shares",
     "revoke_share",
@@ -37,10 +36,6 @@ __all__ = [
 
 # The chat's conversations (Chainlit's table, made by migration 0002): who owns a thread.
 _threads = sa.table("threads", sa.column("id", sa.Text), sa.column("userIdentifier", sa.Text))
-
-
-class ShareError(RegistryError):
-    """`status` is the HTTP status to answer; `message` says why, fit to show a person."""
 
 
 def share_path(share_id: str) -> str:
@@ -76,7 +71,9 @@ def to_public(share: Share, *, hub_url: str, now: datetime | None = None) -> Sha
 
 def _require_person(actor: Actor) -> None:
     if actor.kind != "user":
-        raise ShareError(403, "Only people share and read conversations; a service token cannot.")
+        raise PermissionDeniedError(
+            "Only people share and read conversations; a service token cannot."
+        )
 
 
 def _redacted(run: TraceRunPublic) -> TraceRunPublic:
@@ -109,9 +106,9 @@ def create_share(*, session: Session, actor: Actor, share_in: ShareCreate) -> Sh
         .first()
     )
     if owner is None or owner[0] != actor.id:
-        raise ShareError(404, f"You have no conversation {share_in.thread_id!r} to share.")
+        raise NotFoundError(f"You have no conversation {share_in.thread_id!r} to share.")
     if not share_in.snapshot.steps:
-        raise ShareError(400, "This conversation has no messages yet; write one, then share it.")
+        raise UnsuitableError("This conversation has no messages yet; write one, then share it.")
     now = utcnow()
     share = Share(
         id=secrets.token_urlsafe(24),
@@ -161,14 +158,13 @@ def view_share(*, session: Session, share_id: str, actor: Actor, hub_url: str) -
     might as well not exist), 410 once revoked or expired."""
     share = session.get(Share, share_id)
     if share is None or not _may_read(share, actor):
-        raise ShareError(404, "No such shared conversation, or it is not shared with you.")
+        raise NotFoundError("No such shared conversation, or it is not shared with you.")
     now = utcnow()
     public = to_public(share, hub_url=hub_url, now=now)
     if public.status == "revoked":
-        raise ShareError(410, f"{share.owner_name} revoked this link; ask them for a new one.")
+        raise GoneError(f"{share.owner_name} revoked this link; ask them for a new one.")
     if public.status == "expired":
-        raise ShareError(
-            410,
+        raise GoneError(
             f"This link expired on {_aware(share.expires_at):%Y-%m-%d %H:%M} UTC; ask "
             f"{share.owner_name} for a new one.",
         )
@@ -193,7 +189,7 @@ def revoke_share(*, session: Session, share_id: str, actor: Actor) -> Share:
     """Revoke a link at once (its owner or an admin); revoking twice is harmless."""
     share = session.get(Share, share_id)
     if share is None or not (actor.is_admin or actor.owns(share)):
-        raise ShareError(404, "No such link of yours.")
+        raise NotFoundError("No such link of yours.")
     if share.revoked_at is None:
         share.revoked_at = utcnow()
         session.add(share)

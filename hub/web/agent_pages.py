@@ -14,9 +14,11 @@ from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from hub.agents.catalog import AgentCatalog, AgentError
+from hub.agents.catalog import AgentCatalog
 from hub.api.deps import OptionalActor, RuntimeDep
+from hub.api.errors import status_of
 from hub.api.routes.agents import AgentCatalogDep
+from hub.core.errors import NotFoundError, PermissionDeniedError, Refusal
 from hub.models.actor import Actor
 from hub.models.agent import AgentCreate, AgentDefinition, AgentPublic, AgentUpdate, Visibility
 from hub.models.feedback import AgentFeedback
@@ -39,11 +41,11 @@ def _chat_url(runtime: RuntimeDep) -> str:
     return f"http://{runtime.settings.app_host}:{runtime.settings.app_port}/"
 
 
-async def _not_found(request: Request, actor: Actor, error: AgentError) -> Response:
+async def _not_found(request: Request, actor: Actor, error: Refusal) -> Response:
     return page(
         request,
         "agents.html",
-        status=error.status,
+        status=status_of(error),
         actor=actor,
         agents=[],
         mine=[],
@@ -170,7 +172,7 @@ async def create_from_form(
     try:
         agent_in = AgentCreate(slug=values["slug"], **_definition_fields(values, servers))
         created = await agents.create(agent_in, actor)
-    except (ValidationError, AgentError) as error:
+    except (ValidationError, Refusal) as error:
         status, message = _refusal(error)
         return await _builder(
             request,
@@ -198,17 +200,17 @@ async def _after_save(
     if action == "publish":
         try:
             await agents.publish(slug, actor)
-        except AgentError as error:
-            return await _agent_page(request, actor, agents, runtime, slug, error.status, error)
+        except Refusal as error:
+            return await _agent_page(request, actor, agents, runtime, slug, status_of(error), error)
     if action == "try":
         return RedirectResponse(_chat_url(runtime), status_code=303)
     return RedirectResponse(f"/agents/{slug}", status_code=303)
 
 
-def _refusal(error: ValidationError | AgentError) -> tuple[int, str]:
+def _refusal(error: ValidationError | Refusal) -> tuple[int, str]:
     if isinstance(error, ValidationError):
         return 422, f"Please fix: {problems(error)}"
-    return error.status, error.message
+    return status_of(error), error.message
 
 
 @router.get("/agents/{slug}/edit")
@@ -224,10 +226,12 @@ async def edit_agent_form(
     try:
         agent = await agents.get(slug, actor)
         if not can_edit(agent, actor):
-            raise AgentError(403, f"Only {agent.owner!r} (its owner) or an admin can change it.")
-    except AgentError as error:
-        if error.status == 403:
-            return await _agent_page(request, actor, agents, runtime, slug, error.status, error)
+            raise PermissionDeniedError(
+                f"Only {agent.owner!r} (its owner) or an admin can change it."
+            )
+    except Refusal as error:
+        if isinstance(error, PermissionDeniedError):
+            return await _agent_page(request, actor, agents, runtime, slug, status_of(error), error)
         return await _not_found(request, actor, error)
     servers = await agents.builder_servers(agent.draft.mcp_servers)
     return await _builder(
@@ -258,11 +262,11 @@ async def update_from_form(
     try:
         update = AgentUpdate(**_definition_fields(values, servers))
         await agents.update(slug, update, actor)
-    except AgentError as error:
-        if error.status == 404:
+    except Refusal as error:
+        if isinstance(error, NotFoundError):
             return await _not_found(request, actor, error)
-        if error.status == 403:
-            return await _agent_page(request, actor, agents, runtime, slug, error.status, error)
+        if isinstance(error, PermissionDeniedError):
+            return await _agent_page(request, actor, agents, runtime, slug, status_of(error), error)
         status, message = _refusal(error)
     except ValidationError as error:
         status, message = _refusal(error)
@@ -323,11 +327,11 @@ async def _agent_page(
     runtime: RuntimeDep,
     slug: str,
     status: int = 200,
-    error: AgentError | None = None,
+    error: Refusal | None = None,
 ) -> Response:
     try:
         agent = await agents.get(slug, actor)
-    except AgentError as missing:
+    except Refusal as missing:
         return await _not_found(request, actor, missing)
     editable = can_edit(agent, actor)
     return page(
@@ -371,8 +375,8 @@ async def restore_from_page(
         return to_login(request)
     try:
         await agents.restore(slug, number, actor)
-    except AgentError as error:
-        return await _agent_page(request, actor, agents, runtime, slug, error.status, error)
+    except Refusal as error:
+        return await _agent_page(request, actor, agents, runtime, slug, status_of(error), error)
     return RedirectResponse(f"/agents/{slug}", status_code=303)
 
 
@@ -395,7 +399,7 @@ async def agent_action(
             await agents.delete(slug, actor)
             return RedirectResponse("/agents", status_code=303)
         else:
-            raise AgentError(404, f"There is no action {action!r} on an agent.")
-    except AgentError as error:
-        return await _agent_page(request, actor, agents, runtime, slug, error.status, error)
+            raise NotFoundError(f"There is no action {action!r} on an agent.")
+    except Refusal as error:
+        return await _agent_page(request, actor, agents, runtime, slug, status_of(error), error)
     return RedirectResponse(f"/agents/{slug}", status_code=303)

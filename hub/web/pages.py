@@ -17,7 +17,8 @@ from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from hub.api.deps import OptionalActor, RegistryDep, RuntimeDep
-from hub.mcp.registry import RegistryError
+from hub.api.errors import status_of
+from hub.core.errors import NotFoundError, Refusal
 from hub.models.actor import Actor
 from hub.models.mcp_server import McpServerCreate, McpStatus
 from hub.runtime import HubRuntime
@@ -120,11 +121,11 @@ async def register_from_form(
             form=values,
             error=f"Please fix: {problems(error)}",
         )
-    except RegistryError as error:
+    except Refusal as error:
         return page(
             request,
             "server_new.html",
-            status=error.status,
+            status=status_of(error),
             actor=actor,
             form=values,
             error=error.message,
@@ -163,11 +164,11 @@ async def server_page(
         return to_login(request)
     try:
         return await _server_page(request, actor, registry, slug)
-    except RegistryError as error:
+    except Refusal as error:
         return page(
             request,
             "servers.html",
-            status=error.status,
+            status=status_of(error),
             actor=actor,
             servers=[],
             q=slug,
@@ -191,7 +192,7 @@ async def server_action(
             status = McpStatus.disabled if action == "disable" else McpStatus.active
             await registry.set_status(slug, status, actor)
         else:
-            raise RegistryError(404, f"There is no action {action!r} on a server.")
-    except RegistryError as error:
-        return await _server_page(request, actor, registry, slug, error.status, error.message)
+            raise NotFoundError(f"There is no action {action!r} on a server.")
+    except Refusal as error:
+        return await _server_page(request, actor, registry, slug, status_of(error), error.message)
     return RedirectResponse(f"/servers/{slug}", status_code=303)

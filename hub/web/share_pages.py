@@ -14,8 +14,10 @@ from sqlmodel import Session
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from hub.api.deps import OptionalActor, RuntimeDep
+from hub.api.errors import status_of
+from hub.core.errors import Refusal
 from hub.models.share import Share, ShareView
-from hub.services.shares import ShareError, list_shares, revoke_share, to_public, view_share
+from hub.services.shares import list_shares, revoke_share, to_public, view_share
 from hub.web.pages import page, to_login
 
 __all__ = ["router"]
@@ -59,9 +61,9 @@ async def shared_conversation(
 
     try:
         share, is_owner = await anyio.to_thread.run_sync(load)
-    except ShareError as error:
+    except Refusal as error:
         return _private(
-            page(request, "share.html", status=error.status, actor=actor, error=error.message)
+            page(request, "share.html", status=status_of(error), actor=actor, error=error.message)
         )
     continue_url = f"{settings.app_public_url}/shares/{share.id}/continue"
     return _private(
@@ -105,6 +107,8 @@ async def revoke(
 
     try:
         await anyio.to_thread.run_sync(run)
-    except ShareError as error:
-        return page(request, "share.html", status=error.status, actor=actor, error=error.message)
+    except Refusal as error:
+        return page(
+            request, "share.html", status=status_of(error), actor=actor, error=error.message
+        )
     return RedirectResponse("/shares", status_code=303)

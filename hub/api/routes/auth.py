@@ -3,10 +3,11 @@ sign-out); admins list and revoke sessions."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Response
+from fastapi import APIRouter, Depends, Header, Response
 
 from hub.api.deps import AdminActor, CurrentActor, CurrentService, SessionDep
 from hub.core.config import APP_SERVICE_NAME
+from hub.core.errors import NotFoundError, PermissionDeniedError, UnauthenticatedError
 from hub.models.user import UserPublic
 from hub.models.web_session import WebSessionPublic
 from hub.services.services import ServiceIdentity
@@ -27,7 +28,7 @@ SESSION_HEADER = "x-switchboard-session"
 
 async def get_chat_app(service: CurrentService) -> ServiceIdentity:
     if service.name != APP_SERVICE_NAME:
-        raise HTTPException(403, "Only the chat app may check people's sign-ins.")
+        raise PermissionDeniedError("Only the chat app may check people's sign-ins.")
     return service
 
 
@@ -40,7 +41,9 @@ def session_user(app: ChatApp, token: SessionToken, session: SessionDep) -> User
     """The person whose session this is (the chat app only); 401 when it ended or expired."""
     user = user_for_web_session(session=session, token=token)
     if user is None:
-        raise HTTPException(401, "This session has ended or expired; sign in again.")
+        raise UnauthenticatedError(
+            "This session has ended or expired; sign in again.", code="session_ended"
+        )
     return UserPublic.model_validate(user, from_attributes=True)
 
 
@@ -73,5 +76,5 @@ def sessions(admin: AdminActor, session: SessionDep) -> list[WebSessionPublic]:
 def revoke_session(session_id: int, admin: AdminActor, session: SessionDep) -> Response:
     """End someone's session at once, in the hub and the chat (admins)."""
     if not end_web_session_by_id(session=session, session_id=session_id, actor=admin):
-        raise HTTPException(404, f"No session {session_id}.")
+        raise NotFoundError(f"No session {session_id}.")
     return Response(status_code=204)

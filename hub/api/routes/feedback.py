@@ -2,9 +2,10 @@
 admins read it per version (the admins' export is `/feedback.csv`, hub/web/feedback_pages.py).
 """
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Response
 
 from hub.api.deps import CurrentActor, SessionDep
+from hub.core.errors import NotFoundError, PermissionDeniedError
 from hub.models.feedback import AgentFeedback, FeedbackIn, FeedbackPublic
 from hub.services.agents import can_edit, can_read, get_agent
 from hub.services.feedback import agent_feedback, delete_feedback, record_feedback
@@ -34,9 +35,9 @@ def for_agent(slug: str, actor: CurrentActor, session: SessionDep) -> AgentFeedb
     """Thumbs up and down per version, with the latest comments (its owner and admins)."""
     agent = get_agent(session=session, slug=slug)
     if agent is None or not can_read(agent, actor):
-        raise HTTPException(404, f"No agent {slug!r} exists, or it is not shared with you.")
+        raise NotFoundError(f"No agent {slug!r} exists, or it is not shared with you.")
     if not can_edit(agent, actor):
-        raise HTTPException(
-            403, f"Only {agent.owner!r} (its owner) or an admin sees the feedback on {slug!r}."
+        raise PermissionDeniedError(
+            f"Only {agent.owner!r} (its owner) or an admin sees the feedback on {slug!r}."
         )
     return agent_feedback(session=session, agent=agent)

@@ -1,9 +1,10 @@
 """Share links of conversations: the chat makes them for their owner; people list, read and
 revoke them (pages for people are in hub/web/share_pages.py)."""
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from hub.api.deps import CurrentActor, RuntimeDep, SessionDep
+from hub.core.errors import TooLargeError
 from hub.models.share import MAX_SNAPSHOT_BYTES, ShareCreate, SharePublic, ShareView
 from hub.services.shares import (
     create_share,
@@ -22,8 +23,7 @@ async def _small_enough(request: Request) -> None:
     """Refuse an oversized snapshot before reading it."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_SNAPSHOT_BYTES:
-        raise HTTPException(
-            413,
+        raise TooLargeError(
             f"This conversation is too large to share ({int(length):,} bytes; the limit is "
             f"{MAX_SNAPSHOT_BYTES:,}). Share a shorter one, or one with fewer large tables.",
         )

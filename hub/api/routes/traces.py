@@ -1,8 +1,9 @@
 """Traces of agent runs: every model call and tool call, for who may read them."""
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from hub.api.deps import CurrentActor, SessionDep
+from hub.core.errors import NotFoundError
 from hub.models.trace import TraceRunPublic
 from hub.services.traces import get_trace, list_traces
 
@@ -26,5 +27,5 @@ def list_runs(
 def get_run(run_id: str, actor: CurrentActor, session: SessionDep) -> TraceRunPublic:
     trace = get_trace(session=session, run_id=run_id, actor=actor)
     if trace is None:
-        raise HTTPException(404, f"No trace {run_id!r} that you can read.")
+        raise NotFoundError(f"No trace {run_id!r} that you can read.")
     return trace
