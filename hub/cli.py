@@ -142,7 +142,7 @@ def db_upgrade() -> None:
 @cli.command("run")
 def run() -> None:
     """Start the local model, the hub and the chat app on localhost."""
-    from hub.launcher import run_platform
+    from hub.start_platform import run_platform
 
     raise typer.Exit(run_platform(get_settings()))
 

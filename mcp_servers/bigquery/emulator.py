@@ -10,7 +10,7 @@ serves, three things happen, all offline and idempotent:
    already holds today's sample (seeding takes a few seconds).
 3. It starts again on the requested port, so anything that answers there is ready and seeded.
 
-`EmulatorProcess` runs the same command as a child process, for the launcher and the tests.
+`EmulatorProcess` runs the same command as a child process, for `switchboard run` and the tests.
 """
 
 import argparse

@@ -1,6 +1,7 @@
 """The data analyst as `switchboard run` sets it up, for tests: the datamodel and BigQuery MCP
 servers (real processes, on the test's emulator) registered in a running hub, and the
-data-analyst agent published from the repository's instructions by the launcher's own code."""
+data-analyst agent published from its definition in agents/data_analyst/ by the platform's own
+seeding code (hub/seed.py)."""
 
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
@@ -19,7 +20,7 @@ from agents.runtime.approval import QueryApproval
 from agents.tracing import Tracer
 from hub.core.db import get_engine
 from hub.core.roles import Role
-from hub.launcher import BIGQUERY, DATAMODEL, publish_analyst, register_server
+from hub.seed import BIGQUERY, DATAMODEL, publish_analyst, register_server
 from hub.services.users import create_user
 from mcp_servers.bigquery.emulator import EmulatorProcess
 from tests.conftest import RunningHub

@@ -6,67 +6,40 @@ where to go, and stops them all on Ctrl-C.
 """
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 from dotenv import dotenv_values
-from sqlmodel import Session, select
 
 from hub import localmodel
-from hub.api.deps import service_actor
 from hub.core.config import Settings, require_strong_secret
-from hub.core.db import get_engine, migrate
-from hub.core.roles import Role
-from hub.gateway.catalog import load_catalog
+from hub.core.db import migrate
 from hub.identity import local_provider
-from hub.models.agent import AgentCreate, Visibility
-from hub.models.service import Service
-from hub.models.user import User
-from hub.services import agents
-from hub.services.services import ServiceIdentity, ensure_service
-from hub.services.users import create_user
+from hub.seed import (
+    BIGQUERY,
+    DATAMODEL,
+    DEV_PASSWORD,
+    DEV_USER,
+    HANDBOOK,
+    publish_analyst,
+    register_server,
+    seed_dev_user,
+    setup_token,
+)
 from hub.web.sign_in import group_rules
 from mcp_servers.bigquery.warehouse import WarehouseSettings
 
-__all__ = [
-    "BIGQUERY",
-    "DATAMODEL",
-    "DEV_PASSWORD",
-    "DEV_USER",
-    "publish_analyst",
-    "register_server",
-    "run_platform",
-]
+__all__ = ["run_platform"]
 
-DEV_USER = "demo"
-DEV_PASSWORD = "demo"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class StartupError(RuntimeError):
     pass
-
-
-def _seed_dev_user(settings: Settings) -> bool:
-    """In development, make a first user (an admin, so they can try every page) at once."""
-    with Session(get_engine(settings.sqlalchemy_url)) as session:
-        if session.exec(select(User)).first() is not None:
-            return False
-        create_user(
-            session=session,
-            username=DEV_USER,
-            password=DEV_PASSWORD,
-            display_name="Demo User",
-            team="platform",
-            role=Role.admin,
-        )
-        return True
 
 
 def _wait_for(url: str, name: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -81,92 +54,6 @@ def _wait_for(url: str, name: str, process: subprocess.Popen[bytes], timeout_s: 
             pass
         time.sleep(0.5)
     raise StartupError(f"{name} did not answer at {url} within {timeout_s:.0f} s")
-
-
-HANDBOOK = {
-    "slug": "handbook",
-    "name": "Company handbook",
-    "description": "Search and read the company handbook: expenses and travel, on-call, "
-    "security and access, holidays and leave, onboarding, office and equipment.",
-    "team": "platform",
-    "tags": ["docs", "handbook", "shipped"],
-}
-
-
-DATAMODEL = {
-    "slug": "datamodel",
-    "name": "Marketplace data model",
-    "description": "Notes on the marketplace warehouse tables: what a row is, columns and "
-    "units, joins, pitfalls, and example questions with their SQL.",
-    "team": "platform",
-    "tags": ["data", "docs", "shipped"],
-}
-BIGQUERY = {
-    "slug": "bigquery",
-    "name": "Marketplace warehouse (BigQuery)",
-    "description": "Read-only SQL over the marketplace dataset: list and describe tables, "
-    "dry-run and run guarded SELECT queries.",
-    "team": "platform",
-    "tags": ["data", "sql", "shipped"],
-}
-
-
-ANALYST_INSTRUCTIONS = REPO_ROOT / "agents" / "data_analyst" / "instructions.md"
-# The service that registers the shipped MCP servers and publishes the shipped agent.
-SETUP_SERVICE = "platform-setup"
-
-
-def publish_analyst(settings: Settings) -> str:
-    """Publish the data-analyst agent on first start (its instructions live in the repo), on
-    the catalog's first model that can call tools, or else on its first model: the agent then
-    answers that it needs a model that can call tools, and how one is added. It is the
-    platform's own agent, seeded as the `platform-setup` service past the builder's check,
-    which refuses that pairing to people building agents. Say what happened."""
-    catalog = load_catalog(settings.catalog_path)
-    able = [entry for entry in catalog.models if entry.capabilities.tool_calling]
-    body = AgentCreate(
-        slug="data-analyst",
-        name="Data analyst",
-        description="Answers questions about the marketplace from the warehouse: reads the "
-        "data-model notes, runs guarded BigQuery SQL, and shows the query it ran.",
-        instructions=ANALYST_INSTRUCTIONS.read_text(encoding="utf-8"),
-        model=(able or catalog.models)[0].name,
-        mcp_servers=[str(DATAMODEL["slug"]), str(BIGQUERY["slug"])],
-        starters=[
-            "Which category was the most popular over the past 10 days?",
-            "Give me daily post counts for the past week",
-        ],
-        max_steps=12,
-        visibility=Visibility.everyone,
-    )
-    with Session(get_engine(settings.sqlalchemy_url)) as session:
-        if agents.get_agent(session=session, slug=body.slug) is not None:
-            return "already published"
-        setup = session.exec(select(Service).where(Service.name == SETUP_SERVICE)).one()
-        assert setup.id is not None
-        actor = service_actor(ServiceIdentity(setup.id, setup.name, setup.team, setup.is_admin))
-        agent = agents.create_agent(session=session, agent_in=body, actor=actor)
-        agents.publish_draft(session=session, agent=agent, actor=actor)
-    return "published"
-
-
-def _setup_token(settings: Settings) -> str:
-    token = "sb-setup-" + secrets.token_urlsafe(24)
-    with Session(get_engine(settings.sqlalchemy_url)) as session:
-        ensure_service(session=session, name=SETUP_SERVICE, team="platform", token=token)
-    return token
-
-
-def register_server(hub_url: str, token: str, server: Mapping[str, object], url: str) -> str:
-    """Register a shipped MCP server on first start; say what happened."""
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=hub_url, headers=headers, timeout=30) as hub:
-        if hub.get(f"/api/mcp/servers/{server['slug']}").status_code == 200:
-            return "already registered"
-        response = hub.post("/api/mcp/servers", json={**server, "url": url})
-        if response.status_code != 201:
-            return f"not registered: {response.json().get('detail', response.text)}"
-    return "registered"
 
 
 def _describe(person: local_provider.DemoPerson, settings: Settings) -> str:
@@ -193,7 +80,7 @@ def run_platform(settings: Settings) -> int:
             return 1
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.sqlalchemy_url)
-    seeded = settings.environment == "development" and _seed_dev_user(settings)
+    seeded = settings.environment == "development" and seed_dev_user(settings)
     env = {**os.environ, "SWITCHBOARD_DATA_DIR": str(settings.data_dir.resolve())}
     children: list[subprocess.Popen[bytes]] = []
     local_sign_in = (
@@ -264,7 +151,7 @@ def run_platform(settings: Settings) -> int:
             )
             _wait_for(dataset_url, "the local BigQuery", emulator, timeout_s=120)
         registered: list[str] = []
-        setup_token = _setup_token(settings)
+        token = setup_token(settings)
         for module, port, server in (
             ("mcp_servers.handbook", settings.handbook_port, HANDBOOK),
             ("mcp_servers.datamodel", settings.handbook_port + 1, DATAMODEL),
@@ -275,7 +162,7 @@ def run_platform(settings: Settings) -> int:
             children.append(child)
             url = f"http://127.0.0.1:{port}/mcp"
             _wait_for(url, f"the {server['slug']} MCP server", child, timeout_s=30)
-            outcome = register_server(settings.hub_url, setup_token, server, url)
+            outcome = register_server(settings.hub_url, token, server, url)
             registered.append(f"{server['slug']} at {url} ({outcome})")
         chat = _start(
             [
