@@ -9,7 +9,7 @@ from hub.core.config import get_settings
 from hub.core.db import get_engine, migrate
 from hub.core.roles import Role
 from hub.models.service import ServiceCreate
-from hub.services.services import (
+from hub.services.service_accounts import (
     DuplicateServiceError,
     create_service,
     list_services,

@@ -23,8 +23,8 @@ from hub.core.crypto import SecretBox, load_or_create_key
 from hub.core.db import get_engine, migrate
 from hub.core.errors import Refusal
 from hub.core.origin_check import origin_refusal
-from hub.gateway.catalog import load_catalog
 from hub.gateway.errors import GatewayError, openai_error_response
+from hub.gateway.model_catalog import load_model_catalog
 from hub.gateway.routes import CHAT_COMPLETIONS_PATH, chat_completions
 from hub.gateway.shared import build_gateway
 from hub.hot_routes import HotRoutes
@@ -32,10 +32,10 @@ from hub.identity.attempts import SignInAttempts
 from hub.identity.oidc import OidcClient
 from hub.mcp.netguard import NetworkPolicy
 from hub.mcp.registry import McpRegistry
-from hub.runtime import HubRuntime
 from hub.services import audit
-from hub.services.services import TokenResolver, ensure_service
+from hub.services.service_accounts import TokenResolver, ensure_service
 from hub.services.usage import UsageRecorder
+from hub.state import HubState
 from hub.web import (
     agent_pages,
     audit_pages,
@@ -164,14 +164,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         recorder = UsageRecorder(engine, settings.usage_flush_interval_s)
         gateway, redis = build_gateway(
-            settings, load_catalog(settings.catalog_path), recorder, engine
+            settings, load_model_catalog(settings.catalog_path), recorder, engine
         )
         box = SecretBox(settings.secret_key or load_or_create_key(settings.data_dir))
         registry = _registry(settings, engine, box)
         await recorder.start()
         await gateway.start()
         await registry.start()
-        app.state.runtime = HubRuntime(
+        app.state.hub = HubState(
             settings=settings,
             engine=engine,
             tokens=TokenResolver(engine, settings.token_cache_ttl_s),

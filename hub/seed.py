@@ -14,12 +14,12 @@ from hub.api.deps import service_actor
 from hub.core.config import Settings
 from hub.core.db import get_engine
 from hub.core.roles import Role
-from hub.gateway.catalog import load_catalog
+from hub.gateway.model_catalog import load_model_catalog
 from hub.models.agent import AgentCreate
 from hub.models.service import Service
 from hub.models.user import User
 from hub.services import agents
-from hub.services.services import ServiceIdentity, ensure_service
+from hub.services.service_accounts import ServiceIdentity, ensure_service
 from hub.services.users import create_user
 
 __all__ = [
@@ -109,7 +109,7 @@ def publish_analyst(settings: Settings) -> str:
     call tools, and how one is added. It is the platform's own agent, seeded as the setup
     service past the builder's check, which refuses that pairing to people building agents.
     Say what happened."""
-    catalog = load_catalog(settings.catalog_path)
+    catalog = load_model_catalog(settings.catalog_path)
     able = [entry for entry in catalog.models if entry.capabilities.tool_calling]
     body = AgentCreate.model_validate(
         {**analyst_definition(), "model": (able or catalog.models)[0].name}

@@ -14,7 +14,7 @@ from hub.core.config import Settings
 from hub.core.db import dispose_engines, get_engine, migrate
 from hub.main import create_app
 from hub.models.service import ServiceCreate
-from hub.services.services import create_service
+from hub.services.service_accounts import create_service
 from mcp_servers.bigquery.emulator import EmulatorError, EmulatorProcess
 from tests.support.servers import ThreadedServer, free_port, served_module
 from tests.support.upstream import ScriptedUpstream

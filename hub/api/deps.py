@@ -15,10 +15,10 @@ from hub.identity.cookies import SESSION_COOKIE
 from hub.mcp.registry import McpRegistry
 from hub.models.actor import Actor
 from hub.models.user import User
-from hub.runtime import HubRuntime
-from hub.services.services import ServiceIdentity
+from hub.services.service_accounts import ServiceIdentity
 from hub.services.users import get_user
 from hub.services.web_sessions import user_for_web_session
+from hub.state import HubState
 
 __all__ = [
     "ACTING_FOR_HEADER",
@@ -29,9 +29,9 @@ __all__ = [
     "CurrentActor",
     "CurrentService",
     "GatewayDep",
+    "HubStateDep",
     "OptionalActor",
     "RegistryDep",
-    "RuntimeDep",
     "SessionDep",
     "service_actor",
     "service_of",
@@ -42,36 +42,36 @@ __all__ = [
 ACTING_FOR_HEADER = "x-switchboard-user"
 
 
-async def get_runtime(request: Request) -> HubRuntime:
-    runtime: HubRuntime = request.app.state.runtime
-    return runtime
+async def get_hub_state(request: Request) -> HubState:
+    hub_state: HubState = request.app.state.hub
+    return hub_state
 
 
 # Dependencies are async where they do no blocking work: FastAPI runs plain functions in its
 # thread pool, which costs the gateway's hot path a thread hop per request.
-RuntimeDep = Annotated[HubRuntime, Depends(get_runtime)]
+HubStateDep = Annotated[HubState, Depends(get_hub_state)]
 
 
-def get_session(runtime: RuntimeDep) -> Iterator[Session]:
-    with Session(runtime.engine) as session:
+def get_session(hub_state: HubStateDep) -> Iterator[Session]:
+    with Session(hub_state.engine) as session:
         yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-async def get_gateway(runtime: RuntimeDep) -> Gateway:
-    return runtime.gateway
+async def get_gateway(hub_state: HubStateDep) -> Gateway:
+    return hub_state.gateway
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-async def get_current_service(request: Request, runtime: RuntimeDep) -> ServiceIdentity:
-    return await service_of(request, runtime)
+async def get_current_service(request: Request, hub_state: HubStateDep) -> ServiceIdentity:
+    return await service_of(request, hub_state)
 
 
-async def service_of(request: Request, runtime: HubRuntime) -> ServiceIdentity:
+async def service_of(request: Request, hub_state: HubState) -> ServiceIdentity:
     """The service whose bearer token the request carries; 401 when there is none."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -82,9 +82,9 @@ async def service_of(request: Request, runtime: HubRuntime) -> ServiceIdentity:
             code="missing_token",
         )
     token = token.strip()
-    hit, identity = runtime.tokens.cached(token)
+    hit, identity = hub_state.tokens.cached(token)
     if not hit:
-        identity = await anyio.to_thread.run_sync(runtime.tokens.lookup, token)
+        identity = await anyio.to_thread.run_sync(hub_state.tokens.lookup, token)
     if identity is None:
         raise UnauthenticatedError(
             "Invalid service token: it is unknown or its service is disabled.",
@@ -108,20 +108,22 @@ async def get_admin_service(service: CurrentService) -> ServiceIdentity:
 AdminService = Annotated[ServiceIdentity, Depends(get_admin_service)]
 
 
-async def get_registry(runtime: RuntimeDep) -> McpRegistry:
-    return runtime.registry
+async def get_registry(hub_state: HubStateDep) -> McpRegistry:
+    return hub_state.registry
 
 
 RegistryDep = Annotated[McpRegistry, Depends(get_registry)]
 
 
-async def get_optional_actor(request: Request, runtime: RuntimeDep) -> Actor | None:
+async def get_optional_actor(request: Request, hub_state: HubStateDep) -> Actor | None:
     """A service (bearer token) or a person (the hub's session cookie), or nobody."""
     if request.headers.get("authorization"):
-        service = await get_current_service(request, runtime)
+        service = await get_current_service(request, hub_state)
         acting_for = request.headers.get(ACTING_FOR_HEADER)
         if acting_for and service.name == APP_SERVICE_NAME:
-            person = await _user_actor(runtime, lambda s: get_user(session=s, username=acting_for))
+            person = await _user_actor(
+                hub_state, lambda s: get_user(session=s, username=acting_for)
+            )
             if person is None:
                 raise UnauthenticatedError(f"No user named {acting_for!r}.", code="unknown_user")
             return person
@@ -129,7 +131,7 @@ async def get_optional_actor(request: Request, runtime: RuntimeDep) -> Actor | N
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    return await _user_actor(runtime, lambda s: user_for_web_session(session=s, token=token))
+    return await _user_actor(hub_state, lambda s: user_for_web_session(session=s, token=token))
 
 
 def user_actor(user: User) -> Actor:
@@ -156,9 +158,9 @@ def service_actor(service: ServiceIdentity) -> Actor:
     )
 
 
-async def _user_actor(runtime: HubRuntime, find: Callable[[Session], User | None]) -> Actor | None:
+async def _user_actor(hub_state: HubState, find: Callable[[Session], User | None]) -> Actor | None:
     def lookup() -> Actor | None:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             user = find(session)
             if user is None:
                 return None

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
-from hub.gateway.catalog import Deployment
 from hub.gateway.errors import GatewayError
+from hub.gateway.model_catalog import Deployment
 from hub.gateway.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 
 __all__ = ["Answer", "Failure", "call_deployment"]

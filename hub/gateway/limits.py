@@ -20,7 +20,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from hub.gateway.errors import GatewayError
-from hub.services.services import ServiceIdentity
+from hub.services.service_accounts import ServiceIdentity
 
 __all__ = ["Limits", "MemoryLimits", "RedisLimits", "SpendSeed"]
 

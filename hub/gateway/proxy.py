@@ -21,14 +21,14 @@ from starlette.responses import Response
 
 from hub.gateway.attempt import Answer, Failure, call_deployment
 from hub.gateway.breaker import Admission, Breaker, BreakerState
-from hub.gateway.catalog import Catalog, CatalogEntry, Deployment
 from hub.gateway.chat_request import ChatRequest
 from hub.gateway.errors import GatewayError
 from hub.gateway.event_stream import EventStreamResponse
 from hub.gateway.limits import Limits
+from hub.gateway.model_catalog import Deployment, ModelCatalog, ModelEntry
 from hub.gateway.relay import Accounting, ModelRename, relay_stream, usage_of
 from hub.gateway.retry import RetryPolicy
-from hub.services.services import ServiceIdentity
+from hub.services.service_accounts import ServiceIdentity
 from hub.services.usage import UsageEntry, UsageRecorder
 
 __all__ = ["MODEL_HEADER", "REQUESTED_MODEL_HEADER", "Gateway"]
@@ -44,7 +44,7 @@ class Gateway:
     def __init__(
         self,
         *,
-        catalog: Catalog,
+        catalog: ModelCatalog,
         recorder: UsageRecorder,
         policy: RetryPolicy,
         breaker: Breaker,
@@ -76,7 +76,7 @@ class Gateway:
         if self._http is not None:
             await self._http.close()
 
-    def entry(self, name: str) -> CatalogEntry:
+    def entry(self, name: str) -> ModelEntry:
         entry = self.catalog.get(name)
         if entry is None:
             known = ", ".join(e.name for e in self.catalog.models)
@@ -88,7 +88,7 @@ class Gateway:
             )
         return entry
 
-    async def health(self) -> list[tuple[CatalogEntry, Deployment, BreakerState]]:
+    async def health(self) -> list[tuple[ModelEntry, Deployment, BreakerState]]:
         """Every deployment with its circuit breaker's state, in catalog order."""
         pairs = [(entry, d) for entry in self.catalog.models for d in entry.deployments]
         states = await self.breaker.states([d.name for _, d in pairs])
@@ -134,7 +134,7 @@ class Gateway:
         accounting.finish(asked, error.status, error.message)
         raise error
 
-    async def _retry_after(self, asked: CatalogEntry) -> str:
+    async def _retry_after(self, asked: ModelEntry) -> str:
         """Whole seconds until the first of the model's (and its fallbacks') breakers lets a
         probe through: when trying again is worth it."""
         names = [d.name for entry in self._chains[asked.name] for d in entry.deployments]
@@ -142,7 +142,7 @@ class Gateway:
         return str(max(1, math.ceil(min(waits)))) if waits else "1"
 
     def _final_error(
-        self, asked: CatalogEntry, record: UsageEntry, failure: Failure | None, deadline: float
+        self, asked: ModelEntry, record: UsageEntry, failure: Failure | None, deadline: float
     ) -> GatewayError:
         models = [entry.name for entry in self._chains[asked.name]]
         if failure is None:
@@ -168,7 +168,7 @@ class Gateway:
         return failure.error
 
     async def _try_model(
-        self, entry: CatalogEntry, request: ChatRequest, accounting: Accounting, deadline: float
+        self, entry: ModelEntry, request: ChatRequest, accounting: Accounting, deadline: float
     ) -> Response | Failure | None:
         """The answer of one of the model's deployments, or the last failure (None when the
         breakers of all its deployments are open)."""
@@ -252,7 +252,7 @@ class Gateway:
     def _respond(
         self,
         answer: Answer,
-        entry: CatalogEntry,
+        entry: ModelEntry,
         deployment: Deployment,
         request: ChatRequest,
         accounting: Accounting,

@@ -16,10 +16,10 @@ import orjson
 
 from hub.gateway.attempt import Answer
 from hub.gateway.breaker import Breaker
-from hub.gateway.catalog import CatalogEntry, Deployment
 from hub.gateway.chat_request import ChatRequest
 from hub.gateway.limits import Limits
-from hub.services.services import ServiceIdentity
+from hub.gateway.model_catalog import Deployment, ModelEntry
+from hub.services.service_accounts import ServiceIdentity
 from hub.services.usage import UsageEntry, UsageRecorder
 
 __all__ = ["Accounting", "ModelRename", "relay_stream", "usage_of"]
@@ -80,7 +80,7 @@ class Accounting:
     record: UsageEntry
     started: float
 
-    def finish(self, entry: CatalogEntry, status: int, error: str | None) -> None:
+    def finish(self, entry: ModelEntry, status: int, error: str | None) -> None:
         record = self.record
         record.latency_ms = (time.perf_counter() - self.started) * 1000
         record.status_code = status
@@ -153,7 +153,7 @@ def _error_event(message: str) -> bytes:
 
 async def relay_stream(
     answer: Answer,
-    entry: CatalogEntry,
+    entry: ModelEntry,
     deployment: Deployment,
     request: ChatRequest,
     accounting: Accounting,

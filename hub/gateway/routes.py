@@ -12,7 +12,7 @@ from hub.core.config import APP_SERVICE_NAME
 from hub.gateway.chat_request import parse_chat_request
 from hub.gateway.errors import GatewayError
 from hub.models.mcp_server import SLUG_PATTERN
-from hub.runtime import HubRuntime
+from hub.state import HubState
 
 __all__ = ["AGENT_HEADER", "CHAT_COMPLETIONS_PATH", "chat_completions", "router"]
 
@@ -29,15 +29,15 @@ async def chat_completions(request: Request) -> Response:
     model call passes here, and resolving FastAPI dependencies took about a quarter of the
     hub's CPU per call. Its errors (GatewayErrors, and refusals such as a missing token) are
     answered by the app's handlers."""
-    runtime: HubRuntime = request.app.state.runtime
-    service = await service_of(request, runtime)
+    hub_state: HubState = request.app.state.hub
+    service = await service_of(request, hub_state)
     chat = parse_chat_request(await request.body())
     agent = request.headers.get(AGENT_HEADER) if service.name == APP_SERVICE_NAME else None
     if agent is not None and not _AGENT_SLUG.fullmatch(agent):
         raise GatewayError(
             400, f"{AGENT_HEADER} must be an agent's slug (lower-case letters, digits, dashes)."
         )
-    return await runtime.gateway.complete(service=service, request=chat, agent=agent)
+    return await hub_state.gateway.complete(service=service, request=chat, agent=agent)
 
 
 # Added to the app ahead of the routers (hub/main.py).

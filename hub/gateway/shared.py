@@ -9,8 +9,8 @@ from sqlalchemy import Engine
 
 from hub.core.config import Settings
 from hub.gateway.breaker import Breaker, BreakerPolicy, MemoryBreaker, RedisBreaker
-from hub.gateway.catalog import Catalog
 from hub.gateway.limits import Limits, MemoryLimits, RedisLimits
+from hub.gateway.model_catalog import ModelCatalog
 from hub.gateway.proxy import Gateway
 from hub.gateway.retry import RetryPolicy
 from hub.services.usage import UsageRecorder, spent_since
@@ -19,7 +19,7 @@ __all__ = ["build_gateway"]
 
 
 def build_gateway(
-    settings: Settings, catalog: Catalog, recorder: UsageRecorder, engine: Engine
+    settings: Settings, catalog: ModelCatalog, recorder: UsageRecorder, engine: Engine
 ) -> tuple[Gateway, Redis | None]:
     """The gateway, and the Redis client it uses (None without `REDIS_URL`), to close."""
     policy = RetryPolicy(

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from sqlmodel import Session, col, delete, func, select
 
-from hub.gateway.catalog import Catalog
+from hub.gateway.model_catalog import ModelCatalog
 from hub.models.actor import Actor, ActorKind, Owned
 from hub.models.agent import (
     Agent,
@@ -117,7 +117,7 @@ def _approved_tools(session: Session, snapshot_id: int | None) -> list[dict[str,
 
 
 def definition_problems(
-    *, session: Session, definition: AgentDefinition, models: Catalog
+    *, session: Session, definition: AgentDefinition, models: ModelCatalog
 ) -> list[str]:
     """What is wrong with a definition against the model catalog and the MCP registry."""
     problems = []
@@ -323,7 +323,12 @@ def list_item(*, session: Session, agent: Agent, show_draft: bool) -> AgentListI
 
 
 def run_spec(
-    *, session: Session, agent: Agent, source: Agent | AgentVersion, models: Catalog, actor: Actor
+    *,
+    session: Session,
+    agent: Agent,
+    source: Agent | AgentVersion,
+    models: ModelCatalog,
+    actor: Actor,
 ) -> AgentRunSpec:
     """What the runtime needs for `actor` to run `source` (a version, or the agent's draft):
     the tools of its active servers, filtered by its allow-list, and the model's prices."""

@@ -14,8 +14,8 @@ from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from hub.agents.catalog import AgentCatalog
-from hub.api.deps import OptionalActor, RuntimeDep
+from hub.agent_catalog import AgentCatalog
+from hub.api.deps import HubStateDep, OptionalActor
 from hub.api.errors import status_of
 from hub.api.routes.agents import AgentCatalogDep
 from hub.core.errors import NotFoundError, PermissionDeniedError, Refusal
@@ -37,8 +37,8 @@ _NUMBER_FIELDS = ("max_steps", "max_tokens", "timeout_s")
 _COMPARED = ("name", "description", *AgentDefinition.model_fields)
 
 
-def _chat_url(runtime: RuntimeDep) -> str:
-    return f"http://{runtime.settings.app_host}:{runtime.settings.app_port}/"
+def _chat_url(hub_state: HubStateDep) -> str:
+    return f"http://{hub_state.settings.app_host}:{hub_state.settings.app_port}/"
 
 
 async def _not_found(request: Request, actor: Actor, error: Refusal) -> Response:
@@ -124,7 +124,7 @@ async def _builder(
     request: Request,
     actor: Actor,
     agents: AgentCatalog,
-    runtime: RuntimeDep,
+    hub_state: HubStateDep,
     *,
     form: dict[str, Any],
     servers: list[McpServerPublic],
@@ -143,26 +143,28 @@ async def _builder(
         without_tools=agents.models_without_tools,
         visibilities=[v.value for v in Visibility],
         editing=editing,
-        chat_url=_chat_url(runtime),
+        chat_url=_chat_url(hub_state),
         error=error,
     )
 
 
 @router.get("/agents/new")
 async def new_agent_form(
-    request: Request, actor: OptionalActor, agents: AgentCatalogDep, runtime: RuntimeDep
+    request: Request, actor: OptionalActor, agents: AgentCatalogDep, hub_state: HubStateDep
 ) -> Response:
     if actor is None:
         return to_login(request)
     servers = await agents.builder_servers([])
     form = _form_of(None, servers)
     form["model"] = agents.model_names[0]
-    return await _builder(request, actor, agents, runtime, form=form, servers=servers, editing=None)
+    return await _builder(
+        request, actor, agents, hub_state, form=form, servers=servers, editing=None
+    )
 
 
 @router.post("/agents/new")
 async def create_from_form(
-    request: Request, actor: OptionalActor, agents: AgentCatalogDep, runtime: RuntimeDep
+    request: Request, actor: OptionalActor, agents: AgentCatalogDep, hub_state: HubStateDep
 ) -> Response:
     if actor is None:
         return to_login(request)
@@ -178,21 +180,21 @@ async def create_from_form(
             request,
             actor,
             agents,
-            runtime,
+            hub_state,
             form=values,
             servers=servers,
             editing=None,
             status=status,
             error=message,
         )
-    return await _after_save(request, actor, agents, runtime, created.slug, posted.get("action"))
+    return await _after_save(request, actor, agents, hub_state, created.slug, posted.get("action"))
 
 
 async def _after_save(
     request: Request,
     actor: Actor,
     agents: AgentCatalog,
-    runtime: RuntimeDep,
+    hub_state: HubStateDep,
     slug: str,
     action: Any,
 ) -> Response:
@@ -201,9 +203,11 @@ async def _after_save(
         try:
             await agents.publish(slug, actor)
         except Refusal as error:
-            return await _agent_page(request, actor, agents, runtime, slug, status_of(error), error)
+            return await _agent_page(
+                request, actor, agents, hub_state, slug, status_of(error), error
+            )
     if action == "try":
-        return RedirectResponse(_chat_url(runtime), status_code=303)
+        return RedirectResponse(_chat_url(hub_state), status_code=303)
     return RedirectResponse(f"/agents/{slug}", status_code=303)
 
 
@@ -219,7 +223,7 @@ async def edit_agent_form(
     slug: str,
     actor: OptionalActor,
     agents: AgentCatalogDep,
-    runtime: RuntimeDep,
+    hub_state: HubStateDep,
 ) -> Response:
     if actor is None:
         return to_login(request)
@@ -231,14 +235,16 @@ async def edit_agent_form(
             )
     except Refusal as error:
         if isinstance(error, PermissionDeniedError):
-            return await _agent_page(request, actor, agents, runtime, slug, status_of(error), error)
+            return await _agent_page(
+                request, actor, agents, hub_state, slug, status_of(error), error
+            )
         return await _not_found(request, actor, error)
     servers = await agents.builder_servers(agent.draft.mcp_servers)
     return await _builder(
         request,
         actor,
         agents,
-        runtime,
+        hub_state,
         form=_form_of(agent, servers),
         servers=servers,
         editing=slug,
@@ -251,7 +257,7 @@ async def update_from_form(
     slug: str,
     actor: OptionalActor,
     agents: AgentCatalogDep,
-    runtime: RuntimeDep,
+    hub_state: HubStateDep,
 ) -> Response:
     if actor is None:
         return to_login(request)
@@ -266,17 +272,19 @@ async def update_from_form(
         if isinstance(error, NotFoundError):
             return await _not_found(request, actor, error)
         if isinstance(error, PermissionDeniedError):
-            return await _agent_page(request, actor, agents, runtime, slug, status_of(error), error)
+            return await _agent_page(
+                request, actor, agents, hub_state, slug, status_of(error), error
+            )
         status, message = _refusal(error)
     except ValidationError as error:
         status, message = _refusal(error)
     else:
-        return await _after_save(request, actor, agents, runtime, slug, posted.get("action"))
+        return await _after_save(request, actor, agents, hub_state, slug, posted.get("action"))
     return await _builder(
         request,
         actor,
         agents,
-        runtime,
+        hub_state,
         form=values,
         servers=servers,
         editing=slug,
@@ -309,11 +317,11 @@ def _draft_vs_live(agent: AgentPublic) -> list[tuple[str, str, str]]:
     ]
 
 
-async def _feedback(runtime: RuntimeDep, slug: str) -> AgentFeedback | None:
+async def _feedback(hub_state: HubStateDep, slug: str) -> AgentFeedback | None:
     """Thumbs and the latest comments per version, for the agent's owner and admins."""
 
     def load() -> AgentFeedback | None:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             agent = get_agent(session=session, slug=slug)
             return agent_feedback(session=session, agent=agent) if agent is not None else None
 
@@ -324,7 +332,7 @@ async def _agent_page(
     request: Request,
     actor: Actor,
     agents: AgentCatalog,
-    runtime: RuntimeDep,
+    hub_state: HubStateDep,
     slug: str,
     status: int = 200,
     error: Refusal | None = None,
@@ -342,9 +350,9 @@ async def _agent_page(
         agent=agent,
         can_edit=editable,
         changes=_draft_vs_live(agent) if editable else [],
-        feedback=await _feedback(runtime, slug) if editable else None,
+        feedback=await _feedback(hub_state, slug) if editable else None,
         shown=agent.live or agent.draft,
-        chat_url=_chat_url(runtime),
+        chat_url=_chat_url(hub_state),
         error=error.message if error else None,
     )
 
@@ -355,11 +363,11 @@ async def agent_page(
     slug: str,
     actor: OptionalActor,
     agents: AgentCatalogDep,
-    runtime: RuntimeDep,
+    hub_state: HubStateDep,
 ) -> Response:
     if actor is None:
         return to_login(request)
-    return await _agent_page(request, actor, agents, runtime, slug)
+    return await _agent_page(request, actor, agents, hub_state, slug)
 
 
 @router.post("/agents/{slug}/versions/{number}/restore")
@@ -369,14 +377,14 @@ async def restore_from_page(
     number: int,
     actor: OptionalActor,
     agents: AgentCatalogDep,
-    runtime: RuntimeDep,
+    hub_state: HubStateDep,
 ) -> Response:
     if actor is None:
         return to_login(request)
     try:
         await agents.restore(slug, number, actor)
     except Refusal as error:
-        return await _agent_page(request, actor, agents, runtime, slug, status_of(error), error)
+        return await _agent_page(request, actor, agents, hub_state, slug, status_of(error), error)
     return RedirectResponse(f"/agents/{slug}", status_code=303)
 
 
@@ -387,7 +395,7 @@ async def agent_action(
     action: str,
     actor: OptionalActor,
     agents: AgentCatalogDep,
-    runtime: RuntimeDep,
+    hub_state: HubStateDep,
 ) -> Response:
     """The agent page's buttons: publish the draft, or delete the agent."""
     if actor is None:
@@ -401,5 +409,5 @@ async def agent_action(
         else:
             raise NotFoundError(f"There is no action {action!r} on an agent.")
     except Refusal as error:
-        return await _agent_page(request, actor, agents, runtime, slug, status_of(error), error)
+        return await _agent_page(request, actor, agents, hub_state, slug, status_of(error), error)
     return RedirectResponse(f"/agents/{slug}", status_code=303)

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.responses import Response
 
-from hub.api.deps import OptionalActor, RuntimeDep
+from hub.api.deps import HubStateDep, OptionalActor
 from hub.core.roles import Permission
 from hub.models.audit import ACTIONS, AuditEventPublic, AuditFilter
 from hub.services.audit import list_events
@@ -24,7 +24,7 @@ _FIELDS = ("actor", "action", "since", "until", "limit", "offset")
 
 
 @router.get("/audit")
-async def audit_page(request: Request, actor: OptionalActor, runtime: RuntimeDep) -> Response:
+async def audit_page(request: Request, actor: OptionalActor, hub_state: HubStateDep) -> Response:
     if actor is None:
         return to_login(request)
     form = {name: request.query_params.get(name, "") for name in _FIELDS}
@@ -47,7 +47,7 @@ async def audit_page(request: Request, actor: OptionalActor, runtime: RuntimeDep
         return page(request, "audit.html", status=400, error=problems(error), **context)
 
     def load() -> list[AuditEventPublic]:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             return [
                 AuditEventPublic.model_validate(event, from_attributes=True)
                 for event in list_events(session=session, **filters.model_dump())

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from sqlmodel import Session
 from starlette.responses import Response
 
-from hub.api.deps import OptionalActor, RuntimeDep
+from hub.api.deps import HubStateDep, OptionalActor
 from hub.models.feedback import Feedback
 from hub.services.feedback import all_feedback
 from hub.web.csv_export import csv_download
@@ -48,14 +48,14 @@ def _cells(feedback: Feedback) -> list[object]:
 
 
 @router.get("/feedback.csv")
-async def feedback_csv(request: Request, actor: OptionalActor, runtime: RuntimeDep) -> Response:
+async def feedback_csv(request: Request, actor: OptionalActor, hub_state: HubStateDep) -> Response:
     if actor is None:
         return to_login(request)
     if not actor.is_admin:
         return Response("Only admins export feedback.\n", status_code=403, media_type="text/plain")
 
     def load() -> list[list[object]]:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             return [_cells(feedback) for feedback in all_feedback(session=session)]
 
     rows = await anyio.to_thread.run_sync(load)

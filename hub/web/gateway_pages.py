@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from sqlmodel import Session
 from starlette.responses import Response
 
-from hub.api.deps import OptionalActor, RuntimeDep
+from hub.api.deps import HubStateDep, OptionalActor
 from hub.api.routes.gateway_health import deployment_health
 from hub.gateway.errors import GatewayError
 from hub.models.actor import Actor
@@ -39,13 +39,13 @@ def _refused(request: Request, actor: Actor) -> Response:
 
 
 @router.get("/gateway")
-async def gateway_page(request: Request, actor: OptionalActor, runtime: RuntimeDep) -> Response:
+async def gateway_page(request: Request, actor: OptionalActor, hub_state: HubStateDep) -> Response:
     if actor is None:
         return to_login(request)
     if not actor.is_admin:
         return _refused(request, actor)
     try:
-        deployments = await deployment_health(runtime.gateway)
+        deployments = await deployment_health(hub_state.gateway)
     except GatewayError as error:
         return page(request, "gateway.html", status=error.status, actor=actor, error=error.message)
     return page(
@@ -54,21 +54,21 @@ async def gateway_page(request: Request, actor: OptionalActor, runtime: RuntimeD
         actor=actor,
         error=None,
         deployments=deployments,
-        policy=runtime.gateway.policy,
-        breaker=runtime.gateway.breaker.policy,
-        shared=bool(runtime.settings.redis_url),
+        policy=hub_state.gateway.policy,
+        breaker=hub_state.gateway.breaker.policy,
+        shared=bool(hub_state.settings.redis_url),
     )
 
 
-async def _load(runtime: RuntimeDep, days: int) -> tuple[list[str], list[CostRow]]:
+async def _load(hub_state: HubStateDep, days: int) -> tuple[list[str], list[CostRow]]:
     today = datetime.now(UTC).date()
     first = today - timedelta(days=days - 1)
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     # Calls still queued in memory belong in the answer too.
-    await runtime.recorder.flush()
+    await hub_state.recorder.flush()
 
     def load() -> list[CostRow]:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             return cost_rows(session=session, start=start)
 
     rows = await anyio.to_thread.run_sync(load)
@@ -115,7 +115,7 @@ def _period(days: int) -> int:
 async def costs_page(
     request: Request,
     actor: OptionalActor,
-    runtime: RuntimeDep,
+    hub_state: HubStateDep,
     days: int = 30,
     by: CostBy = "team",
 ) -> Response:
@@ -124,7 +124,7 @@ async def costs_page(
     if not actor.is_admin:
         return _refused(request, actor)
     days = _period(days)
-    labels, rows = await _load(runtime, days)
+    labels, rows = await _load(hub_state, days)
     short = [label[5:] for label in labels]
     cost_chart = stacked_bars(
         short, _series(labels, rows, by, "cost"), title=f"Cost per day by {by}", unit="$"
@@ -149,14 +149,14 @@ async def costs_page(
 
 @router.get("/costs.csv")
 async def costs_csv(
-    request: Request, actor: OptionalActor, runtime: RuntimeDep, days: int = 30
+    request: Request, actor: OptionalActor, hub_state: HubStateDep, days: int = 30
 ) -> Response:
     if actor is None:
         return to_login(request)
     if not actor.is_admin:
         return Response("Only admins export costs.\n", status_code=403, media_type="text/plain")
     days = _period(days)
-    _, rows = await _load(runtime, days)
+    _, rows = await _load(hub_state, days)
     header = [
         "day",
         "team",

@@ -16,13 +16,13 @@ from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
-from hub.api.deps import OptionalActor, RegistryDep, RuntimeDep
+from hub.api.deps import HubStateDep, OptionalActor, RegistryDep
 from hub.api.errors import status_of
 from hub.core.errors import NotFoundError, Refusal
 from hub.models.actor import Actor
 from hub.models.mcp_server import McpServerCreate, McpStatus
-from hub.runtime import HubRuntime
 from hub.services import mcp_servers as store
+from hub.state import HubState
 from hub.web.schema import schema_rows
 
 __all__ = ["chat_address", "page", "problems", "router", "templates", "to_login"]
@@ -34,8 +34,8 @@ templates.env.globals["schema_rows"] = schema_rows
 
 def chat_address(request: Request) -> str:
     """Where the chat is, for the header's link back to it."""
-    runtime: HubRuntime = request.app.state.runtime
-    return runtime.settings.app_public_url
+    hub_state: HubState = request.app.state.hub
+    return hub_state.settings.app_public_url
 
 
 templates.env.globals["chat_address"] = chat_address
@@ -59,7 +59,7 @@ async def home() -> RedirectResponse:
 async def servers_page(
     request: Request,
     actor: OptionalActor,
-    runtime: RuntimeDep,
+    hub_state: HubStateDep,
     q: str = "",
     tag: str = "",
     team: str = "",
@@ -68,7 +68,7 @@ async def servers_page(
         return to_login(request)
 
     def load() -> list[Any]:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             found = store.list_servers(session=session, text=q, tag=tag, team=team)
             return [store.to_public(session=session, server=server) for server in found]
 

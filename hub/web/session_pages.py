@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
-from hub.api.deps import OptionalActor, RuntimeDep
+from hub.api.deps import HubStateDep, OptionalActor
 from hub.core.roles import Permission
 from hub.models.actor import Actor
 from hub.models.web_session import WebSessionPublic
@@ -29,14 +29,14 @@ def _refused(request: Request, actor: Actor) -> Response:
 
 
 @router.get("/sessions")
-async def sessions_page(request: Request, actor: OptionalActor, runtime: RuntimeDep) -> Response:
+async def sessions_page(request: Request, actor: OptionalActor, hub_state: HubStateDep) -> Response:
     if actor is None:
         return to_login(request)
     if not actor.may(Permission.administer):
         return _refused(request, actor)
 
     def load() -> list[WebSessionPublic]:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             return list_web_sessions(session=session)
 
     found = await anyio.to_thread.run_sync(load)
@@ -45,7 +45,7 @@ async def sessions_page(request: Request, actor: OptionalActor, runtime: Runtime
 
 @router.post("/sessions/{session_id}/revoke")
 async def revoke_session(
-    request: Request, session_id: int, actor: OptionalActor, runtime: RuntimeDep
+    request: Request, session_id: int, actor: OptionalActor, hub_state: HubStateDep
 ) -> Response:
     if actor is None:
         return to_login(request)
@@ -53,7 +53,7 @@ async def revoke_session(
         return _refused(request, actor)
 
     def revoke() -> None:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             end_web_session_by_id(session=session, session_id=session_id, actor=actor)
 
     await anyio.to_thread.run_sync(revoke)

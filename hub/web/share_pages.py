@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from sqlmodel import Session
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from hub.api.deps import OptionalActor, RuntimeDep
+from hub.api.deps import HubStateDep, OptionalActor
 from hub.api.errors import status_of
 from hub.core.errors import Refusal
 from hub.models.share import Share, ShareView
@@ -45,14 +45,14 @@ async def plotly_script() -> FileResponse:
 
 @router.get("/s/{share_id}")
 async def shared_conversation(
-    request: Request, share_id: str, actor: OptionalActor, runtime: RuntimeDep
+    request: Request, share_id: str, actor: OptionalActor, hub_state: HubStateDep
 ) -> Response:
     if actor is None:
         return _private(to_login(request))
-    settings = runtime.settings
+    settings = hub_state.settings
 
     def load() -> tuple[ShareView, bool]:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             view = view_share(
                 session=session, share_id=share_id, actor=actor, hub_url=settings.hub_public_url
             )
@@ -80,13 +80,13 @@ async def shared_conversation(
 
 
 @router.get("/shares")
-async def my_shares(request: Request, actor: OptionalActor, runtime: RuntimeDep) -> Response:
+async def my_shares(request: Request, actor: OptionalActor, hub_state: HubStateDep) -> Response:
     if actor is None:
         return to_login(request)
-    hub_url = runtime.settings.hub_public_url
+    hub_url = hub_state.settings.hub_public_url
 
     def load() -> list[object]:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             found = list_shares(session=session, actor=actor)
             return [to_public(share, hub_url=hub_url) for share in found]
 
@@ -96,13 +96,13 @@ async def my_shares(request: Request, actor: OptionalActor, runtime: RuntimeDep)
 
 @router.post("/shares/{share_id}/revoke")
 async def revoke(
-    request: Request, share_id: str, actor: OptionalActor, runtime: RuntimeDep
+    request: Request, share_id: str, actor: OptionalActor, hub_state: HubStateDep
 ) -> Response:
     if actor is None:
         return to_login(request)
 
     def run() -> None:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             revoke_share(session=session, share_id=share_id, actor=actor)
 
     try:

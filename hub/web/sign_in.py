@@ -16,17 +16,17 @@ from fastapi import APIRouter, Request
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
-from hub.api.deps import RuntimeDep, user_actor
+from hub.api.deps import HubStateDep, user_actor
 from hub.core.config import Settings
 from hub.core.crypto import SecretUnreadableError
 from hub.identity.attempts import SignInAttempts
 from hub.identity.cookies import CHAT_COOKIES, SESSION_COOKIE
 from hub.identity.oidc import OidcError, PendingSignIn
 from hub.models.user import User
-from hub.runtime import HubRuntime
 from hub.services.audit import record_event
 from hub.services.users import GroupRules, authenticate_password, sign_in_from_claims
 from hub.services.web_sessions import end_web_session, start_web_session
+from hub.state import HubState
 from hub.web.pages import page
 
 __all__ = ["group_rules", "router"]
@@ -59,9 +59,9 @@ def _safe_next(target: str, settings: Settings) -> str:
 
 
 def _sign_in_page(
-    request: Request, runtime: HubRuntime, *, next_url: str, status: int = 200, **extra: Any
+    request: Request, hub_state: HubState, *, next_url: str, status: int = 200, **extra: Any
 ) -> Response:
-    settings = runtime.settings
+    settings = hub_state.settings
     context: dict[str, Any] = {
         "next": next_url,
         "username": "",
@@ -107,33 +107,33 @@ def _start_session(session: Session, settings: Settings, user: User, method: str
 
 
 @router.get("/login")
-async def login_form(request: Request, runtime: RuntimeDep, next: str = "/servers") -> Response:
+async def login_form(request: Request, hub_state: HubStateDep, next: str = "/servers") -> Response:
     notice = "You are signed out." if request.query_params.get("signed_out") else None
     return _sign_in_page(
-        request, runtime, next_url=_safe_next(next, runtime.settings), notice=notice
+        request, hub_state, next_url=_safe_next(next, hub_state.settings), notice=notice
     )
 
 
 @router.post("/login")
-async def login(request: Request, runtime: RuntimeDep) -> Response:
-    settings = runtime.settings
+async def login(request: Request, hub_state: HubStateDep) -> Response:
+    settings = hub_state.settings
     form = await request.form()
     username, password = str(form.get("username", ""))[:100], str(form.get("password", ""))
     target = _safe_next(str(form.get("next", "/servers")), settings)
     if not settings.passwords_allowed:
         return _sign_in_page(
             request,
-            runtime,
+            hub_state,
             next_url=target,
             status=403,
             error=f"Password sign-in is off here; sign in with {settings.oidc_provider_label}.",
         )
-    attempts: SignInAttempts = runtime.sign_in_attempts
+    attempts: SignInAttempts = hub_state.sign_in_attempts
     address = _client_address(request)
     if wait_s := attempts.blocked_for(username, address):
         response = _sign_in_page(
             request,
-            runtime,
+            hub_state,
             next_url=target,
             status=429,
             username=username,
@@ -143,7 +143,7 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
         return response
 
     def sign_in() -> str | None:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             user = authenticate_password(session=session, username=username, password=password)
             if user is None:
                 return None
@@ -154,7 +154,7 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
         attempts.failed(username, address)
         return _sign_in_page(
             request,
-            runtime,
+            hub_state,
             next_url=target,
             status=401,
             username=username,
@@ -167,24 +167,24 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/auth/oidc/start")
-async def oidc_start(request: Request, runtime: RuntimeDep, next: str = "/servers") -> Response:
+async def oidc_start(request: Request, hub_state: HubStateDep, next: str = "/servers") -> Response:
     """Send the person to the identity provider, remembering state, nonce and PKCE verifier."""
-    target = _safe_next(next, runtime.settings)
-    if runtime.oidc is None:
+    target = _safe_next(next, hub_state.settings)
+    if hub_state.oidc is None:
         return _sign_in_page(
             request,
-            runtime,
+            hub_state,
             next_url=target,
             status=404,
             error="Single sign-on is not configured here (SWITCHBOARD_OIDC_ISSUER).",
         )
     try:
-        url, pending = await runtime.oidc.begin(target)
+        url, pending = await hub_state.oidc.begin(target)
     except OidcError as error:
         logger.warning("sign-in could not start: %s", error.message)
-        return _sign_in_page(request, runtime, next_url=target, status=502, error=error.message)
+        return _sign_in_page(request, hub_state, next_url=target, status=502, error=error.message)
     response = RedirectResponse(url, status_code=303)
-    sealed = runtime.box.encrypt(
+    sealed = hub_state.box.encrypt(
         json.dumps(
             {
                 "state": pending.state,
@@ -200,13 +200,13 @@ async def oidc_start(request: Request, runtime: RuntimeDep, next: str = "/server
         max_age=_PENDING_MAX_AGE_S,
         httponly=True,
         samesite="lax",
-        secure=runtime.settings.hub_public_url.startswith("https://"),
+        secure=hub_state.settings.hub_public_url.startswith("https://"),
         path="/auth/oidc",
     )
     return response
 
 
-def _pending(request: Request, runtime: HubRuntime) -> PendingSignIn:
+def _pending(request: Request, hub_state: HubState) -> PendingSignIn:
     sealed = request.cookies.get(_PENDING_COOKIE)
     if not sealed:
         raise OidcError(
@@ -214,7 +214,7 @@ def _pending(request: Request, runtime: HubRuntime) -> PendingSignIn:
             "ten minutes. Sign in again."
         )
     try:
-        data = json.loads(runtime.box.decrypt(sealed, max_age_s=_PENDING_MAX_AGE_S))
+        data = json.loads(hub_state.box.decrypt(sealed, max_age_s=_PENDING_MAX_AGE_S))
         return PendingSignIn(
             state=str(data["state"]),
             nonce=str(data["nonce"]),
@@ -228,11 +228,11 @@ def _pending(request: Request, runtime: HubRuntime) -> PendingSignIn:
 
 
 @router.get("/auth/oidc/callback")
-async def oidc_callback(request: Request, runtime: RuntimeDep) -> Response:
+async def oidc_callback(request: Request, hub_state: HubStateDep) -> Response:
     """Where the identity provider sends the person back with a code."""
     params = request.query_params
     try:
-        if runtime.oidc is None:
+        if hub_state.oidc is None:
             raise OidcError("Single sign-on is not configured here (SWITCHBOARD_OIDC_ISSUER).")
         if provider_error := params.get("error"):
             description = params.get("error_description", "")[:300]
@@ -241,7 +241,7 @@ async def oidc_callback(request: Request, runtime: RuntimeDep) -> Response:
                 + (f": {description}" if description else "")
                 + ")."
             )
-        pending = _pending(request, runtime)
+        pending = _pending(request, hub_state)
         if params.get("state") != pending.state:
             raise OidcError(
                 "This sign-in's state does not match the one this browser started; it may be "
@@ -250,43 +250,43 @@ async def oidc_callback(request: Request, runtime: RuntimeDep) -> Response:
         code = params.get("code", "")
         if not code:
             raise OidcError("The identity provider sent no code back.")
-        claims = await runtime.oidc.finish(code=code, pending=pending)
+        claims = await hub_state.oidc.finish(code=code, pending=pending)
     except OidcError as error:
         logger.warning("sign-in refused: %s", error.message)
         response = _sign_in_page(
-            request, runtime, next_url="/servers", status=400, error=error.message
+            request, hub_state, next_url="/servers", status=400, error=error.message
         )
         response.delete_cookie(_PENDING_COOKIE, path="/auth/oidc")
         return response
-    issuer, rules = runtime.oidc.issuer, group_rules(runtime.settings)
+    issuer, rules = hub_state.oidc.issuer, group_rules(hub_state.settings)
 
     def sign_in() -> str:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             user = sign_in_from_claims(session=session, issuer=issuer, claims=claims, rules=rules)
-            return _start_session(session, runtime.settings, user, "oidc")
+            return _start_session(session, hub_state.settings, user, "oidc")
 
     token = await anyio.to_thread.run_sync(sign_in)
     response = RedirectResponse(pending.next, status_code=303)
     response.delete_cookie(_PENDING_COOKIE, path="/auth/oidc")
-    _set_session_cookie(response, runtime.settings, token)
+    _set_session_cookie(response, hub_state.settings, token)
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request, runtime: RuntimeDep) -> Response:
+async def logout(request: Request, hub_state: HubStateDep) -> Response:
     """End the session for the hub and the chat alike."""
     if token := request.cookies.get(SESSION_COOKIE):
 
         def end() -> None:
-            with Session(runtime.engine) as session:
+            with Session(hub_state.engine) as session:
                 end_web_session(session=session, token=token)
 
         await anyio.to_thread.run_sync(end)
     target = "/login?signed_out=1"
     if next_url := request.query_params.get("next"):
-        target += f"&next={quote(_safe_next(next_url, runtime.settings))}"
+        target += f"&next={quote(_safe_next(next_url, hub_state.settings))}"
     response = RedirectResponse(target, status_code=303)
-    response.delete_cookie(SESSION_COOKIE, domain=runtime.settings.session_cookie_domain or None)
+    response.delete_cookie(SESSION_COOKIE, domain=hub_state.settings.session_cookie_domain or None)
     for name in CHAT_COOKIES:
         response.delete_cookie(name)
     return response

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request
 from sqlmodel import Session
 from starlette.responses import Response
 
-from hub.api.deps import OptionalActor, RuntimeDep
+from hub.api.deps import HubStateDep, OptionalActor
 from hub.models.trace import TraceRunPublic
 from hub.services.traces import get_trace, list_traces
 from hub.web.pages import page, to_login
@@ -17,13 +17,13 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/traces")
 async def traces_page(
-    request: Request, actor: OptionalActor, runtime: RuntimeDep, agent: str = ""
+    request: Request, actor: OptionalActor, hub_state: HubStateDep, agent: str = ""
 ) -> Response:
     if actor is None:
         return to_login(request)
 
     def load() -> list[TraceRunPublic]:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             return list_traces(session=session, actor=actor, agent=agent or None)
 
     runs = await anyio.to_thread.run_sync(load)
@@ -32,13 +32,13 @@ async def traces_page(
 
 @router.get("/traces/{run_id}")
 async def trace_page(
-    request: Request, run_id: str, actor: OptionalActor, runtime: RuntimeDep
+    request: Request, run_id: str, actor: OptionalActor, hub_state: HubStateDep
 ) -> Response:
     if actor is None:
         return to_login(request)
 
     def load() -> TraceRunPublic | None:
-        with Session(runtime.engine) as session:
+        with Session(hub_state.engine) as session:
             return get_trace(session=session, run_id=run_id, actor=actor)
 
     trace = await anyio.to_thread.run_sync(load)

@@ -11,7 +11,7 @@ from hub.models.agent import Agent
 from hub.models.service import Service
 from hub.models.user import User
 from hub.services import agents
-from hub.services.services import ServiceIdentity
+from hub.services.service_accounts import ServiceIdentity
 
 WHEN = "2026-11-30 12:00:00"
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from hub.core.config import Settings
-from hub.gateway.catalog import CatalogError, load_catalog
+from hub.gateway.model_catalog import ModelCatalogError, load_model_catalog
 from tests.conftest import RunningHub
 from tests.support.mcp_server import McpTestServer
 from tests.support.owners import as_service
@@ -111,5 +111,5 @@ def test_capabilities_that_make_no_sense_are_refused_when_the_catalog_loads(
         ({"tool_calls": True}, "Extra inputs are not permitted"),
     ]:
         path.write_text(yaml.safe_dump({"models": [{**entry, "capabilities": capabilities}]}))
-        with pytest.raises(CatalogError, match=problem):
-            load_catalog(path)
+        with pytest.raises(ModelCatalogError, match=problem):
+            load_model_catalog(path)

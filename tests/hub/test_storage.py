@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from hub.core.db import get_engine, migrate
 from hub.core.security import hash_token
 from hub.models.service import Service, ServiceCreate
-from hub.services.services import (
+from hub.services.service_accounts import (
     DuplicateServiceError,
     TokenResolver,
     create_service,

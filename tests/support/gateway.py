@@ -20,7 +20,7 @@ from sqlmodel import Session
 from hub.core.config import Settings
 from hub.core.db import get_engine, migrate
 from hub.models.service import ServiceCreate
-from hub.services.services import create_service, set_limits
+from hub.services.service_accounts import create_service, set_limits
 from tests.support.servers import free_port, stop_process
 
 __all__ = [

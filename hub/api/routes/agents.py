@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from hub.agents.catalog import AgentCatalog
-from hub.api.deps import CurrentActor, RuntimeDep
+from hub.agent_catalog import AgentCatalog
+from hub.api.deps import CurrentActor, HubStateDep
 from hub.models.agent import (
     AgentCreate,
     AgentListItem,
@@ -24,8 +24,8 @@ from hub.models.agent import (
 __all__ = ["AgentCatalogDep", "router"]
 
 
-async def get_agent_catalog(runtime: RuntimeDep) -> AgentCatalog:
-    return AgentCatalog(engine=runtime.engine, models=runtime.gateway.catalog)
+async def get_agent_catalog(hub_state: HubStateDep) -> AgentCatalog:
+    return AgentCatalog(engine=hub_state.engine, models=hub_state.gateway.catalog)
 
 
 AgentCatalogDep = Annotated[AgentCatalog, Depends(get_agent_catalog)]

@@ -10,7 +10,7 @@ from hub.core.config import APP_SERVICE_NAME
 from hub.core.errors import NotFoundError, PermissionDeniedError, UnauthenticatedError
 from hub.models.user import UserPublic
 from hub.models.web_session import WebSessionPublic
-from hub.services.services import ServiceIdentity
+from hub.services.service_accounts import ServiceIdentity
 from hub.services.web_sessions import (
     end_web_session,
     end_web_session_by_id,

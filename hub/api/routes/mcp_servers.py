@@ -26,8 +26,8 @@ from hub.models.mcp_server import (
     McpStatus,
     ToolStats,
 )
-from hub.runtime import HubRuntime
 from hub.services import mcp_servers as store
+from hub.state import HubState
 
 __all__ = ["TOOL_CALL_PATH", "call_tool", "router"]
 
@@ -63,30 +63,30 @@ async def call_tool(request: Request) -> Response:
     A plain Starlette endpoint rather than a FastAPI one: every tool call of every chat and
     agent passes here, and FastAPI's dependency resolution was the largest part of what the
     hub adds to a call. It authenticates and validates as the FastAPI routes do."""
-    runtime: HubRuntime = request.app.state.runtime
-    actor = await get_actor(await get_optional_actor(request, runtime))
+    hub_state: HubState = request.app.state.hub
+    actor = await get_actor(await get_optional_actor(request, hub_state))
     try:
         call = ToolCallRequest.model_validate_json(await request.body())
     except ValidationError as exc:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
         raise RequestValidationError(errors) from exc
     slug, tool = request.path_params["slug"], request.path_params["tool"]
-    person = call.on_behalf_of if await _from_chat_app(request, runtime, call) else None
+    person = call.on_behalf_of if await _from_chat_app(request, hub_state, call) else None
     caller = actor.name if not person else f"{actor.name} for {person}"
     meta = {f"switchboard_{key}": value for key, value in call.context.items() if value}
     meta["switchboard_user"] = person or actor.name
-    result = await runtime.registry.call_tool(slug, tool, call.arguments, caller, meta=meta)
+    result = await hub_state.registry.call_tool(slug, tool, call.arguments, caller, meta=meta)
     return Response(orjson.dumps(result), media_type="application/json")
 
 
-async def _from_chat_app(request: Request, runtime: HubRuntime, call: ToolCallRequest) -> bool:
+async def _from_chat_app(request: Request, hub_state: HubState, call: ToolCallRequest) -> bool:
     """Whether the call names a person and comes with the chat app's service token (the one
     caller that may act for a person); a signed-in person and every other service act as
     themselves. Asked again of the token, not of the actor, which the chat app's
     X-Switchboard-User header turns into the person."""
     if not call.on_behalf_of or not request.headers.get("authorization"):
         return False
-    return (await service_of(request, runtime)).name == APP_SERVICE_NAME
+    return (await service_of(request, hub_state)).name == APP_SERVICE_NAME
 
 
 # Added to the app ahead of the routers (hub/main.py).

@@ -3,7 +3,7 @@ revoke them (pages for people are in hub/web/share_pages.py)."""
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from hub.api.deps import CurrentActor, RuntimeDep, SessionDep
+from hub.api.deps import CurrentActor, HubStateDep, SessionDep
 from hub.core.errors import TooLargeError
 from hub.models.share import MAX_SNAPSHOT_BYTES, ShareCreate, SharePublic, ShareView
 from hub.services.shares import (
@@ -31,17 +31,17 @@ async def _small_enough(request: Request) -> None:
 
 @router.post("", response_model=SharePublic, status_code=201, dependencies=[Depends(_small_enough)])
 def make(
-    share_in: ShareCreate, actor: CurrentActor, session: SessionDep, runtime: RuntimeDep
+    share_in: ShareCreate, actor: CurrentActor, session: SessionDep, hub_state: HubStateDep
 ) -> SharePublic:
     """Share a snapshot of the caller's own conversation (the chat app, for its person)."""
     share = create_share(session=session, actor=actor, share_in=share_in)
-    return to_public(share, hub_url=runtime.settings.hub_public_url)
+    return to_public(share, hub_url=hub_state.settings.hub_public_url)
 
 
 @router.get("", response_model=list[SharePublic])
-def mine(actor: CurrentActor, session: SessionDep, runtime: RuntimeDep) -> list[SharePublic]:
+def mine(actor: CurrentActor, session: SessionDep, hub_state: HubStateDep) -> list[SharePublic]:
     """The caller's links, newest first, with whether each is active, expired or revoked."""
-    hub_url = runtime.settings.hub_public_url
+    hub_url = hub_state.settings.hub_public_url
     return [
         to_public(share, hub_url=hub_url) for share in list_shares(session=session, actor=actor)
     ]
@@ -52,10 +52,10 @@ def read(
     share_id: str,
     actor: CurrentActor,
     session: SessionDep,
-    runtime: RuntimeDep,
+    hub_state: HubStateDep,
 ) -> ShareView:
     """The snapshot, for someone it is shared with; 410 once revoked or expired."""
-    hub_url = runtime.settings.hub_public_url
+    hub_url = hub_state.settings.hub_public_url
     return view_share(session=session, share_id=share_id, actor=actor, hub_url=hub_url)
 
 

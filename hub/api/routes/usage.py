@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from hub.api.deps import AdminService, RuntimeDep, SessionDep
+from hub.api.deps import AdminService, HubStateDep, SessionDep
 from hub.gateway.errors import GatewayError
 from hub.models.usage import UsageSummaryRow
 from hub.services.usage import GroupKey, summarize_usage
@@ -27,7 +27,7 @@ class UsageReport(BaseModel):
 async def get_usage(
     admin: AdminService,
     session: SessionDep,
-    runtime: RuntimeDep,
+    hub_state: HubStateDep,
     start: datetime | None = None,
     end: datetime | None = None,
     group_by: Annotated[list[GroupKey] | None, Query()] = None,
@@ -36,6 +36,6 @@ async def get_usage(
         raise GatewayError(400, "'start' must be before 'end'.", param="start")
     keys: list[GroupKey] = list(dict.fromkeys(group_by or ["service", "team", "model"]))
     # Records still queued in memory belong in the answer too.
-    await runtime.recorder.flush()
+    await hub_state.recorder.flush()
     rows = summarize_usage(session=session, start=start, end=end, group_by=keys)
     return UsageReport(start=start, end=end, group_by=keys, rows=rows)

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from hub.core.errors import ConflictError, InvalidError, NotFoundError, PermissionDeniedError
 from hub.core.roles import Permission
-from hub.gateway.catalog import Catalog
+from hub.gateway.model_catalog import ModelCatalog
 from hub.models.actor import Actor
 from hub.models.agent import (
     Agent,
@@ -53,7 +53,7 @@ def _editable(session: Session, slug: str, actor: Actor) -> Agent:
 
 
 class AgentCatalog:
-    def __init__(self, *, engine: Engine, models: Catalog) -> None:
+    def __init__(self, *, engine: Engine, models: ModelCatalog) -> None:
         self._engine = engine
         self._models = models
 

@@ -9,16 +9,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 __all__ = [
-    "Catalog",
-    "CatalogEntry",
-    "CatalogError",
     "Deployment",
     "ModelCapabilities",
-    "load_catalog",
+    "ModelCatalog",
+    "ModelCatalogError",
+    "ModelEntry",
+    "load_model_catalog",
 ]
 
 
-class CatalogError(ValueError):
+class ModelCatalogError(ValueError):
     pass
 
 
@@ -63,7 +63,7 @@ class ModelCapabilities(BaseModel):
     )
 
 
-class CatalogEntry(BaseModel):
+class ModelEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=200)
@@ -80,13 +80,13 @@ class CatalogEntry(BaseModel):
         ) / 1_000_000
 
 
-class Catalog(BaseModel):
+class ModelCatalog(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    models: list[CatalogEntry] = Field(min_length=1)
+    models: list[ModelEntry] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _check_names(self) -> "Catalog":
+    def _check_names(self) -> "ModelCatalog":
         names = [entry.name for entry in self.models]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -97,18 +97,20 @@ class Catalog(BaseModel):
                 raise ValueError(f"{entry.name}: unknown fallback models {unknown}")
         return self
 
-    def get(self, name: str) -> CatalogEntry | None:
+    def get(self, name: str) -> ModelEntry | None:
         return next((entry for entry in self.models if entry.name == name), None)
 
 
-def load_catalog(path: Path) -> Catalog:
+def load_model_catalog(path: Path) -> ModelCatalog:
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError as exc:
-        raise CatalogError(f"model catalog {path} not found; set SWITCHBOARD_CATALOG_PATH") from exc
+        raise ModelCatalogError(
+            f"model catalog {path} not found; set SWITCHBOARD_CATALOG_PATH"
+        ) from exc
     except yaml.YAMLError as exc:
-        raise CatalogError(f"model catalog {path} is not valid YAML: {exc}") from exc
+        raise ModelCatalogError(f"model catalog {path} is not valid YAML: {exc}") from exc
     try:
-        return Catalog.model_validate(raw)
+        return ModelCatalog.model_validate(raw)
     except ValueError as exc:
-        raise CatalogError(f"model catalog {path} is invalid: {exc}") from exc
+        raise ModelCatalogError(f"model catalog {path} is invalid: {exc}") from exc

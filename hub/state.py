@@ -11,14 +11,14 @@ from hub.gateway.proxy import Gateway
 from hub.identity.attempts import SignInAttempts
 from hub.identity.oidc import OidcClient
 from hub.mcp.registry import McpRegistry
-from hub.services.services import TokenResolver
+from hub.services.service_accounts import TokenResolver
 from hub.services.usage import UsageRecorder
 
-__all__ = ["HubRuntime"]
+__all__ = ["HubState"]
 
 
 @dataclass
-class HubRuntime:
+class HubState:
     settings: Settings
     engine: Engine
     tokens: TokenResolver

@@ -1,1 +1,0 @@
-"""The hub's agent catalog: agents people build without code, and their published versions."""
