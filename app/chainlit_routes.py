@@ -29,7 +29,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from starlette.responses import Response
 
 from app.data_layer import StoredFeedback, SwitchboardDataLayer
-from app.gateway import HubError, HubGateway
+from app.hub_client import HubClient, HubError
 from hub.models.feedback import MAX_COMMENT
 
 __all__ = ["add_chainlit_routes"]
@@ -85,7 +85,7 @@ def _hub_body(
 
 
 async def _send_to_hub(
-    hub: HubGateway, layer: SwitchboardDataLayer, user: User | PersistedUser, stored: StoredFeedback
+    hub: HubClient, layer: SwitchboardDataLayer, user: User | PersistedUser, stored: StoredFeedback
 ) -> None:
     """The feedback Chainlit stored, to the hub with what gave the answer it rates."""
     rated = await layer.rated_answer(stored.for_id)
@@ -103,7 +103,7 @@ async def _send_to_hub(
 
 
 async def _take_back_at_hub(
-    hub: HubGateway, layer: SwitchboardDataLayer, user: User | PersistedUser, stored: StoredFeedback
+    hub: HubClient, layer: SwitchboardDataLayer, user: User | PersistedUser, stored: StoredFeedback
 ) -> None:
     rated = await layer.rated_answer(stored.for_id)
     name = _username(user)
@@ -115,7 +115,7 @@ async def _take_back_at_hub(
         logger.warning("the hub kept the feedback on %s: %s", rated.message_id, error)
 
 
-def add_chainlit_routes(app: FastAPI, hub: Callable[[], HubGateway]) -> None:
+def add_chainlit_routes(app: FastAPI, hub: Callable[[], HubClient]) -> None:
     router = APIRouter()
 
     @router.get("/project/share/{thread_id}")

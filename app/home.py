@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import chainlit as cl
 
 from app.agent_chat import PROFILE_AGENT, PROFILE_DRAFT
-from app.gateway import AgentInfo, HubError, HubGateway, ModelInfo
+from app.hub_client import AgentInfo, HubClient, HubError, ModelInfo
 
 __all__ = ["MODEL_STARTERS", "empty_home_notice", "home_profiles", "markdown_text"]
 
@@ -134,10 +134,10 @@ def home_profiles(models: Sequence[ModelInfo], agents: Sequence[AgentInfo]) -> l
     ]
 
 
-async def empty_home_notice(gateway: HubGateway) -> str | None:
+async def empty_home_notice(hub: HubClient) -> str | None:
     """What to tell a person who has no model to pick, or None when there are models."""
     try:
-        models = await gateway.list_models()
+        models = await hub.list_models()
     except HubError as error:
         return f"There is nothing to chat with right now. {error}"
     if models:

@@ -25,9 +25,9 @@ from app.auth_secret import ensure_auth_secret
 from app.chainlit_routes import add_chainlit_routes
 from app.data_layer import SwitchboardDataLayer
 from app.file_store import LocalFileStore, add_file_route
-from app.gateway import HubError, HubGateway, McpServerInfo
 from app.history import reply_metadata, to_openai_messages
 from app.home import empty_home_notice, home_profiles
+from app.hub_client import HubClient, HubError, McpServerInfo
 from app.hub_links import add_hub_links
 from app.sharing import (
     SHARE_COMMAND,
@@ -55,9 +55,9 @@ _MODEL_KEY = "model"
 
 
 @cache
-def gateway() -> HubGateway:
+def hub_client() -> HubClient:
     settings = get_settings()
-    return HubGateway(hub_url=settings.hub_url, token=settings.app_service_token)
+    return HubClient(hub_url=settings.hub_url, token=settings.app_service_token)
 
 
 @cache
@@ -66,7 +66,7 @@ def file_store() -> LocalFileStore:
 
 
 add_file_route(chainlit_app, file_store())
-add_chainlit_routes(chainlit_app, hub=gateway)
+add_chainlit_routes(chainlit_app, hub=hub_client)
 
 
 @cl.data_layer
@@ -77,12 +77,12 @@ def data_layer() -> BaseDataLayer:
 @cl.on_app_shutdown
 async def close_gateway() -> None:
     await agent_host().close()
-    await gateway().aclose()
+    await hub_client().aclose()
 
 
 @cache
 def hub_sessions() -> HubSessions:
-    return HubSessions(gateway)
+    return HubSessions(hub_client)
 
 
 _settings = get_settings()
@@ -95,7 +95,7 @@ chainlit_app.add_middleware(
 
 
 add_continue_route(
-    chainlit_app, sessions=hub_sessions(), hub=gateway, chat_url=_settings.app_public_url
+    chainlit_app, sessions=hub_sessions(), hub=hub_client, chat_url=_settings.app_public_url
 )
 add_hub_links(chainlit_app, sessions=hub_sessions(), hub_url=_settings.hub_public_url)
 
@@ -147,7 +147,7 @@ async def chat_profiles(
     current_user: cl.User | None, language: str | None = None
 ) -> list[cl.ChatProfile]:
     try:
-        models = await gateway().list_models()
+        models = await hub_client().list_models()
     except HubError as error:
         # The chat still opens and says why there is nothing to pick (`start`).
         logger.warning("cannot list models: %s", error)
@@ -155,7 +155,7 @@ async def chat_profiles(
     if current_user is None:
         return home_profiles(models, [])
     try:
-        agents = await gateway().list_agents(user=username(current_user))
+        agents = await hub_client().list_agents(user=username(current_user))
     except HubError as error:
         logger.warning("cannot list agents: %s", error)
         agents = []
@@ -178,7 +178,7 @@ async def _run_agent(
 ) -> None:
     person = username(cl.context.session.user)
     try:
-        run_spec = await gateway().agent_run_spec(slug=slug, user=person, draft=draft)
+        run_spec = await hub_client().agent_run_spec(slug=slug, user=person, draft=draft)
     except HubError as error:
         await cl.ErrorMessage(content=str(error), author="Switchboard").send()
         return
@@ -195,7 +195,7 @@ async def _run_agent(
 
 async def _active_servers() -> list[McpServerInfo]:
     try:
-        return await gateway().list_mcp_servers()
+        return await hub_client().list_mcp_servers()
     except HubError as error:
         logger.warning("cannot list MCP servers: %s", error)
         return []
@@ -224,7 +224,7 @@ async def start() -> None:
     await cl.context.emitter.set_commands([share_command()])
     profile = cl.user_session.get("chat_profile")
     cl.user_session.set(_MODEL_KEY, profile)
-    if profile is None and (notice := await empty_home_notice(gateway())):
+    if profile is None and (notice := await empty_home_notice(hub_client())):
         await cl.ErrorMessage(content=notice, author="Switchboard").send()
         return
     if parse_profile(profile) is None:
@@ -267,7 +267,7 @@ async def resume(thread: ThreadDict) -> None:
 async def _model() -> str:
     if model := cl.user_session.get(_MODEL_KEY):
         return str(model)
-    models = await gateway().list_models()
+    models = await hub_client().list_models()
     if not models:
         raise HubError("The hub has no models configured.")
     cl.user_session.set(_MODEL_KEY, models[0].id)
@@ -293,7 +293,7 @@ async def _share(message: cl.Message) -> None:
         profile=str(cl.user_session.get(_MODEL_KEY) or ""),
     )
     try:
-        share = await gateway().create_share(
+        share = await hub_client().create_share(
             user=username(person),
             body=share_body(thread, snapshot, audience=audience, days=days, trace=trace),
         )
@@ -338,7 +338,7 @@ async def on_message(message: cl.Message) -> None:
     reply = cl.Message(content="", author=model, metadata=reply_metadata(model))
     try:
         await run_turn(
-            gateway=gateway(),
+            hub=hub_client(),
             model=model,
             history=history,
             tools=tools,

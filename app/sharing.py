@@ -26,8 +26,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from app.agent_chat import TRACE_LINK
 from app.file_store import LocalFileStore
-from app.gateway import HubGateway, HubRefusedError
 from app.history import REPLY_MARKER, metadata_of
+from app.hub_client import HubClient, HubRefusedError
 from app.sign_in import HubSessions
 from hub.identity.cookies import SESSION_COOKIE
 from hub.models.share import (
@@ -243,7 +243,7 @@ def _notice(status: int, message: str, chat_url: str) -> HTMLResponse:
 
 
 def add_continue_route(
-    app: FastAPI, *, sessions: HubSessions, hub: Callable[[], HubGateway], chat_url: str
+    app: FastAPI, *, sessions: HubSessions, hub: Callable[[], HubClient], chat_url: str
 ) -> None:
     """`GET /shares/{id}/continue`: a new conversation of the signed-in person's own, with the
     shared snapshot's messages, opened at once. The route goes first: Chainlit answers every

@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.gateway import HubError, HubGateway, HubUser
+from app.hub_client import HubClient, HubError, HubUser
 from hub.core.origin_check import check_origin
 from hub.identity.cookies import CHAT_COOKIES, SESSION_COOKIE
 
@@ -60,8 +60,8 @@ class HubSessions:
     """Who a hub session belongs to, asked of the hub and remembered for `ttl_s`, so that a
     page's many requests cost the hub one question; an ended session is noticed within it."""
 
-    def __init__(self, gateway: Callable[[], HubGateway], ttl_s: float = 5.0) -> None:
-        self._gateway = gateway
+    def __init__(self, hub: Callable[[], HubClient], ttl_s: float = 5.0) -> None:
+        self._hub = hub
         self._ttl_s = ttl_s
         self._known: dict[str, tuple[float, HubUser | None]] = {}
 
@@ -71,7 +71,7 @@ class HubSessions:
         now = time.monotonic()
         if (known := self._known.get(token)) is not None and known[0] > now:
             return known[1]
-        person = await self._gateway().session_user(token)
+        person = await self._hub().session_user(token)
         if len(self._known) >= _CACHE_LIMIT:
             self._known.clear()
         self._known[token] = (now + self._ttl_s, person)
@@ -79,7 +79,7 @@ class HubSessions:
 
     async def end(self, token: str) -> None:
         self._known.pop(token, None)
-        await self._gateway().end_session(token)
+        await self._hub().end_session(token)
 
 
 def _clear_chat_cookies(response: Response) -> Response:

@@ -10,7 +10,7 @@ from typing import Any
 
 from agents.runtime import ToolSpec
 from agents.runtime.hub_tools import ToolIndex
-from app.gateway import McpServerInfo
+from app.hub_client import McpServerInfo
 
 __all__ = ["SETTING_PREFIX", "enabled_servers", "setting_id", "toolbox"]
 

@@ -9,7 +9,7 @@ import chainlit as cl
 from openai.types.chat import ChatCompletionMessageParam
 
 from agents.runtime.hub_tools import ToolIndex
-from app.gateway import AnsweredBy, HubError, HubGateway, ToolCall
+from app.hub_client import AnsweredBy, HubClient, HubError, ToolCall
 
 __all__ = ["MAX_TOOL_ROUNDS", "run_turn"]
 
@@ -18,14 +18,14 @@ MAX_TOOL_ROUNDS = 8
 
 
 async def _stream_once(
-    gateway: HubGateway,
+    hub: HubClient,
     model: str,
     messages: list[ChatCompletionMessageParam],
     tools: ToolIndex,
     reply: cl.Message,
 ) -> list[ToolCall]:
     calls: list[ToolCall] = []
-    stream = gateway.stream_chat(model=model, messages=messages, tools=tools.functions or None)
+    stream = hub.stream_chat(model=model, messages=messages, tools=tools.functions or None)
     async with aclosing(stream) as items:
         async for item in items:
             if isinstance(item, str):
@@ -50,7 +50,7 @@ async def _note_fallback(reply: cl.Message, asked: str) -> None:
         await reply.stream_token(f"\n\n*Answered by {answered}: {asked} was not available.*")
 
 
-async def _run_tool(gateway: HubGateway, tools: ToolIndex, call: ToolCall, user: str) -> str:
+async def _run_tool(hub: HubClient, tools: ToolIndex, call: ToolCall, user: str) -> str:
     target = tools.by_name.get(call.name)
     async with cl.Step(name=call.name, type="tool", show_input="json") as step:
         step.input = call.arguments or "{}"
@@ -69,7 +69,7 @@ async def _run_tool(gateway: HubGateway, tools: ToolIndex, call: ToolCall, user:
             step.output = f"The model sent arguments that are not a JSON object: {error}"
             return str(step.output)
         try:
-            result = await gateway.call_tool(
+            result = await hub.call_tool(
                 server=server, tool=tool, arguments=arguments, on_behalf_of=user
             )
         except HubError as error:
@@ -83,7 +83,7 @@ async def _run_tool(gateway: HubGateway, tools: ToolIndex, call: ToolCall, user:
 
 async def run_turn(
     *,
-    gateway: HubGateway,
+    hub: HubClient,
     model: str,
     history: list[ChatCompletionMessageParam],
     tools: ToolIndex,
@@ -93,7 +93,7 @@ async def run_turn(
     """Stream into `reply` until the model answers without asking for tools."""
     messages = list(history)
     for _ in range(MAX_TOOL_ROUNDS):
-        calls = await _stream_once(gateway, model, messages, tools, reply)
+        calls = await _stream_once(hub, model, messages, tools, reply)
         if not calls:
             await _note_fallback(reply, model)
             return
@@ -112,7 +112,7 @@ async def run_turn(
             }
         )
         for call in calls:
-            output = await _run_tool(gateway, tools, call, user)
+            output = await _run_tool(hub, tools, call, user)
             messages.append({"role": "tool", "tool_call_id": call.id, "content": output})
     messages.append(
         {
@@ -121,5 +121,5 @@ async def run_turn(
             "found so far.",
         }
     )
-    await _stream_once(gateway, model, messages, ToolIndex(()), reply)
+    await _stream_once(hub, model, messages, ToolIndex(()), reply)
     await _note_fallback(reply, model)

@@ -3,8 +3,8 @@ choices and starters; hub text kept as text; a plain word when there is nothing 
 
 import pytest
 
-from app.gateway import AgentInfo, HubGateway, ModelInfo
 from app.home import MODEL_STARTERS, empty_home_notice, home_profiles, markdown_text
+from app.hub_client import AgentInfo, HubClient, ModelInfo
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.anyio
@@ -19,7 +19,7 @@ ANALYST = AgentInfo(
 )
 
 
-class _NoModels(HubGateway):
+class _NoModels(HubClient):
     async def list_models(self) -> list[ModelInfo]:
         return []
 
@@ -59,7 +59,7 @@ def test_text_from_the_hub_is_not_taken_for_markdown() -> None:
 
 
 async def test_the_home_says_why_there_is_nothing_to_pick() -> None:
-    unreachable = HubGateway(hub_url=f"http://127.0.0.1:{free_port()}", token="t")
+    unreachable = HubClient(hub_url=f"http://127.0.0.1:{free_port()}", token="t")
     empty = _NoModels(hub_url="http://127.0.0.1:1", token="t")
     try:
         down = await empty_home_notice(unreachable)

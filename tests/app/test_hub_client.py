@@ -6,7 +6,7 @@ import anyio
 import pytest
 from sqlmodel import Session
 
-from app.gateway import HubError, HubGateway, HubUnavailableError, HubUser, ModelInfo
+from app.hub_client import HubClient, HubError, HubUnavailableError, HubUser, ModelInfo
 from hub.core.db import get_engine
 from hub.services.users import create_user
 from hub.services.web_sessions import start_web_session
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def gateway(hub: RunningHub) -> AsyncIterator[HubGateway]:
-    client = HubGateway(hub_url=hub.url, token=hub.app_token)
+async def client(hub: RunningHub) -> AsyncIterator[HubClient]:
+    client = HubClient(hub_url=hub.url, token=hub.app_token)
     yield client
     await client.aclose()
 
@@ -32,14 +32,14 @@ async def _wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> 
             await anyio.sleep(0.02)
 
 
-async def test_the_model_list_comes_from_the_hub_catalog(gateway: HubGateway) -> None:
-    assert await gateway.list_models() == [
+async def test_the_model_list_comes_from_the_hub_catalog(client: HubClient) -> None:
+    assert await client.list_models() == [
         ModelInfo(id="test-model", description="The scripted upstream.")
     ]
 
 
 async def test_a_hub_session_names_its_person_until_it_ends(
-    hub: RunningHub, gateway: HubGateway
+    hub: RunningHub, client: HubClient
 ) -> None:
     with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
         ada = create_user(
@@ -55,14 +55,14 @@ async def test_a_hub_session_names_its_person_until_it_ends(
             teams=("data",),
         )
 
-    assert await gateway.session_user(token) == expected
-    assert await gateway.session_user("not-a-session") is None
-    await gateway.end_session(token)
-    assert await gateway.session_user(token) is None
+    assert await client.session_user(token) == expected
+    assert await client.session_user("not-a-session") is None
+    await client.end_session(token)
+    assert await client.session_user(token) is None
 
 
 async def test_tokens_stream_and_the_history_reaches_the_model(
-    gateway: HubGateway, upstream: ScriptedUpstream
+    client: HubClient, upstream: ScriptedUpstream
 ) -> None:
     upstream.script(reply="one two three")
     history = [
@@ -71,7 +71,7 @@ async def test_tokens_stream_and_the_history_reaches_the_model(
         {"role": "user", "content": "count"},
     ]
 
-    tokens = [token async for token in gateway.stream_chat(model="test-model", messages=history)]
+    tokens = [token async for token in client.stream_chat(model="test-model", messages=history)]
 
     assert tokens == ["one", " two", " three"]
     assert upstream.requests[-1]["messages"] == history
@@ -79,10 +79,10 @@ async def test_tokens_stream_and_the_history_reaches_the_model(
 
 
 async def test_closing_the_stream_early_cancels_the_upstream_call(
-    gateway: HubGateway, upstream: ScriptedUpstream
+    client: HubClient, upstream: ScriptedUpstream
 ) -> None:
     upstream.script(reply=" ".join(["word"] * 200), chunk_delay_s=0.05)
-    tokens = gateway.stream_chat(model="test-model", messages=[{"role": "user", "content": "go"}])
+    tokens = client.stream_chat(model="test-model", messages=[{"role": "user", "content": "go"}])
 
     assert await anext(tokens) == "word"
     await tokens.aclose()
@@ -91,9 +91,9 @@ async def test_closing_the_stream_early_cancels_the_upstream_call(
     assert upstream.completed_streams == 0
 
 
-async def test_an_unknown_model_is_reported_in_the_hubs_words(gateway: HubGateway) -> None:
+async def test_an_unknown_model_is_reported_in_the_hubs_words(client: HubClient) -> None:
     with pytest.raises(HubError) as caught:
-        async for _ in gateway.stream_chat(
+        async for _ in client.stream_chat(
             model="no-such-model", messages=[{"role": "user", "content": "hi"}]
         ):
             pass
@@ -103,26 +103,26 @@ async def test_an_unknown_model_is_reported_in_the_hubs_words(gateway: HubGatewa
 
 
 async def test_an_upstream_failure_is_reported_with_the_gateways_message(
-    gateway: HubGateway, upstream: ScriptedUpstream
+    client: HubClient, upstream: ScriptedUpstream
 ) -> None:
     upstream.script(status=400, error_message="context length exceeded")
 
     with pytest.raises(HubError, match="context length exceeded"):
-        async for _ in gateway.stream_chat(
+        async for _ in client.stream_chat(
             model="test-model", messages=[{"role": "user", "content": "hi"}]
         ):
             pass
 
 
 async def test_a_hub_that_is_down_is_reported_as_unreachable() -> None:
-    gateway = HubGateway(hub_url=f"http://127.0.0.1:{free_port()}", token="any")
+    client = HubClient(hub_url=f"http://127.0.0.1:{free_port()}", token="any")
     try:
         with pytest.raises(HubUnavailableError, match="not reachable"):
-            await gateway.list_models()
+            await client.list_models()
         with pytest.raises(HubUnavailableError, match="not reachable"):
-            await gateway.session_user("a-session-token")
+            await client.session_user("a-session-token")
         with pytest.raises(HubUnavailableError, match="not reachable"):
-            async for _ in gateway.stream_chat(model="test-model", messages=[]):
+            async for _ in client.stream_chat(model="test-model", messages=[]):
                 pass
     finally:
-        await gateway.aclose()
+        await client.aclose()

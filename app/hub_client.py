@@ -19,8 +19,8 @@ from agents.runtime.hub_tools import path_segment
 __all__ = [
     "AgentInfo",
     "AnsweredBy",
+    "HubClient",
     "HubError",
-    "HubGateway",
     "HubRefusedError",
     "HubUnavailableError",
     "HubUser",
@@ -154,7 +154,7 @@ def _openai_error_message(error: openai.APIError) -> str:
     return error.message
 
 
-class HubGateway:
+class HubClient:
     def __init__(self, *, hub_url: str, token: str) -> None:
         self.hub_url = hub_url.rstrip("/")
         self._http = httpx.AsyncClient(
