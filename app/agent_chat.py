@@ -20,7 +20,6 @@ from agents.runtime import (
     AgentEvent,
     AgentRunner,
     AgentSpec,
-    FinalAnswer,
     HubConnection,
     RunResult,
     TextDelta,
@@ -222,7 +221,6 @@ class _TurnView:
             },
         )
         self.steps: dict[str, cl.Step] = {}
-        self.final: FinalAnswer | None = None
         # The last table a tool returned in this turn: shown with the answer.
         self.table: ResultTable | None = None
 
@@ -242,8 +240,6 @@ class _TurnView:
             table = None if event.is_error else table_from(event.structured)
             if table is not None:
                 self.table = table
-        elif isinstance(event, FinalAnswer):
-            self.final = event
 
     async def finish(self, result: RunResult, *, hub_url: str) -> None:
         if not self.reply.content.strip() and result.text:

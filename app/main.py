@@ -75,7 +75,7 @@ def data_layer() -> BaseDataLayer:
 
 
 @cl.on_app_shutdown
-async def close_gateway() -> None:
+async def close_hub_clients() -> None:
     await agent_host().close()
     await hub_client().aclose()
 
