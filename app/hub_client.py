@@ -281,45 +281,39 @@ class HubClient:
         spec: dict[str, Any] = response.json()
         return spec
 
+    async def _for_person(
+        self, method: str, path: str, *, user: str, expect: int, json: Any = None
+    ) -> httpx.Response:
+        """A request acting for `user`; anything but `expect` is the hub refusing them."""
+        response = await self._request(
+            method, path, json=json, headers={"X-Switchboard-User": user}
+        )
+        if response.status_code != expect:
+            raise HubRefusedError(response.status_code, _error_detail(response))
+        return response
+
     async def create_share(self, *, user: str, body: dict[str, Any]) -> dict[str, Any]:
         """Share a snapshot of `user`'s conversation; the hub's description of the link."""
-        response = await self._request(
-            "POST", "/api/shares", json=body, headers={"X-Switchboard-User": user}
-        )
-        if response.status_code != 201:
-            raise HubRefusedError(response.status_code, _error_detail(response))
+        response = await self._for_person("POST", "/api/shares", user=user, expect=201, json=body)
         share: dict[str, Any] = response.json()
         return share
 
     async def read_share(self, *, user: str, share_id: str) -> dict[str, Any]:
         """The shared snapshot behind a link, as `user` may read it."""
-        response = await self._request(
-            "GET", f"/api/shares/{path_segment(share_id)}", headers={"X-Switchboard-User": user}
-        )
-        if response.status_code != 200:
-            raise HubRefusedError(response.status_code, _error_detail(response))
-        share: dict[str, Any] = response.json()
+        path = f"/api/shares/{path_segment(share_id)}"
+        share: dict[str, Any] = (await self._for_person("GET", path, user=user, expect=200)).json()
         return share
 
     async def record_feedback(self, *, user: str, body: dict[str, Any]) -> dict[str, Any]:
         """Store `user`'s thumbs and comment on an answer at the hub (it replaces theirs)."""
-        response = await self._request(
-            "PUT", "/api/feedback", json=body, headers={"X-Switchboard-User": user}
-        )
-        if response.status_code != 200:
-            raise HubRefusedError(response.status_code, _error_detail(response))
+        response = await self._for_person("PUT", "/api/feedback", user=user, expect=200, json=body)
         feedback: dict[str, Any] = response.json()
         return feedback
 
     async def delete_feedback(self, *, user: str, message_id: str) -> None:
         """Take back `user`'s feedback on a message at the hub."""
-        response = await self._request(
-            "DELETE",
-            f"/api/feedback/{path_segment(message_id)}",
-            headers={"X-Switchboard-User": user},
-        )
-        if response.status_code != 204:
-            raise HubRefusedError(response.status_code, _error_detail(response))
+        path = f"/api/feedback/{path_segment(message_id)}"
+        await self._for_person("DELETE", path, user=user, expect=204)
 
     async def call_tool(
         self, *, server: str, tool: str, arguments: dict[str, Any], on_behalf_of: str | None
