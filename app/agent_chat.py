@@ -1,5 +1,6 @@
-"""Chatting with an agent: its live version (or its owner's draft) runs in the agent runtime,
-each step shows in the conversation as it happens, and the reply links to the run's trace.
+"""Every turn of a conversation runs in the agent runtime: an agent's live version, its
+owner's draft, or a chat with a model (an agent with no instructions of its own). Each step
+shows in the conversation as it happens, and the reply links to the run's trace.
 
 One runner per app process holds the checkpointer (conversations continue after a restart)
 and the tracer (every run is stored as a trace in the hub's database).
@@ -9,7 +10,6 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from typing import Any
 
 import chainlit as cl
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -19,18 +19,18 @@ from agents.checkpoint import open_checkpointer
 from agents.runtime import (
     AgentEvent,
     AgentRunner,
-    AgentSpec,
+    AnsweredBy,
     HubConnection,
     RunResult,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
-    ToolSpec,
 )
 from agents.runtime.approval import ApprovalRequest, QueryApproval, format_bytes
+from agents.spec import AgentSpec
 from agents.tracing import Tracer
+from app.history import reply_metadata
 from app.results import ResultTable, elements_for, table_from
-from hub.models.actor import ActorKind
 
 __all__ = [
     "PROFILE_AGENT",
@@ -38,7 +38,6 @@ __all__ = [
     "TRACE_LINK",
     "AgentHost",
     "parse_profile",
-    "spec_from_hub",
 ]
 
 PROFILE_AGENT = "agent:"
@@ -56,41 +55,7 @@ def parse_profile(profile: str | None) -> tuple[str, bool] | None:
     return None
 
 
-def spec_from_hub(run_spec: dict[str, Any]) -> AgentSpec:
-    return AgentSpec(
-        slug=str(run_spec["slug"]),
-        version=run_spec.get("version"),
-        owner=str(run_spec["owner"]),
-        name=str(run_spec["name"]),
-        instructions=str(run_spec.get("instructions") or ""),
-        model=str(run_spec["model"]),
-        tools=tuple(
-            ToolSpec(
-                server=str(tool["server"]),
-                name=str(tool["name"]),
-                description=str(tool.get("description") or ""),
-                input_schema=dict(tool.get("input_schema") or {}),
-            )
-            for tool in run_spec.get("tools", [])
-        ),
-        max_steps=int(run_spec["max_steps"]),
-        max_tokens=int(run_spec["max_tokens"]),
-        timeout_s=float(run_spec["timeout_s"]),
-        input_usd_per_million=float(run_spec.get("input_usd_per_million") or 0.0),
-        output_usd_per_million=float(run_spec.get("output_usd_per_million") or 0.0),
-        owner_kind=_kind(run_spec["owner_kind"]),
-        owner_id=str(run_spec["owner_id"]),
-        user_kind=_kind(run_spec["user_kind"]),
-        user_id=str(run_spec["user_id"]),
-        model_calls_tools=bool(run_spec.get("model_calls_tools", True)),
-    )
-
-
-def _kind(value: Any) -> ActorKind:
-    return "service" if value == "service" else "user"
-
-
-# The last line of an agent's reply: a link to the run's trace, for who may read it.
+# The last line of a reply: a link to the run's trace, for who may read it.
 TRACE_LINK = "Open the trace of this run"
 
 
@@ -207,26 +172,27 @@ async def _ask_approval(request: ApprovalRequest, spec: AgentSpec) -> bool:
 
 
 class _TurnView:
-    """The reply and the tool steps of one agent turn, as the events arrive."""
+    """The reply and the tool steps of one turn, as the events arrive."""
 
     def __init__(self, spec: AgentSpec) -> None:
-        self.reply = cl.Message(
-            content="",
-            author=spec.name,
-            metadata={
-                "switchboard_reply": True,
-                "agent": spec.slug,
-                "version": spec.version,
-                "model": spec.model,
-            },
-        )
+        metadata = reply_metadata(spec.model)
+        if not spec.is_model_chat:
+            metadata |= {"agent": spec.slug, "version": spec.version}
+        self.reply = cl.Message(content="", author=spec.name, metadata=metadata)
         self.steps: dict[str, cl.Step] = {}
         # The last table a tool returned in this turn: shown with the answer.
         self.table: ResultTable | None = None
+        # The gateway's fallback model answered in place of this one.
+        self.unavailable: str | None = None
 
     async def show(self, event: AgentEvent) -> None:
         if isinstance(event, TextDelta):
             await self.reply.stream_token(event.text)
+        elif isinstance(event, AnsweredBy):
+            # The reply's author is who answered, so nobody is misled; a note says why.
+            self.reply.author = event.model
+            self.reply.metadata = {**(self.reply.metadata or {}), "answered_by": event.model}
+            self.unavailable = event.asked
         elif isinstance(event, ToolCallStarted):
             step = cl.Step(name=f"{event.server} · {event.tool}", type="tool", show_input="json")
             step.input = event.arguments
@@ -253,6 +219,11 @@ class _TurnView:
                 self.reply.content += (
                     f"\n\n_The table shows the first {len(self.table.rows)} rows only._"
                 )
+        answered = (self.reply.metadata or {}).get("answered_by")
+        if answered and self.unavailable:
+            self.reply.content += (
+                f"\n\n*Answered by {answered}: {self.unavailable} was not available.*"
+            )
         if result.trace_id:
             self.reply.content += f"\n\n[{TRACE_LINK}]({hub_url}/traces/{result.trace_id})"
             self.reply.metadata = {**(self.reply.metadata or {}), "trace": result.trace_id}

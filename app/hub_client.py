@@ -1,24 +1,22 @@
-"""The chat app's client for the hub: sign-ins, models, agents, tools, streamed completions,
-shares and feedback.
+"""The chat app's client for the hub: sign-ins, models, agents, MCP servers, run specs,
+shares and feedback. (Model and tool calls are the agent runtime's, through the same hub.)
 
 Every call carries the app's own service token; the hub is the only thing that talks to
 providers. Failures surface as `HubError` with a message fit to show a person in the chat.
 """
 
-import json
-from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
-import openai
-from openai.types.chat import ChatCompletionMessageParam
+from pydantic import ValidationError
 
 from agents.runtime.hub_tools import path_segment
+from agents.spec import AgentSpec
 
 __all__ = [
     "AgentInfo",
-    "AnsweredBy",
     "HubClient",
     "HubError",
     "HubRefusedError",
@@ -26,15 +24,11 @@ __all__ = [
     "HubUser",
     "McpServerInfo",
     "ModelInfo",
-    "ToolCall",
-    "ToolResult",
 ]
 
 _CONNECT_TIMEOUT_S = 5.0
 # The header the hub reads a person's session cookie from (the chat app only).
 _SESSION = "x-switchboard-session"
-# Long enough for a slow model's first token; the hub enforces its own upstream limits.
-_READ_TIMEOUT_S = 300.0
 
 
 class HubError(Exception):
@@ -97,40 +91,6 @@ class AgentInfo:
     is_draft: bool
 
 
-@dataclass(frozen=True, slots=True)
-class AnsweredBy:
-    """The hub's fallback model answered in place of the model asked for."""
-
-    model: str
-
-
-@dataclass(slots=True)
-class ToolCall:
-    """A tool call the model asked for, gathered from the streamed deltas."""
-
-    id: str
-    name: str
-    arguments: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ToolResult:
-    text: str
-    is_error: bool
-
-
-def _result_text(result: dict[str, Any]) -> str:
-    parts = []
-    for part in result.get("content") or []:
-        if part.get("type") == "text":
-            parts.append(str(part.get("text", "")))
-        else:
-            parts.append(f"[{part.get('type', 'content')} omitted]")
-    if not parts and result.get("structuredContent") is not None:
-        parts.append(json.dumps(result["structuredContent"]))
-    return "\n".join(parts)
-
-
 def _error_detail(response: httpx.Response) -> str:
     """The hub's own words from an error body (OpenAI `error.message` or FastAPI `detail`)."""
     try:
@@ -147,13 +107,6 @@ def _error_detail(response: httpx.Response) -> str:
     return response.reason_phrase
 
 
-def _openai_error_message(error: openai.APIError) -> str:
-    body = error.body
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])
-    return error.message
-
-
 class HubClient:
     def __init__(self, *, hub_url: str, token: str) -> None:
         self.hub_url = hub_url.rstrip("/")
@@ -162,17 +115,9 @@ class HubClient:
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(30.0, connect=_CONNECT_TIMEOUT_S),
         )
-        # No SDK retries: the hub already retries regions and falls back between models.
-        self._openai = openai.AsyncOpenAI(
-            base_url=f"{self.hub_url}/v1",
-            api_key=token,
-            max_retries=0,
-            timeout=openai.Timeout(_READ_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S),
-        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
-        await self._openai.close()
 
     def _unreachable(self) -> HubUnavailableError:
         return HubUnavailableError(
@@ -272,14 +217,24 @@ class HubClient:
         ]
         return agents
 
-    async def agent_run_spec(self, *, slug: str, user: str, draft: bool) -> dict[str, Any]:
+    async def agent_run_spec(self, *, slug: str, user: str, draft: bool) -> AgentSpec:
         """What the runtime needs to run the agent's live version (or its owner's draft)."""
-        path = f"/api/agents/{slug}/draft-run-spec" if draft else f"/api/agents/{slug}/live"
+        path = f"/api/agents/{path_segment(slug)}/" + ("draft-run-spec" if draft else "live")
+        return await self._run_spec(path, user=user, refused="The agent cannot run")
+
+    async def model_chat_spec(self, *, model: str, servers: list[str], user: str) -> AgentSpec:
+        """What the runtime needs for `user` to chat with `model` and the servers switched on."""
+        path = "/api/model-chat/run-spec?" + urlencode({"model": model, "server": servers}, True)
+        return await self._run_spec(path, user=user, refused=f"Cannot chat with {model}")
+
+    async def _run_spec(self, path: str, *, user: str, refused: str) -> AgentSpec:
         response = await self._request("GET", path, headers={"X-Switchboard-User": user})
         if response.status_code != 200:
-            raise HubError(f"The agent cannot run: {_error_detail(response)}")
-        spec: dict[str, Any] = response.json()
-        return spec
+            raise HubError(f"{refused}: {_error_detail(response)}")
+        try:
+            return AgentSpec.model_validate_json(response.content)
+        except ValidationError as error:
+            raise HubError(f"{refused}: the hub's answer is not a run spec ({error}).") from error
 
     async def _for_person(
         self, method: str, path: str, *, user: str, expect: int, json: Any = None
@@ -314,72 +269,3 @@ class HubClient:
         """Take back `user`'s feedback on a message at the hub."""
         path = f"/api/feedback/{path_segment(message_id)}"
         await self._for_person("DELETE", path, user=user, expect=204)
-
-    async def call_tool(
-        self, *, server: str, tool: str, arguments: dict[str, Any], on_behalf_of: str | None
-    ) -> ToolResult:
-        """Call a tool through the hub. A tool's own failure is a result with `is_error`;
-        the hub refusing or the server being unreachable is a `HubError`."""
-        response = await self._request(
-            "POST",
-            # Names from registered servers, escaped so each stays one path segment.
-            f"/api/mcp/servers/{path_segment(server)}/tools/{path_segment(tool)}/call",
-            json={"arguments": arguments, "on_behalf_of": on_behalf_of},
-            timeout=httpx.Timeout(_READ_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S),
-        )
-        if response.status_code != 200:
-            raise HubError(_error_detail(response))
-        result = response.json()
-        return ToolResult(text=_result_text(result), is_error=bool(result.get("isError")))
-
-    async def stream_chat(
-        self,
-        *,
-        model: str,
-        messages: Sequence[ChatCompletionMessageParam],
-        tools: list[dict[str, Any]] | None = None,
-    ) -> AsyncGenerator[str | list[ToolCall] | AnsweredBy, None]:
-        """Yield content tokens as the hub streams them; when the model asks for tools, the
-        last item is the list of its tool calls. When a fallback model answers in place of
-        `model`, the first item says which.
-
-        Closing this generator early (the user pressed stop, the task was cancelled) closes
-        the HTTP response, which is how the hub learns to cancel its upstream call.
-        """
-        try:
-            # The tools are the hub's JSON tool schemas, not the SDK's TypedDicts.
-            stream = await self._openai.chat.completions.create(  # type: ignore[call-overload]
-                model=model,
-                messages=list(messages),
-                stream=True,
-                **({"tools": tools} if tools else {}),
-            )
-        except openai.APIConnectionError as error:
-            raise self._unreachable() from error
-        except openai.APIError as error:
-            raise HubError(_openai_error_message(error)) from error
-        calls: dict[int, ToolCall] = {}
-        try:
-            answered = stream.response.headers.get("x-switchboard-model", model)
-            if answered != model:
-                yield AnsweredBy(answered)
-            async for chunk in stream:
-                for choice in chunk.choices:
-                    if choice.delta.content:
-                        yield choice.delta.content
-                    for delta in choice.delta.tool_calls or []:
-                        call = calls.setdefault(delta.index, ToolCall(id="", name=""))
-                        call.id = delta.id or call.id
-                        if delta.function is not None:
-                            call.name += delta.function.name or ""
-                            call.arguments += delta.function.arguments or ""
-            if calls:
-                yield [calls[index] for index in sorted(calls)]
-        except openai.APIConnectionError as error:
-            raise HubError(
-                "The connection to the hub broke off in the middle of the reply."
-            ) from error
-        except openai.APIError as error:
-            raise HubError(_openai_error_message(error)) from error
-        finally:
-            await stream.close()

@@ -3,7 +3,6 @@
 Run from the repository root: `chainlit run app/main.py --headless --host 127.0.0.1 --port 8000`.
 """
 
-import asyncio
 import logging
 from functools import cache
 from typing import Any
@@ -14,21 +13,22 @@ from chainlit.data.base import BaseDataLayer
 from chainlit.input_widget import Switch
 from chainlit.server import app as chainlit_app
 from chainlit.types import ThreadDict
-from openai.types.chat import ChatCompletionMessageParam
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
 from agents.runtime.approval import QueryApproval
-from app.agent_chat import AgentHost, parse_profile, spec_from_hub
+from agents.spec import AgentSpec
+from app.agent_chat import AgentHost, parse_profile
 from app.auth_secret import ensure_auth_secret
 from app.chainlit_routes import add_chainlit_routes
 from app.data_layer import SwitchboardDataLayer
 from app.file_store import LocalFileStore, add_file_route
-from app.history import reply_metadata, to_openai_messages
+from app.history import to_openai_messages
 from app.home import empty_home_notice, home_profiles
 from app.hub_client import HubClient, HubError, McpServerInfo
 from app.hub_links import add_hub_links
+from app.server_switches import enabled_servers, setting_id
 from app.sharing import (
     SHARE_COMMAND,
     add_continue_route,
@@ -38,8 +38,6 @@ from app.sharing import (
     snapshot_of,
 )
 from app.sign_in import HubSessions, SignInGate, cookies_of
-from app.toolbox import enabled_servers, setting_id, toolbox
-from app.turn import run_turn
 from hub.core.config import get_settings
 from hub.identity.cookies import SESSION_COOKIE
 from hub.models.share import ShareAudience
@@ -173,24 +171,14 @@ def agent_host() -> AgentHost:
     )
 
 
-async def _run_agent(
-    message: cl.Message, slug: str, draft: bool, earlier: list[ChatCompletionMessageParam]
-) -> None:
-    person = username(cl.context.session.user)
-    try:
-        run_spec = await hub_client().agent_run_spec(slug=slug, user=person, draft=draft)
-    except HubError as error:
-        await cl.ErrorMessage(content=str(error), author="Switchboard").send()
-        return
-    threshold = get_settings().query_approval_bytes_for(person)
-    await agent_host().run(
-        spec=spec_from_hub(run_spec),
-        user=person,
-        conversation_id=cl.context.session.thread_id,
-        message=message.content,
-        approval=QueryApproval(threshold_bytes=threshold),
-        earlier=earlier,
-    )
+async def _run_spec(model: str, settings: dict[str, Any], person: str) -> AgentSpec:
+    """What this turn runs: the agent the profile names, or a chat with the model and the
+    MCP servers switched on."""
+    if agent := parse_profile(model):
+        slug, draft = agent
+        return await hub_client().agent_run_spec(slug=slug, user=person, draft=draft)
+    servers = sorted(enabled_servers(settings))
+    return await hub_client().model_chat_spec(model=model, servers=servers, user=person)
 
 
 async def _active_servers() -> list[McpServerInfo]:
@@ -326,36 +314,24 @@ async def on_message(message: cl.Message) -> None:
     except HubError as error:
         await cl.ErrorMessage(content=str(error), author="Switchboard").send()
         return
-    if agent := parse_profile(model):
-        # The agent keeps its own memory of the conversation; what came before its first turn
-        # (a conversation copied from a share) goes along in case it has none.
-        await _run_agent(message, *agent, earlier=history[:-1])
-        return
-
+    person = username(cl.context.session.user)
     settings = dict(cl.context.session.chat_settings)
-    enabled = enabled_servers(settings)
-    tools = toolbox(await _active_servers() if enabled else [], enabled)
-    reply = cl.Message(content="", author=model, metadata=reply_metadata(model))
     try:
-        await run_turn(
-            hub=hub_client(),
-            model=model,
-            history=history,
-            tools=tools,
-            user=username(cl.context.session.user),
-            reply=reply,
-        )
+        spec = await _run_spec(model, settings, person)
     except HubError as error:
-        if reply.content:
-            await reply.send()
         await cl.ErrorMessage(content=str(error), author="Switchboard").send()
         return
-    except asyncio.CancelledError:
-        # The stop button cancels this task; keep what streamed in so far.
-        if reply.content:
-            await reply.send()
-        raise
-    await reply.send()
-    # After the reply, when Chainlit has surely created the thread (it does so in the
-    # background at the first message and would overwrite an earlier write).
-    await _remember_settings(settings)
+    # The runtime keeps its own memory of the conversation; what came before its first turn
+    # (a conversation copied from a share, or from before it kept one) goes along in case.
+    await agent_host().run(
+        spec=spec,
+        user=person,
+        conversation_id=cl.context.session.thread_id,
+        message=message.content,
+        approval=QueryApproval(threshold_bytes=get_settings().query_approval_bytes_for(person)),
+        earlier=history[:-1],
+    )
+    if spec.is_model_chat:
+        # After the reply, when Chainlit has surely created the thread (it does so in the
+        # background at the first message and would overwrite an earlier write).
+        await _remember_settings(settings)

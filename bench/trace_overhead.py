@@ -40,7 +40,8 @@ from langchain_core.messages.ai import UsageMetadata
 from langgraph.checkpoint.memory import InMemorySaver
 from sqlalchemy import func, select
 
-from agents.runtime import AgentRunner, AgentSpec, HubConnection, ToolOutcome, ToolSpec
+from agents.runtime import AgentRunner, HubConnection, ToolOutcome
+from agents.spec import AgentSpec, ToolSpec
 from agents.tracing import Tracer
 from hub.core.db import dispose_engines, get_engine, migrate
 from hub.models.trace import TraceStep

@@ -12,6 +12,7 @@ import anyio
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from agents.spec import AgentSpec
 from hub.core.errors import ConflictError, InvalidError, NotFoundError, PermissionDeniedError
 from hub.core.roles import Permission
 from hub.gateway.model_catalog import ModelCatalog
@@ -22,7 +23,6 @@ from hub.models.agent import (
     AgentDefinition,
     AgentListItem,
     AgentPublic,
-    AgentRunSpec,
     AgentUpdate,
     AgentVersionPublic,
 )
@@ -165,8 +165,8 @@ class AgentCatalog:
 
         await self._db(work)
 
-    async def live_spec(self, slug: str, actor: Actor) -> AgentRunSpec:
-        def work(session: Session) -> AgentRunSpec:
+    async def live_spec(self, slug: str, actor: Actor) -> AgentSpec:
+        def work(session: Session) -> AgentSpec:
             agent = _readable(session, slug, actor)
             live = store.live_version(session=session, agent=agent)
             if live is None:
@@ -177,11 +177,25 @@ class AgentCatalog:
 
         return await self._db(work)
 
-    async def draft_spec(self, slug: str, actor: Actor) -> AgentRunSpec:
-        def work(session: Session) -> AgentRunSpec:
+    async def draft_spec(self, slug: str, actor: Actor) -> AgentSpec:
+        def work(session: Session) -> AgentSpec:
             agent = _editable(session, slug, actor)
             return store.run_spec(
                 session=session, agent=agent, source=agent, models=self._models, actor=actor
+            )
+
+        return await self._db(work)
+
+    async def model_chat_spec(self, model: str, servers: list[str], actor: Actor) -> AgentSpec:
+        """A chat with `model` and the MCP servers `actor` switched on, as the runtime runs it."""
+        actor.require(Permission.chat)
+        if self._models.get(model) is None:
+            known = ", ".join(self.model_names) or "none"
+            raise NotFoundError(f"There is no model {model!r} in the catalog (it has: {known}).")
+
+        def work(session: Session) -> AgentSpec:
+            return store.model_chat_spec(
+                session=session, model=model, servers=servers, models=self._models, actor=actor
             )
 
         return await self._db(work)

@@ -94,6 +94,24 @@ def write_catalog(path: Path, upstream_url: str, **extra_models: str) -> Path:
     return path
 
 
+@pytest.fixture
+def spare() -> Iterator[ScriptedUpstream]:
+    """A second scripted upstream, for a model that another falls back to."""
+    with ScriptedUpstream() as server:
+        yield server
+
+
+def with_spare_model(
+    settings: Settings, tmp_path: Path, upstream: ScriptedUpstream, spare: ScriptedUpstream
+) -> Settings:
+    """`settings` with the test catalog in which "test-model" falls back to "spare-model"."""
+    catalog = write_catalog(tmp_path / "models.yaml", upstream.url, **{"spare-model": spare.url})
+    models = yaml.safe_load(catalog.read_text())
+    models["models"][0]["fallbacks"] = ["spare-model"]
+    catalog.write_text(yaml.safe_dump(models))
+    return settings.model_copy(update={"catalog_path": catalog, "retry_backoff_s": 0.01})
+
+
 @dataclass
 class RunningHub:
     url: str

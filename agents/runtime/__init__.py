@@ -1,8 +1,10 @@
 """The agent runtime: one LangGraph graph that runs any agent spec, calling tools through
 the hub, keeping each conversation in a checkpointer and recording each run as a trace."""
 
+from agents.runtime.connection import HubConnection
 from agents.runtime.events import (
     AgentEvent,
+    AnsweredBy,
     EventHandler,
     FinalAnswer,
     RunResult,
@@ -13,12 +15,11 @@ from agents.runtime.events import (
 )
 from agents.runtime.graph import AgentRunner, build_graph, run_agent
 from agents.runtime.hub_tools import HubToolClient, ToolCaller, ToolOutcome, function_name
-from agents.runtime.spec import AgentSpec, HubConnection, ToolSpec
 
 __all__ = [
     "AgentEvent",
     "AgentRunner",
-    "AgentSpec",
+    "AnsweredBy",
     "EventHandler",
     "FinalAnswer",
     "HubConnection",
@@ -30,7 +31,6 @@ __all__ = [
     "ToolCallStarted",
     "ToolCaller",
     "ToolOutcome",
-    "ToolSpec",
     "build_graph",
     "function_name",
     "run_agent",

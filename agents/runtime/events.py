@@ -3,7 +3,8 @@
 Events reach the run's `on_event` handler in order, awaited one at a time (a slow handler
 slows the run): `TextDelta`s as the model's tokens stream in (from every model call, also
 the text a model writes before asking for a tool), `ToolCallStarted` and `ToolCallFinished`
-around each tool call, and `FinalAnswer` once, last. A stop message (step limit, time limit,
+around each tool call, `AnsweredBy` after a model call that the gateway's fallback model
+answered, and `FinalAnswer` once, last. A stop message (step limit, time limit,
 model failure) is never streamed: it comes only in `FinalAnswer.text`, with its status.
 """
 
@@ -15,6 +16,7 @@ from agents.runtime.approval import ApprovalRequest
 
 __all__ = [
     "AgentEvent",
+    "AnsweredBy",
     "EventHandler",
     "FinalAnswer",
     "RunResult",
@@ -58,6 +60,14 @@ class ToolCallFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class AnsweredBy:
+    """The gateway's fallback `model` answered in place of the one asked for (`asked`)."""
+
+    model: str
+    asked: str
+
+
+@dataclass(frozen=True, slots=True)
 class FinalAnswer:
     """The run's last word: the model's answer, or the message saying why it stopped."""
 
@@ -65,7 +75,7 @@ class FinalAnswer:
     status: RunStatus
 
 
-AgentEvent = TextDelta | ToolCallStarted | ToolCallFinished | FinalAnswer
+AgentEvent = TextDelta | ToolCallStarted | ToolCallFinished | AnsweredBy | FinalAnswer
 EventHandler = Callable[[AgentEvent], Awaitable[None]]
 
 

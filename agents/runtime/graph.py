@@ -24,6 +24,7 @@ from langgraph.types import Command, StreamMode
 from pydantic import SecretStr
 
 from agents.runtime.approval import ApprovalRequest, QueryApproval
+from agents.runtime.connection import HubConnection
 from agents.runtime.events import EventHandler, FinalAnswer, RunResult, RunStatus, TextDelta
 from agents.runtime.hub_tools import HubToolClient, ToolCaller, ToolIndex
 from agents.runtime.limits import needs_tools_message, time_limit_message
@@ -37,8 +38,8 @@ from agents.runtime.nodes import (
     route_after_model,
     stop_at_limit,
 )
-from agents.runtime.spec import AgentSpec, HubConnection
 from agents.runtime.state import AgentState, RunContext
+from agents.spec import AgentSpec
 from agents.tracing import RunTrace, Tracer
 
 __all__ = ["AgentRunner", "build_graph", "run_agent"]
@@ -87,7 +88,7 @@ class AgentRunner:
         self._http = httpx.AsyncClient(timeout=TOOL_CALL_TIMEOUT_S)
         self._model_http = model_http_client or self._http
         self._tools = tool_caller or HubToolClient(hub, self._http)
-        self._models: dict[tuple[str, int, str], ChatOpenAI] = {}
+        self._models: dict[tuple[str, int | None, str], ChatOpenAI] = {}
         # Traces of runs that wait for an approval, by conversation.
         self._waiting: dict[str, RunTrace] = {}
 
@@ -118,7 +119,8 @@ class AgentRunner:
                 streaming=True,
                 stream_usage=True,
                 max_retries=0,
-                default_headers={"X-Switchboard-Agent": spec.slug},
+                # Usage is counted per agent; a chat with a model is no agent's.
+                default_headers={"X-Switchboard-Agent": spec.slug} if spec.slug else None,
                 http_async_client=self._model_http,
             )
         return model.bind_tools(tools.functions) if tools.functions else model

@@ -13,7 +13,8 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from agents.runtime.spec import HubConnection, ToolSpec
+from agents.runtime.connection import HubConnection
+from agents.spec import ToolSpec
 
 __all__ = [
     "HubToolClient",

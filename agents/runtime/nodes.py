@@ -29,7 +29,7 @@ from agents.runtime.approval import (
     QueryApproval,
     declined_message,
 )
-from agents.runtime.events import ToolCallFinished, ToolCallStarted
+from agents.runtime.events import AnsweredBy, ToolCallFinished, ToolCallStarted
 from agents.runtime.hub_tools import ToolOutcome
 from agents.runtime.limits import (
     NOT_RUN_AT_LIMIT,
@@ -93,6 +93,10 @@ async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
     if trace is not None and step is not None:
         trace.end_model_step(step, request=request, response=response)
         ctx.model_step_id = step.id
+    # The gateway names the model that answered in the response's `model` field.
+    answered = response.response_metadata.get("model_name")
+    if answered and answered != ctx.spec.model:
+        runtime.stream_writer(AnsweredBy(model=str(answered), asked=ctx.spec.model))
     return {"messages": [response], "steps": state.get("steps", 0) + 1}
 
 

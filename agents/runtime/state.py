@@ -11,7 +11,7 @@ from typing_extensions import TypedDict
 
 from agents.runtime.approval import QueryApproval
 from agents.runtime.hub_tools import ToolCaller, ToolIndex
-from agents.runtime.spec import AgentSpec
+from agents.spec import AgentSpec
 from agents.tracing import RunTrace
 
 __all__ = ["AgentState", "RunContext"]

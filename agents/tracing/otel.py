@@ -15,7 +15,7 @@ from agents.tracing.store import RunRow, StepRow
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-    from agents.runtime.spec import AgentSpec
+    from agents.spec import AgentSpec
 
 __all__ = ["OtlpExporter"]
 

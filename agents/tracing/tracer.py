@@ -27,7 +27,7 @@ from hub.core.db import get_engine
 if TYPE_CHECKING:  # agents.runtime imports this package
     from opentelemetry.trace import Span
 
-    from agents.runtime.spec import AgentSpec
+    from agents.spec import AgentSpec
 
 __all__ = ["OpenStep", "RunTrace", "Tracer"]
 

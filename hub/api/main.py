@@ -10,6 +10,7 @@ from hub.api.routes import (
     gateway_health,
     health,
     mcp_servers,
+    model_chat,
     shares,
     traces,
     usage,
@@ -26,6 +27,7 @@ api_router.include_router(gateway_health.router)
 api_router.include_router(auth.router)
 api_router.include_router(mcp_servers.router)
 api_router.include_router(agents.router)
+api_router.include_router(model_chat.router)
 api_router.include_router(traces.router)
 api_router.include_router(audit.router)
 api_router.include_router(shares.router)

@@ -1,14 +1,14 @@
 """Who is asking: a person signed in to the hub's pages, or a service with its token."""
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
+from agents.spec import ActorKind
 from hub.core.errors import PermissionDeniedError
 from hub.core.roles import Permission, Role, allows
 
 __all__ = ["Actor", "ActorKind", "Owned"]
 
-ActorKind = Literal["user", "service"]
 
 _WHAT = {
     Permission.chat: "chatting",

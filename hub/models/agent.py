@@ -13,7 +13,7 @@ from pydantic import field_validator
 from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
-from hub.models.actor import ActorKind
+from agents.spec import ActorKind
 from hub.models.mcp_server import SLUG_PATTERN
 from hub.models.service import utcnow
 
@@ -23,8 +23,6 @@ __all__ = [
     "AgentDefinition",
     "AgentListItem",
     "AgentPublic",
-    "AgentRunSpec",
-    "AgentTool",
     "AgentUpdate",
     "AgentVersion",
     "AgentVersionPublic",
@@ -168,43 +166,3 @@ class AgentListItem(SQLModel):
     starters: list[str] = Field(default_factory=list)
     live_version: int | None = None
     updated_at: datetime
-
-
-class AgentTool(SQLModel):
-    """A tool the agent may call, from one of its MCP servers (called through the hub)."""
-
-    server: str
-    name: str
-    description: str = ""
-    input_schema: dict[str, Any] = Field(default_factory=dict)
-
-
-class AgentRunSpec(SQLModel):
-    """What the agent runtime needs to run a version (or, for its owner, the draft), and who
-    its traces belong to: the agent's owner and the caller it was made for, who runs it."""
-
-    slug: str
-    name: str
-    description: str
-    owner: str
-    owner_kind: ActorKind
-    owner_id: str
-    user_kind: ActorKind
-    user_id: str
-    team: str
-    version: int | None = Field(description="the version number; null for the draft")
-    is_draft: bool = False
-    instructions: str
-    model: str
-    starters: list[str] = Field(default_factory=list)
-    max_steps: int
-    max_tokens: int
-    timeout_s: int
-    tools: list[AgentTool] = Field(default_factory=list)
-    # Selected servers whose tools are not offered now (disabled, or waiting for review).
-    unavailable_servers: list[str] = Field(default_factory=list)
-    model_available: bool = True
-    # The model calls tools (its catalog entry says so); without, an agent with tools cannot run.
-    model_calls_tools: bool = True
-    input_usd_per_million: float = 0.0
-    output_usd_per_million: float = 0.0

@@ -50,8 +50,8 @@ class FeedbackIn(BaseModel):
     def _answered_by_someone(self) -> "FeedbackIn":
         if not self.model.strip() and self.agent_slug is None:
             raise ValueError("say which model or agent gave the answer (model or agent_slug)")
-        if self.agent_slug is None and (self.agent_version is not None or self.trace_id):
-            raise ValueError("agent_version and trace_id belong to an agent's answer")
+        if self.agent_slug is None and self.agent_version is not None:
+            raise ValueError("agent_version belongs to an agent's answer (agent_slug)")
         return self
 
 

@@ -9,7 +9,8 @@ from typing import Any, cast
 
 from sqlmodel import Session, col, delete, func, select
 
-from hub.gateway.model_catalog import ModelCatalog
+from agents.spec import MODEL_CHAT, AgentSpec, ToolSpec
+from hub.gateway.model_catalog import ModelCatalog, ModelEntry
 from hub.models.actor import Actor, ActorKind, Owned
 from hub.models.agent import (
     Agent,
@@ -17,8 +18,6 @@ from hub.models.agent import (
     AgentDefinition,
     AgentListItem,
     AgentPublic,
-    AgentRunSpec,
-    AgentTool,
     AgentUpdate,
     AgentVersion,
     AgentVersionPublic,
@@ -42,6 +41,7 @@ __all__ = [
     "list_versions",
     "live_version",
     "matches",
+    "model_chat_spec",
     "publish_draft",
     "restore_version",
     "run_spec",
@@ -322,6 +322,41 @@ def list_item(*, session: Session, agent: Agent, show_draft: bool) -> AgentListI
     )
 
 
+def _offered_tools(
+    session: Session, servers: list[str], allowed_tools: dict[str, list[str]]
+) -> tuple[list[ToolSpec], list[str]]:
+    """The tools of the active ones of `servers` (as each server's allow-list, when it has
+    one, filters them), and the servers that offer none now."""
+    tools: list[ToolSpec] = []
+    unavailable: list[str] = []
+    for slug in servers:
+        server = registry_store.get_server(session=session, slug=slug)
+        if server is None or server.status != McpStatus.active:
+            unavailable.append(slug)
+            continue
+        allowed = allowed_tools.get(slug)
+        for tool in registry_store.offered_tools(session=session, server=server):
+            if allowed is None or tool["name"] in allowed:
+                tools.append(
+                    ToolSpec(
+                        server=slug,
+                        name=tool["name"],
+                        description=tool.get("description") or "",
+                        input_schema=tool.get("input_schema") or {},
+                    )
+                )
+    return tools, unavailable
+
+
+def _model_fields(entry: ModelEntry | None) -> dict[str, Any]:
+    return {
+        "model_available": entry is not None,
+        "model_calls_tools": entry.capabilities.tool_calling if entry else True,
+        "input_usd_per_million": entry.input_usd_per_million if entry else 0.0,
+        "output_usd_per_million": entry.output_usd_per_million if entry else 0.0,
+    }
+
+
 def run_spec(
     *,
     session: Session,
@@ -329,29 +364,11 @@ def run_spec(
     source: Agent | AgentVersion,
     models: ModelCatalog,
     actor: Actor,
-) -> AgentRunSpec:
+) -> AgentSpec:
     """What the runtime needs for `actor` to run `source` (a version, or the agent's draft):
     the tools of its active servers, filtered by its allow-list, and the model's prices."""
-    tools: list[AgentTool] = []
-    unavailable: list[str] = []
-    for slug in source.mcp_servers:
-        server = registry_store.get_server(session=session, slug=slug)
-        if server is None or server.status != McpStatus.active:
-            unavailable.append(slug)
-            continue
-        allowed = source.allowed_tools.get(slug)
-        for tool in registry_store.offered_tools(session=session, server=server):
-            if allowed is None or tool["name"] in allowed:
-                tools.append(
-                    AgentTool(
-                        server=slug,
-                        name=tool["name"],
-                        description=tool.get("description") or "",
-                        input_schema=tool.get("input_schema") or {},
-                    )
-                )
-    entry = models.get(source.model)
-    return AgentRunSpec(
+    tools, unavailable = _offered_tools(session, source.mcp_servers, source.allowed_tools)
+    return AgentSpec(
         **AgentPublic.definition_of(source).model_dump(
             include={"instructions", "model", "starters", "max_steps", "max_tokens", "timeout_s"}
         ),
@@ -367,10 +384,39 @@ def run_spec(
         team=agent.team,
         version=source.number if isinstance(source, AgentVersion) else None,
         is_draft=isinstance(source, Agent),
-        tools=tools,
+        tools=tuple(tools),
         unavailable_servers=unavailable,
-        model_available=entry is not None,
-        model_calls_tools=entry.capabilities.tool_calling if entry else True,
-        input_usd_per_million=entry.input_usd_per_million if entry else 0.0,
-        output_usd_per_million=entry.output_usd_per_million if entry else 0.0,
+        **_model_fields(models.get(source.model)),
+    )
+
+
+# A chat with a model runs on the agent runtime with these limits: as many tool rounds as an
+# agent's default, no cap on the answer's length but the model's own, and more time than an
+# agent's default, for long answers from a slow model.
+MODEL_CHAT_MAX_STEPS = 8
+MODEL_CHAT_TIMEOUT_S = 600
+
+
+def model_chat_spec(
+    *, session: Session, model: str, servers: list[str], models: ModelCatalog, actor: Actor
+) -> AgentSpec:
+    """What the runtime needs for `actor` to chat with `model` with the MCP servers they
+    switched on: an agent with no instructions, owned by the person, so its traces are theirs."""
+    tools, unavailable = _offered_tools(session, servers, {})
+    return AgentSpec(
+        slug=MODEL_CHAT,
+        name=model,
+        owner=actor.name,
+        owner_kind=actor.kind,
+        owner_id=actor.id,
+        user_kind=actor.kind,
+        user_id=actor.id,
+        team=actor.team,
+        model=model,
+        max_steps=MODEL_CHAT_MAX_STEPS,
+        max_tokens=None,
+        timeout_s=MODEL_CHAT_TIMEOUT_S,
+        tools=tuple(tools),
+        unavailable_servers=unavailable,
+        **_model_fields(models.get(model)),
     )

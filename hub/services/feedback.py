@@ -119,7 +119,7 @@ def _stored_answer(session: Session, actor: Actor, feedback_in: FeedbackIn) -> _
 
 def _given_by(agent: Any, version: Any, trace: Any) -> str:
     if agent is None:
-        return "a model, not an agent"
+        return "a model, not an agent" + (f", trace {trace}" if trace else "")
     said = f"agent {agent!r} " + (f"v{version}" if version is not None else "(its draft)")
     return said + (f", trace {trace}" if trace else "")
 

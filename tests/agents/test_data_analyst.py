@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from agents.runtime import RunResult, ToolCallFinished
 from agents.runtime.approval import QueryApproval
-from app.agent_chat import spec_from_hub
+from agents.spec import AgentSpec
 from app.results import chart_kind, table_from
 from hub.core.db import get_engine
 from hub.models.trace import TraceRun, TraceStep
@@ -67,7 +67,7 @@ async def _ask(
     approve: bool | None = None,
     recorder: Recorder | None = None,
 ) -> list[RunResult]:
-    spec = spec_from_hub(analyst.run_spec("ana"))
+    spec = AgentSpec.model_validate(analyst.run_spec("ana"))
     async with analyst_runner(hub) as runner:
         return await ask_analyst(
             runner, spec, question, approval=approval, approve=approve, on_event=recorder
@@ -275,7 +275,7 @@ async def test_a_new_message_instead_of_an_answer_declines_the_waiting_query(
         tool_calls=[{"name": "bigquery__run_query", "arguments": {"sql": DAILY_POSTS_SQL}}]
     )
     upstream.script(reply="Sure, something else.")
-    spec = spec_from_hub(analyst.run_spec("ana"))
+    spec = AgentSpec.model_validate(analyst.run_spec("ana"))
     recorder = Recorder()
     async with analyst_runner(hub) as runner:
         [asked] = await ask_analyst(

@@ -1,7 +1,6 @@
 """The data analyst on the embedded model: Gemma 270M is too small to plan tool calls well, but
 a run with it must still end cleanly, with a status, an answer or a reason, and a trace."""
 
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import pytest
 from sqlmodel import Session, select
 
 from agents.runtime.approval import QueryApproval
-from app.agent_chat import spec_from_hub
+from agents.spec import AgentSpec
 from hub import localmodel
 from hub.core.db import get_engine
 from hub.models.trace import TraceRun, TraceStep
@@ -42,10 +41,10 @@ def analyst(
 async def test_the_analyst_on_the_local_model_ends_cleanly_with_a_trace(
     local_hub: RunningHub, analyst: AnalystSetup
 ) -> None:
-    published = spec_from_hub(analyst.run_spec("ana"))
+    published = AgentSpec.model_validate(analyst.run_spec("ana"))
     assert published.model == localmodel.MODEL_ALIAS
     # Fewer and shorter steps than published, to keep the test quick on two cores.
-    spec = dataclasses.replace(published, max_steps=3, max_tokens=128)
+    spec = published.model_copy(update={"max_steps": 3, "max_tokens": 128})
     async with analyst_runner(local_hub) as runner:
         [result] = await ask_analyst(
             runner,

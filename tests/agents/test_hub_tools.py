@@ -5,9 +5,10 @@ import httpx
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from agents.runtime import HubConnection, HubToolClient, ToolSpec, function_name
+from agents.runtime import HubConnection, HubToolClient, function_name
 from agents.runtime.hub_tools import ToolIndex
 from agents.runtime.limits import close_open_tool_calls
+from agents.spec import ToolSpec
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.anyio
@@ -23,10 +24,10 @@ def test_tools_whose_names_collide_after_cleaning_get_distinct_names() -> None:
     schema = {"type": "object", "properties": {}}
     index = ToolIndex(
         [
-            ToolSpec("a.b", "run", "first", schema),
-            ToolSpec("a_b", "run", "second", schema),
-            ToolSpec("x" * 70, "one", "third", {}),
-            ToolSpec("x" * 70, "two", "fourth", {}),
+            ToolSpec(server="a.b", name="run", description="first", input_schema=schema),
+            ToolSpec(server="a_b", name="run", description="second", input_schema=schema),
+            ToolSpec(server="x" * 70, name="one", description="third", input_schema={}),
+            ToolSpec(server="x" * 70, name="two", description="fourth", input_schema={}),
         ]
     )
     names = [f["function"]["name"] for f in index.functions]

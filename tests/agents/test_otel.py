@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agents.runtime import AgentRunner, AgentSpec, HubConnection, ToolOutcome, ToolSpec
+from agents.runtime import AgentRunner, HubConnection, ToolOutcome
+from agents.spec import AgentSpec, ToolSpec
 from agents.tracing import Tracer
 from hub.core.db import migrate
 from tests.support.servers import ThreadedServer
@@ -101,7 +102,14 @@ async def test_a_traced_run_is_exported_as_genai_spans_when_an_endpoint_is_set(
         name="Weather helper",
         instructions="Answer about the weather.",
         model="scripted-model",
-        tools=(ToolSpec("weather", "get_weather", "Weather now.", {"type": "object"}),),
+        tools=(
+            ToolSpec(
+                server="weather",
+                name="get_weather",
+                description="Weather now.",
+                input_schema={"type": "object"},
+            ),
+        ),
         input_usd_per_million=2.0,
         output_usd_per_million=8.0,
     )

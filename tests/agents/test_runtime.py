@@ -16,7 +16,6 @@ from sqlmodel import Session, col, select
 from agents.checkpoint import open_checkpointer
 from agents.runtime import (
     AgentEvent,
-    AgentSpec,
     EventHandler,
     FinalAnswer,
     HubConnection,
@@ -24,9 +23,9 @@ from agents.runtime import (
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
-    ToolSpec,
     run_agent,
 )
+from agents.spec import AgentSpec, ToolSpec
 from agents.tracing import Tracer
 from hub.core.db import get_engine
 from hub.models.trace import TraceRun, TraceStep
@@ -62,7 +61,13 @@ def weather_tools(hub: RunningHub) -> Iterator[tuple[ToolSpec, ...]]:
             assert registered.status_code == 201, registered.text
             tools = registered.json()["tools"]
         yield tuple(
-            ToolSpec("weather", t["name"], t["description"], t["input_schema"]) for t in tools
+            ToolSpec(
+                server="weather",
+                name=t["name"],
+                description=t["description"],
+                input_schema=t["input_schema"],
+            )
+            for t in tools
         )
 
 

@@ -9,7 +9,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.messages.ai import UsageMetadata
 from sqlmodel import Session, col, select
 
-from agents.runtime import AgentSpec
+from agents.spec import AgentSpec
 from agents.tracing import Tracer
 from hub.core.db import get_engine, migrate
 from hub.models.trace import TraceRun, TraceStep

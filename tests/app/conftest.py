@@ -1,5 +1,6 @@
 """Fixtures for the chat app: the Chainlit process on a real port, a user, and a browser."""
 
+import json
 import os
 import re
 import sqlite3
@@ -270,6 +271,26 @@ def registered_weather(hub: RunningHub) -> Iterator[tuple[McpTestServer, httpx.C
         )
         assert response.status_code == 201, response.text
         yield weather, client
+
+
+@pytest.fixture
+def careful_chat_app(hub: RunningHub, tmp_path: Path, chat_user: str) -> Iterator[ChatApp]:
+    """The chat app with an approval threshold of one byte for the test's user: every query
+    asks first."""
+    database_url = hub.settings.sqlalchemy_url
+    env = _app_env(hub, tmp_path / "app-data")
+    env["SWITCHBOARD_QUERY_APPROVAL_BYTES_BY_USER"] = json.dumps({chat_user: 1})
+    app = ChatApp(
+        url=hub.settings.app_public_url,
+        log_path=tmp_path / "chainlit.log",
+        database_path=Path(database_url.removeprefix("sqlite:///")),
+        env=env,
+    )
+    try:
+        app.start()
+        yield app
+    finally:
+        app.stop()
 
 
 @pytest.fixture

@@ -1,15 +1,11 @@
 """Journey 2 in a real browser: a person asks the data analyst a question, approves the query's
 cost when asked, and sees each step, the result as a paged table, a chart and a CSV download."""
 
-import json
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Page, expect
 
 from mcp_servers.bigquery.emulator import EmulatorProcess
-from tests.app.conftest import PASSWORD, ChatApp, _app_env, send, sign_in
+from tests.app.conftest import PASSWORD, ChatApp, send, sign_in
 from tests.conftest import RunningHub
 from tests.support.analyst import (
     CATEGORY_POSTS_SQL,
@@ -21,26 +17,6 @@ from tests.support.analyst import (
 from tests.support.upstream import ScriptedUpstream
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def careful_chat_app(hub: RunningHub, tmp_path: Path, chat_user: str) -> Iterator[ChatApp]:
-    """The chat app with an approval threshold of one byte for the test's user: every query
-    asks first."""
-    database_url = hub.settings.sqlalchemy_url
-    env = _app_env(hub, tmp_path / "app-data")
-    env["SWITCHBOARD_QUERY_APPROVAL_BYTES_BY_USER"] = json.dumps({chat_user: 1})
-    app = ChatApp(
-        url=hub.settings.app_public_url,
-        log_path=tmp_path / "chainlit.log",
-        database_path=Path(database_url.removeprefix("sqlite:///")),
-        env=env,
-    )
-    try:
-        app.start()
-        yield app
-    finally:
-        app.stop()
 
 
 def test_the_analyst_asks_before_its_query_then_shows_steps_table_and_chart(

@@ -6,6 +6,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from app.agent_chat import TRACE_LINK
 from tests.app.conftest import ChatApp, person_key, send, sign_in, wait_until
 from tests.conftest import RunningHub
 from tests.support.upstream import ScriptedUpstream
@@ -127,8 +128,9 @@ def test_a_reply_is_stored_whole_when_the_browser_goes_away_mid_stream(
     wait_until(lambda: upstream.completed_streams == 1, what="the reply to finish upstream")
 
     def stored_reply() -> bool:
-        rows = chat_app.query("SELECT output FROM steps WHERE output = ?", reply)
-        return len(rows) == 1
+        # The whole reply, then the link to its trace (every reply ends with one).
+        rows = chat_app.query("SELECT output FROM steps WHERE output LIKE ?", reply + "%")
+        return len(rows) == 1 and TRACE_LINK in rows[0][0]
 
     wait_until(stored_reply, what="the whole reply to be stored")
     assert upstream.cancelled_streams == 0

@@ -1,36 +1,24 @@
 """Journey 6 as a person sees it in chat: when the model fails and its fallback answers, the
 reply says so quietly, so nobody is misled about who answered."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from playwright.sync_api import Page, expect
 
 from hub.core.config import Settings
 from tests.app.conftest import ChatApp, send, sign_in
-from tests.conftest import write_catalog
+from tests.conftest import with_spare_model
 from tests.support.upstream import ScriptedUpstream
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def spare() -> Iterator[ScriptedUpstream]:
-    with ScriptedUpstream() as server:
-        yield server
-
-
-@pytest.fixture
 def hub_settings(
     hub_settings: Settings, tmp_path: Path, upstream: ScriptedUpstream, spare: ScriptedUpstream
 ) -> Settings:
-    catalog = write_catalog(tmp_path / "models.yaml", upstream.url, **{"spare-model": spare.url})
-    models = yaml.safe_load(catalog.read_text())
-    models["models"][0]["fallbacks"] = ["spare-model"]
-    catalog.write_text(yaml.safe_dump(models))
-    return hub_settings.model_copy(update={"catalog_path": catalog, "retry_backoff_s": 0.01})
+    return with_spare_model(hub_settings, tmp_path, upstream, spare)
 
 
 def test_a_reply_from_the_fallback_model_says_which_model_answered(

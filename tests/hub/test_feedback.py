@@ -357,7 +357,7 @@ BAD = [
     ({"value": 2}, "value: Input should be 1 or -1"),
     ({"comment": "x" * (MAX_COMMENT + 1)}, f"at most {MAX_COMMENT} characters"),
     ({"model": "", "agent_slug": None, "agent_version": None, "trace_id": None}, "which model"),
-    ({"agent_slug": None}, "belong to an agent's answer"),
+    ({"agent_slug": None}, "agent_version belongs to an agent's answer"),
     ({"agent_slug": "Not A Slug"}, "agent_slug: String should match pattern"),
     ({"agent_version": 0}, "agent_version: Input should be greater than or equal to 1"),
     ({"trace_id": "../../secrets"}, "trace_id: String should match pattern"),

@@ -15,8 +15,9 @@ import httpx
 from sqlmodel import Session
 
 from agents.checkpoint import open_checkpointer
-from agents.runtime import AgentRunner, AgentSpec, EventHandler, HubConnection, RunResult
+from agents.runtime import AgentRunner, EventHandler, HubConnection, RunResult
 from agents.runtime.approval import QueryApproval
+from agents.spec import AgentSpec
 from agents.tracing import Tracer
 from hub.core.db import get_engine
 from hub.core.roles import Role

@@ -7,9 +7,8 @@ import anyio
 import httpx
 from sqlmodel import Session
 
-from agents.runtime import AgentSpec
+from agents.spec import AgentSpec
 from agents.tracing import Tracer
-from app.agent_chat import spec_from_hub
 from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.services.users import create_user
@@ -57,4 +56,4 @@ def traced_run(client: httpx.Client, *, slug: str, user: str, database_url: str)
     traced from the run spec the hub gives that caller; the trace's id."""
     response = client.get(f"/api/agents/{slug}/live")
     assert response.status_code == 200, response.text
-    return anyio.run(_trace, database_url, spec_from_hub(response.json()), user)
+    return anyio.run(_trace, database_url, AgentSpec.model_validate(response.json()), user)

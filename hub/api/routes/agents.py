@@ -10,13 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
+from agents.spec import AgentSpec
 from hub.agent_catalog import AgentCatalog
 from hub.api.deps import CurrentActor, HubStateDep
 from hub.models.agent import (
     AgentCreate,
     AgentListItem,
     AgentPublic,
-    AgentRunSpec,
     AgentUpdate,
     AgentVersionPublic,
 )
@@ -94,14 +94,14 @@ async def restore_version(
     return await agents.restore(slug, number, actor)
 
 
-@router.get("/{slug}/live", response_model=AgentRunSpec)
-async def live_run_spec(slug: str, actor: CurrentActor, agents: AgentCatalogDep) -> AgentRunSpec:
+@router.get("/{slug}/live", response_model=AgentSpec)
+async def live_run_spec(slug: str, actor: CurrentActor, agents: AgentCatalogDep) -> AgentSpec:
     """What the runtime needs to run the live version: instructions, model and its prices,
     limits, and the tools of its active servers as its allow-list filters them."""
     return await agents.live_spec(slug, actor)
 
 
-@router.get("/{slug}/draft-run-spec", response_model=AgentRunSpec)
-async def draft_run_spec(slug: str, actor: CurrentActor, agents: AgentCatalogDep) -> AgentRunSpec:
+@router.get("/{slug}/draft-run-spec", response_model=AgentSpec)
+async def draft_run_spec(slug: str, actor: CurrentActor, agents: AgentCatalogDep) -> AgentSpec:
     """The same for the draft, so its owner can try it before publishing."""
     return await agents.draft_spec(slug, actor)
