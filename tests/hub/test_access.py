@@ -62,6 +62,7 @@ _STEPS = sa.table(
     sa.column("metadata", sa.JSON().with_variant(postgresql.JSONB(), "postgresql")),
 )
 TOOL_CALL = "/api/mcp/servers/weather/tools/get_weather/call"
+MODEL_CHAT_SPEC = "/api/model-chat/run-spec?model=test-model&server=weather"
 
 # `{victim}` is the id of another person's session, there to be ended.
 # The approve rows answer 409 to whoever passed the role and team checks: nothing waits there
@@ -114,6 +115,8 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    "/api/agents/team-guide",               200,    200,    200,    404,    200,    401),
     ("GET",    "/api/agents/team-guide/live",          200,    200,    200,    404,    200,    401),
     ("GET",    "/api/agents/draft-guide",              200,    200,    404,    404,    404,    401),
+    # A chat with a model: anyone who chats gets its run spec, for themselves.
+    ("GET",    MODEL_CHAT_SPEC,                        200,    200,    200,    200,    200,    401),
     # Traces: the runner, the agent's owner, admins.
     ("GET",    "/api/traces",                          200,    200,    200,    200,    200,    401),
     ("GET",    "/api/traces/run-1",                    200,    200,    200,    404,    404,    401),
@@ -414,7 +417,7 @@ def _routes(settings: Settings) -> list[HubRoute]:
 
 def _route_of(row: Row, routes: list[HubRoute]) -> HubRoute | None:
     """The route that answers the row's request: the first whose method and path match."""
-    path = row.path.format(victim=1, share="a-link")
+    path = row.path.format(victim=1, share="a-link").partition("?")[0]
     found = (r for r in routes if r.method == row.method and r.pattern.match(path))
     return next(found, None)
 
