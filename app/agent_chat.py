@@ -16,11 +16,11 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from openai.types.chat import ChatCompletionMessageParam
 
 from agents.checkpoint import open_checkpointer
+from agents.hub_client import HubClient
 from agents.runtime import (
     AgentEvent,
     AgentRunner,
     AnsweredBy,
-    HubConnection,
     RunResult,
     TextDelta,
     ToolCallFinished,
@@ -65,10 +65,8 @@ def _langchain_message(item: ChatCompletionMessageParam) -> BaseMessage:
 
 
 class AgentHost:
-    def __init__(
-        self, *, hub_url: str, token: str, database_url: str, otlp_endpoint: str = ""
-    ) -> None:
-        self._hub = HubConnection(hub_url=hub_url, token=token)
+    def __init__(self, *, hub: HubClient, database_url: str, otlp_endpoint: str = "") -> None:
+        self._hub = hub
         self._database_url = database_url
         self._otlp_endpoint = otlp_endpoint or None
         self._stack = AsyncExitStack()
@@ -80,9 +78,7 @@ class AgentHost:
         tracer = self._tracer = await self._stack.enter_async_context(
             Tracer(self._database_url, otlp_endpoint=self._otlp_endpoint)
         )
-        self._runner = await self._stack.enter_async_context(
-            AgentRunner(hub=self._hub, checkpointer=checkpointer, tracer=tracer)
-        )
+        self._runner = AgentRunner(hub=self._hub, checkpointer=checkpointer, tracer=tracer)
 
     async def close(self) -> None:
         await self._stack.aclose()

@@ -28,8 +28,8 @@ from chainlit.user import PersistedUser, User
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from starlette.responses import Response
 
+from agents.hub_client import HubClient, HubError
 from app.data_layer import StoredFeedback, SwitchboardDataLayer
-from app.hub_client import HubClient, HubError
 from hub.models.feedback import MAX_COMMENT
 
 __all__ = ["add_chainlit_routes"]

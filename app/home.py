@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import chainlit as cl
 
+from agents.hub_client import AgentInfo, HubClient, HubError, ModelInfo
 from app.agent_chat import PROFILE_AGENT, PROFILE_DRAFT
-from app.hub_client import AgentInfo, HubClient, HubError, ModelInfo
 
 __all__ = ["MODEL_STARTERS", "empty_home_notice", "home_profiles", "markdown_text"]
 

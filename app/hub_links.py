@@ -18,7 +18,7 @@ from chainlit.user import PersistedUser, User
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from starlette.responses import JSONResponse, Response
 
-from app.hub_client import HubError
+from agents.hub_client import HubError
 from app.sign_in import HubSessions
 from hub.core.roles import Permission, Role, allows
 from hub.identity.cookies import SESSION_COOKIE

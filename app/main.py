@@ -17,6 +17,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
+from agents.hub_client import HubClient, HubError, McpServerInfo
 from agents.runtime.approval import QueryApproval
 from agents.spec import AgentSpec
 from app.agent_chat import AgentHost, parse_profile
@@ -26,7 +27,6 @@ from app.data_layer import SwitchboardDataLayer
 from app.file_store import LocalFileStore, add_file_route
 from app.history import to_openai_messages
 from app.home import empty_home_notice, home_profiles
-from app.hub_client import HubClient, HubError, McpServerInfo
 from app.hub_links import add_hub_links
 from app.server_switches import enabled_servers, setting_id
 from app.sharing import (
@@ -164,8 +164,7 @@ async def chat_profiles(
 def agent_host() -> AgentHost:
     settings = get_settings()
     return AgentHost(
-        hub_url=settings.hub_url,
-        token=settings.app_service_token,
+        hub=hub_client(),
         database_url=settings.sqlalchemy_url,
         otlp_endpoint=settings.otlp_endpoint,
     )

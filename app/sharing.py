@@ -24,10 +24,10 @@ from chainlit.types import CommandDict, ThreadDict
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from agents.hub_client import HubClient, HubRefusedError
 from app.agent_chat import TRACE_LINK
 from app.file_store import LocalFileStore
 from app.history import REPLY_MARKER, metadata_of
-from app.hub_client import HubClient, HubRefusedError
 from app.sign_in import HubSessions
 from hub.identity.cookies import SESSION_COOKIE
 from hub.models.share import (

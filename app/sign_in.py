@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.hub_client import HubClient, HubError, HubUser
+from agents.hub_client import HubClient, HubError, HubUser
 from hub.core.origin_check import check_origin
 from hub.identity.cookies import CHAT_COOKIES, SESSION_COOKIE
 

@@ -40,7 +40,8 @@ from langchain_core.messages.ai import UsageMetadata
 from langgraph.checkpoint.memory import InMemorySaver
 from sqlalchemy import func, select
 
-from agents.runtime import AgentRunner, HubConnection, ToolOutcome
+from agents.hub_client import HubClient, ToolOutcome
+from agents.runtime import AgentRunner
 from agents.spec import AgentSpec, ToolSpec
 from agents.tracing import Tracer
 from hub.core.db import dispose_engines, get_engine, migrate
@@ -84,7 +85,7 @@ SPEC = AgentSpec(
 
 
 class LocalSearch:
-    async def call(
+    async def call_tool(
         self,
         *,
         server: str,
@@ -182,10 +183,10 @@ async def recorder_cost_ms(database_url: str, steps: int) -> float:
 
 
 async def run_benchmark(runs: int, database_url: str) -> dict[str, Any]:
-    hub = HubConnection(hub_url="http://model.bench", token="sb-bench")
     off_s: list[float] = []
     on_s: list[float] = []
     async with (
+        HubClient(hub_url="http://model.bench", token="sb-bench") as hub,
         httpx.AsyncClient(transport=httpx.MockTransport(fake_model)) as model_http,
         Tracer(database_url) as tracer,
     ):
@@ -200,16 +201,16 @@ async def run_benchmark(runs: int, database_url: str) -> dict[str, Any]:
                 model_http_client=model_http,
             )
 
-        async with runner(False) as untraced, runner(True) as traced:
-            await _runs(untraced, WARMUP_RUNS, 0, [])
-            await _runs(traced, WARMUP_RUNS, WARMUP_RUNS, [])
-            per_slice = runs // SLICES
-            offset = 2 * WARMUP_RUNS
-            for _ in range(SLICES):
-                for target, into in ((untraced, off_s), (traced, on_s)):
-                    gc.collect()
-                    await _runs(target, per_slice, offset, into)
-                    offset += per_slice
+        untraced, traced = runner(False), runner(True)
+        await _runs(untraced, WARMUP_RUNS, 0, [])
+        await _runs(traced, WARMUP_RUNS, WARMUP_RUNS, [])
+        per_slice = runs // SLICES
+        offset = 2 * WARMUP_RUNS
+        for _ in range(SLICES):
+            for target, into in ((untraced, off_s), (traced, on_s)):
+                gc.collect()
+                await _runs(target, per_slice, offset, into)
+                offset += per_slice
     with get_engine(database_url).connect() as connection:
         written = connection.execute(select(func.count()).select_from(TraceStep)).scalar_one()
     expected = (WARMUP_RUNS + len(on_s)) * STEPS

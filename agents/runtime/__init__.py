@@ -1,7 +1,6 @@
 """The agent runtime: one LangGraph graph that runs any agent spec, calling tools through
 the hub, keeping each conversation in a checkpointer and recording each run as a trace."""
 
-from agents.runtime.connection import HubConnection
 from agents.runtime.events import (
     AgentEvent,
     AnsweredBy,
@@ -14,7 +13,7 @@ from agents.runtime.events import (
     ToolCallStarted,
 )
 from agents.runtime.graph import AgentRunner, build_graph, run_agent
-from agents.runtime.hub_tools import HubToolClient, ToolCaller, ToolOutcome, function_name
+from agents.runtime.hub_tools import ToolCaller, function_name
 
 __all__ = [
     "AgentEvent",
@@ -22,15 +21,12 @@ __all__ = [
     "AnsweredBy",
     "EventHandler",
     "FinalAnswer",
-    "HubConnection",
-    "HubToolClient",
     "RunResult",
     "RunStatus",
     "TextDelta",
     "ToolCallFinished",
     "ToolCallStarted",
     "ToolCaller",
-    "ToolOutcome",
     "build_graph",
     "function_name",
     "run_agent",

@@ -2,7 +2,9 @@
 limit stops it, or the time limit does. The agent itself (its model, instructions, tools and
 limits) comes with each run, in the run's context.
 
-    async with open_checkpointer(database_url) as checkpointer, Tracer(database_url) as tracer:
+    async with HubClient(hub_url=hub_url, token=token) as hub, open_checkpointer(
+        database_url
+    ) as checkpointer, Tracer(database_url) as tracer:
         result = await run_agent(spec=spec, hub=hub, user="ana", conversation_id="c1",
                                  message="Weather in Lisbon?", checkpointer=checkpointer,
                                  tracer=tracer, on_event=show)
@@ -10,8 +12,7 @@ limits) comes with each run, in the run's context.
 
 import asyncio
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
@@ -23,10 +24,10 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StreamMode
 from pydantic import SecretStr
 
+from agents.hub_client import HubClient
 from agents.runtime.approval import ApprovalRequest, QueryApproval
-from agents.runtime.connection import HubConnection
 from agents.runtime.events import EventHandler, FinalAnswer, RunResult, RunStatus, TextDelta
-from agents.runtime.hub_tools import HubToolClient, ToolCaller, ToolIndex
+from agents.runtime.hub_tools import ToolCaller, ToolIndex
 from agents.runtime.limits import needs_tools_message, time_limit_message
 from agents.runtime.nodes import (
     ModelCallError,
@@ -44,7 +45,6 @@ from agents.tracing import RunTrace, Tracer
 
 __all__ = ["AgentRunner", "build_graph", "run_agent"]
 
-TOOL_CALL_TIMEOUT_S = 60.0
 AgentGraph = CompiledStateGraph[AgentState, RunContext, Any, Any]
 
 
@@ -64,8 +64,8 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any] | None) -> AgentGraph:
 
 
 class AgentRunner:
-    """Runs agents for one hub connection with one checkpointer and (optionally) one tracer.
-    Holds one HTTP client for tool calls; close it with `aclose()` or `async with`.
+    """Runs agents through one hub client (model calls to its gateway, tool calls to its MCP
+    registry) with one checkpointer and (optionally) one tracer. The caller owns the client.
 
     `tool_caller` replaces the hub for tool calls and `model_http_client` carries the model
     calls: both are seams for benchmarks and tests, not needed in production.
@@ -74,7 +74,7 @@ class AgentRunner:
     def __init__(
         self,
         *,
-        hub: HubConnection,
+        hub: HubClient,
         checkpointer: BaseCheckpointSaver[Any] | None,
         tracer: Tracer | None = None,
         tool_caller: ToolCaller | None = None,
@@ -83,28 +83,12 @@ class AgentRunner:
         self._hub = hub
         self._tracer = tracer
         self._graph = build_graph(checkpointer)
-        # One HTTP client for the hub: tool calls, and model calls (the OpenAI SDK sets its
-        # own time-outs per request); closed with the runner.
-        self._http = httpx.AsyncClient(timeout=TOOL_CALL_TIMEOUT_S)
-        self._model_http = model_http_client or self._http
-        self._tools = tool_caller or HubToolClient(hub, self._http)
+        # The OpenAI SDK sets its own URLs and time-outs on each request of the hub's client.
+        self._model_http = model_http_client or hub.http
+        self._tools = tool_caller or hub
         self._models: dict[tuple[str, int | None, str], ChatOpenAI] = {}
         # Traces of runs that wait for an approval, by conversation.
         self._waiting: dict[str, RunTrace] = {}
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _model(self, spec: AgentSpec, tools: ToolIndex) -> Any:
         key = (spec.model, spec.max_tokens, spec.slug)
@@ -312,7 +296,7 @@ def _finish(trace: RunTrace | None, status: str, error: str | None) -> None:
 async def run_agent(
     *,
     spec: AgentSpec,
-    hub: HubConnection,
+    hub: HubClient,
     user: str,
     conversation_id: str,
     message: str,
@@ -321,11 +305,7 @@ async def run_agent(
     on_event: EventHandler | None = None,
 ) -> RunResult:
     """One turn with a runner of its own (a process that runs many holds one `AgentRunner`)."""
-    async with AgentRunner(hub=hub, checkpointer=checkpointer, tracer=tracer) as runner:
-        return await runner.run(
-            spec=spec,
-            user=user,
-            conversation_id=conversation_id,
-            message=message,
-            on_event=on_event,
-        )
+    runner = AgentRunner(hub=hub, checkpointer=checkpointer, tracer=tracer)
+    return await runner.run(
+        spec=spec, user=user, conversation_id=conversation_id, message=message, on_event=on_event
+    )

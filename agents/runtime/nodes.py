@@ -23,6 +23,7 @@ from langchain_core.messages import (
 from langgraph.runtime import Runtime
 from langgraph.types import Command, StreamWriter, interrupt
 
+from agents.hub_client import ToolOutcome
 from agents.runtime.approval import (
     ApprovalRequest,
     PendingQuery,
@@ -30,7 +31,6 @@ from agents.runtime.approval import (
     declined_message,
 )
 from agents.runtime.events import AnsweredBy, ToolCallFinished, ToolCallStarted
-from agents.runtime.hub_tools import ToolOutcome
 from agents.runtime.limits import (
     NOT_RUN_AT_LIMIT,
     NOT_RUN_DECLINED,
@@ -136,7 +136,7 @@ async def _run_tool(ctx: RunContext, write: StreamWriter, call: ToolCall) -> Too
         if tool is None:
             offered = ", ".join(ctx.tools.by_name) or "none"
             return ToolOutcome(f"There is no tool named {name!r}; the tools are: {offered}.", True)
-        return await ctx.caller.call(
+        return await ctx.caller.call_tool(
             server=tool.server,
             tool=tool.name,
             arguments=call["args"],
@@ -313,7 +313,7 @@ async def _estimate(
     """(bytes, dollars) from the server's dry run, or None when it could not tell."""
 
     async def invoke() -> ToolOutcome:
-        return await ctx.caller.call(
+        return await ctx.caller.call_tool(
             server=server,
             tool=policy.estimate_tool,
             arguments={"sql": sql},

@@ -1,15 +1,19 @@
 """Tool names as the model sees them, the history repair after a stopped run, and tool calls
 whose failures become text for the model instead of exceptions."""
 
-import httpx
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-from agents.runtime import HubConnection, HubToolClient, function_name
+from agents.hub_client import HubClient
+from agents.runtime import function_name
 from agents.runtime.hub_tools import ToolIndex
 from agents.runtime.limits import close_open_tool_calls
 from agents.spec import ToolSpec
-from tests.support.servers import free_port
+from tests.support.servers import ThreadedServer, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -57,36 +61,36 @@ def test_tool_calls_left_without_an_answer_are_answered_before_the_next_message(
 
 
 async def test_a_hub_that_cannot_be_reached_gives_the_model_an_error_text() -> None:
-    hub = HubConnection(hub_url=f"http://127.0.0.1:{free_port()}", token="sb-x")
-    async with httpx.AsyncClient(timeout=5) as http:
-        outcome = await HubToolClient(hub, http).call(
+    async with HubClient(hub_url=f"http://127.0.0.1:{free_port()}", token="sb-x") as hub:
+        outcome = await hub.call_tool(
             server="weather", tool="get_weather", arguments={"city": "Oslo"}, user="ana"
         )
     assert outcome.is_error and outcome.text.startswith("Could not reach the hub")
 
 
 async def test_a_refused_call_gives_the_model_the_hubs_reason() -> None:
-    seen: list[httpx.Request] = []
+    seen: list[tuple[str, str, bytes]] = []
 
-    def hub(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(409, json={"detail": "weather needs review"})
+    async def refuse(request: Request) -> Response:
+        seen.append((request.url.path, request.headers["authorization"], await request.body()))
+        return JSONResponse({"detail": "weather needs review"}, status_code=409)
 
-    connection = HubConnection(hub_url="http://hub.test/", token="sb-app")
-    async with httpx.AsyncClient(transport=httpx.MockTransport(hub)) as http:
-        outcome = await HubToolClient(connection, http).call(
-            server="weather",
-            tool="get_weather",
-            arguments={"city": "Oslo"},
-            user="ana",
-            context={"conversation": "c-1", "agent": "forecaster", "trace": ""},
-        )
+    app = Starlette(routes=[Route("/{path:path}", refuse, methods=["POST"])])
+    with ThreadedServer(app) as server:
+        async with HubClient(hub_url=server.base_url + "/", token="sb-app") as hub:
+            outcome = await hub.call_tool(
+                server="weather",
+                tool="get_weather",
+                arguments={"city": "Oslo"},
+                user="ana",
+                context={"conversation": "c-1", "agent": "forecaster", "trace": ""},
+            )
     assert outcome.is_error
     assert outcome.text == "The hub refused the call to get_weather (409): weather needs review"
-    [request] = seen
-    assert str(request.url) == "http://hub.test/api/mcp/servers/weather/tools/get_weather/call"
-    assert request.headers["authorization"] == "Bearer sb-app"
-    assert request.content == (
+    [(path, authorization, body)] = seen
+    assert path == "/api/mcp/servers/weather/tools/get_weather/call"
+    assert authorization == "Bearer sb-app"
+    assert body == (
         b'{"arguments":{"city":"Oslo"},"on_behalf_of":"ana",'
         b'"context":{"conversation":"c-1","agent":"forecaster"}}'
     )

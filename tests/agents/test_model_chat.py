@@ -13,9 +13,9 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from sqlmodel import Session, col, select
 
+from agents.hub_client import HubClient, HubError
 from agents.runtime import AgentEvent, AgentRunner, AnsweredBy, TextDelta, ToolCallFinished
 from agents.spec import MODEL_CHAT, AgentSpec
-from app.hub_client import HubClient, HubError
 from hub.core.config import Settings
 from hub.core.db import get_engine
 from hub.models.trace import TraceRun, TraceStep

@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agents.runtime import AgentRunner, HubConnection, ToolOutcome
+from agents.hub_client import HubClient, ToolOutcome
+from agents.runtime import AgentRunner
 from agents.spec import AgentSpec, ToolSpec
 from agents.tracing import Tracer
 from hub.core.db import migrate
@@ -78,7 +79,7 @@ def _attributes(span: Any) -> dict[str, Any]:
 
 
 class Forecast:
-    async def call(
+    async def call_tool(
         self,
         *,
         server: str,
@@ -116,14 +117,13 @@ async def test_a_traced_run_is_exported_as_genai_spans_when_an_endpoint_is_set(
     upstream.enqueue(tool_calls=[{"name": "weather__get_weather", "arguments": {"city": "Oslo"}}])
     upstream.script(reply="Oslo is clear.")
     # The scripted upstream stands in for the hub's gateway here.
-    hub = HubConnection(hub_url=upstream.url.removesuffix("/v1"), token="sb-test")
-
     async with (
+        HubClient(hub_url=upstream.url.removesuffix("/v1"), token="sb-test") as hub,
         Tracer(url, otlp_endpoint=receiver.url) as tracer,
-        AgentRunner(
-            hub=hub, checkpointer=InMemorySaver(), tracer=tracer, tool_caller=Forecast()
-        ) as runner,
     ):
+        runner = AgentRunner(
+            hub=hub, checkpointer=InMemorySaver(), tracer=tracer, tool_caller=Forecast()
+        )
         result = await runner.run(
             spec=spec, user="ana", conversation_id="conv-9", message="Weather in Oslo?"
         )

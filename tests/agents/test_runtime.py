@@ -14,11 +14,11 @@ import pytest
 from sqlmodel import Session, col, select
 
 from agents.checkpoint import open_checkpointer
+from agents.hub_client import HubClient
 from agents.runtime import (
     AgentEvent,
     EventHandler,
     FinalAnswer,
-    HubConnection,
     RunResult,
     TextDelta,
     ToolCallFinished,
@@ -111,12 +111,13 @@ async def _run(
     (as a process that stops would)."""
     url = hub.settings.sqlalchemy_url
     async with (
+        HubClient(hub_url=hub.url, token=hub.app_token) as client,
         open_checkpointer(checkpoint_url or url) as checkpointer,
         Tracer(url, flush_interval_s=0.05) as tracer,
     ):
         return await run_agent(
             spec=spec,
-            hub=HubConnection(hub_url=hub.url, token=hub.app_token),
+            hub=client,
             user="ana",
             conversation_id=conversation_id,
             message=message,

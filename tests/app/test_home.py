@@ -3,8 +3,8 @@ choices and starters; hub text kept as text; a plain word when there is nothing 
 
 import pytest
 
+from agents.hub_client import AgentInfo, HubClient, ModelInfo
 from app.home import MODEL_STARTERS, empty_home_notice, home_profiles, markdown_text
-from app.hub_client import AgentInfo, HubClient, ModelInfo
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.anyio

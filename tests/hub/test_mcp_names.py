@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from agents.runtime import HubConnection, HubToolClient
+from agents.hub_client import HubClient
 from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.services.users import create_user
@@ -57,9 +57,9 @@ def odd_weather(client: httpx.Client) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
-async def tool_client(hub: RunningHub) -> AsyncIterator[HubToolClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield HubToolClient(HubConnection(hub_url=hub.url, token=hub.app_token), http)
+async def tool_client(hub: RunningHub) -> AsyncIterator[HubClient]:
+    async with HubClient(hub_url=hub.url, token=hub.app_token) as client:
+        yield client
 
 
 def test_a_tool_whose_name_climbs_out_of_the_call_url_is_not_offered_and_the_hub_says_why(
@@ -103,9 +103,9 @@ def test_the_server_page_shows_the_refusal_and_server_text_escaped(
 @pytest.mark.anyio
 @pytest.mark.parametrize(("tool", "answer"), ESCAPING_NAMES)
 async def test_the_agent_runtime_sends_a_tool_name_as_one_escaped_path_segment(
-    tool_client: HubToolClient, odd_weather: dict[str, Any], tool: str, answer: str
+    tool_client: HubClient, odd_weather: dict[str, Any], tool: str, answer: str
 ) -> None:
-    outcome = await tool_client.call(server="weather", tool=tool, arguments={}, user="ana")
+    outcome = await tool_client.call_tool(server="weather", tool=tool, arguments={}, user="ana")
     assert outcome.is_error
     assert outcome.text.startswith(f"The hub refused the call to {tool} (404): {answer}"), (
         outcome.text
@@ -114,17 +114,17 @@ async def test_the_agent_runtime_sends_a_tool_name_as_one_escaped_path_segment(
 
 @pytest.mark.anyio
 async def test_a_server_slug_is_escaped_as_well(
-    tool_client: HubToolClient, odd_weather: dict[str, Any]
+    tool_client: HubClient, odd_weather: dict[str, Any]
 ) -> None:
-    outcome = await tool_client.call(server="..", tool="get_weather", arguments={}, user="ana")
+    outcome = await tool_client.call_tool(server="..", tool="get_weather", arguments={}, user="ana")
     assert outcome.text.endswith("No MCP server is registered as '..'."), outcome.text
 
 
 @pytest.mark.anyio
 async def test_a_tool_with_a_dot_in_its_name_works_end_to_end(
-    tool_client: HubToolClient, odd_weather: dict[str, Any]
+    tool_client: HubClient, odd_weather: dict[str, Any]
 ) -> None:
-    outcome = await tool_client.call(
+    outcome = await tool_client.call_tool(
         server="weather", tool=DOTTED_TOOL, arguments={"city": "Oslo"}, user="ana"
     )
     assert (outcome.text, outcome.is_error) == ("Oslo today: clear skies", False)

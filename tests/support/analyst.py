@@ -15,7 +15,8 @@ import httpx
 from sqlmodel import Session
 
 from agents.checkpoint import open_checkpointer
-from agents.runtime import AgentRunner, EventHandler, HubConnection, RunResult
+from agents.hub_client import HubClient
+from agents.runtime import AgentRunner, EventHandler, RunResult
 from agents.runtime.approval import QueryApproval
 from agents.spec import AgentSpec
 from agents.tracing import Tracer
@@ -115,15 +116,11 @@ async def analyst_runner(hub: RunningHub) -> AsyncIterator[AgentRunner]:
     """A runner as the chat app holds one: a checkpointer and a tracer on the hub's database."""
     url = hub.settings.sqlalchemy_url
     async with (
+        HubClient(hub_url=hub.url, token=hub.app_token) as client,
         open_checkpointer(url) as checkpointer,
         Tracer(url, flush_interval_s=0.05) as tracer,
-        AgentRunner(
-            hub=HubConnection(hub_url=hub.url, token=hub.app_token),
-            checkpointer=checkpointer,
-            tracer=tracer,
-        ) as runner,
     ):
-        yield runner
+        yield AgentRunner(hub=client, checkpointer=checkpointer, tracer=tracer)
 
 
 async def ask_analyst(

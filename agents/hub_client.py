@@ -1,18 +1,22 @@
-"""The chat app's client for the hub: sign-ins, models, agents, MCP servers, run specs,
-shares and feedback. (Model and tool calls are the agent runtime's, through the same hub.)
+"""The one client of the hub, for the chat app and the agent runtime in it: sign-ins, models,
+agents, MCP servers and tool calls, run specs, shares and feedback. The runtime's model calls
+go through the same HTTP client, to the hub's OpenAI-compatible gateway.
 
-Every call carries the app's own service token; the hub is the only thing that talks to
-providers. Failures surface as `HubError` with a message fit to show a person in the chat.
+Every call carries the chat's own service token; the hub is the only thing that talks to
+providers and MCP servers. Failures surface as `HubError` with a message fit to show a person
+in the chat, except tool calls: their failures are outcomes the model reads (`ToolOutcome`).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlencode
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote, urlencode
 
 import httpx
+import orjson
 from pydantic import ValidationError
 
-from agents.runtime.hub_tools import path_segment
 from agents.spec import AgentSpec
 
 __all__ = [
@@ -24,11 +28,32 @@ __all__ = [
     "HubUser",
     "McpServerInfo",
     "ModelInfo",
+    "ToolOutcome",
+    "path_segment",
 ]
 
 _CONNECT_TIMEOUT_S = 5.0
+# A tool call may take a while (a warehouse query); the hub has its own limit per server.
+TOOL_CALL_TIMEOUT_S = 60.0
 # The header the hub reads a person's session cookie from (the chat app only).
 _SESSION = "x-switchboard-session"
+
+
+def path_segment(value: str) -> str:
+    """`value` as exactly one URL path segment: '/', '?', '#', '%' and the rest escaped, and
+    a name of "." or ".." too (the HTTP client would take those as steps in the path). The
+    hub's route decodes it back to `value`."""
+    segment = quote(value, safe="")
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    text: str
+    is_error: bool
+    # The tool's structured result (MCP structuredContent), when it gives one: what the chat
+    # renders as a table and a chart.
+    structured: dict[str, Any] | None = None
 
 
 class HubError(Exception):
@@ -104,20 +129,40 @@ def _error_detail(response: httpx.Response) -> str:
         detail = body.get("detail")
         if isinstance(detail, str):
             return detail
+        if detail is not None:
+            return orjson.dumps(detail).decode()
     return response.reason_phrase
 
 
 class HubClient:
     def __init__(self, *, hub_url: str, token: str) -> None:
         self.hub_url = hub_url.rstrip("/")
+        self.token = token
         self._http = httpx.AsyncClient(
             base_url=self.hub_url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(30.0, connect=_CONNECT_TIMEOUT_S),
         )
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The HTTP client, for the runtime's model calls to the gateway (the OpenAI SDK sets
+        its own URLs and time-outs per request)."""
+        return self._http
+
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     def _unreachable(self) -> HubUnavailableError:
         return HubUnavailableError(
@@ -269,3 +314,57 @@ class HubClient:
         """Take back `user`'s feedback on a message at the hub."""
         path = f"/api/feedback/{path_segment(message_id)}"
         await self._for_person("DELETE", path, user=user, expect=204)
+
+    async def call_tool(
+        self,
+        *,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        user: str,
+        context: Mapping[str, str] | None = None,
+    ) -> ToolOutcome:
+        """Call a tool through `POST /api/mcp/servers/{server}/tools/{tool}/call` for `user`.
+        Every failure comes back as an error outcome, never as an exception, so the model can
+        read what went wrong and try something else."""
+        # Server and tool names come from registered servers: escaped, they stay in their segment.
+        path = f"/api/mcp/servers/{path_segment(server)}/tools/{path_segment(tool)}/call"
+        # The hub passes the context on to the server (MCP _meta), e.g. as warehouse labels.
+        body = {
+            "arguments": arguments,
+            "on_behalf_of": user,
+            "context": {key: value for key, value in (context or {}).items() if value},
+        }
+        try:
+            response = await self._http.post(
+                path, json=body, timeout=httpx.Timeout(TOOL_CALL_TIMEOUT_S, connect=5.0)
+            )
+        except httpx.HTTPError as exc:
+            return ToolOutcome(f"Could not reach the hub to call {tool}: {exc!r}", True)
+        if response.status_code != 200:
+            return ToolOutcome(
+                f"The hub refused the call to {tool} ({response.status_code}): "
+                f"{_error_detail(response)}",
+                True,
+            )
+        try:
+            result = response.json()
+        except ValueError:
+            return ToolOutcome(f"The hub's answer for {tool} was not JSON.", True)
+        text = _result_text(result)
+        if result.get("isError"):
+            return ToolOutcome(f"The tool {tool} failed: {text}", True)
+        structured = result.get("structuredContent")
+        return ToolOutcome(text, False, structured if isinstance(structured, dict) else None)
+
+
+def _result_text(result: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for item in result.get("content") or []:
+        if item.get("type") == "text":
+            parts.append(str(item.get("text", "")))
+        else:
+            parts.append(f"[{item.get('type', 'unknown')} content]")
+    if not parts and result.get("structuredContent") is not None:
+        return orjson.dumps(result["structuredContent"]).decode()
+    return "\n".join(parts)

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlmodel import Session
 
-from app.hub_client import HubClient, HubUnavailableError, HubUser, ModelInfo
+from agents.hub_client import HubClient, HubUnavailableError, HubUser, ModelInfo
 from hub.core.db import get_engine
 from hub.services.users import create_user
 from hub.services.web_sessions import start_web_session
