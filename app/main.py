@@ -40,9 +40,9 @@ from app.sharing import (
 from app.sign_in import HubSessions, SignInGate, cookies_of
 from app.toolbox import enabled_servers, setting_id, toolbox
 from app.turn import run_turn
+from hub.api.contract import ShareAudience
 from hub.core.config import get_settings
 from hub.identity.cookies import SESSION_COOKIE
-from hub.models.share import ShareAudience
 
 __all__: list[str] = []
 
