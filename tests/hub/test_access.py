@@ -79,9 +79,10 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("POST",   "/v1/chat/completions",                 401,    401,    401,    401,    200,    401),
     ("GET",    "/v1/usage",                            401,    401,    401,    401,    403,    401),
     ("GET",    "/api/gateway/breakers",                200,    403,    403,    403,    403,    401),
-    # Sign-in API: the chat app's questions, who am I, admins' sessions.
-    ("GET",    "/api/auth/session",                    401,    401,    401,    401,    403,    401),
-    ("POST",   "/api/auth/session/end",                401,    401,    401,    401,    403,    401),
+    # Sign-in API: the chat app's questions (only its service may ask), who am I, admins'
+    # sessions.
+    ("GET",    "/api/auth/session",                    403,    403,    403,    403,    403,    401),
+    ("POST",   "/api/auth/session/end",                403,    403,    403,    403,    403,    401),
     ("GET",    "/api/auth/me",                         200,    200,    200,    200,    200,    401),
     ("GET",    "/api/auth/sessions",                   200,    403,    403,    403,    403,    401),
     ("DELETE", "/api/auth/sessions/{victim}",          204,    403,    403,    403,    403,    401),
