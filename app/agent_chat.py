@@ -3,7 +3,7 @@ owner's draft, or a chat with a model (an agent with no instructions of its own)
 shows in the conversation as it happens, and the reply links to the run's trace.
 
 One runner per app process holds the checkpointer (conversations continue after a restart)
-and the tracer (every run is stored as a trace in the hub's database).
+and the tracer (every run is sent to the hub, which keeps it as a trace).
 """
 
 import asyncio
@@ -28,7 +28,7 @@ from agents.runtime import (
 )
 from agents.runtime.approval import ApprovalRequest, QueryApproval, format_bytes
 from agents.spec import AgentSpec
-from agents.tracing import Tracer
+from agents.tracing.tracer import Tracer
 from app.history import reply_metadata
 from app.results import ResultTable, elements_for, table_from
 
@@ -76,7 +76,7 @@ class AgentHost:
     async def start(self) -> None:
         checkpointer = await self._stack.enter_async_context(open_checkpointer(self._database_url))
         tracer = self._tracer = await self._stack.enter_async_context(
-            Tracer(self._database_url, otlp_endpoint=self._otlp_endpoint)
+            Tracer(self._hub.hub_url, self._hub.token, otlp_endpoint=self._otlp_endpoint)
         )
         self._runner = AgentRunner(hub=self._hub, checkpointer=checkpointer, tracer=tracer)
 
@@ -132,7 +132,7 @@ class AgentHost:
                 await view.reply.send()
             raise
         if self._tracer is not None:
-            # The reply links to the trace: make sure it is all written when the link shows.
+            # The reply links to the trace: send it all to the hub before the link shows.
             await self._tracer.flush()
         await view.finish(result, hub_url=self._hub.hub_url)
         return result

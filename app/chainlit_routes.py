@@ -30,7 +30,7 @@ from starlette.responses import Response
 
 from agents.hub_client import HubClient, HubError
 from app.data_layer import StoredFeedback, SwitchboardDataLayer
-from hub.models.feedback import MAX_COMMENT
+from hub.api.contract import MAX_COMMENT
 
 __all__ = ["add_chainlit_routes"]
 

@@ -38,9 +38,9 @@ from app.sharing import (
     snapshot_of,
 )
 from app.sign_in import HubSessions, SignInGate, cookies_of
+from hub.api.contract import ShareAudience
 from hub.core.config import get_settings
 from hub.identity.cookies import SESSION_COOKIE
-from hub.models.share import ShareAudience
 
 __all__: list[str] = []
 

@@ -4,7 +4,7 @@ it behind a link; "continue from a copy" turns someone's snapshot into a convers
 own.
 
 The snapshot is read here, where the conversation and its files are, and sent to the hub in
-the hub's own typed shape (hub/models/share.py).
+the hub's own typed shape (hub/api/contract.py).
 """
 
 import html
@@ -29,8 +29,7 @@ from app.agent_chat import TRACE_LINK
 from app.file_store import LocalFileStore
 from app.history import REPLY_MARKER, metadata_of
 from app.sign_in import HubSessions
-from hub.identity.cookies import SESSION_COOKIE
-from hub.models.share import (
+from hub.api.contract import (
     ShareAudience,
     ShareCreate,
     Snapshot,
@@ -38,6 +37,7 @@ from hub.models.share import (
     SnapshotStep,
     TraceDetail,
 )
+from hub.identity.cookies import SESSION_COOKIE
 
 __all__ = [
     "SHARE_COMMAND",

@@ -4,9 +4,10 @@ Each run is one user turn of the real runtime (graph, ChatOpenAI, checkpointer):
 asks for a tool three times, then answers, so a run has seven steps (four model calls,
 three tool calls). The model is an OpenAI-compatible fake answering in process (an
 `httpx.MockTransport` streaming chunks with usage) and the tool is local, so what is timed is
-the runtime itself, where tracing's cost shows, not a network. Traces go to a real SQLite
-file through the tracer's batch writer, flushes included. Runs with and without the tracer
-alternate in slices, so a drift in the machine's load hits both.
+the runtime itself, where tracing's cost shows, not a network. Traces go to a real hub (under
+uvicorn in its own process, on a SQLite file) in the tracer's batches over HTTP, flushes
+included. Runs with and without the tracer alternate in slices, so a drift in the machine's
+load hits both.
 
     .venv/bin/python -m bench.trace_overhead [--quick]
 
@@ -43,8 +44,9 @@ from sqlalchemy import func, select
 from agents.hub_client import HubClient, ToolOutcome
 from agents.runtime import AgentRunner
 from agents.spec import AgentSpec, ToolSpec
-from agents.tracing import Tracer
-from hub.core.db import dispose_engines, get_engine, migrate
+from agents.tracing.tracer import Tracer
+from bench.gateway_overhead import TOKEN, serve_hub
+from hub.core.db import dispose_engines, get_engine
 from hub.models.trace import TraceStep
 
 __all__ = ["main"]
@@ -163,13 +165,13 @@ def _turn_so_far() -> list[BaseMessage]:
     return messages
 
 
-async def recorder_cost_ms(database_url: str, steps: int) -> float:
+async def recorder_cost_ms(hub_url: str, steps: int) -> float:
     """The tracer's own work on the event loop per step (a model call and a tool call
     alternating), without the runtime around it."""
     request = _turn_so_far()
     usage: UsageMetadata = {"input_tokens": 180, "output_tokens": 24, "total_tokens": 204}
     response = AIMessage(REPLY, usage_metadata=usage)
-    async with Tracer(database_url) as tracer:
+    async with Tracer(hub_url, TOKEN) as tracer:
         trace = tracer.start_run(spec=SPEC, user="bench", conversation_id="recorder")
         started = time.perf_counter()
         for _ in range(steps // 2):
@@ -182,13 +184,13 @@ async def recorder_cost_ms(database_url: str, steps: int) -> float:
     return elapsed * 1000 / (2 * (steps // 2))
 
 
-async def run_benchmark(runs: int, database_url: str) -> dict[str, Any]:
+async def run_benchmark(runs: int, hub_url: str, database_url: str) -> dict[str, Any]:
     off_s: list[float] = []
     on_s: list[float] = []
     async with (
         HubClient(hub_url="http://model.bench", token="sb-bench") as hub,
         httpx.AsyncClient(transport=httpx.MockTransport(fake_model)) as model_http,
-        Tracer(database_url) as tracer,
+        Tracer(hub_url, TOKEN) as tracer,
     ):
         checkpointer = InMemorySaver()
 
@@ -227,7 +229,7 @@ async def run_benchmark(runs: int, database_url: str) -> dict[str, Any]:
         "off_mean_ms_per_step": round(statistics.fmean(off_s) * 1000 / STEPS, 4),
         "on_mean_ms_per_step": round(statistics.fmean(on_s) * 1000 / STEPS, 4),
         "trace_steps_written": written,
-        "recorder_ms_per_step": round(await recorder_cost_ms(database_url, 20 * runs), 4),
+        "recorder_ms_per_step": round(await recorder_cost_ms(hub_url, 20 * runs), 4),
     }
 
 
@@ -243,11 +245,14 @@ def main() -> int:
         f"Python {platform.python_version()}.",
         flush=True,
     )
-    with tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp:
-        url = f"sqlite:///{Path(tmp) / 'traces.db'}"
-        migrate(url)
+    # The hub needs a model in its catalog; the runs' model calls never reach the hub.
+    unused = {"provider": "openai-compatible", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
+    with (
+        tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp,
+        serve_hub(Path(tmp), [{"name": SPEC.model, "deployments": [unused]}]) as hub_url,
+    ):
         try:
-            figures = asyncio.run(run_benchmark(runs, url))
+            figures = asyncio.run(run_benchmark(runs, hub_url, f"sqlite:///{Path(tmp) / 'hub.db'}"))
         finally:
             dispose_engines()
     print(f"\n{'tracing':>8} {'ms/step p50':>12} {'ms/step mean':>13}")

@@ -2,9 +2,11 @@
 limit stops it, or the time limit does. The agent itself (its model, instructions, tools and
 limits) comes with each run, in the run's context.
 
-    async with HubClient(hub_url=hub_url, token=token) as hub, open_checkpointer(
-        database_url
-    ) as checkpointer, Tracer(database_url) as tracer:
+    async with (
+        HubClient(hub_url=hub_url, token=token) as hub,
+        open_checkpointer(database_url) as checkpointer,
+        Tracer(hub.hub_url, hub.token) as tracer,
+    ):
         result = await run_agent(spec=spec, hub=hub, user="ana", conversation_id="c1",
                                  message="Weather in Lisbon?", checkpointer=checkpointer,
                                  tracer=tracer, on_event=show)
@@ -41,7 +43,7 @@ from agents.runtime.nodes import (
 )
 from agents.runtime.state import AgentState, RunContext
 from agents.spec import AgentSpec
-from agents.tracing import RunTrace, Tracer
+from agents.tracing.tracer import RunTrace, Tracer
 
 __all__ = ["AgentRunner", "build_graph", "run_agent"]
 

@@ -12,7 +12,7 @@ from typing_extensions import TypedDict
 from agents.runtime.approval import QueryApproval
 from agents.runtime.hub_tools import ToolCaller, ToolIndex
 from agents.spec import AgentSpec
-from agents.tracing import RunTrace
+from agents.tracing.tracer import RunTrace
 
 __all__ = ["AgentState", "RunContext"]
 

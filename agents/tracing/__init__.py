@@ -1,6 +1,6 @@
-"""Traces of agent runs: every model and tool call of a run, in the hub's database (and,
-optionally, as OpenTelemetry spans)."""
+"""Traces of agent runs: every model and tool call of a run, sent to the hub (and,
+optionally, exported as OpenTelemetry spans).
 
-from agents.tracing.tracer import OpenStep, RunTrace, Tracer
-
-__all__ = ["OpenStep", "RunTrace", "Tracer"]
+The package itself imports nothing, so the hub can use the records it receives
+(`agents.tracing.records`) without loading the runtime; the tracer is `agents.tracing.tracer`.
+"""

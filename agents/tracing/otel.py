@@ -10,7 +10,7 @@ endpoint is set.
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from agents.tracing.store import RunRow, StepRow
+from agents.tracing.records import RunRecord, StepRecord
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -48,7 +48,7 @@ class OtlpExporter:
         self._provider.add_span_processor(BatchSpanProcessor(exporter))
         self._tracer = self._provider.get_tracer("agents.tracing")
 
-    def run_started(self, row: RunRow, spec: "AgentSpec") -> "Span":
+    def run_started(self, row: RunRecord, spec: "AgentSpec") -> "Span":
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.id": spec.slug,
@@ -65,7 +65,7 @@ class OtlpExporter:
             f"invoke_agent {spec.name}", attributes=attributes, start_time=_ns(row.started_at)
         )
 
-    def step_ended(self, run_span: "Span", step: StepRow, spec: "AgentSpec") -> None:
+    def step_ended(self, run_span: "Span", step: StepRecord, spec: "AgentSpec") -> None:
         from opentelemetry.trace import SpanKind, StatusCode, set_span_in_context
 
         attributes: dict[str, Any] = {"switchboard.step_id": step.id, "switchboard.seq": step.seq}
@@ -102,7 +102,7 @@ class OtlpExporter:
             span.set_status(StatusCode.ERROR, step.error)
         span.end(end_time=_ns(step.ended_at))
 
-    def run_ended(self, run_span: "Span", row: RunRow) -> None:
+    def run_ended(self, run_span: "Span", row: RunRecord) -> None:
         from opentelemetry.trace import StatusCode
 
         run_span.set_attributes(
@@ -124,7 +124,7 @@ class OtlpExporter:
         self._provider.shutdown()
 
 
-def _error_type(step: StepRow) -> str:
+def _error_type(step: StepRecord) -> str:
     if (step.error or "").startswith("cancelled"):
         return "cancelled"
     return "tool_error" if step.kind == "tool" else "model_error"

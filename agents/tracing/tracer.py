@@ -1,15 +1,15 @@
-"""Traces of agent runs in the hub's `trace_run` and `trace_step` tables.
+"""Traces of agent runs, sent to the hub (`POST /api/traces/batch`), which keeps them.
 
-Recording never waits for the database: a run and its steps are queued in memory and a
-`BatchWriter` writes them off the event loop, one transaction per flush. The run row is
-written when the run starts (status "running", so its steps can refer to it) and written
-again, with its status and totals, when it ends; both are upserts, so the two can share a
-flush. `await tracer.close()` writes everything still queued, and first ends any run still
-open as an error. With `otlp_endpoint`, each run is also exported as OpenTelemetry spans.
+Recording never waits for the hub: a run and its steps are queued in memory and sent in
+batches over HTTP (agents/tracing/sender.py) every `flush_interval_s`, and on `flush()`. The
+run is sent when it starts (status "running", so its steps can refer to it) and again, with
+its status and totals, when it ends; the hub upserts runs by id, so the two can share a
+batch. What the hub cannot take now is kept for the next flush, within `max_pending` records.
+`await tracer.close()` first ends any run still open as an error, then sends what is queued.
+With `otlp_endpoint`, each run is also exported as OpenTelemetry spans.
 """
 
 import asyncio
-import dataclasses
 import time
 import uuid
 from collections.abc import Sequence
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Self
 from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_messages
 
 from agents.tracing.otel import OtlpExporter
-from agents.tracing.store import RunRow, StepRow, TraceWriter
-from hub.core.db import get_engine
+from agents.tracing.records import MAX_ERROR, MAX_STEP_NAME, RunRecord, StepRecord
+from agents.tracing.sender import TraceSender
 
 if TYPE_CHECKING:  # agents.runtime imports this package
     from opentelemetry.trace import Span
@@ -31,9 +31,9 @@ if TYPE_CHECKING:  # agents.runtime imports this package
 
 __all__ = ["OpenStep", "RunTrace", "Tracer"]
 
-
-_MAX_ERROR = 2000
 _PROCESS_STOPPED = "the process stopped before the run ended"
+# A display name as the hub's columns hold it.
+_MAX_NAME = 100
 
 
 def _now() -> datetime:
@@ -41,7 +41,7 @@ def _now() -> datetime:
 
 
 def _clip(error: str | None) -> str | None:
-    return None if error is None else error[:_MAX_ERROR]
+    return None if error is None else error[:MAX_ERROR]
 
 
 @dataclass(slots=True)
@@ -59,7 +59,7 @@ class OpenStep:
 
 class RunTrace:
     """One run's trace. Steps are numbered (`seq`) in the order they start; a step is queued
-    for writing when it ends, failed or not."""
+    to send when it ends, failed or not."""
 
     def __init__(
         self, tracer: "Tracer", *, spec: "AgentSpec", user: str, conversation_id: str | None
@@ -68,15 +68,15 @@ class RunTrace:
         self._tracer = tracer
         self._spec = spec
         self._seq = 0
-        self._row = RunRow(
+        self._row = RunRecord(
             id=self.id,
             agent_slug=spec.slug,
             agent_version=spec.version,
-            agent_owner=spec.owner,
+            agent_owner=spec.owner[:_MAX_NAME],
             agent_owner_kind=spec.owner_kind,
             agent_owner_id=spec.owner_id,
             conversation_id=conversation_id,
-            user=user,
+            user=user[:_MAX_NAME],
             user_kind=spec.user_kind,
             user_id=spec.user_id,
             started_at=_now(),
@@ -88,7 +88,7 @@ class RunTrace:
             output_tokens=0,
             cost_usd=0.0,
         )
-        tracer._add(dataclasses.replace(self._row))
+        tracer._sender.add_run(self._row.model_copy())
         self._span: Span | None = None
         if tracer._otlp is not None:
             self._span = tracer._otlp.run_started(self._row, spec)
@@ -172,13 +172,13 @@ class RunTrace:
         row.input_tokens += input_tokens
         row.output_tokens += output_tokens
         row.cost_usd += cost
-        step_row = StepRow(
+        step_row = StepRecord(
             id=step.id,
             run_id=self.id,
             parent_id=step.parent_id,
             seq=step.seq,
             kind=step.kind,
-            name=step.name[:200],
+            name=step.name[:MAX_STEP_NAME],
             started_at=step.started_at,
             ended_at=_now(),
             latency_ms=latency_ms,
@@ -189,7 +189,7 @@ class RunTrace:
             cost_usd=cost,
             error=_clip(error),
         )
-        self._tracer._add(step_row)
+        self._tracer._sender.add_step(step_row)
         if self._span is not None and self._tracer._otlp is not None:
             self._tracer._otlp.step_ended(self._span, step_row, self._spec)
 
@@ -198,7 +198,7 @@ class RunTrace:
         answer."""
         if not self.finished:
             self._row.status = "waiting"
-            self._tracer._add(dataclasses.replace(self._row))
+            self._tracer._sender.add_run(self._row.model_copy())
 
     def finish(self, status: str, error: str | None = None) -> None:
         """End the run with its status ("ok", "error", "limit", "timeout", "cancelled",
@@ -209,30 +209,39 @@ class RunTrace:
         self._row.status = status
         self._row.error = _clip(error)
         self._row.ended_at = _now()
-        self._tracer._add(dataclasses.replace(self._row))
+        self._tracer._sender.add_run(self._row.model_copy())
         self._tracer._open.pop(self.id, None)
         if self._span is not None and self._tracer._otlp is not None:
             self._tracer._otlp.run_ended(self._span, self._row)
 
 
 class Tracer:
-    """Writes traces of agent runs into the hub's database (its tables must exist: the hub
-    migrates on start, or call `hub.core.db.migrate`), and to an OpenTelemetry collector
-    over OTLP/HTTP when `otlp_endpoint` is set (e.g. "http://127.0.0.1:4318").
+    """Sends traces of agent runs to the hub at `hub_url` with the chat app's service token
+    (the only one the hub takes traces from), and to an OpenTelemetry collector over
+    OTLP/HTTP when `otlp_endpoint` is set (e.g. "http://127.0.0.1:4318").
 
-        async with Tracer(database_url) as tracer:
+        async with Tracer(hub_url, token) as tracer:
             trace = tracer.start_run(spec=spec, user="ana", conversation_id="c1")
     """
 
     def __init__(
         self,
-        database_url: str,
+        hub_url: str,
+        token: str,
         *,
         flush_interval_s: float = 0.5,
+        max_pending: int = 20_000,
+        timeout_s: float = 10.0,
         otlp_endpoint: str | None = None,
         otlp_headers: dict[str, str] | None = None,
     ) -> None:
-        self._writer = TraceWriter(get_engine(database_url), flush_interval_s)
+        self._sender = TraceSender(
+            hub_url,
+            token,
+            flush_interval_s=flush_interval_s,
+            max_pending=max_pending,
+            timeout_s=timeout_s,
+        )
         self._open: dict[str, RunTrace] = {}
         self._otlp = OtlpExporter(otlp_endpoint, otlp_headers) if otlp_endpoint else None
 
@@ -241,24 +250,22 @@ class Tracer:
         self._open[trace.id] = trace
         return trace
 
-    def _add(self, entry: RunRow | StepRow) -> None:
-        self._writer.add(entry)
-
     async def start(self) -> None:
-        """Start writing in the background, every `flush_interval_s`."""
-        await self._writer.start()
+        """Start sending in the background, every `flush_interval_s`."""
+        await self._sender.start()
 
     async def flush(self) -> None:
-        """Write everything queued so far, now."""
-        await self._writer.flush()
+        """Send everything queued so far to the hub, now; what it could not take stays
+        queued for the next flush."""
+        await self._sender.flush()
 
     async def close(self) -> None:
-        """End runs still open as errors, and write everything queued."""
+        """End runs still open as errors, and send everything queued."""
         for trace in list(self._open.values()):
             trace.finish("error", _PROCESS_STOPPED)
         # Shielded: a cancellation arriving now must not drop a batch in the middle of its
-        # write; the write finishes while the caller's CancelledError goes on.
-        await asyncio.shield(self._writer.close())
+        # send; the send finishes while the caller's CancelledError goes on.
+        await asyncio.shield(self._sender.close())
         if self._otlp is not None:
             await asyncio.to_thread(self._otlp.shutdown)
 

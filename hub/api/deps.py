@@ -26,6 +26,7 @@ __all__ = [
     "AdminActor",
     "AdminService",
     "BuilderActor",
+    "ChatApp",
     "CurrentActor",
     "CurrentService",
     "GatewayDep",
@@ -33,6 +34,7 @@ __all__ = [
     "OptionalActor",
     "RegistryDep",
     "SessionDep",
+    "is_chat_app",
     "service_actor",
     "service_of",
     "user_actor",
@@ -96,6 +98,12 @@ async def service_of(request: Request, hub_state: HubState) -> ServiceIdentity:
 CurrentService = Annotated[ServiceIdentity, Depends(get_current_service)]
 
 
+def is_chat_app(service: ServiceIdentity) -> bool:
+    """Whether this is the chat app's service (its token is `app_service_token`): the one
+    caller trusted to act for a person and to speak for the agent runtime in its process."""
+    return service.name == APP_SERVICE_NAME
+
+
 async def get_admin_service(service: CurrentService) -> ServiceIdentity:
     if not service.is_admin:
         raise PermissionDeniedError(
@@ -120,7 +128,7 @@ async def get_optional_actor(request: Request, hub_state: HubStateDep) -> Actor 
     if request.headers.get("authorization"):
         service = await get_current_service(request, hub_state)
         acting_for = request.headers.get(ACTING_FOR_HEADER)
-        if acting_for and service.name == APP_SERVICE_NAME:
+        if acting_for and is_chat_app(service):
             person = await _user_actor(
                 hub_state, lambda s: get_user(session=s, username=acting_for)
             )
@@ -197,3 +205,23 @@ async def get_admin(actor: CurrentActor) -> Actor:
 # A person or service whose role allows building (agents, MCP servers), or administering.
 BuilderActor = Annotated[Actor, Depends(get_builder)]
 AdminActor = Annotated[Actor, Depends(get_admin)]
+
+
+async def get_chat_app(request: Request, hub_state: HubStateDep) -> ServiceIdentity:
+    """The chat app's service, by the token itself (with X-Switchboard-User it acts for a
+    person, but the token is still the chat app's). Signed out: 401; anyone else: 403."""
+    if request.headers.get("authorization"):
+        service = await service_of(request, hub_state)
+        if is_chat_app(service):
+            return service
+        caller = f"the service {service.name!r}"
+    else:
+        caller = repr((await get_actor(await get_optional_actor(request, hub_state))).name)
+    raise PermissionDeniedError(
+        f"Only the chat app's service may call {request.method} {request.url.path}; "
+        f"{caller} may not."
+    )
+
+
+# Routes for the chat app alone: people's sign-ins, the traces of the agent runtime in it.
+ChatApp = Annotated[ServiceIdentity, Depends(get_chat_app)]

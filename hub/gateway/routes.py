@@ -7,8 +7,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.api.deps import CurrentService, GatewayDep, service_of
-from hub.core.config import APP_SERVICE_NAME
+from hub.api.deps import CurrentService, GatewayDep, is_chat_app, service_of
 from hub.gateway.chat_request import parse_chat_request
 from hub.gateway.errors import GatewayError
 from hub.models.mcp_server import SLUG_PATTERN
@@ -32,7 +31,7 @@ async def chat_completions(request: Request) -> Response:
     hub_state: HubState = request.app.state.hub
     service = await service_of(request, hub_state)
     chat = parse_chat_request(await request.body())
-    agent = request.headers.get(AGENT_HEADER) if service.name == APP_SERVICE_NAME else None
+    agent = request.headers.get(AGENT_HEADER) if is_chat_app(service) else None
     if agent is not None and not _AGENT_SLUG.fullmatch(agent):
         raise GatewayError(
             400, f"{AGENT_HEADER} must be an agent's slug (lower-case letters, digits, dashes)."

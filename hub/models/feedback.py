@@ -10,11 +10,11 @@ from pydantic import BaseModel, field_validator, model_validator
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from hub.api.contract import MAX_COMMENT
 from hub.models.mcp_server import SLUG_PATTERN
 from hub.models.service import utcnow
 
 __all__ = [
-    "MAX_COMMENT",
     "AgentFeedback",
     "Feedback",
     "FeedbackComment",
@@ -22,8 +22,6 @@ __all__ = [
     "FeedbackPublic",
     "VersionFeedback",
 ]
-
-MAX_COMMENT = 2000
 
 
 class FeedbackIn(BaseModel):

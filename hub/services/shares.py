@@ -8,19 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from hub.api.contract import ShareAudience, ShareCreate, Snapshot, TraceDetail
 from hub.core.errors import GoneError, NotFoundError, PermissionDeniedError, UnsuitableError
 from hub.models.actor import Actor
 from hub.models.service import utcnow
-from hub.models.share import (
-    HIDDEN,
-    Share,
-    ShareAudience,
-    ShareCreate,
-    SharePublic,
-    ShareView,
-    Snapshot,
-    TraceDetail,
-)
+from hub.models.share import HIDDEN, Share, SharePublic, ShareView
 from hub.models.trace import TraceRunPublic
 from hub.services.audit import record_event
 from hub.services.traces import get_trace, list_traces

@@ -1,18 +1,76 @@
-"""Reading traces: a run with its steps in order, for the people allowed to see it.
+"""Traces of agent runs: written as the agent runtime sends them, read by the people allowed
+to see them (a run with its steps in order).
 
 Who ran it and who owns the agent are compared as (kind, id), never by name: a person named
 like a service, or a new person with a deleted one's name, reads none of their traces.
 """
 
-from sqlalchemy import ColumnElement, and_, or_
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, or_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from agents.tracing.records import RunRecord, TraceBatch
+from hub.core.errors import InvalidError
 from hub.models.actor import Actor
 from hub.models.trace import TraceRun, TraceRunPublic, TraceStep, TraceStepPublic
 
-__all__ = ["can_read", "get_trace", "list_traces"]
+__all__ = ["can_read", "get_trace", "list_traces", "record_batch"]
 
 _LIST_LIMIT = 200
+_RUN_COLUMNS = tuple(name for name in RunRecord.model_fields if name != "id")
+_MISSING_SHOWN = 5
+
+
+def record_batch(*, session: Session, batch: TraceBatch) -> None:
+    """Write a batch in one transaction: its runs first (each upserted by id, the latest
+    record of a run in the batch winning), then its steps, so their foreign keys hold. A step
+    already written is left as it is, so a batch sent again (its answer lost) changes
+    nothing. Refused, with nothing written, when a step's run is neither in the batch nor
+    written before."""
+    runs = {run.id: run.model_dump() for run in batch.runs}
+    _require_runs({step.run_id for step in batch.steps} - runs.keys(), session=session)
+    connection = session.connection()
+    if runs:
+        _upsert_runs(connection, list(runs.values()))
+    if batch.steps:
+        _insert_steps(connection, [step.model_dump() for step in batch.steps])
+    session.commit()
+
+
+def _require_runs(run_ids: set[str], *, session: Session) -> None:
+    if not run_ids:
+        return
+    known = set(session.exec(select(TraceRun.id).where(col(TraceRun.id).in_(run_ids))).all())
+    if missing := sorted(run_ids - known):
+        shown = ", ".join(repr(run_id) for run_id in missing[:_MISSING_SHOWN])
+        more = f" and {len(missing) - _MISSING_SHOWN} more" if len(missing) > _MISSING_SHOWN else ""
+        raise InvalidError(
+            f"Steps refer to runs the hub has no record of: {shown}{more}. Send each run (with "
+            "status 'running' when it starts) in the same batch as its first steps or before; "
+            "nothing of this batch was written."
+        )
+
+
+def _dialect_insert(connection: Connection, table: Any) -> Any:
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"traces are written to SQLite or PostgreSQL, not {dialect}")
+
+
+def _upsert_runs(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    statement = _dialect_insert(connection, TraceRun)
+    changed = {name: statement.excluded[name] for name in _RUN_COLUMNS}
+    connection.execute(statement.on_conflict_do_update(index_elements=["id"], set_=changed), rows)
+
+
+def _insert_steps(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    statement = _dialect_insert(connection, TraceStep).on_conflict_do_nothing(index_elements=["id"])
+    connection.execute(statement, rows)
 
 
 def can_read(run: TraceRun, actor: Actor) -> bool:

@@ -1,8 +1,8 @@
 """Traces exported as OpenTelemetry spans (GenAI semantic conventions) to a small OTLP/HTTP
-receiver on 127.0.0.1, from a real run: the scripted upstream as the model, a local tool."""
+receiver on 127.0.0.1, from a real run: the scripted upstream as the model, a local tool,
+and the hub taking the same traces."""
 
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +19,8 @@ from starlette.routing import Route
 from agents.hub_client import HubClient, ToolOutcome
 from agents.runtime import AgentRunner
 from agents.spec import AgentSpec, ToolSpec
-from agents.tracing import Tracer
-from hub.core.db import migrate
+from agents.tracing.tracer import Tracer
+from tests.conftest import RunningHub
 from tests.support.servers import ThreadedServer
 from tests.support.upstream import ScriptedUpstream
 
@@ -92,10 +92,8 @@ class Forecast:
 
 
 async def test_a_traced_run_is_exported_as_genai_spans_when_an_endpoint_is_set(
-    receiver: OtlpReceiver, upstream: ScriptedUpstream, tmp_path: Path
+    receiver: OtlpReceiver, upstream: ScriptedUpstream, hub: RunningHub
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    migrate(url)
     spec = AgentSpec(
         slug="weather-helper",
         version=2,
@@ -118,11 +116,11 @@ async def test_a_traced_run_is_exported_as_genai_spans_when_an_endpoint_is_set(
     upstream.script(reply="Oslo is clear.")
     # The scripted upstream stands in for the hub's gateway here.
     async with (
-        HubClient(hub_url=upstream.url.removesuffix("/v1"), token="sb-test") as hub,
-        Tracer(url, otlp_endpoint=receiver.url) as tracer,
+        HubClient(hub_url=upstream.url.removesuffix("/v1"), token="sb-test") as gateway,
+        Tracer(hub.url, hub.app_token, otlp_endpoint=receiver.url) as tracer,
     ):
         runner = AgentRunner(
-            hub=hub, checkpointer=InMemorySaver(), tracer=tracer, tool_caller=Forecast()
+            hub=gateway, checkpointer=InMemorySaver(), tracer=tracer, tool_caller=Forecast()
         )
         result = await runner.run(
             spec=spec, user="ana", conversation_id="conv-9", message="Weather in Oslo?"
@@ -166,10 +164,8 @@ async def test_a_traced_run_is_exported_as_genai_spans_when_an_endpoint_is_set(
 
 
 async def test_failed_steps_and_runs_stopped_early_are_exported_as_errors(
-    receiver: OtlpReceiver, tmp_path: Path
+    receiver: OtlpReceiver, hub: RunningHub
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    migrate(url)
     spec = AgentSpec(
         slug="stubborn",
         version=None,
@@ -179,7 +175,7 @@ async def test_failed_steps_and_runs_stopped_early_are_exported_as_errors(
         model="m",
         tools=(),
     )
-    async with Tracer(url, otlp_endpoint=receiver.url + "/v1/traces") as tracer:
+    async with Tracer(hub.url, hub.app_token, otlp_endpoint=receiver.url + "/v1/traces") as tracer:
         trace = tracer.start_run(spec=spec, user="bo", conversation_id=None)
         step = trace.begin_step("tool", "weather/flaky_forecast")
         trace.end_tool_step(step, arguments={"days": 3}, result=None, error="the service is down")

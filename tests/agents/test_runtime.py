@@ -1,6 +1,6 @@
 """The agent runtime over real HTTP: a real hub (gateway and MCP registry), the scripted
 upstream as the model, a real MCP server behind the hub, SQLite or PostgreSQL checkpoints
-and traces in the hub's SQLite database."""
+and traces sent to the hub, read from its SQLite database."""
 
 import asyncio
 import json
@@ -26,7 +26,7 @@ from agents.runtime import (
     run_agent,
 )
 from agents.spec import AgentSpec, ToolSpec
-from agents.tracing import Tracer
+from agents.tracing.tracer import Tracer
 from hub.core.db import get_engine
 from hub.models.trace import TraceRun, TraceStep
 from tests.conftest import RunningHub
@@ -107,13 +107,12 @@ async def _run(
     checkpoint_url: str | None = None,
     on_event: EventHandler | None = None,
 ) -> RunResult:
-    """One turn with a fresh checkpointer and tracer on the hub's database, both closed after
-    (as a process that stops would)."""
-    url = hub.settings.sqlalchemy_url
+    """One turn with a fresh checkpointer (on the hub's database) and tracer (sending to the
+    hub), both closed after (as a process that stops would)."""
     async with (
         HubClient(hub_url=hub.url, token=hub.app_token) as client,
-        open_checkpointer(checkpoint_url or url) as checkpointer,
-        Tracer(url, flush_interval_s=0.05) as tracer,
+        open_checkpointer(checkpoint_url or hub.settings.sqlalchemy_url) as checkpointer,
+        Tracer(hub.url, hub.app_token, flush_interval_s=0.05) as tracer,
     ):
         return await run_agent(
             spec=spec,

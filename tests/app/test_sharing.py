@@ -9,7 +9,7 @@ from chainlit.types import ThreadDict
 
 from app.file_store import LocalFileStore
 from app.sharing import share_request, snapshot_of
-from hub.models.share import ShareAudience, TraceDetail
+from hub.api.contract import ShareAudience, TraceDetail
 
 
 @pytest.mark.parametrize(

@@ -80,9 +80,10 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("POST",   "/v1/chat/completions",                 401,    401,    401,    401,    200,    401),
     ("GET",    "/v1/usage",                            401,    401,    401,    401,    403,    401),
     ("GET",    "/api/gateway/breakers",                200,    403,    403,    403,    403,    401),
-    # Sign-in API: the chat app's questions, who am I, admins' sessions.
-    ("GET",    "/api/auth/session",                    401,    401,    401,    401,    403,    401),
-    ("POST",   "/api/auth/session/end",                401,    401,    401,    401,    403,    401),
+    # Sign-in API: the chat app's questions (only its service may ask), who am I, admins'
+    # sessions.
+    ("GET",    "/api/auth/session",                    403,    403,    403,    403,    403,    401),
+    ("POST",   "/api/auth/session/end",                403,    403,    403,    403,    403,    401),
     ("GET",    "/api/auth/me",                         200,    200,    200,    200,    200,    401),
     ("GET",    "/api/auth/sessions",                   200,    403,    403,    403,    403,    401),
     ("DELETE", "/api/auth/sessions/{victim}",          204,    403,    403,    403,    403,    401),
@@ -120,6 +121,8 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     # Traces: the runner, the agent's owner, admins.
     ("GET",    "/api/traces",                          200,    200,    200,    200,    200,    401),
     ("GET",    "/api/traces/run-1",                    200,    200,    200,    404,    404,    401),
+    # The agent runtime sends them with the chat app's token; nobody else may.
+    ("POST",   "/api/traces/batch",                    403,    403,    403,    403,    403,    401),
     # Share links: `{share}` is the member's link for team alpha; a person shares only their
     # own conversation (`t-bob` is the member's); services neither share nor read links.
     ("POST",   "/api/shares",                          404,    404,    201,    404,    403,    401),

@@ -43,14 +43,13 @@ def _new_person(hub: RunningHub, username: str, role: Role) -> str:
 def test_a_person_deleted_and_created_again_with_the_same_name_inherits_nothing(
     hub: RunningHub, switchboard: Switchboard
 ) -> None:
-    url = hub.settings.sqlalchemy_url
     _new_person(hub, "root", Role.admin)
     # Made last, so on SQLite the person created again gets the same row id.
     old_key = _new_person(hub, "dana", Role.builder)
     with as_person(hub, "dana") as dana:
         publish_agent(dana, "notes")
         dana.patch("/api/agents/notes", json={"instructions": "dana's draft"})
-        run_id = traced_run(dana, slug="notes", user="dana", database_url=url)
+        run_id = traced_run(dana, slug="notes", user="dana", hub=hub)
     with httpx.Client(base_url=hub.url, timeout=30) as signed_in:
         signed_in.post("/login", data={"username": "dana", "password": PASSWORD})
         assert signed_in.get("/api/auth/me").status_code == 200

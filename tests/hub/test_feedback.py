@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
+from hub.api.contract import MAX_COMMENT
 from hub.core.db import get_engine
 from hub.core.roles import Role
-from hub.models.feedback import MAX_COMMENT
 from hub.models.service import utcnow
 from hub.services.feedback import COMMENTS_PER_VERSION
 from hub.services.users import create_user, get_user

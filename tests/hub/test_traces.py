@@ -1,18 +1,21 @@
-"""Reading traces through the API and the pages: only the runner, the agent's owner, admins,
-each known by kind and id, not by name."""
+"""Traces through the API and the pages: the chat app's service sends them (and nobody else);
+only the runner, the agent's owner and admins read them, each known by kind and id, not by
+name."""
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import Session
 
+from agents.tracing.records import RunRecord, StepRecord
 from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.models.service import utcnow
 from hub.models.trace import TraceRun, TraceStep
-from hub.services.users import create_user
+from hub.services.users import create_user, get_user
 from tests.conftest import RunningHub
 from tests.support.owners import as_person, namesakes, publish_agent, traced_run
 
@@ -146,17 +149,138 @@ def _readable(client: httpx.Client, *run_ids: str) -> set[str]:
 def test_a_person_named_like_a_service_reads_none_of_its_traces_nor_the_service_theirs(
     hub: RunningHub,
 ) -> None:
-    url = hub.settings.sqlalchemy_url
-    with Session(get_engine(url)) as session:
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
         create_user(session=session, username="ada", password=PASSWORD, role=Role.builder)
     service, person = namesakes(hub, "billing-bot", team="billing")
     with service, person, as_person(hub, "ada") as ada:
         publish_agent(service, "invoicer")
         publish_agent(ada, "helper")
-        of_the_service = traced_run(ada, slug="invoicer", user="ada", database_url=url)
-        by_the_person = traced_run(person, slug="helper", user="billing-bot", database_url=url)
+        of_the_service = traced_run(ada, slug="invoicer", user="ada", hub=hub)
+        by_the_person = traced_run(person, slug="helper", user="billing-bot", hub=hub)
         runs = (of_the_service, by_the_person)
 
         assert _readable(person, *runs) == {by_the_person}
         assert _readable(service, *runs) == {of_the_service}
         assert _readable(ada, *runs) == set(runs)
+
+
+# Sending traces: the agent runtime posts batches with the chat app's token.
+
+
+def _run(run_id: str, user_key: str, **changes: Any) -> dict[str, Any]:
+    record = RunRecord(
+        id=run_id,
+        agent_slug="weather-helper",
+        agent_version=2,
+        agent_owner="ada",
+        agent_owner_kind="user",
+        agent_owner_id="nobody",
+        user="bob",
+        user_kind="user",
+        user_id=user_key,
+        started_at=utcnow(),
+    )
+    return record.model_copy(update=changes).model_dump(mode="json")
+
+
+def _step(step_id: str, run_id: str, seq: int, **changes: Any) -> dict[str, Any]:
+    now = utcnow()
+    record = StepRecord(
+        id=step_id,
+        run_id=run_id,
+        seq=seq,
+        kind="tool",
+        name="weather/get_weather",
+        started_at=now,
+        ended_at=now + timedelta(milliseconds=20),
+        latency_ms=20.0,
+        input={"city": "Porto"},
+        output="Rain.",
+    )
+    return record.model_copy(update=changes).model_dump(mode="json")
+
+
+def _send(hub: RunningHub, token: str | None, body: dict[str, Any]) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(f"{hub.url}/api/traces/batch", json=body, headers=headers, timeout=30)
+
+
+def _key(hub: RunningHub, username: str) -> str:
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        user = get_user(session=session, username=username)
+        assert user is not None
+        return user.key
+
+
+def test_the_chat_apps_traces_show_to_the_runner_with_their_steps_and_final_totals(
+    hub: RunningHub, clients: dict[str, httpx.Client]
+) -> None:
+    bob = _key(hub, "bob")
+    started = _send(
+        hub, hub.app_token, {"runs": [_run("run-2", bob)], "steps": [_step("s-a", "run-2", 1)]}
+    )
+    assert started.status_code == 204, started.text
+    assert clients["bob"].get("/api/traces/run-2").json()["status"] == "running"
+
+    ended = _run("run-2", bob, status="ok", ended_at=utcnow(), steps=2)
+    body = {"runs": [ended], "steps": [_step("s-b", "run-2", 2, output="Sun.")]}
+    assert _send(hub, hub.app_token, body).status_code == 204
+    # Sent again (as after an answer lost on the way back): nothing changes.
+    assert _send(hub, hub.app_token, body).status_code == 204
+
+    trace = clients["bob"].get("/api/traces/run-2").json()
+    assert (trace["status"], trace["steps"]) == ("ok", 2)
+    assert [(s["id"], s["output"]) for s in trace["timeline"]] == [
+        ("s-a", "Rain."),
+        ("s-b", "Sun."),
+    ]
+    page = clients["bob"].get("/traces/run-2")
+    assert page.status_code == 200 and "weather/get_weather" in page.text
+    assert clients["eve"].get("/api/traces/run-2").status_code == 404
+
+
+def test_only_the_chat_apps_service_may_send_traces(
+    hub: RunningHub, clients: dict[str, httpx.Client]
+) -> None:
+    body = {"runs": [_run("run-3", _key(hub, "bob"))]}
+    other = _send(hub, hub.new_service("reporting", team="t"), body)
+    assert other.status_code == 403
+    assert other.json()["detail"] == (
+        "Only the chat app's service may call POST /api/traces/batch; "
+        "the service 'reporting' may not."
+    )
+    person = clients["bob"].post("/api/traces/batch", json=body, headers={"Origin": hub.url})
+    assert person.status_code == 403 and "'bob' may not" in person.json()["detail"]
+    signed_out = _send(hub, None, body)
+    assert signed_out.status_code == 401 and "service token" in signed_out.json()["detail"]
+    admin = hub.new_service("root", team="platform", admin=True)
+    response = httpx.get(
+        f"{hub.url}/api/traces/run-3", headers={"Authorization": f"Bearer {admin}"}
+    )
+    assert response.status_code == 404
+
+
+def test_a_batch_over_the_limit_or_the_columns_sizes_is_refused_saying_so(
+    hub: RunningHub,
+) -> None:
+    steps = [_step(f"s-{i}", "run-4", i) for i in range(1, 1001)]
+    too_many = _send(hub, hub.app_token, {"runs": [_run("run-4", "k-bob")], "steps": steps})
+    assert too_many.status_code == 422
+    assert "at most 1000 runs and steps together; this one has 1001" in too_many.text
+
+    too_long = _send(hub, hub.app_token, {"runs": [_run("run-4", "k-bob", user="b" * 101)]})
+    assert too_long.status_code == 422
+    assert "runs.0.user: String should have at most 100 characters" in too_long.text
+
+
+def test_a_step_of_a_run_the_hub_never_had_is_refused_and_nothing_of_its_batch_is_written(
+    hub: RunningHub, clients: dict[str, httpx.Client]
+) -> None:
+    body = {
+        "runs": [_run("run-5", _key(hub, "bob"))],
+        "steps": [_step("s-ok", "run-5", 1), _step("s-lost", "run-never", 1)],
+    }
+    refused = _send(hub, hub.app_token, body)
+    assert refused.status_code == 422
+    assert "runs the hub has no record of: 'run-never'" in refused.json()["detail"]
+    assert clients["bob"].get("/api/traces/run-5").status_code == 404

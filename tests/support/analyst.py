@@ -19,7 +19,7 @@ from agents.hub_client import HubClient
 from agents.runtime import AgentRunner, EventHandler, RunResult
 from agents.runtime.approval import QueryApproval
 from agents.spec import AgentSpec
-from agents.tracing import Tracer
+from agents.tracing.tracer import Tracer
 from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.seed import BIGQUERY, DATAMODEL, publish_analyst, register_server
@@ -113,12 +113,12 @@ def served_analyst(
 
 @asynccontextmanager
 async def analyst_runner(hub: RunningHub) -> AsyncIterator[AgentRunner]:
-    """A runner as the chat app holds one: a checkpointer and a tracer on the hub's database."""
-    url = hub.settings.sqlalchemy_url
+    """A runner as the chat app holds one: a checkpointer on the hub's database and a tracer
+    sending to the hub."""
     async with (
         HubClient(hub_url=hub.url, token=hub.app_token) as client,
-        open_checkpointer(url) as checkpointer,
-        Tracer(url, flush_interval_s=0.05) as tracer,
+        open_checkpointer(hub.settings.sqlalchemy_url) as checkpointer,
+        Tracer(hub.url, hub.app_token, flush_interval_s=0.05) as tracer,
     ):
         yield AgentRunner(hub=client, checkpointer=checkpointer, tracer=tracer)
 

@@ -1,14 +1,14 @@
 """Callers of a running hub for tests of who owns what: people as the chat app calls for them,
 services with their own token, a person and a service that share a name, and agent runs
-traced the way the chat app traces them (the run spec from the hub, the tracer writing
-straight to the hub's database)."""
+traced the way the chat app traces them (the run spec from the hub, the tracer sending the
+trace to the hub with the chat app's token)."""
 
 import anyio
 import httpx
 from sqlmodel import Session
 
 from agents.spec import AgentSpec
-from agents.tracing import Tracer
+from agents.tracing.tracer import Tracer
 from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.services.users import create_user
@@ -44,16 +44,16 @@ def publish_agent(client: httpx.Client, slug: str) -> None:
     assert published.status_code == 201, published.text
 
 
-async def _trace(database_url: str, spec: AgentSpec, user: str) -> str:
-    async with Tracer(database_url, flush_interval_s=60) as tracer:
+async def _trace(hub: RunningHub, spec: AgentSpec, user: str) -> str:
+    async with Tracer(hub.url, hub.app_token, flush_interval_s=60) as tracer:
         trace = tracer.start_run(spec=spec, user=user, conversation_id=None)
         trace.finish("ok")
     return trace.id
 
 
-def traced_run(client: httpx.Client, *, slug: str, user: str, database_url: str) -> str:
+def traced_run(client: httpx.Client, *, slug: str, user: str, hub: RunningHub) -> str:
     """One finished run of `slug`'s live version by `client`'s caller (`user` is their name),
     traced from the run spec the hub gives that caller; the trace's id."""
     response = client.get(f"/api/agents/{slug}/live")
     assert response.status_code == 200, response.text
-    return anyio.run(_trace, database_url, AgentSpec.model_validate(response.json()), user)
+    return anyio.run(_trace, hub, AgentSpec.model_validate(response.json()), user)

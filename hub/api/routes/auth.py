@@ -3,14 +3,12 @@ sign-out); admins list and revoke sessions."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Header, Response
 
-from hub.api.deps import AdminActor, CurrentActor, CurrentService, SessionDep
-from hub.core.config import APP_SERVICE_NAME
-from hub.core.errors import NotFoundError, PermissionDeniedError, UnauthenticatedError
+from hub.api.deps import AdminActor, ChatApp, CurrentActor, SessionDep
+from hub.core.errors import NotFoundError, UnauthenticatedError
 from hub.models.user import UserPublic
 from hub.models.web_session import WebSessionPublic
-from hub.services.service_accounts import ServiceIdentity
 from hub.services.web_sessions import (
     end_web_session,
     end_web_session_by_id,
@@ -25,14 +23,6 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
 # The chat app forwards the person's session cookie in this header.
 SESSION_HEADER = "x-switchboard-session"
 
-
-async def get_chat_app(service: CurrentService) -> ServiceIdentity:
-    if service.name != APP_SERVICE_NAME:
-        raise PermissionDeniedError("Only the chat app may check people's sign-ins.")
-    return service
-
-
-ChatApp = Annotated[ServiceIdentity, Depends(get_chat_app)]
 SessionToken = Annotated[str, Header(alias=SESSION_HEADER, min_length=1, max_length=200)]
 
 

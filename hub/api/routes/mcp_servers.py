@@ -15,9 +15,9 @@ from hub.api.deps import (
     SessionDep,
     get_actor,
     get_optional_actor,
+    is_chat_app,
     service_of,
 )
-from hub.core.config import APP_SERVICE_NAME
 from hub.models.mcp_server import (
     McpServerCreate,
     McpServerPublic,
@@ -86,7 +86,7 @@ async def _from_chat_app(request: Request, hub_state: HubState, call: ToolCallRe
     X-Switchboard-User header turns into the person."""
     if not call.on_behalf_of or not request.headers.get("authorization"):
         return False
-    return (await service_of(request, hub_state)).name == APP_SERVICE_NAME
+    return is_chat_app(await service_of(request, hub_state))
 
 
 # Added to the app ahead of the routers (hub/main.py).

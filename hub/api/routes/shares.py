@@ -3,9 +3,10 @@ revoke them (pages for people are in hub/web/share_pages.py)."""
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from hub.api.contract import ShareCreate
 from hub.api.deps import CurrentActor, HubStateDep, SessionDep
 from hub.core.errors import TooLargeError
-from hub.models.share import MAX_SNAPSHOT_BYTES, ShareCreate, SharePublic, ShareView
+from hub.models.share import MAX_SNAPSHOT_BYTES, SharePublic, ShareView
 from hub.services.shares import (
     create_share,
     list_shares,

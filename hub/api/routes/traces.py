@@ -1,15 +1,25 @@
-"""Traces of agent runs: every model call and tool call, for who may read them."""
+"""Traces of agent runs: the agent runtime (in the chat app) sends them; who may read them
+reads every model call and tool call."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
-from hub.api.deps import CurrentActor, SessionDep
+from agents.tracing.records import TraceBatch
+from hub.api.deps import ChatApp, CurrentActor, SessionDep
 from hub.core.errors import NotFoundError
 from hub.models.trace import TraceRunPublic
-from hub.services.traces import get_trace, list_traces
+from hub.services.traces import get_trace, list_traces, record_batch
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/traces", tags=["traces"])
+
+
+@router.post("/batch", status_code=204)
+def record(batch: TraceBatch, app: ChatApp, session: SessionDep) -> Response:
+    """Runs (upserted by id: sent when they start and again when they end) and steps, in one
+    transaction (the chat app's service only); 422 for a step whose run the hub has not had."""
+    record_batch(session=session, batch=batch)
+    return Response(status_code=204)
 
 
 @router.get("", response_model=list[TraceRunPublic])
