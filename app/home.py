@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import chainlit as cl
 
 from agents.hub_client import AgentInfo, HubClient, HubError, ModelInfo
-from app.agent_chat import PROFILE_AGENT, PROFILE_DRAFT
+from app.turns import PROFILE_AGENT, PROFILE_DRAFT
 
 __all__ = ["MODEL_STARTERS", "empty_home_notice", "home_profiles", "markdown_text"]
 

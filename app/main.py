@@ -20,7 +20,6 @@ from starlette.responses import Response
 from agents.hub_client import HubClient, HubError, McpServerInfo
 from agents.runtime.approval import QueryApproval
 from agents.spec import AgentSpec
-from app.agent_chat import AgentHost, parse_profile
 from app.auth_secret import ensure_auth_secret
 from app.chainlit_routes import add_chainlit_routes
 from app.data_layer import SwitchboardDataLayer
@@ -38,6 +37,7 @@ from app.sharing import (
     snapshot_of,
 )
 from app.sign_in import HubSessions, SignInGate, cookies_of
+from app.turns import AgentHost, parse_profile
 from hub.api.contract import ShareAudience
 from hub.core.config import get_settings
 from hub.identity.cookies import SESSION_COOKIE

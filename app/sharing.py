@@ -25,10 +25,10 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from agents.hub_client import HubClient, HubRefusedError
-from app.agent_chat import TRACE_LINK
 from app.file_store import LocalFileStore
 from app.history import REPLY_MARKER, metadata_of
 from app.sign_in import HubSessions
+from app.turns import TRACE_LINK
 from hub.api.contract import (
     ShareAudience,
     ShareCreate,

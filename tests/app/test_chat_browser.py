@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from app.agent_chat import TRACE_LINK
+from app.turns import TRACE_LINK
 from tests.app.conftest import ChatApp, person_key, send, sign_in, wait_until
 from tests.conftest import RunningHub
 from tests.support.upstream import ScriptedUpstream

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from app.agent_chat import TRACE_LINK
+from app.turns import TRACE_LINK
 from hub.seed import HANDBOOK, register_server
 from mcp_servers.bigquery.emulator import EmulatorProcess
 from tests.app.conftest import PASSWORD, ChatApp, send, sign_in
