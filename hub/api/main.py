@@ -11,6 +11,7 @@ from hub.api.routes import (
     health,
     mcp_servers,
     model_chat,
+    prompts,
     shares,
     traces,
     usage,
@@ -28,6 +29,7 @@ api_router.include_router(auth.router)
 api_router.include_router(mcp_servers.router)
 api_router.include_router(agents.router)
 api_router.include_router(model_chat.router)
+api_router.include_router(prompts.router)
 api_router.include_router(traces.router)
 api_router.include_router(audit.router)
 api_router.include_router(shares.router)

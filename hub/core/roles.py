@@ -1,10 +1,12 @@
 """Who may do what: the three roles, written once and checked in one place (`require`).
 
-| role    | may                                                                          |
-| ------- | ---------------------------------------------------------------------------- |
-| admin   | everything: every team's servers and agents, usage, costs, breakers, sessions |
-| builder | what a member may, and make and publish agents, register MCP servers for their teams |
-| member  | chat with models and published agents, share, give feedback                    |
+| role    | may                                                                            |
+| ------- | ------------------------------------------------------------------------------ |
+| admin   | everything: every team's servers, agents and prompts, usage, costs, breakers,  |
+|         | sessions                                                                       |
+| builder | what a member may, and make and ship agents and prompts, register MCP servers, |
+|         | for their teams                                                                |
+| member  | chat with models and published agents, read prompts, share, give feedback      |
 
 A person's role comes from their groups at the identity provider (or from
 `switchboard user create --role`); a service token acts as a builder of its team, or as an
@@ -24,7 +26,7 @@ class Role(StrEnum):
 
 class Permission(StrEnum):
     chat = "chat"  # chat, share, give feedback, read what is published
-    build = "build"  # make and publish agents, register MCP servers for one's teams
+    build = "build"  # make and ship agents and prompts, register MCP servers for one's teams
     administer = "administer"  # the platform: every team's things, usage, costs, sessions
 
 

@@ -8,6 +8,7 @@ import hub.models.agent
 import hub.models.audit
 import hub.models.feedback
 import hub.models.mcp_server
+import hub.models.prompt
 import hub.models.service
 import hub.models.share
 import hub.models.trace

@@ -12,7 +12,7 @@ __all__ = ["Actor", "ActorKind", "Owned"]
 
 _WHAT = {
     Permission.chat: "chatting",
-    Permission.build: "making agents and registering MCP servers (the builder role)",
+    Permission.build: "making agents and prompts and registering MCP servers (the builder role)",
     Permission.administer: "administering the platform (the admin role)",
 }
 

@@ -34,6 +34,9 @@ ACTIONS = (
     "agent.published",
     "agent.restored",
     "agent.deleted",
+    "prompt.created",
+    "prompt.version_added",
+    "prompt.production_changed",
     "share.created",
     "share.revoked",
 )

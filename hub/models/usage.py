@@ -23,6 +23,9 @@ class UsageRecord(SQLModel, table=True):
     attempts: int = 1
     # The agent a call was made for (the caller's X-Switchboard-Agent header), if any.
     agent: str | None = Field(default=None, max_length=63)
+    # The prompt a call served by name (POST /v1/prompts/{name}/completions), and its version.
+    prompt: str | None = Field(default=None, max_length=63, index=True)
+    prompt_version: int | None = None
     stream: bool = False
     input_tokens: int = 0
     output_tokens: int = 0

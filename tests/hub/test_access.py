@@ -7,7 +7,8 @@ People call with the session cookie (and the hub's own `Origin`, as its pages se
 service with its bearer token. Team alpha registered the MCP server `weather`. Alpha's builder
 owns three agents: `guide` (published for everyone), `team-guide` (published for team alpha)
 and `draft-guide` (never published); alpha's member ran `guide` (trace `run-1`) in their
-conversation `t-bob`, whose answer `m-bob` they gave a thumbs down.
+conversation `t-bob`, whose answer `m-bob` they gave a thumbs down. Alpha's builder made the
+prompt `greeting`.
 
 A route missing from the table fails `test_every_route_of_the_hub_is_in_the_access_table`, so a
 new route comes with its row.
@@ -63,6 +64,8 @@ _STEPS = sa.table(
 )
 TOOL_CALL = "/api/mcp/servers/weather/tools/get_weather/call"
 MODEL_CHAT_SPEC = "/api/model-chat/run-spec?model=test-model&server=weather"
+PROMPT_DIFF = "/api/prompts/greeting/diff?from=1&to=1"
+GREETING = [{"role": "user", "content": "Say hello to {{name}}."}]
 
 # `{victim}` is the id of another person's session, there to be ended.
 # The approve rows answer 409 to whoever passed the role and team checks: nothing waits there
@@ -116,6 +119,18 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    "/api/agents/team-guide",               200,    200,    200,    404,    200,    401),
     ("GET",    "/api/agents/team-guide/live",          200,    200,    200,    404,    200,    401),
     ("GET",    "/api/agents/draft-guide",              200,    200,    404,    404,    404,    401),
+    # Prompts (`greeting` is team alpha's): anyone reads; builders make them for their own
+    # team; alpha's builders and admins add versions and ship. Rolling back answers 409 to
+    # whoever passed those checks: production never moved, so there is nothing before it.
+    ("POST",   "/api/prompts",                         201,    201,    403,    201,    201,    401),
+    ("GET",    "/api/prompts",                         200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/prompts/greeting",                200,    200,    200,    200,    200,    401),
+    ("POST",   "/api/prompts/greeting/versions",       201,    201,    403,    403,    201,    401),
+    ("GET",    "/api/prompts/greeting/versions",       200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/prompts/greeting/versions/1",     200,    200,    200,    200,    200,    401),
+    ("POST",   "/api/prompts/greeting/production",     200,    200,    403,    403,    200,    401),
+    ("POST",   "/api/prompts/greeting/rollback",       409,    409,    403,    403,    409,    401),
+    ("GET",    PROMPT_DIFF,                            200,    200,    200,    200,    200,    401),
     # A chat with a model: anyone who chats gets its run spec, for themselves.
     ("GET",    MODEL_CHAT_SPEC,                        200,    200,    200,    200,    200,    401),
     # Traces: the runner, the agent's owner, admins.
@@ -239,6 +254,13 @@ def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
             "json": {"slug": f"api-{caller}", "name": "Made here", "model": "test-model"}
         },
         ("PATCH", "/api/agents/guide"): {"json": {"description": "What to wear."}},
+        ("POST", "/api/prompts"): {
+            "json": {"name": f"api-{caller}", "messages": GREETING, "model": "test-model"}
+        },
+        ("POST", "/api/prompts/greeting/versions"): {
+            "json": {"messages": GREETING, "model": "test-model", "note": caller}
+        },
+        ("POST", "/api/prompts/greeting/production"): {"json": {"version": 1}},
         ("POST", "/login"): {"data": {"username": "bob", "password": PASSWORD}},
         ("POST", "/servers/new"): {
             "data": {"slug": f"page-{caller}", "name": "Weather", "team": "alpha", "url": mcp_url}
@@ -398,6 +420,9 @@ def world(hub: RunningHub) -> Iterator[World]:
         world.restore()
         world.make_agent("team-guide", "team", publish=True)
         world.make_agent("draft-guide", "everyone", publish=False)
+        greeting = {"name": "greeting", "messages": GREETING, "model": "test-model"}
+        made = world.send("POST", "/api/prompts", "builder", json=greeting)
+        assert made.status_code == 201, made.text
         yield world
 
 

@@ -1,0 +1,179 @@
+"""The prompt library at work: who may change a prompt, checks against the model catalog,
+versions, production and roll back, diffs. Database work runs in worker threads.
+
+Anyone signed in (a person or a service) reads every prompt, so teams learn from each other's;
+builders make prompts for their own teams; only the owning team's builders and admins add
+versions and choose production (403 for anyone else).
+"""
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from hub.core.errors import ConflictError, InvalidError, NotFoundError, PermissionDeniedError
+from hub.core.roles import Permission
+from hub.gateway.model_catalog import ModelCatalog
+from hub.models.actor import Actor
+from hub.models.prompt import (
+    Prompt,
+    PromptCreate,
+    PromptDefinition,
+    PromptDiff,
+    PromptListItem,
+    PromptPublic,
+    PromptVersion,
+    PromptVersionPublic,
+)
+from hub.services import prompts as store
+
+__all__ = ["PromptLibrary"]
+
+T = TypeVar("T")
+
+
+def _prompt(session: Session, name: str) -> Prompt:
+    prompt = store.get_prompt(session=session, name=name)
+    if prompt is None:
+        raise NotFoundError(f"No prompt {name!r} exists.")
+    return prompt
+
+
+def _editable(session: Session, name: str, actor: Actor) -> Prompt:
+    prompt = _prompt(session, name)
+    actor.require(Permission.build)
+    if not actor.can_manage(prompt.team):
+        raise PermissionDeniedError(
+            f"Only team {prompt.team!r}'s builders or an admin can change the prompt {name!r}."
+        )
+    return prompt
+
+
+def _version(session: Session, prompt: Prompt, number: int) -> PromptVersion:
+    version = store.get_version(session=session, prompt=prompt, number=number)
+    if version is None:
+        raise NotFoundError(f"The prompt {prompt.name!r} has no version {number}.")
+    return version
+
+
+class PromptLibrary:
+    def __init__(self, *, engine: Engine, models: ModelCatalog) -> None:
+        self._engine = engine
+        self._models = models
+
+    async def _db(self, work: Callable[[Session], T]) -> T:
+        def run() -> T:
+            with Session(self._engine, expire_on_commit=False) as session:
+                return work(session)
+
+        return await anyio.to_thread.run_sync(run)
+
+    def _check_model(self, definition: PromptDefinition) -> None:
+        if self._models.get(definition.model) is None:
+            known = ", ".join(entry.name for entry in self._models.models)
+            raise InvalidError(
+                f"The model {definition.model!r} is not in the catalog; choose one of: {known}."
+            )
+
+    async def create(self, prompt_in: PromptCreate, actor: Actor) -> PromptPublic:
+        actor.require(Permission.build)
+        team = prompt_in.team or actor.team
+        if not actor.can_manage(team):
+            raise PermissionDeniedError(
+                f"{actor.name!r} is not in team {team!r}; make the prompt for one of your teams."
+            )
+        self._check_model(prompt_in)
+
+        def work(session: Session) -> PromptPublic:
+            if store.get_prompt(session=session, name=prompt_in.name) is not None:
+                raise ConflictError(f"A prompt named {prompt_in.name!r} exists; pick another name.")
+            try:
+                prompt = store.create_prompt(
+                    session=session, prompt_in=prompt_in, team=team, actor=actor
+                )
+            except IntegrityError as exc:  # made at the same moment by someone else
+                raise ConflictError(
+                    f"A prompt named {prompt_in.name!r} exists; pick another name."
+                ) from exc
+            return store.to_public(session=session, prompt=prompt)
+
+        return await self._db(work)
+
+    async def find(self, text: str | None, team: str | None) -> list[PromptListItem]:
+        return await self._db(lambda s: store.list_items(session=s, text=text, team=team))
+
+    async def get(self, name: str) -> PromptPublic:
+        return await self._db(lambda s: store.to_public(session=s, prompt=_prompt(s, name)))
+
+    async def add_version(
+        self, name: str, definition: PromptDefinition, actor: Actor
+    ) -> PromptVersionPublic:
+        self._check_model(definition)
+
+        def work(session: Session) -> PromptVersionPublic:
+            prompt = _editable(session, name, actor)
+            version = store.add_version(
+                session=session, prompt=prompt, definition=definition, actor=actor
+            )
+            return store.version_public(version, prompt.production_version)
+
+        return await self._db(work)
+
+    async def versions(self, name: str) -> list[PromptVersionPublic]:
+        def work(session: Session) -> list[PromptVersionPublic]:
+            prompt = _prompt(session, name)
+            return [
+                store.version_public(v, prompt.production_version)
+                for v in store.list_versions(session=session, prompt=prompt)
+            ]
+
+        return await self._db(work)
+
+    async def version(self, name: str, number: int) -> PromptVersionPublic:
+        def work(session: Session) -> PromptVersionPublic:
+            prompt = _prompt(session, name)
+            return store.version_public(
+                _version(session, prompt, number), prompt.production_version
+            )
+
+        return await self._db(work)
+
+    async def make_production(self, name: str, number: int, actor: Actor) -> PromptPublic:
+        def work(session: Session) -> PromptPublic:
+            prompt = _editable(session, name, actor)
+            _version(session, prompt, number)
+            if prompt.production_version == number:
+                return store.to_public(session=session, prompt=prompt)
+            changed = store.set_production(
+                session=session, prompt=prompt, version=number, actor=actor
+            )
+            return store.to_public(session=session, prompt=changed)
+
+        return await self._db(work)
+
+    async def rollback(self, name: str, actor: Actor) -> PromptPublic:
+        def work(session: Session) -> PromptPublic:
+            prompt = _editable(session, name, actor)
+            target = store.rollback_target(session=session, prompt=prompt)
+            if target is None:
+                raise ConflictError(
+                    f"v{prompt.production_version} of {name!r} is the first version that was "
+                    "production: there is none before it to roll back to."
+                )
+            changed = store.set_production(
+                session=session, prompt=prompt, version=target, actor=actor, rollback=True
+            )
+            return store.to_public(session=session, prompt=changed)
+
+        return await self._db(work)
+
+    async def diff(self, name: str, old: int, new: int) -> PromptDiff:
+        def work(session: Session) -> PromptDiff:
+            prompt = _prompt(session, name)
+            lines = store.diff_lines(_version(session, prompt, old), _version(session, prompt, new))
+            return PromptDiff(name=name, from_version=old, to_version=new, lines=lines)
+
+        return await self._db(work)
