@@ -95,8 +95,16 @@ class Gateway:
         return [(entry, d, state) for (entry, d), state in zip(pairs, states, strict=True)]
 
     async def complete(
-        self, *, service: ServiceIdentity, request: ChatRequest, agent: str | None = None
+        self,
+        *,
+        service: ServiceIdentity,
+        request: ChatRequest,
+        agent: str | None = None,
+        prompt: str | None = None,
+        prompt_version: int | None = None,
     ) -> Response:
+        """Answer `request`; its usage record carries the agent, or the prompt and version
+        served by name, it was made for."""
         asked = self.entry(request.model)
         started = time.perf_counter()
         deadline = time.monotonic() + self.policy.deadline_s
@@ -108,6 +116,8 @@ class Gateway:
             deployment=asked.deployments[0].name,
             stream=request.stream,
             agent=agent,
+            prompt=prompt,
+            prompt_version=prompt_version,
         )
         accounting = Accounting(self._recorder, self._limits, service, record, started)
         if service.limited:

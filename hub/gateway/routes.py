@@ -7,13 +7,20 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.api.deps import CurrentService, GatewayDep, is_chat_app, service_of
+from hub.api.deps import CurrentService, GatewayDep, HubStateDep, is_chat_app, service_of
 from hub.gateway.chat_request import parse_chat_request
 from hub.gateway.errors import GatewayError
+from hub.gateway.prompt_calls import parse_prompt_call, prompt_chat_request, version_to_serve
 from hub.models.mcp_server import SLUG_PATTERN
 from hub.state import HubState
 
-__all__ = ["AGENT_HEADER", "CHAT_COMPLETIONS_PATH", "chat_completions", "router"]
+__all__ = [
+    "AGENT_HEADER",
+    "CHAT_COMPLETIONS_PATH",
+    "chat_completions",
+    "prompt_completions",
+    "router",
+]
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
 
@@ -41,6 +48,21 @@ async def chat_completions(request: Request) -> Response:
 
 # Added to the app ahead of the routers (hub/main.py).
 CHAT_COMPLETIONS_PATH = f"{router.prefix}/chat/completions"
+
+
+@router.post("/prompts/{name}/completions")
+async def prompt_completions(
+    name: str, request: Request, service: CurrentService, hub_state: HubStateDep
+) -> Response:
+    """Call a prompt by name with `{"variables": {...}}`: its production version (or the
+    `version` pinned) rendered with them, answered as a chat completion (`"stream": true`
+    streams). A missing or unknown variable is a 400 that names it."""
+    call = parse_prompt_call(await request.body())
+    version = await version_to_serve(hub_state.engine, name, call.version)
+    chat = prompt_chat_request(name, version, call)
+    return await hub_state.gateway.complete(
+        service=service, request=chat, prompt=name, prompt_version=version.number
+    )
 
 
 @router.get("/models")

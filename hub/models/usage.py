@@ -43,6 +43,8 @@ class UsageSummaryRow(SQLModel):
     model: str | None = None
     answered_model: str | None = None
     agent: str | None = None
+    prompt: str | None = None
+    prompt_version: int | None = None
     requests: int
     errors: int
     input_tokens: int

@@ -14,13 +14,17 @@ from hub.models.usage import UsageRecord, UsageSummaryRow
 __all__ = ["GroupKey", "UsageEntry", "UsageRecorder", "spent_since", "summarize_usage"]
 
 # "model" is the model asked for; "answered_model" the one that answered (a fallback).
-GroupKey = Literal["service", "team", "model", "answered_model", "agent"]
+GroupKey = Literal[
+    "service", "team", "model", "answered_model", "agent", "prompt", "prompt_version"
+]
 _GROUP_COLUMNS = {
     "service": col(UsageRecord.service_name),
     "team": col(UsageRecord.team),
     "model": col(UsageRecord.model),
     "answered_model": col(UsageRecord.answered_model),
     "agent": col(UsageRecord.agent),
+    "prompt": col(UsageRecord.prompt),
+    "prompt_version": col(UsageRecord.prompt_version),
 }
 
 
@@ -36,6 +40,8 @@ class UsageEntry:
     deployment: str
     stream: bool
     agent: str | None = None
+    prompt: str | None = None
+    prompt_version: int | None = None
     answered_model: str | None = None
     attempts: int = 0
     created_at: datetime = field(default_factory=utcnow)
@@ -61,7 +67,9 @@ def summarize_usage(
     start: datetime | None,
     end: datetime | None,
     group_by: list[GroupKey],
+    prompt: str | None = None,
 ) -> list[UsageSummaryRow]:
+    """Usage summed by the `group_by` columns; only `prompt`'s calls when it is given."""
     keys = [_GROUP_COLUMNS[key] for key in group_by]
     query = select(
         *keys,
@@ -75,21 +83,26 @@ def summarize_usage(
         query = query.where(col(UsageRecord.created_at) >= start)
     if end is not None:
         query = query.where(col(UsageRecord.created_at) < end)
+    if prompt is not None:
+        query = query.where(col(UsageRecord.prompt) == prompt)
     if keys:
         query = query.group_by(*keys).order_by(*keys)
     rows = []
     # SQLModel's select() and exec() are typed for at most four columns; this takes more.
     for row in session.connection().execute(query).all():
         values = row._mapping
+        grouped: dict[str, object] = dict(zip(group_by, row[: len(group_by)], strict=True))
         rows.append(
-            UsageSummaryRow(
-                # The grouping columns come first, in the order asked for.
-                **dict(zip(group_by, row[: len(group_by)], strict=True)),
-                requests=values["requests"],
-                errors=values["errors"] or 0,
-                input_tokens=values["input_tokens"] or 0,
-                output_tokens=values["output_tokens"] or 0,
-                cost_usd=round(values["cost_usd"] or 0.0, 8),
+            UsageSummaryRow.model_validate(
+                {
+                    # The grouping columns come first, in the order asked for.
+                    **grouped,
+                    "requests": values["requests"],
+                    "errors": values["errors"] or 0,
+                    "input_tokens": values["input_tokens"] or 0,
+                    "output_tokens": values["output_tokens"] or 0,
+                    "cost_usd": round(values["cost_usd"] or 0.0, 8),
+                }
             )
         )
     return rows

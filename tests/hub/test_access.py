@@ -131,6 +131,8 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("POST",   "/api/prompts/greeting/production",     200,    200,    403,    403,    200,    401),
     ("POST",   "/api/prompts/greeting/rollback",       409,    409,    403,    403,    409,    401),
     ("GET",    PROMPT_DIFF,                            200,    200,    200,    200,    200,    401),
+    # A prompt served by name, for services.
+    ("POST",   "/v1/prompts/greeting/completions",     401,    401,    401,    401,    200,    401),
     # A chat with a model: anyone who chats gets its run spec, for themselves.
     ("GET",    MODEL_CHAT_SPEC,                        200,    200,    200,    200,    200,    401),
     # Traces: the runner, the agent's owner, admins.
@@ -261,6 +263,7 @@ def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
             "json": {"messages": GREETING, "model": "test-model", "note": caller}
         },
         ("POST", "/api/prompts/greeting/production"): {"json": {"version": 1}},
+        ("POST", "/v1/prompts/greeting/completions"): {"json": {"variables": {"name": "Ada"}}},
         ("POST", "/login"): {"data": {"username": "bob", "password": PASSWORD}},
         ("POST", "/servers/new"): {
             "data": {"slug": f"page-{caller}", "name": "Weather", "team": "alpha", "url": mcp_url}

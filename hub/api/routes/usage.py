@@ -31,11 +31,14 @@ async def get_usage(
     start: datetime | None = None,
     end: datetime | None = None,
     group_by: Annotated[list[GroupKey] | None, Query()] = None,
+    prompt: Annotated[str | None, Query(max_length=63)] = None,
 ) -> UsageReport:
+    """Requests, errors, tokens and cost by `group_by` (service, team and model when left
+    out), between `start` and `end`; with `prompt`, only the calls that served that prompt."""
     if start and end and start >= end:
         raise GatewayError(400, "'start' must be before 'end'.", param="start")
     keys: list[GroupKey] = list(dict.fromkeys(group_by or ["service", "team", "model"]))
     # Records still queued in memory belong in the answer too.
     await hub_state.recorder.flush()
-    rows = summarize_usage(session=session, start=start, end=end, group_by=keys)
+    rows = summarize_usage(session=session, start=start, end=end, group_by=keys, prompt=prompt)
     return UsageReport(start=start, end=end, group_by=keys, rows=rows)

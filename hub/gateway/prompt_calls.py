@@ -1,0 +1,156 @@
+"""A prompt called by name: `POST /v1/prompts/{name}/completions` with its variables.
+
+The call is checked, the version (production, or the one pinned) rendered with the variables
+into a chat-completion request with the version's model and parameters, and that request goes
+the way every model call goes (`Gateway.complete`: retries, fallbacks, limits, usage), so the
+answer has the chat-completions shape, streamed too.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import orjson
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from hub.gateway.chat_request import ChatRequest
+from hub.gateway.errors import GatewayError
+from hub.models.prompt import PromptVersion
+from hub.services import prompts as store
+
+__all__ = ["PromptCall", "parse_prompt_call", "prompt_chat_request", "version_to_serve"]
+
+_FIELDS = frozenset({"variables", "version", "stream", "stream_options"})
+MAX_VARIABLES = 100
+MAX_VALUE_CHARS = 100_000
+
+
+@dataclass(slots=True)
+class PromptCall:
+    variables: dict[str, str]
+    version: int | None
+    stream: bool
+    client_wants_usage: bool
+
+
+def _bad(message: str, param: str | None = None) -> GatewayError:
+    return GatewayError(400, message, param=param)
+
+
+def _as_text(name: str, value: Any) -> str:
+    """A variable's value as it goes into the template: a string as it is, anything else
+    (a number, true/false, a list, an object) as JSON."""
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    if len(text) > MAX_VALUE_CHARS:
+        raise _bad(
+            f"The variable {name!r} is {len(text)} characters; at most {MAX_VALUE_CHARS}.",
+            f"variables.{name}",
+        )
+    return text
+
+
+def parse_prompt_call(raw: bytes) -> PromptCall:
+    try:
+        body = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise _bad(f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise _bad("The request body must be a JSON object with 'variables'.")
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise _bad(
+            f"Unsupported field(s): {', '.join(unknown)}. A prompt's call takes 'variables', "
+            "'version', 'stream' and 'stream_options'; its model and parameters are the "
+            "version's.",
+            unknown[0],
+        )
+    variables = body.get("variables", {})
+    if not isinstance(variables, dict):
+        raise _bad("'variables' must be an object of names and values.", "variables")
+    if len(variables) > MAX_VARIABLES:
+        raise _bad(f"At most {MAX_VARIABLES} variables.", "variables")
+    version = body.get("version")
+    if version is not None and (
+        not isinstance(version, int) or isinstance(version, bool) or version < 1
+    ):
+        raise _bad("'version' must be a version number (1, 2, ...) or left out.", "version")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _bad("'stream' must be true or false.", "stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise _bad("'stream_options' must be an object.", "stream_options")
+    return PromptCall(
+        variables={name: _as_text(name, value) for name, value in variables.items()},
+        version=version,
+        stream=stream,
+        client_wants_usage=bool(stream and options and options.get("include_usage")),
+    )
+
+
+async def version_to_serve(engine: Engine, name: str, number: int | None) -> PromptVersion:
+    """The version a call gets, read from the database on every call (one indexed lookup of
+    the prompt, one of the version; nothing cached), so a change of production made through
+    any hub process that shares the database is served from the very next call."""
+
+    def lookup() -> tuple[int | None, PromptVersion | None] | None:
+        with Session(engine, expire_on_commit=False) as session:
+            found = store.serving_version(session=session, name=name, number=number)
+            return None if found is None else (found[0].production_version, found[1])
+
+    found = await anyio.to_thread.run_sync(lookup)
+    if found is None:
+        raise GatewayError(
+            404, f"No prompt {name!r} exists.", code="prompt_not_found", param="name"
+        )
+    production, version = found
+    if version is None:
+        which = f"version {number}" if number is not None else "production version"
+        raise GatewayError(
+            404,
+            f"The prompt {name!r} has no {which}"
+            + (f"; its production version is {production}." if production else "."),
+            code="prompt_version_not_found",
+            param="version",
+        )
+    return version
+
+
+def prompt_chat_request(name: str, version: PromptVersion, call: PromptCall) -> ChatRequest:
+    """The chat-completion request that serves `call` with `version`: its messages rendered
+    with the variables, its model and parameters. Every variable the version names must be
+    given, and no other."""
+    missing, unknown = store.missing_and_unknown(version, call.variables)
+    where = f"the prompt {name!r} v{version.number}"
+    if missing:
+        raise _bad(
+            f"Missing variable(s) for {where}: {', '.join(missing)}. It takes: "
+            f"{', '.join(store.variables_of(version))}.",
+            f"variables.{missing[0]}",
+        )
+    if unknown:
+        takes = ", ".join(store.variables_of(version)) or "none"
+        raise _bad(
+            f"Unknown variable(s) for {where}: {', '.join(unknown)}. It takes: {takes}.",
+            f"variables.{unknown[0]}",
+        )
+    body: dict[str, Any] = {
+        **version.parameters,
+        "model": version.model,
+        "messages": store.render_messages(version, call.variables),
+        "stream": call.stream,
+    }
+    if call.stream and call.client_wants_usage:
+        body["stream_options"] = {"include_usage": True}
+    if version.response_format is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": version.response_format},
+        }
+    return ChatRequest(
+        model=version.model,
+        body=body,
+        stream=call.stream,
+        client_wants_usage=call.client_wants_usage,
+    )
