@@ -90,10 +90,11 @@ def run_platform(settings: Settings) -> int:
     )
 
     def stop_all(*_: object) -> None:
+        # One at a time, the last started first: the chat hands its last traces to the hub
+        # as it stops, so the hub must still be up then.
         for child in reversed(children):
             if child.poll() is None:
                 child.terminate()
-        for child in children:
             try:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
