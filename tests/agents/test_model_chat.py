@@ -11,17 +11,16 @@ import anyio
 import httpx
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from agents.hub_client import HubClient, HubError
 from agents.runtime import AgentEvent, AgentRunner, AnsweredBy, TextDelta, ToolCallFinished
 from agents.spec import MODEL_CHAT, AgentSpec
 from hub.core.config import Settings
 from hub.core.db import get_engine
-from hub.models.trace import TraceRun, TraceStep
 from hub.models.user import User
 from hub.services.users import create_user, get_user
-from tests.agents.test_runtime import Recorder
+from tests.agents.test_runtime import Recorder, read_trace
 from tests.conftest import RunningHub, with_spare_model
 from tests.support.analyst import analyst_runner
 from tests.support.mcp_server import McpTestServer
@@ -69,17 +68,6 @@ def weather(hub: RunningHub) -> Iterator[list[dict[str, Any]]]:
             assert http.post("/api/mcp/servers/old-weather/disable").status_code == 200
             tools: list[dict[str, Any]] = http.get("/api/mcp/servers/weather").json()["tools"]
         yield tools
-
-
-def _trace(hub: RunningHub, trace_id: str | None) -> tuple[TraceRun, list[TraceStep]]:
-    assert trace_id is not None
-    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
-        run = session.get(TraceRun, trace_id)
-        assert run is not None, "the run was not recorded"
-        steps = session.exec(
-            select(TraceStep).where(TraceStep.run_id == trace_id).order_by(col(TraceStep.seq))
-        ).all()
-        return run, list(steps)
 
 
 async def _wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -165,7 +153,7 @@ async def test_a_chat_streams_keeps_its_history_calls_tools_and_is_traced_as_the
     assert (finished.server, finished.tool, finished.is_error) == ("weather", "get_weather", False)
     assert second["messages"][-1]["role"] == "tool"
 
-    run, steps = _trace(hub, result.trace_id)
+    run, steps = read_trace(hub, result.trace_id)
     assert (run.agent_slug, run.agent_version, run.status) == ("", None, "ok")
     assert (run.user, run.user_id, run.agent_owner_id) == ("ana", ana.key, ana.key)
     assert [(step.kind, step.name) for step in steps] == [
@@ -204,7 +192,7 @@ async def test_an_upstream_failure_ends_the_turn_with_the_gateways_message(
     async with analyst_runner(hub) as runner:
         result, _ = await _turn(hub, runner, spec, "hi")
     assert result.status == "error" and "context length exceeded" in result.text
-    run, _ = _trace(hub, result.trace_id)
+    run, _ = read_trace(hub, result.trace_id)
     assert run.status == "error" and "context length exceeded" in (run.error or "")
 
 

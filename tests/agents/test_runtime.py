@@ -126,7 +126,7 @@ async def _run(
         )
 
 
-def _trace(hub: RunningHub, trace_id: str | None) -> tuple[TraceRun, list[TraceStep]]:
+def read_trace(hub: RunningHub, trace_id: str | None) -> tuple[TraceRun, list[TraceStep]]:
     assert trace_id is not None
     with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
         run = session.get(TraceRun, trace_id)
@@ -177,7 +177,7 @@ async def test_an_agent_calls_a_tool_through_the_hub_and_answers_with_a_full_tra
     assert recorder.events.index(finished[0]) < recorder.events.index(recorder.of(TextDelta)[0])
     assert recorder.events[-1] == FinalAnswer(text=result.text, status="ok")
 
-    run, steps = _trace(hub, result.trace_id)
+    run, steps = read_trace(hub, result.trace_id)
     assert [(s.seq, s.kind, s.name) for s in steps] == [
         (1, "model", "test-model"),
         (2, "tool", "weather/get_weather"),
@@ -221,7 +221,7 @@ async def test_a_failing_tool_reaches_the_model_which_answers_and_the_trace_keep
     [finished] = recorder.of(ToolCallFinished)
     assert finished.is_error and "cannot forecast 3 days" in finished.result
 
-    run, steps = _trace(hub, result.trace_id)
+    run, steps = read_trace(hub, result.trace_id)
     assert [s.kind for s in steps] == ["model", "tool", "model"]
     failed = steps[1]
     assert failed.name == "weather/flaky_forecast" and failed.input == {"days": 3}
@@ -245,7 +245,7 @@ async def test_arguments_that_are_not_json_come_back_to_the_model_as_a_tool_erro
     unknown = upstream.requests[2]["messages"][-1]
     assert "no tool named 'weather__delete_city'" in unknown["content"]
     assert GET_WEATHER in unknown["content"]
-    _, steps = _trace(hub, result.trace_id)
+    _, steps = read_trace(hub, result.trace_id)
     assert [s.kind for s in steps] == ["model", "tool", "model", "tool", "model"]
     assert steps[1].error is not None and steps[3].error is not None
 
@@ -263,7 +263,7 @@ async def test_a_run_that_reaches_its_step_limit_stops_with_a_message_saying_so(
     assert "step limit of 2" in result.text
     assert upstream.hits == 2
     assert recorder.events[-1] == FinalAnswer(text=result.text, status="limit")
-    run, steps = _trace(hub, result.trace_id)
+    run, steps = read_trace(hub, result.trace_id)
     assert [s.kind for s in steps] == ["model", "tool", "model"]
     assert (run.status, run.steps) == ("limit", 3)
 
@@ -291,7 +291,7 @@ async def test_a_failing_model_ends_the_run_with_a_clear_error_and_a_complete_tr
     assert "the provider is on fire" in result.text
     assert result.error == result.text
     assert recorder.events[-1] == FinalAnswer(text=result.text, status="error")
-    run, steps = _trace(hub, result.trace_id)
+    run, steps = read_trace(hub, result.trace_id)
     assert [(s.kind, s.error is None) for s in steps] == [
         ("model", True),
         ("tool", True),
@@ -312,7 +312,7 @@ async def test_a_run_past_its_time_limit_stops_with_a_message_and_the_next_turn_
 
     assert result.status == "timeout"
     assert "time limit of 0.5 seconds" in result.text
-    run, steps = _trace(hub, result.trace_id)
+    run, steps = read_trace(hub, result.trace_id)
     assert run.status == "timeout" and run.ended_at is not None
     assert [(s.kind, s.error) for s in steps] == [
         ("model", "cancelled: the run stopped during this step")
@@ -346,7 +346,7 @@ async def test_a_cancelled_run_is_kept_in_its_trace_as_cancelled(
 
     with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
         [run] = session.exec(select(TraceRun).where(TraceRun.conversation_id == "c-stop")).all()
-    _, steps = _trace(hub, run.id)
+    _, steps = read_trace(hub, run.id)
     assert (run.status, run.error) == ("cancelled", "the run was cancelled")
     assert [(s.kind, s.error) for s in steps] == [
         ("model", "cancelled: the run stopped during this step")
@@ -392,7 +392,7 @@ async def test_an_agent_with_tools_on_a_model_that_cannot_call_them_says_what_it
     assert "model catalog" in result.text and result.text.count(". ") == 0
     assert [e.text for e in events.of(FinalAnswer)] == [result.text]
     assert upstream.hits == 0, "the model was called anyway"
-    run, steps = _trace(hub, result.trace_id)
+    run, steps = read_trace(hub, result.trace_id)
     assert (run.status, run.error, steps) == ("error", result.text, [])
 
     # The same agent without tools runs on that model as before.
