@@ -2,6 +2,7 @@
 
 import gc
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from hub.api.errors import refusal_response
 from hub.api.main import api_router
 from hub.api.routes.mcp_servers import TOOL_CALL_PATH, call_tool
-from hub.core.config import APP_SERVICE_NAME, Settings, get_settings
+from hub.core.config import APP_SERVICE_NAME, PLAYGROUND_SERVICE_NAME, Settings, get_settings
 from hub.core.crypto import SecretBox, load_or_create_key
 from hub.core.db import get_engine, migrate
 from hub.core.errors import Refusal
@@ -42,6 +43,7 @@ from hub.web import (
     feedback_pages,
     gateway_pages,
     pages,
+    prompt_pages,
     session_pages,
     share_pages,
     sign_in,
@@ -162,6 +164,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 team="platform",
                 token=settings.app_service_token,
             )
+            # Its token is never handed out: the hub counts playground runs under it itself.
+            playground = ensure_service(
+                session=session,
+                name=PLAYGROUND_SERVICE_NAME,
+                team="platform",
+                token=secrets.token_urlsafe(32),
+            )
+            assert playground.id is not None
+            playground_service_id = playground.id
         recorder = UsageRecorder(engine, settings.usage_flush_interval_s)
         gateway, redis = build_gateway(
             settings, load_model_catalog(settings.catalog_path), recorder, engine
@@ -181,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             box=box,
             oidc=_oidc_client(settings),
             sign_in_attempts=SignInAttempts(),
+            playground_service_id=playground_service_id,
         )
         _freeze_startup_objects()
         try:
@@ -203,6 +215,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sign_in.router)
     app.include_router(pages.router)
     app.include_router(agent_pages.router)
+    app.include_router(prompt_pages.router)
     app.include_router(trace_pages.router)
     app.include_router(gateway_pages.router)
     app.include_router(session_pages.router)

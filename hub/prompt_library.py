@@ -62,7 +62,7 @@ def _version(session: Session, prompt: Prompt, number: int) -> PromptVersion:
 class PromptLibrary:
     def __init__(self, *, engine: Engine, models: ModelCatalog) -> None:
         self._engine = engine
-        self._models = models
+        self.models = models
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
@@ -71,9 +71,9 @@ class PromptLibrary:
 
         return await anyio.to_thread.run_sync(run)
 
-    def _check_model(self, definition: PromptDefinition) -> None:
-        if self._models.get(definition.model) is None:
-            known = ", ".join(entry.name for entry in self._models.models)
+    def check_model(self, definition: PromptDefinition) -> None:
+        if self.models.get(definition.model) is None:
+            known = ", ".join(entry.name for entry in self.models.models)
             raise InvalidError(
                 f"The model {definition.model!r} is not in the catalog; choose one of: {known}."
             )
@@ -85,7 +85,7 @@ class PromptLibrary:
             raise PermissionDeniedError(
                 f"{actor.name!r} is not in team {team!r}; make the prompt for one of your teams."
             )
-        self._check_model(prompt_in)
+        self.check_model(prompt_in)
 
         def work(session: Session) -> PromptPublic:
             if store.get_prompt(session=session, name=prompt_in.name) is not None:
@@ -111,7 +111,7 @@ class PromptLibrary:
     async def add_version(
         self, name: str, definition: PromptDefinition, actor: Actor
     ) -> PromptVersionPublic:
-        self._check_model(definition)
+        self.check_model(definition)
 
         def work(session: Session) -> PromptVersionPublic:
             prompt = _editable(session, name, actor)

@@ -29,3 +29,5 @@ class HubState:
     # The company's identity provider; None when single sign-on is not configured.
     oidc: OidcClient | None
     sign_in_attempts: SignInAttempts
+    # The service the prompt playground's runs are counted under (PLAYGROUND_SERVICE_NAME).
+    playground_service_id: int

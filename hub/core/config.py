@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "APP_SERVICE_NAME",
     "DEV_APP_TOKEN",
+    "PLAYGROUND_SERVICE_NAME",
     "Settings",
     "get_settings",
     "require_strong_secret",
@@ -21,6 +22,8 @@ __all__ = [
 DEV_APP_TOKEN = "sb-dev-chat-app-token"
 # The service the chat app calls the hub as; the only one trusted to act for a person.
 APP_SERVICE_NAME = "chat-app"
+# The service the prompt playground's runs are counted under (with the team of who ran them).
+PLAYGROUND_SERVICE_NAME = "prompt-playground"
 
 # A production secret: at least this long, with at least this many different characters,
 # and none of these well-known words in it (compared case-insensitively).

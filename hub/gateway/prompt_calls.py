@@ -16,10 +16,17 @@ from sqlmodel import Session
 
 from hub.gateway.chat_request import ChatRequest
 from hub.gateway.errors import GatewayError
-from hub.models.prompt import PromptVersion
+from hub.models.prompt import PromptDefinition, PromptVersion
 from hub.services import prompts as store
 
-__all__ = ["PromptCall", "parse_prompt_call", "prompt_chat_request", "version_to_serve"]
+__all__ = [
+    "PromptCall",
+    "parse_prompt_call",
+    "prompt_chat_request",
+    "render_request",
+    "variable_values",
+    "version_to_serve",
+]
 
 _FIELDS = frozenset({"variables", "version", "stream", "stream_options"})
 MAX_VARIABLES = 100
@@ -50,6 +57,15 @@ def _as_text(name: str, value: Any) -> str:
     return text
 
 
+def variable_values(variables: Any) -> dict[str, str]:
+    """The variables of a call as the text each puts into the template."""
+    if not isinstance(variables, dict):
+        raise _bad("'variables' must be an object of names and values.", "variables")
+    if len(variables) > MAX_VARIABLES:
+        raise _bad(f"At most {MAX_VARIABLES} variables.", "variables")
+    return {str(name): _as_text(str(name), value) for name, value in variables.items()}
+
+
 def parse_prompt_call(raw: bytes) -> PromptCall:
     try:
         body = orjson.loads(raw) if raw.strip() else {}
@@ -65,11 +81,6 @@ def parse_prompt_call(raw: bytes) -> PromptCall:
             "version's.",
             unknown[0],
         )
-    variables = body.get("variables", {})
-    if not isinstance(variables, dict):
-        raise _bad("'variables' must be an object of names and values.", "variables")
-    if len(variables) > MAX_VARIABLES:
-        raise _bad(f"At most {MAX_VARIABLES} variables.", "variables")
     version = body.get("version")
     if version is not None and (
         not isinstance(version, int) or isinstance(version, bool) or version < 1
@@ -82,7 +93,7 @@ def parse_prompt_call(raw: bytes) -> PromptCall:
     if options is not None and not isinstance(options, dict):
         raise _bad("'stream_options' must be an object.", "stream_options")
     return PromptCall(
-        variables={name: _as_text(name, value) for name, value in variables.items()},
+        variables=variable_values(body.get("variables", {})),
         version=version,
         stream=stream,
         client_wants_usage=bool(stream and options and options.get("include_usage")),
@@ -118,38 +129,43 @@ async def version_to_serve(engine: Engine, name: str, number: int | None) -> Pro
 
 
 def prompt_chat_request(name: str, version: PromptVersion, call: PromptCall) -> ChatRequest:
-    """The chat-completion request that serves `call` with `version`: its messages rendered
-    with the variables, its model and parameters. Every variable the version names must be
-    given, and no other."""
-    missing, unknown = store.missing_and_unknown(version, call.variables)
-    where = f"the prompt {name!r} v{version.number}"
+    """The chat-completion request that serves `call` with `version` of the prompt `name`."""
+    return render_request(version, call, name=name, where=f"the prompt {name!r} v{version.number}")
+
+
+def render_request(
+    definition: PromptDefinition, call: PromptCall, *, name: str, where: str
+) -> ChatRequest:
+    """The chat-completion request of `definition` (a version, or an edit not saved yet) with
+    the call's variables: its messages rendered, its model and parameters. Every variable the
+    messages name must be given, and no other; `where` names the prompt in those errors."""
+    missing, unknown = store.missing_and_unknown(definition, call.variables)
+    takes = ", ".join(store.variables_of(definition)) or "none"
     if missing:
         raise _bad(
-            f"Missing variable(s) for {where}: {', '.join(missing)}. It takes: "
-            f"{', '.join(store.variables_of(version))}.",
+            f"Missing variable(s) for {where}: {', '.join(missing)}. It takes: {takes}.",
             f"variables.{missing[0]}",
         )
     if unknown:
-        takes = ", ".join(store.variables_of(version)) or "none"
         raise _bad(
             f"Unknown variable(s) for {where}: {', '.join(unknown)}. It takes: {takes}.",
             f"variables.{unknown[0]}",
         )
     body: dict[str, Any] = {
-        **version.parameters,
-        "model": version.model,
-        "messages": store.render_messages(version, call.variables),
+        **definition.parameters,
+        "model": definition.model,
+        "messages": store.render_messages(definition, call.variables),
         "stream": call.stream,
     }
     if call.stream and call.client_wants_usage:
         body["stream_options"] = {"include_usage": True}
-    if version.response_format is not None:
+    if definition.response_format is not None:
         body["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": name, "schema": version.response_format},
+            "json_schema": {"name": name, "schema": definition.response_format},
         }
     return ChatRequest(
-        model=version.model,
+        model=definition.model,
         body=body,
         stream=call.stream,
         client_wants_usage=call.client_wants_usage,

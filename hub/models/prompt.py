@@ -20,6 +20,7 @@ from hub.models.service import utcnow
 
 __all__ = [
     "PLACEHOLDER",
+    "PlaygroundRun",
     "ProductionChange",
     "Prompt",
     "PromptCreate",
@@ -214,3 +215,10 @@ class PromptDiff(SQLModel):
     to_version: int
     # A unified diff of the two versions written out as text (difflib), one line each.
     lines: list[str]
+
+
+class PlaygroundRun(PromptDefinition):
+    """A run in the playground: a version, or an edit not saved yet, on one model with the
+    variables' values (text, or any JSON value, as in a call by name)."""
+
+    variables: dict[str, Any] = Field(default_factory=dict)

@@ -25,7 +25,7 @@ from hub.models.feedback import AgentFeedback
 from hub.models.mcp_server import McpServerPublic
 from hub.services.agents import can_edit, get_agent
 from hub.services.feedback import agent_feedback
-from hub.web.pages import page, problems, to_login
+from hub.web.pages import page, refusal_of, to_login
 
 __all__ = ["router"]
 
@@ -175,7 +175,7 @@ async def create_from_form(
         agent_in = AgentCreate(slug=values["slug"], **_definition_fields(values, servers))
         created = await agents.create(agent_in, actor)
     except (ValidationError, Refusal) as error:
-        status, message = _refusal(error)
+        status, message = refusal_of(error)
         return await _builder(
             request,
             actor,
@@ -209,12 +209,6 @@ async def _after_save(
     if action == "try":
         return RedirectResponse(_chat_url(hub_state), status_code=303)
     return RedirectResponse(f"/agents/{slug}", status_code=303)
-
-
-def _refusal(error: ValidationError | Refusal) -> tuple[int, str]:
-    if isinstance(error, ValidationError):
-        return 422, f"Please fix: {problems(error)}"
-    return status_of(error), error.message
 
 
 @router.get("/agents/{slug}/edit")
@@ -275,9 +269,9 @@ async def update_from_form(
             return await _agent_page(
                 request, actor, agents, hub_state, slug, status_of(error), error
             )
-        status, message = _refusal(error)
+        status, message = refusal_of(error)
     except ValidationError as error:
-        status, message = _refusal(error)
+        status, message = refusal_of(error)
     else:
         return await _after_save(request, actor, agents, hub_state, slug, posted.get("action"))
     return await _builder(

@@ -25,7 +25,7 @@ from hub.services import mcp_servers as store
 from hub.state import HubState
 from hub.web.schema import schema_rows
 
-__all__ = ["chat_address", "page", "problems", "router", "templates", "to_login"]
+__all__ = ["chat_address", "page", "problems", "refusal_of", "router", "templates", "to_login"]
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
@@ -90,6 +90,13 @@ def problems(error: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in error.errors()
     )
+
+
+def refusal_of(error: ValidationError | Refusal) -> tuple[int, str]:
+    """The status and message of a form the hub refused, to show above the form."""
+    if isinstance(error, ValidationError):
+        return 422, f"Please fix: {problems(error)}"
+    return status_of(error), error.message
 
 
 @router.post("/servers/new")

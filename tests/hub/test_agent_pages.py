@@ -4,13 +4,11 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from sqlmodel import Session
 
-from hub.core.db import get_engine
 from hub.core.roles import Role
-from hub.services.users import create_user
 from tests.conftest import RunningHub
 from tests.support.mcp_server import McpTestServer
+from tests.support.owners import page_clients
 
 SignIn = Callable[[str], httpx.Client]
 
@@ -31,24 +29,10 @@ def weather(hub: RunningHub) -> Iterator[McpTestServer]:
 
 @pytest.fixture
 def sign_in(hub: RunningHub) -> Iterator[SignIn]:
-    """A browser-like client signed in to the hub's pages as one of three people."""
-    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
-        for name, team in [("ada", "support"), ("ben", "support"), ("cy", "sales")]:
-            create_user(
-                session=session, username=name, password=f"pw-{name}", team=team, role=Role.builder
-            )
-    clients: list[httpx.Client] = []
-
-    def client_for(username: str) -> httpx.Client:
-        client = httpx.Client(base_url=hub.url, headers={"Origin": hub.url}, timeout=30)
-        clients.append(client)
-        signed_in = client.post("/login", data={"username": username, "password": f"pw-{username}"})
-        assert signed_in.status_code == 303
-        return client
-
-    yield client_for
-    for client in clients:
-        client.close()
+    """A browser-like client signed in to the hub's pages as one of three builders."""
+    people = [("ada", "support", Role.builder), ("ben", "support", Role.builder)]
+    with page_clients(hub, [*people, ("cy", "sales", Role.builder)]) as client_for:
+        yield client_for
 
 
 def _form(**extra: str | list[str]) -> dict[str, str | list[str]]:

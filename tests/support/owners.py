@@ -3,6 +3,9 @@ services with their own token, a person and a service that share a name, and age
 traced the way the chat app traces them (the run spec from the hub, the tracer sending the
 trace to the hub with the chat app's token)."""
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import anyio
 import httpx
 from sqlmodel import Session
@@ -14,7 +17,14 @@ from hub.core.roles import Role
 from hub.services.users import create_user
 from tests.conftest import RunningHub
 
-__all__ = ["as_person", "as_service", "namesakes", "publish_agent", "traced_run"]
+__all__ = [
+    "as_person",
+    "as_service",
+    "namesakes",
+    "page_clients",
+    "publish_agent",
+    "traced_run",
+]
 
 
 def as_person(hub: RunningHub, username: str) -> httpx.Client:
@@ -25,6 +35,31 @@ def as_person(hub: RunningHub, username: str) -> httpx.Client:
 
 def as_service(hub: RunningHub, token: str) -> httpx.Client:
     return httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+@contextmanager
+def page_clients(
+    hub: RunningHub, people: list[tuple[str, str, Role]]
+) -> Iterator[Callable[[str], httpx.Client]]:
+    """People (name, team, role) with the password `pw-<name>`, and a browser-like client
+    signed in to the hub's pages as any of them."""
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        for name, team, role in people:
+            create_user(session=session, username=name, password=f"pw-{name}", team=team, role=role)
+    clients: list[httpx.Client] = []
+
+    def client_for(username: str) -> httpx.Client:
+        client = httpx.Client(base_url=hub.url, headers={"Origin": hub.url}, timeout=30)
+        clients.append(client)
+        signed_in = client.post("/login", data={"username": username, "password": f"pw-{username}"})
+        assert signed_in.status_code == 303
+        return client
+
+    try:
+        yield client_for
+    finally:
+        for client in clients:
+            client.close()
 
 
 def namesakes(hub: RunningHub, name: str, team: str) -> tuple[httpx.Client, httpx.Client]:

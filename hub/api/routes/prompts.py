@@ -1,13 +1,18 @@
 """The prompt library API: make a prompt (with v1), add versions, choose production, roll
-back, and compare two versions. A service calls a prompt by name at
-`POST /v1/prompts/{name}/completions` (hub/gateway/routes.py)."""
+back, compare two versions, and try a prompt in the playground. A service calls a prompt by
+name at `POST /v1/prompts/{name}/completions` (hub/gateway/routes.py)."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from starlette.responses import Response
 
 from hub.api.deps import CurrentActor, HubStateDep
+from hub.core.config import PLAYGROUND_SERVICE_NAME
+from hub.core.roles import Permission
+from hub.gateway.prompt_calls import PromptCall, render_request, variable_values
 from hub.models.prompt import (
+    PlaygroundRun,
     ProductionChange,
     PromptCreate,
     PromptDefinition,
@@ -17,8 +22,9 @@ from hub.models.prompt import (
     PromptVersionPublic,
 )
 from hub.prompt_library import PromptLibrary
+from hub.services.service_accounts import ServiceIdentity
 
-__all__ = ["PromptLibraryDep", "router"]
+__all__ = ["PromptLibraryDep", "playground_router", "router"]
 
 
 async def get_prompt_library(hub_state: HubStateDep) -> PromptLibrary:
@@ -104,3 +110,31 @@ async def diff_versions(
 ) -> PromptDiff:
     """A line diff (unified, as difflib writes it) of two versions written out as text."""
     return await prompts.diff(name, old, new)
+
+
+playground_router = APIRouter(prefix="/api/playground", tags=["prompts"])
+
+
+@playground_router.post("")
+async def run_in_playground(
+    run: PlaygroundRun, actor: CurrentActor, hub_state: HubStateDep, prompts: PromptLibraryDep
+) -> Response:
+    """Run a prompt (a version, or an edit not saved yet) with its variables on one model,
+    streamed as chat-completion chunks that end with the usage. Builders run it; the calls
+    count under the service `prompt-playground` and the team of who ran them."""
+    actor.require(Permission.build)
+    prompts.check_model(run)
+    call = PromptCall(
+        variables=variable_values(run.variables),
+        version=None,
+        stream=True,
+        client_wants_usage=True,
+    )
+    chat = render_request(run, call, name="playground", where="this prompt")
+    service = ServiceIdentity(
+        id=hub_state.playground_service_id,
+        name=PLAYGROUND_SERVICE_NAME,
+        team=actor.team,
+        is_admin=False,
+    )
+    return await hub_state.gateway.complete(service=service, request=chat)

@@ -1,0 +1,392 @@
+"""The prompt pages for people: the library with search, a prompt's page with its versions,
+the editor with the playground beside it, and the diff of two versions.
+
+They use the same `PromptLibrary` calls as the API, so the same people may do the same
+things: anyone signed in reads every prompt; the owning team's builders and admins save
+versions and choose production. A refused form is shown again with what was typed.
+"""
+
+from collections.abc import Awaitable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+from starlette.responses import RedirectResponse, Response
+
+from hub.api.deps import HubStateDep, OptionalActor
+from hub.api.errors import status_of
+from hub.api.routes.prompts import PromptLibraryDep
+from hub.core.errors import InvalidError, Refusal
+from hub.core.roles import Permission
+from hub.models.actor import Actor
+from hub.models.prompt import (
+    PromptCreate,
+    PromptDefinition,
+    PromptParameters,
+    PromptPublic,
+    PromptVersionPublic,
+)
+from hub.prompt_library import PromptLibrary
+from hub.web.pages import page, refusal_of, to_login
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+# The playground compares at most this many models side by side.
+MAX_COMPARED_MODELS = 4
+_ROLES = ("system", "user", "assistant")
+_WHOLE_NUMBERS = frozenset({"max_tokens", "seed"})
+_NEW_MESSAGES = [{"role": "system", "content": ""}, {"role": "user", "content": ""}]
+
+
+def _form_of(version: PromptVersionPublic | None, model: str) -> dict[str, Any]:
+    """The editor's fields, from a version or (for a new prompt) the defaults."""
+    parameters = version.parameters if version else {}
+    schema = version.response_format if version else None
+    return {
+        "name": "",
+        "team": "",
+        "description": "",
+        "messages": version.messages if version else _NEW_MESSAGES,
+        "model": version.model if version else model,
+        "parameters": {
+            key: "\n".join(value) if key == "stop" else str(value)
+            for key, value in parameters.items()
+        },
+        "response_format": orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode()
+        if schema
+        else "",
+        "note": "",
+    }
+
+
+def _form_from_post(form: FormData) -> dict[str, Any]:
+    contents = [str(content) for content in form.getlist("content")]
+    roles = [str(role) for role in form.getlist("role")]
+    return {
+        **{key: str(form.get(key, "")).strip() for key in ("name", "team", "description")},
+        "messages": [
+            {"role": role, "content": content}
+            for role, content in zip(roles, contents, strict=False)
+            if content.strip()
+        ]
+        or _NEW_MESSAGES,
+        "model": str(form.get("model", "")),
+        "parameters": {
+            key: str(form.get(f"parameter:{key}", "")).strip()
+            for key in PromptParameters.model_fields
+        },
+        "response_format": str(form.get("response_format", "")).strip(),
+        "note": str(form.get("note", "")).strip(),
+    }
+
+
+def _definition_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """The editor's fields as the API's: empty parameters left out, stop words one per line,
+    the response format parsed from JSON."""
+    parameters: dict[str, Any] = {}
+    for key, text in values["parameters"].items():
+        if key == "stop":
+            if words := [line for line in text.splitlines() if line]:
+                parameters[key] = words
+        elif text:
+            parameters[key] = text
+    schema = None
+    if values["response_format"]:
+        try:
+            schema = orjson.loads(values["response_format"])
+        except orjson.JSONDecodeError as exc:
+            raise InvalidError(f"The response format is not valid JSON: {exc}.") from exc
+        if not isinstance(schema, dict):
+            raise InvalidError('The response format must be a JSON schema object, {"type": ...}.')
+    messages = [m for m in values["messages"] if m["content"].strip()]
+    if not messages:
+        raise InvalidError("Write at least one message.")
+    return {
+        "messages": messages,
+        "model": values["model"],
+        "parameters": parameters,
+        "response_format": schema,
+        "note": values["note"],
+    }
+
+
+def _editor(
+    request: Request,
+    actor: Actor,
+    prompts: PromptLibrary,
+    *,
+    form: dict[str, Any],
+    prompt: PromptPublic | None,
+    based_on: int | None = None,
+    status: int = 200,
+    error: str | None = None,
+) -> Response:
+    models = prompts.models.models
+    return page(
+        request,
+        "prompt_editor.html",
+        status=status,
+        actor=actor,
+        form=form,
+        prompt=prompt,
+        based_on=based_on,
+        roles=_ROLES,
+        models=[entry.name for entry in models],
+        # What the playground needs to price a run: dollars per million tokens in and out.
+        prices={
+            entry.name: [entry.input_usd_per_million, entry.output_usd_per_million]
+            for entry in models
+        },
+        parameters=list(PromptParameters.model_fields),
+        whole_numbers=_WHOLE_NUMBERS,
+        teams=sorted(actor.teams or {actor.team}),
+        max_models=MAX_COMPARED_MODELS,
+        error=error,
+    )
+
+
+def _refused(request: Request, actor: Actor, error: Refusal) -> Response:
+    return page(
+        request,
+        "prompts.html",
+        status=status_of(error),
+        actor=actor,
+        may_build=actor.may(Permission.build),
+        prompts=[],
+        q="",
+        team="",
+        error=error.message,
+    )
+
+
+@router.get("/prompts")
+async def library_page(
+    request: Request, actor: OptionalActor, prompts: PromptLibraryDep, q: str = "", team: str = ""
+) -> Response:
+    if actor is None:
+        return to_login(request)
+    found = await prompts.find(q[:200] or None, team[:100] or None)
+    return page(
+        request,
+        "prompts.html",
+        actor=actor,
+        may_build=actor.may(Permission.build),
+        prompts=found,
+        q=q,
+        team=team,
+        error=None,
+    )
+
+
+@router.get("/prompts/new")
+async def new_prompt_form(
+    request: Request, actor: OptionalActor, prompts: PromptLibraryDep
+) -> Response:
+    if actor is None:
+        return to_login(request)
+    form = _form_of(None, prompts.models.models[0].name)
+    form["team"] = actor.team
+    return _editor(request, actor, prompts, form=form, prompt=None)
+
+
+@router.post("/prompts/new")
+async def create_from_form(
+    request: Request, actor: OptionalActor, prompts: PromptLibraryDep
+) -> Response:
+    if actor is None:
+        return to_login(request)
+    values = _form_from_post(await request.form())
+    try:
+        prompt_in = PromptCreate.model_validate(
+            {
+                **_definition_fields(values),
+                "name": values["name"],
+                "team": values["team"] or None,
+                "description": values["description"],
+            }
+        )
+        created = await prompts.create(prompt_in, actor)
+    except (ValidationError, Refusal) as error:
+        status, message = refusal_of(error)
+        return _editor(
+            request, actor, prompts, form=values, prompt=None, status=status, error=message
+        )
+    return RedirectResponse(f"/prompts/{created.name}", status_code=303)
+
+
+async def _prompt_page(
+    request: Request,
+    actor: Actor,
+    prompts: PromptLibrary,
+    hub_state: HubStateDep,
+    name: str,
+    *,
+    status: int = 200,
+    error: str | None = None,
+) -> Response:
+    try:
+        prompt = await prompts.get(name)
+        versions = await prompts.versions(name)
+    except Refusal as refusal:
+        return _refused(request, actor, refusal)
+    return page(
+        request,
+        "prompt.html",
+        status=status,
+        actor=actor,
+        prompt=prompt,
+        versions=versions,
+        can_change=actor.can_manage(prompt.team),
+        hub_url=hub_state.settings.hub_public_url,
+        example_variables=orjson.dumps({variable: "..." for variable in prompt.variables}).decode(),
+        error=error,
+    )
+
+
+@router.get("/prompts/{name}")
+async def prompt_page(
+    request: Request,
+    name: str,
+    actor: OptionalActor,
+    prompts: PromptLibraryDep,
+    hub_state: HubStateDep,
+) -> Response:
+    if actor is None:
+        return to_login(request)
+    return await _prompt_page(request, actor, prompts, hub_state, name)
+
+
+@router.get("/prompts/{name}/edit")
+async def edit_prompt_form(
+    request: Request,
+    name: str,
+    actor: OptionalActor,
+    prompts: PromptLibraryDep,
+    version: int | None = None,
+) -> Response:
+    """The editor and playground, filled with `version` (production when left out)."""
+    if actor is None:
+        return to_login(request)
+    try:
+        prompt = await prompts.get(name)
+        shown = await prompts.version(name, version or prompt.production_version or 1)
+    except Refusal as refusal:
+        return _refused(request, actor, refusal)
+    form = _form_of(shown, prompts.models.models[0].name)
+    return _editor(request, actor, prompts, form=form, prompt=prompt, based_on=shown.number)
+
+
+@router.post("/prompts/{name}/edit")
+async def save_version_from_form(
+    request: Request,
+    name: str,
+    actor: OptionalActor,
+    prompts: PromptLibraryDep,
+) -> Response:
+    """Save the editor's fields as the next version; "Save and make production" ships it."""
+    if actor is None:
+        return to_login(request)
+    posted = await request.form()
+    values = _form_from_post(posted)
+    try:
+        prompt = await prompts.get(name)
+    except Refusal as refusal:
+        return _refused(request, actor, refusal)
+    try:
+        definition = PromptDefinition.model_validate(_definition_fields(values))
+        saved = await prompts.add_version(name, definition, actor)
+        if posted.get("action") == "production":
+            await prompts.make_production(name, saved.number, actor)
+    except (ValidationError, Refusal) as error:
+        status, message = refusal_of(error)
+        return _editor(
+            request, actor, prompts, form=values, prompt=prompt, status=status, error=message
+        )
+    return RedirectResponse(f"/prompts/{name}", status_code=303)
+
+
+async def _move_production(
+    request: Request,
+    name: str,
+    actor: Actor,
+    prompts: PromptLibrary,
+    hub_state: HubStateDep,
+    move: Awaitable[PromptPublic],
+) -> Response:
+    """Back to the prompt's page once production moved, or on it with the refusal."""
+    try:
+        await move
+    except Refusal as error:
+        status, message = refusal_of(error)
+        return await _prompt_page(
+            request, actor, prompts, hub_state, name, status=status, error=message
+        )
+    return RedirectResponse(f"/prompts/{name}", status_code=303)
+
+
+@router.post("/prompts/{name}/production")
+async def make_production_from_form(
+    request: Request,
+    name: str,
+    actor: OptionalActor,
+    prompts: PromptLibraryDep,
+    hub_state: HubStateDep,
+) -> Response:
+    if actor is None:
+        return to_login(request)
+    text = str((await request.form()).get("version", ""))
+    if not text.isdigit():
+        return await _prompt_page(
+            request, actor, prompts, hub_state, name, status=422, error="Choose a version."
+        )
+    move = prompts.make_production(name, int(text), actor)
+    return await _move_production(request, name, actor, prompts, hub_state, move)
+
+
+@router.post("/prompts/{name}/rollback")
+async def roll_back_from_form(
+    request: Request,
+    name: str,
+    actor: OptionalActor,
+    prompts: PromptLibraryDep,
+    hub_state: HubStateDep,
+) -> Response:
+    if actor is None:
+        return to_login(request)
+    move = prompts.rollback(name, actor)
+    return await _move_production(request, name, actor, prompts, hub_state, move)
+
+
+@router.get("/prompts/{name}/diff")
+async def diff_page(
+    request: Request,
+    name: str,
+    actor: OptionalActor,
+    prompts: PromptLibraryDep,
+) -> Response:
+    """Two versions side by side as a line diff; `from` and `to` pick them (by default the
+    version before the newest, and the newest)."""
+    if actor is None:
+        return to_login(request)
+    try:
+        versions = await prompts.versions(name)
+        numbers = [version.number for version in versions]
+        newest = numbers[0]
+        old = _version_number(request.query_params.get("from"), max(newest - 1, 1))
+        new = _version_number(request.query_params.get("to"), newest)
+        diff = await prompts.diff(name, old, new)
+    except Refusal as refusal:
+        return _refused(request, actor, refusal)
+    return page(request, "prompt_diff.html", actor=actor, numbers=numbers, diff=diff)
+
+
+def _version_number(text: str | None, default: int) -> int:
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidError(f"{text!r} is not a version number; pick one such as 1 or 2.")
+    return int(text)
