@@ -30,6 +30,7 @@ __all__ = [
     "ModelInfo",
     "ToolOutcome",
     "path_segment",
+    "result_text",
 ]
 
 _CONNECT_TIMEOUT_S = 5.0
@@ -351,14 +352,15 @@ class HubClient:
             result = response.json()
         except ValueError:
             return ToolOutcome(f"The hub's answer for {tool} was not JSON.", True)
-        text = _result_text(result)
+        text = result_text(result)
         if result.get("isError"):
             return ToolOutcome(f"The tool {tool} failed: {text}", True)
         structured = result.get("structuredContent")
         return ToolOutcome(text, False, structured if isinstance(structured, dict) else None)
 
 
-def _result_text(result: dict[str, Any]) -> str:
+def result_text(result: dict[str, Any]) -> str:
+    """An MCP CallToolResult as the text a model reads."""
     parts: list[str] = []
     for item in result.get("content") or []:
         if item.get("type") == "text":

@@ -26,9 +26,10 @@ from hub.models.agent import (
     AgentUpdate,
     AgentVersionPublic,
 )
-from hub.models.mcp_server import McpServerPublic, McpStatus
+from hub.models.mcp_server import McpServerPublic
 from hub.services import agents as store
 from hub.services import mcp_servers as registry_store
+from hub.services.model_tools import definition_problems
 
 __all__ = ["AgentCatalog"]
 
@@ -74,8 +75,8 @@ class AgentCatalog:
         return await anyio.to_thread.run_sync(run)
 
     def _check(self, session: Session, definition: AgentDefinition) -> None:
-        problems = store.definition_problems(
-            session=session, definition=definition, models=self._models
+        problems = definition_problems(
+            session=session, definition=definition, models=self._models, user="the agent"
         )
         if problems:
             raise InvalidError(" ".join(problems))
@@ -202,12 +203,6 @@ class AgentCatalog:
 
     async def builder_servers(self, selected: list[str]) -> list[McpServerPublic]:
         """The servers the Builder offers: the active ones, and any already selected."""
-
-        def work(session: Session) -> list[McpServerPublic]:
-            return [
-                registry_store.to_public(session=session, server=server)
-                for server in registry_store.list_servers(session=session)
-                if server.status == McpStatus.active or server.slug in selected
-            ]
-
-        return await self._db(work)
+        return await self._db(
+            lambda s: registry_store.offerable_servers(session=s, selected=selected)
+        )

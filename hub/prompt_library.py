@@ -18,6 +18,7 @@ from hub.core.errors import ConflictError, InvalidError, NotFoundError, Permissi
 from hub.core.roles import Permission
 from hub.gateway.model_catalog import ModelCatalog
 from hub.models.actor import Actor
+from hub.models.mcp_server import McpServerPublic
 from hub.models.prompt import (
     Prompt,
     PromptCreate,
@@ -28,7 +29,9 @@ from hub.models.prompt import (
     PromptVersion,
     PromptVersionPublic,
 )
+from hub.services import mcp_servers as registry_store
 from hub.services import prompts as store
+from hub.services.model_tools import definition_problems
 
 __all__ = ["PromptLibrary"]
 
@@ -71,12 +74,17 @@ class PromptLibrary:
 
         return await anyio.to_thread.run_sync(run)
 
-    def check_model(self, definition: PromptDefinition) -> None:
-        if self.models.get(definition.model) is None:
-            known = ", ".join(entry.name for entry in self.models.models)
-            raise InvalidError(
-                f"The model {definition.model!r} is not in the catalog; choose one of: {known}."
-            )
+    def _check(self, session: Session, definition: PromptDefinition) -> None:
+        problems = definition_problems(
+            session=session, definition=definition, models=self.models, user="the prompt"
+        )
+        if problems:
+            raise InvalidError(" ".join(problems))
+
+    async def check(self, definition: PromptDefinition) -> None:
+        """Its model is in the catalog (and calls tools, given servers); its servers are
+        registered and offer the tools it allows."""
+        await self._db(lambda session: self._check(session, definition))
 
     async def create(self, prompt_in: PromptCreate, actor: Actor) -> PromptPublic:
         actor.require(Permission.build)
@@ -85,9 +93,9 @@ class PromptLibrary:
             raise PermissionDeniedError(
                 f"{actor.name!r} is not in team {team!r}; make the prompt for one of your teams."
             )
-        self.check_model(prompt_in)
 
         def work(session: Session) -> PromptPublic:
+            self._check(session, prompt_in)
             if store.get_prompt(session=session, name=prompt_in.name) is not None:
                 raise ConflictError(f"A prompt named {prompt_in.name!r} exists; pick another name.")
             try:
@@ -102,6 +110,12 @@ class PromptLibrary:
 
         return await self._db(work)
 
+    async def builder_servers(self, selected: list[str]) -> list[McpServerPublic]:
+        """The servers a builder may give a prompt: the active ones, and any already chosen."""
+        return await self._db(
+            lambda s: registry_store.offerable_servers(session=s, selected=selected)
+        )
+
     async def find(self, text: str | None, team: str | None) -> list[PromptListItem]:
         return await self._db(lambda s: store.list_items(session=s, text=text, team=team))
 
@@ -111,10 +125,10 @@ class PromptLibrary:
     async def add_version(
         self, name: str, definition: PromptDefinition, actor: Actor
     ) -> PromptVersionPublic:
-        self.check_model(definition)
 
         def work(session: Session) -> PromptVersionPublic:
             prompt = _editable(session, name, actor)
+            self._check(session, definition)
             version = store.add_version(
                 session=session, prompt=prompt, definition=definition, actor=actor
             )

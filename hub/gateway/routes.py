@@ -11,6 +11,7 @@ from hub.api.deps import CurrentService, GatewayDep, HubStateDep, is_chat_app, s
 from hub.gateway.chat_request import parse_chat_request
 from hub.gateway.errors import GatewayError
 from hub.gateway.prompt_calls import parse_prompt_call, prompt_chat_request, version_to_serve
+from hub.gateway.prompt_tools import PromptTools
 from hub.models.mcp_server import SLUG_PATTERN
 from hub.state import HubState
 
@@ -56,10 +57,21 @@ async def prompt_completions(
 ) -> Response:
     """Call a prompt by name with `{"variables": {...}}`: its production version (or the
     `version` pinned) rendered with them, answered as a chat completion (`"stream": true`
-    streams). A missing or unknown variable is a 400 that names it."""
+    streams). A missing or unknown variable is a 400 that names it. A version with MCP
+    servers has its tool calls made by the hub (hub/gateway/prompt_tools.py)."""
     call = parse_prompt_call(await request.body())
     version = await version_to_serve(hub_state.engine, name, call.version)
     chat = prompt_chat_request(name, version, call)
+    if version.mcp_servers:
+        tools = PromptTools(hub_state.gateway, hub_state.registry, hub_state.engine)
+        return await tools.complete(
+            service=service,
+            request=chat,
+            definition=version,
+            caller=service.name,
+            prompt=name,
+            prompt_version=version.number,
+        )
     return await hub_state.gateway.complete(
         service=service, request=chat, prompt=name, prompt_version=version.number
     )

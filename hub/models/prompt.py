@@ -96,6 +96,20 @@ class PromptDefinition(SQLModel):
     # A JSON schema the answer must follow (sent as `response_format: json_schema`).
     response_format: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     note: str = Field(default="", max_length=2000)
+    # MCP servers whose tools the model may call, as an agent's; the hub makes the calls.
+    mcp_servers: list[str] = Field(default_factory=list, sa_type=JSON, max_length=10)
+    # server slug -> the only tools offered of it; a server missing here offers all its tools.
+    allowed_tools: dict[str, list[str]] = Field(default_factory=dict, sa_type=JSON)
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _servers(cls, servers: list[str]) -> list[str]:
+        return list(dict.fromkeys(servers))
+
+    @field_validator("allowed_tools")
+    @classmethod
+    def _allowed_tools(cls, allowed: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {slug: list(dict.fromkeys(tools)) for slug, tools in allowed.items()}
 
     @field_validator("messages")
     @classmethod

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from sqlmodel import Session, col, delete, func, select
 
-from agents.spec import MODEL_CHAT, AgentSpec, ToolSpec
+from agents.spec import MODEL_CHAT, AgentSpec
 from hub.gateway.model_catalog import ModelCatalog, ModelEntry
 from hub.models.actor import Actor, ActorKind, Owned
 from hub.models.agent import (
@@ -23,16 +23,14 @@ from hub.models.agent import (
     AgentVersionPublic,
     Visibility,
 )
-from hub.models.mcp_server import McpSnapshot, McpStatus
 from hub.models.service import utcnow
-from hub.services import mcp_servers as registry_store
 from hub.services.audit import record_event
+from hub.services.model_tools import offered_tools
 
 __all__ = [
     "can_edit",
     "can_read",
     "create_agent",
-    "definition_problems",
     "delete_agent",
     "get_agent",
     "get_version",
@@ -109,58 +107,6 @@ def list_versions(*, session: Session, agent: Agent) -> list[AgentVersion]:
         .order_by(col(AgentVersion.number).desc())
     )
     return list(session.exec(query).all())
-
-
-def _approved_tools(session: Session, snapshot_id: int | None) -> list[dict[str, Any]]:
-    snapshot = session.get(McpSnapshot, snapshot_id) if snapshot_id is not None else None
-    return list(snapshot.tools) if snapshot else []
-
-
-def definition_problems(
-    *, session: Session, definition: AgentDefinition, models: ModelCatalog
-) -> list[str]:
-    """What is wrong with a definition against the model catalog and the MCP registry."""
-    problems = []
-    entry = models.get(definition.model)
-    if entry is None:
-        known = ", ".join(e.name for e in models.models)
-        problems.append(
-            f"The model {definition.model!r} is not in the catalog; choose one of: {known}."
-        )
-    elif definition.mcp_servers and not entry.capabilities.tool_calling:
-        able = [e.name for e in models.models if e.capabilities.tool_calling]
-        choose = (
-            f"choose one that can ({', '.join(able)})"
-            if able
-            else "no model in the catalog can; an admin adds one to the hub's model catalog"
-        )
-        problems.append(
-            f"The model {definition.model!r} cannot call tools, and the agent uses MCP servers: "
-            f"{choose}, or take the servers out."
-        )
-    for slug in definition.allowed_tools:
-        if slug not in definition.mcp_servers:
-            problems.append(f"Tools are allowed for {slug!r}, which is not one of its MCP servers.")
-    for slug in definition.mcp_servers:
-        server = registry_store.get_server(session=session, slug=slug)
-        if server is None:
-            problems.append(f"No MCP server is registered as {slug!r}.")
-            continue
-        allowed = definition.allowed_tools.get(slug)
-        if allowed is None:
-            continue
-        if not allowed:
-            problems.append(
-                f"Allow at least one tool of {slug!r}, or leave its allow-list out for all tools."
-            )
-        offered = [tool["name"] for tool in _approved_tools(session, server.approved_snapshot_id)]
-        unknown = [name for name in allowed if name not in offered]
-        if unknown:
-            problems.append(
-                f"{slug!r} offers no tool {', '.join(map(repr, unknown))}; "
-                f"it offers: {', '.join(offered) or 'none'}."
-            )
-    return problems
 
 
 def _cleaned(values: dict[str, Any]) -> dict[str, Any]:
@@ -322,32 +268,6 @@ def list_item(*, session: Session, agent: Agent, show_draft: bool) -> AgentListI
     )
 
 
-def _offered_tools(
-    session: Session, servers: list[str], allowed_tools: dict[str, list[str]]
-) -> tuple[list[ToolSpec], list[str]]:
-    """The tools of the active ones of `servers` (as each server's allow-list, when it has
-    one, filters them), and the servers that offer none now."""
-    tools: list[ToolSpec] = []
-    unavailable: list[str] = []
-    for slug in servers:
-        server = registry_store.get_server(session=session, slug=slug)
-        if server is None or server.status != McpStatus.active:
-            unavailable.append(slug)
-            continue
-        allowed = allowed_tools.get(slug)
-        for tool in registry_store.offered_tools(session=session, server=server):
-            if allowed is None or tool["name"] in allowed:
-                tools.append(
-                    ToolSpec(
-                        server=slug,
-                        name=tool["name"],
-                        description=tool.get("description") or "",
-                        input_schema=tool.get("input_schema") or {},
-                    )
-                )
-    return tools, unavailable
-
-
 def _model_fields(entry: ModelEntry | None) -> dict[str, Any]:
     return {
         "model_available": entry is not None,
@@ -367,7 +287,7 @@ def run_spec(
 ) -> AgentSpec:
     """What the runtime needs for `actor` to run `source` (a version, or the agent's draft):
     the tools of its active servers, filtered by its allow-list, and the model's prices."""
-    tools, unavailable = _offered_tools(session, source.mcp_servers, source.allowed_tools)
+    tools, unavailable = offered_tools(session, source.mcp_servers, source.allowed_tools)
     return AgentSpec(
         **AgentPublic.definition_of(source).model_dump(
             include={"instructions", "model", "starters", "max_steps", "max_tokens", "timeout_s"}
@@ -402,7 +322,7 @@ def model_chat_spec(
 ) -> AgentSpec:
     """What the runtime needs for `actor` to chat with `model` with the MCP servers they
     switched on: an agent with no instructions, owned by the person, so its traces are theirs."""
-    tools, unavailable = _offered_tools(session, servers, {})
+    tools, unavailable = offered_tools(session, servers, {})
     return AgentSpec(
         slug=MODEL_CHAT,
         name=model,

@@ -31,6 +31,7 @@ __all__ = [
     "get_server",
     "list_servers",
     "list_snapshots",
+    "offerable_servers",
     "offered_tools",
     "record_change",
     "record_discovery",
@@ -44,6 +45,16 @@ _STATS_WINDOW = timedelta(days=7)
 
 def get_server(*, session: Session, slug: str) -> McpServer | None:
     return session.exec(select(McpServer).where(McpServer.slug == slug)).first()
+
+
+def offerable_servers(*, session: Session, selected: list[str]) -> list[McpServerPublic]:
+    """The servers a builder may give an agent or a prompt: the active ones, and any of
+    `selected` (already chosen) whatever their state."""
+    return [
+        to_public(session=session, server=server)
+        for server in list_servers(session=session)
+        if server.status == McpStatus.active or server.slug in selected
+    ]
 
 
 def list_servers(

@@ -26,6 +26,7 @@ from hub.models.mcp_server import McpServerPublic
 from hub.services.agents import can_edit, get_agent
 from hub.services.feedback import agent_feedback
 from hub.web.pages import page, refusal_of, to_login
+from hub.web.tool_choice import allow_lists, ticked_on_form, ticked_tools
 
 __all__ = ["router"]
 
@@ -85,7 +86,7 @@ def _form_of(agent: AgentPublic | None, servers: list[McpServerPublic]) -> dict[
         "starters": "\n".join(source.starters),
         **{field: str(getattr(source, field)) for field in _NUMBER_FIELDS},
         "servers": list(selected),
-        "tools": {s.slug: allowed.get(s.slug, [tool.name for tool in s.tools]) for s in servers},
+        "tools": ticked_tools(allowed, servers),
     }
 
 
@@ -93,20 +94,13 @@ def _form_from_post(form: FormData, servers: list[McpServerPublic]) -> dict[str,
     values: dict[str, Any] = {key: str(form.get(key, "")).strip() for key in _TEXT_FIELDS}
     values["instructions"] = str(form.get("instructions", ""))
     values.update({key: str(form.get(key, "")).strip() for key in _NUMBER_FIELDS})
-    values["servers"] = [str(slug) for slug in form.getlist("servers")]
-    values["tools"] = {s.slug: [str(t) for t in form.getlist(f"tools:{s.slug}")] for s in servers}
+    values["servers"], values["tools"] = ticked_on_form(form, servers)
     return values
 
 
 def _definition_fields(values: dict[str, Any], servers: list[McpServerPublic]) -> dict[str, Any]:
-    """The Builder's fields as the API's. A server whose tools are all ticked gets no
-    allow-list, so tools it adds later (after review) are offered too."""
-    offered = {s.slug: {tool.name for tool in s.tools} for s in servers}
-    allowed = {
-        slug: values["tools"].get(slug, [])
-        for slug in values["servers"]
-        if set(values["tools"].get(slug, [])) != offered.get(slug, set())
-    }
+    """The Builder's fields as the API's."""
+    allowed = allow_lists(values["servers"], values["tools"], servers)
     return {
         "name": values["name"],
         "description": values["description"],

@@ -21,6 +21,7 @@ from hub.api.routes.prompts import PromptLibraryDep
 from hub.core.errors import InvalidError, Refusal
 from hub.core.roles import Permission
 from hub.models.actor import Actor
+from hub.models.mcp_server import McpServerPublic
 from hub.models.prompt import (
     PromptCreate,
     PromptDefinition,
@@ -30,6 +31,7 @@ from hub.models.prompt import (
 )
 from hub.prompt_library import PromptLibrary
 from hub.web.pages import page, refusal_of, to_login
+from hub.web.tool_choice import allow_lists, ticked_on_form, ticked_tools
 
 __all__ = ["router"]
 
@@ -42,7 +44,9 @@ _WHOLE_NUMBERS = frozenset({"max_tokens", "seed"})
 _NEW_MESSAGES = [{"role": "system", "content": ""}, {"role": "user", "content": ""}]
 
 
-def _form_of(version: PromptVersionPublic | None, model: str) -> dict[str, Any]:
+def _form_of(
+    version: PromptVersionPublic | None, model: str, servers: list[McpServerPublic]
+) -> dict[str, Any]:
     """The editor's fields, from a version or (for a new prompt) the defaults."""
     parameters = version.parameters if version else {}
     schema = version.response_format if version else None
@@ -60,12 +64,15 @@ def _form_of(version: PromptVersionPublic | None, model: str) -> dict[str, Any]:
         if schema
         else "",
         "note": "",
+        "servers": version.mcp_servers if version else [],
+        "tools": ticked_tools(version.allowed_tools if version else {}, servers),
     }
 
 
-def _form_from_post(form: FormData) -> dict[str, Any]:
+def _form_from_post(form: FormData, servers: list[McpServerPublic]) -> dict[str, Any]:
     contents = [str(content) for content in form.getlist("content")]
     roles = [str(role) for role in form.getlist("role")]
+    selected, tools = ticked_on_form(form, servers)
     return {
         **{key: str(form.get(key, "")).strip() for key in ("name", "team", "description")},
         "messages": [
@@ -81,10 +88,12 @@ def _form_from_post(form: FormData) -> dict[str, Any]:
         },
         "response_format": str(form.get("response_format", "")).strip(),
         "note": str(form.get("note", "")).strip(),
+        "servers": selected,
+        "tools": tools,
     }
 
 
-def _definition_fields(values: dict[str, Any]) -> dict[str, Any]:
+def _definition_fields(values: dict[str, Any], servers: list[McpServerPublic]) -> dict[str, Any]:
     """The editor's fields as the API's: empty parameters left out, stop words one per line,
     the response format parsed from JSON."""
     parameters: dict[str, Any] = {}
@@ -111,6 +120,8 @@ def _definition_fields(values: dict[str, Any]) -> dict[str, Any]:
         "parameters": parameters,
         "response_format": schema,
         "note": values["note"],
+        "mcp_servers": values["servers"],
+        "allowed_tools": allow_lists(values["servers"], values["tools"], servers),
     }
 
 
@@ -120,6 +131,7 @@ def _editor(
     prompts: PromptLibrary,
     *,
     form: dict[str, Any],
+    servers: list[McpServerPublic],
     prompt: PromptPublic | None,
     based_on: int | None = None,
     status: int = 200,
@@ -132,6 +144,7 @@ def _editor(
         status=status,
         actor=actor,
         form=form,
+        servers=servers,
         prompt=prompt,
         based_on=based_on,
         roles=_ROLES,
@@ -188,9 +201,10 @@ async def new_prompt_form(
 ) -> Response:
     if actor is None:
         return to_login(request)
-    form = _form_of(None, prompts.models.models[0].name)
+    servers = await prompts.builder_servers([])
+    form = _form_of(None, prompts.models.models[0].name, servers)
     form["team"] = actor.team
-    return _editor(request, actor, prompts, form=form, prompt=None)
+    return _editor(request, actor, prompts, form=form, servers=servers, prompt=None)
 
 
 @router.post("/prompts/new")
@@ -199,11 +213,13 @@ async def create_from_form(
 ) -> Response:
     if actor is None:
         return to_login(request)
-    values = _form_from_post(await request.form())
+    posted = await request.form()
+    servers = await prompts.builder_servers([str(s) for s in posted.getlist("servers")])
+    values = _form_from_post(posted, servers)
     try:
         prompt_in = PromptCreate.model_validate(
             {
-                **_definition_fields(values),
+                **_definition_fields(values, servers),
                 "name": values["name"],
                 "team": values["team"] or None,
                 "description": values["description"],
@@ -213,7 +229,14 @@ async def create_from_form(
     except (ValidationError, Refusal) as error:
         status, message = refusal_of(error)
         return _editor(
-            request, actor, prompts, form=values, prompt=None, status=status, error=message
+            request,
+            actor,
+            prompts,
+            form=values,
+            servers=servers,
+            prompt=None,
+            status=status,
+            error=message,
         )
     return RedirectResponse(f"/prompts/{created.name}", status_code=303)
 
@@ -276,8 +299,11 @@ async def edit_prompt_form(
         shown = await prompts.version(name, version or prompt.production_version or 1)
     except Refusal as refusal:
         return _refused(request, actor, refusal)
-    form = _form_of(shown, prompts.models.models[0].name)
-    return _editor(request, actor, prompts, form=form, prompt=prompt, based_on=shown.number)
+    servers = await prompts.builder_servers(shown.mcp_servers)
+    form = _form_of(shown, prompts.models.models[0].name, servers)
+    return _editor(
+        request, actor, prompts, form=form, servers=servers, prompt=prompt, based_on=shown.number
+    )
 
 
 @router.post("/prompts/{name}/edit")
@@ -291,20 +317,28 @@ async def save_version_from_form(
     if actor is None:
         return to_login(request)
     posted = await request.form()
-    values = _form_from_post(posted)
+    servers = await prompts.builder_servers([str(s) for s in posted.getlist("servers")])
+    values = _form_from_post(posted, servers)
     try:
         prompt = await prompts.get(name)
     except Refusal as refusal:
         return _refused(request, actor, refusal)
     try:
-        definition = PromptDefinition.model_validate(_definition_fields(values))
+        definition = PromptDefinition.model_validate(_definition_fields(values, servers))
         saved = await prompts.add_version(name, definition, actor)
         if posted.get("action") == "production":
             await prompts.make_production(name, saved.number, actor)
     except (ValidationError, Refusal) as error:
         status, message = refusal_of(error)
         return _editor(
-            request, actor, prompts, form=values, prompt=prompt, status=status, error=message
+            request,
+            actor,
+            prompts,
+            form=values,
+            servers=servers,
+            prompt=prompt,
+            status=status,
+            error=message,
         )
     return RedirectResponse(f"/prompts/{name}", status_code=303)
 

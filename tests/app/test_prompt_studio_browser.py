@@ -19,6 +19,7 @@ from hub.core.roles import Role
 from hub.services.users import create_user
 from tests.app.conftest import PASSWORD
 from tests.conftest import RunningHub, with_spare_model
+from tests.support.mcp_server import McpTestServer
 from tests.support.upstream import ScriptedUpstream, count_tokens
 
 pytestmark = pytest.mark.browser
@@ -159,3 +160,44 @@ def test_write_try_ship_and_roll_back_a_prompt(
     expect(page.locator("#diff .removed")).to_contain_text(["note:", SYSTEM_V1])
     expect(page.locator("#diff .added")).to_contain_text(["note: Warmer, and signed.", SYSTEM_V2])
     expect(page.locator("#diff")).to_contain_text(USER)
+
+
+def test_a_prompt_with_tools_in_the_playground(
+    page: Page,
+    hub: RunningHub,
+    upstream: ScriptedUpstream,
+    registered_weather: tuple[McpTestServer, httpx.Client],
+    caller: httpx.Client,
+) -> None:
+    """Ticked on the editor, the weather server's tools are the model's: the playground shows
+    the call the hub made for it, and the saved version keeps the server and its allow-list."""
+    upstream.enqueue(
+        reply="", tool_calls=[{"name": "weather__get_weather", "arguments": {"city": "Lisbon"}}]
+    )
+    upstream.script(reply=ANSWER)
+    _sign_in(page, hub, "/prompts/new")
+    page.locator("#name").fill(NAME)
+    messages = page.locator("#messages textarea")
+    messages.nth(0).fill(SYSTEM_V1)
+    messages.nth(1).fill(USER)
+    page.locator("#server-weather input[name=servers]").check()
+    page.locator("#server-weather input[value=flaky_forecast]").uncheck()
+    for name, value in VALUES.items():
+        page.locator(f"#variable-{name}").fill(value)
+    page.locator("#run").click()
+
+    run = page.locator(".run[data-model='test-model']")
+    expect(run.locator(".answer")).to_have_text(ANSWER)
+    # The test server's weather: 10 degrees plus the length of the city's name.
+    expect(run.locator(".tool-calls li")).to_have_text(
+        re.compile(r'^weather\.get_weather\(\{"city":"Lisbon"\}\) → .*"temperature_c":\s*16', re.S)
+    )
+    assert [tool["function"]["name"] for tool in upstream.requests[0]["tools"]] == [
+        "weather__get_weather"
+    ]
+
+    page.get_by_role("button", name="Create the prompt").click()
+    page.wait_for_url(re.compile(f"/prompts/{NAME}$"))
+    production = caller.get(f"/api/prompts/{NAME}").json()["production"]
+    assert production["mcp_servers"] == ["weather"]
+    assert production["allowed_tools"] == {"weather": ["get_weather"]}

@@ -11,6 +11,7 @@ from hub.api.deps import CurrentActor, HubStateDep
 from hub.core.config import PLAYGROUND_SERVICE_NAME
 from hub.core.roles import Permission
 from hub.gateway.prompt_calls import PromptCall, render_request, variable_values
+from hub.gateway.prompt_tools import PromptTools
 from hub.models.prompt import (
     PlaygroundRun,
     ProductionChange,
@@ -123,7 +124,7 @@ async def run_in_playground(
     streamed as chat-completion chunks that end with the usage. Builders run it; the calls
     count under the service `prompt-playground` and the team of who ran them."""
     actor.require(Permission.build)
-    prompts.check_model(run)
+    await prompts.check(run)
     call = PromptCall(
         variables=variable_values(run.variables),
         version=None,
@@ -137,4 +138,9 @@ async def run_in_playground(
         team=actor.team,
         is_admin=False,
     )
+    if run.mcp_servers:
+        tools = PromptTools(hub_state.gateway, hub_state.registry, hub_state.engine)
+        return await tools.complete(
+            service=service, request=chat, definition=run, caller=actor.name
+        )
     return await hub_state.gateway.complete(service=service, request=chat)
