@@ -1,5 +1,6 @@
 """The prompt library at work: who may change a prompt, checks against the model catalog,
-versions, production and roll back, diffs. Database work runs in worker threads.
+versions, production and roll back, diffs, and each prompt's calls by name and their cost in the
+last 7 days. Database work runs in worker threads.
 
 Anyone signed in (a person or a service) reads every prompt, so teams learn from each other's;
 builders make prompts for their own teams; only the owning team's builders and admins add
@@ -7,6 +8,7 @@ versions and choose production (403 for anyone else).
 """
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TypeVar
 
 import anyio
@@ -29,13 +31,17 @@ from hub.models.prompt import (
     PromptVersion,
     PromptVersionPublic,
 )
+from hub.models.service import utcnow
 from hub.services import mcp_servers as registry_store
 from hub.services import prompts as store
 from hub.services.model_tools import definition_problems
+from hub.services.usage import UsageRecorder
 
 __all__ = ["PromptLibrary"]
 
 T = TypeVar("T")
+# The list's figures: calls by name and their cost over this last stretch.
+RECENT = timedelta(days=7)
 
 
 def _prompt(session: Session, name: str) -> Prompt:
@@ -63,9 +69,10 @@ def _version(session: Session, prompt: Prompt, number: int) -> PromptVersion:
 
 
 class PromptLibrary:
-    def __init__(self, *, engine: Engine, models: ModelCatalog) -> None:
+    def __init__(self, *, engine: Engine, models: ModelCatalog, usage: UsageRecorder) -> None:
         self._engine = engine
         self.models = models
+        self._usage = usage
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
@@ -117,7 +124,13 @@ class PromptLibrary:
         )
 
     async def find(self, text: str | None, team: str | None) -> list[PromptListItem]:
-        return await self._db(lambda s: store.list_items(session=s, text=text, team=team))
+        """The prompts with their calls by name and cost in the last 7 days."""
+        # Calls still queued in memory count too.
+        await self._usage.flush()
+        since = utcnow() - RECENT
+        return await self._db(
+            lambda s: store.list_items(session=s, text=text, team=team, since=since)
+        )
 
     async def get(self, name: str) -> PromptPublic:
         return await self._db(lambda s: store.to_public(session=s, prompt=_prompt(s, name)))

@@ -217,6 +217,9 @@ class PromptListItem(SQLModel):
     model: str | None
     versions: int
     created_at: datetime
+    # Calls made by the prompt's name in the last 7 days (every version), and what they cost.
+    calls_7d: int = 0
+    cost_7d_usd: float = 0.0
 
 
 class ProductionChange(SQLModel):

@@ -1,4 +1,5 @@
-"""Usage and cost per day, by team, service and the model that answered."""
+"""Usage and cost per day, by team, service, the model that answered and the prompt version a
+call was made by."""
 
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -9,9 +10,11 @@ from sqlmodel import Session, col
 
 from hub.models.usage import UsageRecord
 
-__all__ = ["CostBy", "CostRow", "cost_rows"]
+__all__ = ["NOT_BY_NAME", "CostBy", "CostRow", "cost_rows"]
 
-CostBy = Literal["team", "service", "model"]
+CostBy = Literal["team", "service", "model", "prompt"]
+# The prompt key of calls not made by name (a prompt's name has no spaces, so none is this).
+NOT_BY_NAME = "not by name"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +23,9 @@ class CostRow:
     team: str
     service: str
     model: str
+    # The prompt and version a call was made by (POST /v1/prompts/{name}/completions), if any.
+    prompt: str | None
+    prompt_version: int | None
     requests: int
     errors: int
     input_tokens: int
@@ -27,7 +33,19 @@ class CostRow:
     cost_usd: float
 
     def key(self, by: CostBy) -> str:
-        return self.team if by == "team" else self.service if by == "service" else self.model
+        match by:
+            case "team":
+                return self.team
+            case "service":
+                return self.service
+            case "model":
+                return self.model
+            case "prompt":
+                if self.prompt is None:
+                    return NOT_BY_NAME
+                if self.prompt_version is None:
+                    return self.prompt
+                return f"{self.prompt} v{self.prompt_version}"
 
 
 def _day(value: object) -> date:
@@ -40,15 +58,21 @@ def _day(value: object) -> date:
 
 
 def cost_rows(*, session: Session, start: datetime, end: datetime | None = None) -> list[CostRow]:
-    """One row per day (UTC), team, service and answering model, oldest day first."""
+    """One row per day (UTC), team, service, answering model and prompt version, oldest day
+    first."""
     # date() is a function in SQLite and a cast in PostgreSQL.
     day = func.date(UsageRecord.created_at)
     model = func.coalesce(UsageRecord.answered_model, UsageRecord.model)
-    query = select(
+    keys = (
         day,
         col(UsageRecord.team),
         col(UsageRecord.service_name),
         model,
+        col(UsageRecord.prompt),
+        col(UsageRecord.prompt_version),
+    )
+    query = select(
+        *keys,
         func.count(),
         func.sum(case((col(UsageRecord.status_code) >= 400, 1), else_=0)),
         func.sum(UsageRecord.input_tokens),
@@ -57,20 +81,21 @@ def cost_rows(*, session: Session, start: datetime, end: datetime | None = None)
     ).where(col(UsageRecord.created_at) >= start)
     if end is not None:
         query = query.where(col(UsageRecord.created_at) < end)
-    query = query.group_by(day, UsageRecord.team, UsageRecord.service_name, model).order_by(
-        day, UsageRecord.team, UsageRecord.service_name, model
-    )
+    # Within a day, calls not made by name (NULL) come first in SQLite, last in PostgreSQL.
+    query = query.group_by(*keys).order_by(*keys)
     return [
         CostRow(
             day=_day(row[0]),
             team=row[1],
             service=row[2],
             model=row[3],
-            requests=int(row[4]),
-            errors=int(row[5] or 0),
-            input_tokens=int(row[6] or 0),
-            output_tokens=int(row[7] or 0),
-            cost_usd=float(row[8] or 0.0),
+            prompt=row[4],
+            prompt_version=row[5],
+            requests=int(row[6]),
+            errors=int(row[7] or 0),
+            input_tokens=int(row[8] or 0),
+            output_tokens=int(row[9] or 0),
+            cost_usd=float(row[10] or 0.0),
         )
         # SQLModel's select() and exec() are typed for at most four columns; this takes more.
         for row in session.connection().execute(query).all()

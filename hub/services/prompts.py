@@ -6,9 +6,11 @@ Anyone signed in reads every prompt; its team's builders and admins change it (`
 
 import difflib
 import re
+from datetime import datetime
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 from sqlmodel import Session, col, func, or_, select
 
 from hub.models.actor import Actor
@@ -24,6 +26,7 @@ from hub.models.prompt import (
     PromptVersionPublic,
     placeholders,
 )
+from hub.models.usage import UsageRecord
 from hub.services.audit import record_event
 
 __all__ = [
@@ -266,16 +269,40 @@ def to_public(*, session: Session, prompt: Prompt) -> PromptPublic:
     )
 
 
-def list_items(*, session: Session, text: str | None, team: str | None) -> list[PromptListItem]:
-    """Every prompt, searched by each word of `text` in its name and description."""
+def list_items(
+    *, session: Session, text: str | None, team: str | None, since: datetime
+) -> list[PromptListItem]:
+    """Every prompt, searched by each word of `text` in its name and description, with the
+    calls made by its name since `since` (every version) and their cost."""
     counts = (
         select(PromptVersion.prompt_id, func.count().label("versions"))
         .group_by(col(PromptVersion.prompt_id))
         .subquery()
     )
+    usage = (
+        select(
+            col(UsageRecord.prompt).label("prompt"),
+            func.count().label("calls"),
+            func.sum(UsageRecord.cost_usd).label("cost_usd"),
+        )
+        .where(col(UsageRecord.prompt).is_not(None), col(UsageRecord.created_at) >= since)
+        .group_by(col(UsageRecord.prompt))
+        .subquery()
+    )
     query = (
-        select(Prompt, PromptVersion.model, counts.c.versions)
+        sa.select(
+            col(Prompt.name),
+            col(Prompt.team),
+            col(Prompt.description),
+            col(Prompt.production_version),
+            col(PromptVersion.model),
+            counts.c.versions,
+            col(Prompt.created_at),
+            func.coalesce(usage.c.calls, 0).label("calls_7d"),
+            func.coalesce(usage.c.cost_usd, 0.0).label("cost_7d_usd"),
+        )
         .join(counts, counts.c.prompt_id == Prompt.id)
+        .outerjoin(usage, usage.c.prompt == Prompt.name)
         .outerjoin(
             PromptVersion,
             (col(PromptVersion.prompt_id) == Prompt.id)
@@ -284,7 +311,7 @@ def list_items(*, session: Session, text: str | None, team: str | None) -> list[
         .order_by(col(Prompt.name))
     )
     if team:
-        query = query.where(Prompt.team == team)
+        query = query.where(col(Prompt.team) == team)
     for word in (text or "").lower().split():
         query = query.where(
             or_(
@@ -292,15 +319,8 @@ def list_items(*, session: Session, text: str | None, team: str | None) -> list[
                 func.lower(Prompt.description).contains(word, autoescape=True),
             )
         )
+    # SQLModel's select() and exec() are typed for at most four columns; this takes more.
     return [
-        PromptListItem(
-            name=prompt.name,
-            team=prompt.team,
-            description=prompt.description,
-            production_version=prompt.production_version,
-            model=model,
-            versions=versions,
-            created_at=prompt.created_at,
-        )
-        for prompt, model, versions in session.exec(query).all()
+        PromptListItem.model_validate({**row._mapping, "cost_7d_usd": round(row.cost_7d_usd, 8)})
+        for row in session.connection().execute(query).all()
     ]

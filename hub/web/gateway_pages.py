@@ -1,8 +1,9 @@
-"""Pages for the platform team: the gateway's circuit breakers, and usage and cost over time."""
+"""Pages for the platform team: the gateway's circuit breakers, and usage and cost over time
+(by team, service, model or prompt version)."""
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, get_args
 
 import anyio
 from fastapi import APIRouter, Request
@@ -23,6 +24,7 @@ __all__ = ["router"]
 router = APIRouter(include_in_schema=False)
 
 _PERIODS = (7, 30, 90)
+_BY: tuple[CostBy, ...] = get_args(CostBy)
 # Series beyond this many are summed as "other", so a chart stays readable.
 _MAX_SERIES = len(PALETTE) - 1
 
@@ -139,6 +141,7 @@ async def costs_page(
         days=days,
         by=by,
         periods=_PERIODS,
+        choices=_BY,
         cost_chart=cost_chart,
         requests_chart=requests_chart,
         totals=_totals(rows, by),
@@ -162,6 +165,8 @@ async def costs_csv(
         "team",
         "service",
         "model",
+        "prompt",
+        "prompt_version",
         "requests",
         "errors",
         "input_tokens",
@@ -174,6 +179,8 @@ async def costs_csv(
             row.team,
             row.service,
             row.model,
+            row.prompt,  # None (not made by name) is an empty cell
+            row.prompt_version,
             row.requests,
             row.errors,
             row.input_tokens,

@@ -161,6 +161,18 @@ def test_write_try_ship_and_roll_back_a_prompt(
     expect(page.locator("#diff .added")).to_contain_text(["note: Warmer, and signed.", SYSTEM_V2])
     expect(page.locator("#diff")).to_contain_text(USER)
 
+    # The library shows the three calls by name and what they cost.
+    page.get_by_role("link", name="Prompts").click()
+    row = page.locator("#prompts tr", has_text=NAME)
+    expect(row.locator(".calls")).to_have_text("3")
+    called = [SYSTEM_V1, SYSTEM_V2, SYSTEM_V1]
+    cost = sum(
+        sum(count_tokens(m["content"]) for m in _rendered(system)) * TEST_MODEL_PRICES[0]
+        + count_tokens(ANSWER) * TEST_MODEL_PRICES[1]
+        for system in called
+    )
+    expect(row.locator(".cost")).to_have_text(f"${cost / 1e6:.6f}")
+
 
 def test_a_prompt_with_tools_in_the_playground(
     page: Page,

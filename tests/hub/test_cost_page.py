@@ -1,8 +1,10 @@
-"""The cost page: usage and cost by team, service and model over time, as charts, and a CSV
-export, for admins; on SQLite and on PostgreSQL."""
+"""The cost page: usage and cost by team, service, model and prompt version over time, as
+charts, and a CSV export, for admins; on SQLite and on PostgreSQL."""
 
 import csv
+import html
 import io
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.services.users import create_user
 from tests.conftest import RunningHub
+from tests.support.owners import as_service
 from tests.support.upstream import ScriptedUpstream
 
 
@@ -80,6 +83,77 @@ def test_an_admin_sees_cost_charts_by_team_service_and_model_and_exports_csv(
     per_call = (4 * 2.0 + 4 * 8.0) / 1_000_000  # four words in, four words out
     costs = {r["service"]: float(r["cost_usd"]) for r in rows}
     assert costs["billing"] == pytest.approx(3 * per_call)
+
+
+def _totals(page: str) -> dict[str, tuple[int, str]]:
+    """The page's totals table: each key's requests and cost as shown."""
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>(\d+)</td>.*?<td>\$([\d.]+)</td></tr>", page)
+    return {html.unescape(key): (int(requests), cost) for key, requests, cost in rows}
+
+
+def test_the_cost_page_and_export_show_calls_per_prompt_version_and_those_not_by_name(
+    hub: RunningHub, upstream: ScriptedUpstream
+):
+    upstream.script(reply="one two three four")
+    builder = as_service(hub, hub.new_service("notes-builder", team="docs"))
+    first = {"role": "user", "content": "Write notes on {{topic}}"}
+    made = builder.post(
+        "/api/prompts",
+        json={"name": "notes", "messages": [first], "model": "test-model"},
+    )
+    second = {"role": "user", "content": "Write short cheerful notes on {{topic}}"}
+    added = builder.post(
+        "/api/prompts/notes/versions", json={"messages": [second], "model": "test-model"}
+    )
+    builder.close()
+    assert made.status_code == 201 and added.status_code == 201, added.text
+    token = hub.new_service("notes-bot", team="docs")
+    with httpx.Client(
+        base_url=hub.url + "/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as bot:
+        answers = [
+            bot.post("/prompts/notes/completions", json={"variables": {"topic": "search"}}),
+            bot.post("/prompts/notes/completions", json={"variables": {"topic": "search"}}),
+            bot.post(
+                "/prompts/notes/completions", json={"variables": {"topic": "search"}, "version": 2}
+            ),
+            bot.post(
+                "/chat/completions",
+                json={"model": "test-model", "messages": [{"role": "user", "content": "hi"}]},
+            ),
+        ]
+    assert [answer.status_code for answer in answers] == [200] * 4
+
+    # Four words out each; in: "Write notes on search" (4), "Write short cheerful notes on
+    # search" (6), "hi" (1); the catalog's test-model costs $2 in and $8 out per million.
+    def cost(words_in: int, calls: int) -> float:
+        return calls * (words_in * 2.0 + 4 * 8.0) / 1_000_000
+
+    expected = {
+        "notes v1": (2, cost(4, 2)),
+        "notes v2": (1, cost(6, 1)),
+        "not by name": (1, cost(1, 1)),
+    }
+    with _person(hub, "ada", admin=True) as ada:
+        by_prompt = ada.get("/costs", params={"by": "prompt", "days": 7})
+        export = ada.get("/costs.csv", params={"days": 7})
+
+    assert by_prompt.status_code == 200
+    assert "Cost per day by prompt" in by_prompt.text
+    assert _totals(by_prompt.text) == {
+        key: (requests, f"{usd:.6f}") for key, (requests, usd) in expected.items()
+    }
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    got = {(r["prompt"], r["prompt_version"]): r for r in rows}
+    assert {key: int(row["requests"]) for key, row in got.items()} == {
+        ("notes", "1"): 2,
+        ("notes", "2"): 1,
+        ("", ""): 1,
+    }
+    assert float(got[("notes", "1")]["cost_usd"]) == pytest.approx(cost(4, 2))
+    assert float(got[("notes", "2")]["cost_usd"]) == pytest.approx(cost(6, 1))
+    assert float(got[("", "")]["cost_usd"]) == pytest.approx(cost(1, 1))
+    assert {r["service"] for r in rows} == {"notes-bot"}
 
 
 def test_costs_are_for_admins_only(hub: RunningHub):

@@ -1,15 +1,21 @@
 """Prompts served by name through the gateway, over real HTTP to the scripted upstream: the
 production version (or a pinned one) rendered with the caller's variables, as a chat
-completion, with the openai SDK and with plain HTTP; usage by prompt and version."""
+completion, with the openai SDK and with plain HTTP; usage by prompt and version, and each
+prompt's calls and cost in the library's list."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from sqlmodel import Session, select
 
+from hub.core.db import get_engine
+from hub.models.service import Service, utcnow
+from hub.models.usage import UsageRecord
 from tests.conftest import RunningHub
 from tests.support.owners import as_service
 from tests.support.upstream import ScriptedUpstream, count_tokens
@@ -256,3 +262,43 @@ def test_usage_carries_the_prompt_and_version_and_the_usage_report_groups_by_the
         2 * (v1_in * 2.0 + count_tokens(REPLY) * 8.0) / 1_000_000
     )
     assert [(r["prompt_version"], r["requests"]) for r in only.json()["rows"]] == [(1, 2), (2, 1)]
+
+
+def test_the_library_lists_each_prompts_calls_by_name_and_their_cost_in_the_last_7_days(
+    team, upstream
+):
+    team.make("changelog")  # never called
+    team.call(variables=V1_VALUES)
+    team.call(variables=V1_VALUES)
+    team.call(variables=V2_VALUES, version=2)
+    team.http.post("/chat/completions", json={"model": "test-model", "messages": V1})
+    # A call by name eight days ago, written straight into the hub's database, is left out.
+    with Session(get_engine(team.hub.settings.sqlalchemy_url)) as session:
+        bot = session.exec(select(Service).where(Service.name == "release-bot")).one()
+        assert bot.id is not None
+        session.add(
+            UsageRecord(
+                created_at=utcnow() - timedelta(days=8),
+                service_id=bot.id,
+                service_name=bot.name,
+                team=bot.team,
+                model="test-model",
+                deployment="old",
+                prompt="release-notes",
+                prompt_version=1,
+                cost_usd=5.0,
+            )
+        )
+        session.commit()
+
+    listed = team.builder.get("/api/prompts")
+
+    assert listed.status_code == 200, listed.text
+    items = {item["name"]: item for item in listed.json()}
+    assert items["release-notes"]["calls_7d"] == 3
+    v1_in = sum(count_tokens(m["content"]) for m in _rendered(V1, **V1_VALUES))
+    v2_in = sum(count_tokens(m["content"]) for m in _rendered(V2, **V2_VALUES))
+    out = count_tokens(REPLY)
+    expected = (2 * (v1_in * 2.0 + out * 8.0) + (v2_in * 2.0 + out * 8.0)) / 1_000_000
+    assert items["release-notes"]["cost_7d_usd"] == pytest.approx(expected)
+    assert (items["changelog"]["calls_7d"], items["changelog"]["cost_7d_usd"]) == (0, 0.0)

@@ -29,7 +29,9 @@ __all__ = ["PromptLibraryDep", "playground_router", "router"]
 
 
 async def get_prompt_library(hub_state: HubStateDep) -> PromptLibrary:
-    return PromptLibrary(engine=hub_state.engine, models=hub_state.gateway.catalog)
+    return PromptLibrary(
+        engine=hub_state.engine, models=hub_state.gateway.catalog, usage=hub_state.recorder
+    )
 
 
 PromptLibraryDep = Annotated[PromptLibrary, Depends(get_prompt_library)]
@@ -52,8 +54,8 @@ async def list_prompts(
     q: Annotated[str | None, Query(max_length=200)] = None,
     team: Annotated[str | None, Query(max_length=100)] = None,
 ) -> list[PromptListItem]:
-    """Every prompt with its team and production version, searched by `q` in name and
-    description."""
+    """Every prompt with its team and production version, and its calls by name and their cost
+    in the last 7 days, searched by `q` in name and description."""
     return await prompts.find(q, team)
 
 
