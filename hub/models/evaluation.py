@@ -1,0 +1,204 @@
+"""Evaluation: test sets of cases, and runs that score a prompt version (or an agent version)
+over one version of a test set, case by case.
+
+A test set belongs to a team and is uploaded as CSV or JSONL; each upload is a new immutable
+version of its cases (a case: the variables, an optional expected output, optional tags). A
+run answers every case of one test-set version with the target and applies its checks; each
+case's result is one row (unique per run and case), so a run that stopped carries on with
+the cases that have none, and no case is answered twice.
+
+The tables are named "eval_..." in code: "Test..." names would be collected by pytest.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import Field as PydanticField
+from sqlalchemy import JSON, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from hub.models.service import utcnow
+
+__all__ = [
+    "Check",
+    "CheckKind",
+    "CheckOutcome",
+    "EvalCase",
+    "EvalResult",
+    "EvalRun",
+    "EvalSet",
+    "EvalSetVersion",
+    "ResultStatus",
+    "RunStatus",
+    "TargetKind",
+]
+
+TargetKind = Literal["prompt", "agent"]
+
+
+class CheckKind(StrEnum):
+    """Deterministic checks of an answer; `judge` asks a catalog model with a rubric."""
+
+    valid_json = "valid_json"  # the answer parses as JSON
+    json_schema = "json_schema"  # ... and matches `schema`
+    required_fields = "required_fields"  # ... and is an object with every one of `fields`
+    tool_call = "tool_call"  # the target called `tool` (server.tool, or the tool's name)
+    exact = "exact"  # the answer equals `value`, or the case's expected output
+    contains = "contains"  # the answer contains `value`, or the case's expected output
+    regex = "regex"  # the answer matches the regular expression `value`
+    judge = "judge"  # a catalog model scores the answer by `rubric`
+
+
+class Check(BaseModel):
+    """One check a run applies to every case's answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: CheckKind
+    # Its name in results; the kind when left out (two checks of a kind need names).
+    name: str | None = PydanticField(default=None, max_length=100)
+    value: str | None = PydanticField(default=None, max_length=10_000)
+    json_schema: dict[str, Any] | None = None
+    fields: list[str] | None = PydanticField(default=None, max_length=100)
+    tool: str | None = PydanticField(default=None, max_length=200)
+    case_sensitive: bool = True
+    # For `judge`: the model that judges, its rubric, and the score (0 to 1) that passes.
+    model: str | None = PydanticField(default=None, max_length=200)
+    rubric: str | None = PydanticField(default=None, max_length=20_000)
+    pass_score: float = PydanticField(default=0.5, ge=0, le=1)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind.value
+
+    @model_validator(mode="after")
+    def _needs(self) -> "Check":
+        needed = {
+            CheckKind.json_schema: ("json_schema", self.json_schema),
+            CheckKind.required_fields: ("fields", self.fields),
+            CheckKind.tool_call: ("tool", self.tool),
+            CheckKind.regex: ("value", self.value),
+            CheckKind.judge: ("rubric", self.rubric),
+        }
+        if self.kind in needed and not needed[self.kind][1]:
+            raise ValueError(f"a {self.kind.value} check needs {needed[self.kind][0]!r}")
+        if self.kind == CheckKind.judge and not self.model:
+            raise ValueError("a judge check needs the 'model' that judges")
+        return self
+
+
+class CheckOutcome(BaseModel):
+    """What one check made of one answer."""
+
+    name: str
+    passed: bool
+    # Why it failed (or, for a judge, its reason); empty when there is nothing to say.
+    detail: str = ""
+    # A judge's score, 0 to 1.
+    score: float | None = None
+
+
+class EvalSet(SQLModel, table=True):
+    __tablename__ = "eval_set"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=63, unique=True, index=True)
+    team: str = Field(max_length=100, index=True)
+    description: str = Field(default="", max_length=2000)
+    latest_version: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str = Field(max_length=100)
+
+
+class EvalSetVersion(SQLModel, table=True):
+    __tablename__ = "eval_set_version"
+    __table_args__ = (UniqueConstraint("set_id", "number", name="uq_eval_set_version_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    set_id: int = Field(foreign_key="eval_set.id", index=True, ondelete="CASCADE")
+    number: int
+    cases: int
+    # The variables the cases give, in the order of the file's columns or first keys.
+    variables: list[str] = Field(default_factory=list, sa_type=JSON)
+    filename: str = Field(default="", max_length=255)
+    note: str = Field(default="", max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str = Field(max_length=100)
+
+
+class EvalCase(SQLModel, table=True):
+    __tablename__ = "eval_case"
+    __table_args__ = (UniqueConstraint("version_id", "position", name="uq_eval_case_position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="eval_set_version.id", index=True, ondelete="CASCADE")
+    # 1, 2, ...: the case's place in the file (a CSV's header is not counted).
+    position: int
+    variables: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    expected: str | None = None
+    tags: list[str] = Field(default_factory=list, sa_type=JSON)
+
+
+class RunStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    finished = "finished"
+    cancelled = "cancelled"
+    failed = "failed"
+
+
+class EvalRun(SQLModel, table=True):
+    __tablename__ = "eval_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    set_id: int = Field(foreign_key="eval_set.id", index=True, ondelete="CASCADE")
+    set_version: int
+    target_kind: str = Field(max_length=20)  # a TargetKind
+    target: str = Field(max_length=63)  # the prompt's name or the agent's slug
+    target_version: int
+    checks: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)  # Checks
+    concurrency: int = 4
+    status: str = Field(default=RunStatus.queued.value, max_length=20, index=True)
+    cases: int = 0
+    # What the catalog's prices say the run will cost, shown before it starts.
+    estimated_cost_usd: float = 0.0
+    # Why it failed or stopped, for its page.
+    message: str = Field(default="", max_length=2000)
+    team: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str = Field(max_length=100)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ResultStatus(StrEnum):
+    # Sent to the target; the row is there so that no other runner (another replica, or
+    # this one after a restart) sends the case again.
+    started = "started"
+    done = "done"
+    # The target failed on it (after the gateway's retries); the checks did not run.
+    error = "error"
+
+
+class EvalResult(SQLModel, table=True):
+    __tablename__ = "eval_result"
+    __table_args__ = (UniqueConstraint("run_id", "case_id", name="uq_eval_result_case"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="eval_run.id", index=True, ondelete="CASCADE")
+    case_id: int = Field(foreign_key="eval_case.id", ondelete="CASCADE")
+    position: int
+    status: str = Field(default=ResultStatus.started.value, max_length=20)
+    output: str | None = None
+    # Every check's CheckOutcome; passed is true when all of them passed.
+    outcomes: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    passed: bool | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float | None = None
+    error: str | None = Field(default=None, max_length=2000)
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
