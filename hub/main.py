@@ -25,7 +25,12 @@ from hub.core.errors import Refusal
 from hub.core.origin_check import origin_refusal
 from hub.gateway.errors import GatewayError, openai_error_response
 from hub.gateway.model_catalog import load_model_catalog
-from hub.gateway.routes import CHAT_COMPLETIONS_PATH, chat_completions
+from hub.gateway.routes import (
+    CHAT_COMPLETIONS_PATH,
+    PROMPT_COMPLETIONS_PATH,
+    chat_completions,
+    prompt_completions,
+)
 from hub.gateway.shared import build_gateway
 from hub.hot_routes import HotRoutes
 from hub.identity.attempts import SignInAttempts
@@ -52,10 +57,11 @@ __all__ = ["HOT_ROUTES", "create_app"]
 
 logger = logging.getLogger(__name__)
 
-# Every model call and every tool call: answered ahead of the middleware stack, so they are
-# not in `app.routes`.
+# Every model call (a prompt's too) and every tool call: answered ahead of the middleware
+# stack, so they are not in `app.routes`.
 HOT_ROUTES = (
     Route(CHAT_COMPLETIONS_PATH, chat_completions, methods=["POST"]),
+    Route(PROMPT_COMPLETIONS_PATH, prompt_completions, methods=["POST"]),
     Route(TOOL_CALL_PATH, call_tool, methods=["POST"]),
 )
 
