@@ -25,6 +25,7 @@ from hub.core.errors import Refusal
 from hub.core.origin_check import origin_refusal
 from hub.gateway.errors import GatewayError, openai_error_response
 from hub.gateway.model_catalog import load_model_catalog
+from hub.gateway.prompt_calls import PromptResolver
 from hub.gateway.routes import (
     CHAT_COMPLETIONS_PATH,
     PROMPT_COMPLETIONS_PATH,
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tokens=TokenResolver(engine, settings.token_cache_ttl_s),
             recorder=recorder,
             gateway=gateway,
+            prompts=PromptResolver(engine),
             registry=registry,
             box=box,
             oidc=_oidc_client(settings),

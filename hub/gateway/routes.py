@@ -10,7 +10,7 @@ from starlette.responses import Response
 from hub.api.deps import CurrentService, GatewayDep, is_chat_app, service_of
 from hub.gateway.chat_request import parse_chat_request
 from hub.gateway.errors import GatewayError
-from hub.gateway.prompt_calls import parse_prompt_call, prompt_chat_request, version_to_serve
+from hub.gateway.prompt_calls import parse_prompt_call, prompt_chat_request
 from hub.models.mcp_server import SLUG_PATTERN
 from hub.state import HubState
 
@@ -61,7 +61,7 @@ async def prompt_completions(request: Request) -> Response:
     service = await service_of(request, hub_state)
     name: str = request.path_params["name"]
     call = parse_prompt_call(await request.body())
-    version = await version_to_serve(hub_state.engine, name, call.version)
+    version = await hub_state.prompts.version_to_serve(name, call.version)
     chat = prompt_chat_request(name, version, call)
     return await hub_state.gateway.complete(
         service=service, request=chat, prompt=name, prompt_version=version.number

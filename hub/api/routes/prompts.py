@@ -22,7 +22,9 @@ __all__ = ["PromptLibraryDep", "router"]
 
 
 async def get_prompt_library(hub_state: HubStateDep) -> PromptLibrary:
-    return PromptLibrary(engine=hub_state.engine, models=hub_state.gateway.catalog)
+    return PromptLibrary(
+        engine=hub_state.engine, models=hub_state.gateway.catalog, resolver=hub_state.prompts
+    )
 
 
 PromptLibraryDep = Annotated[PromptLibrary, Depends(get_prompt_library)]
