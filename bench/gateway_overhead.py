@@ -39,7 +39,16 @@ import aiohttp
 import orjson
 import yaml
 
-__all__ = ["Row", "main", "run_benchmark", "serve_hub", "start_hub", "start_upstream"]
+__all__ = [
+    "Row",
+    "bench_arguments",
+    "main",
+    "run_benchmark",
+    "serve_hub",
+    "start_hub",
+    "start_upstream",
+    "upstream_and_hub",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "bench" / "results" / "gateway_overhead.json"
@@ -223,6 +232,28 @@ def serve_hub(
         _stop(process)
 
 
+@contextmanager
+def upstream_and_hub(delay_ms: float) -> Iterator[tuple[str, str]]:
+    """The scripted upstream answering after `delay_ms` and a hub on a SQLite file in a
+    temporary folder that serves it as MODEL, each in its own process; yield both base URLs."""
+    with (
+        tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp,
+        start_upstream(delay_ms) as upstream_url,
+        start_hub(upstream_url, Path(tmp)) as hub_url,
+    ):
+        yield upstream_url, hub_url
+
+
+def bench_arguments(doc: str | None, results: Path) -> argparse.Namespace:
+    """The options of a benchmark over the scripted upstream: --quick, --delay-ms, --output
+    (`results` by default)."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests per cell")
+    parser.add_argument("--delay-ms", type=float, default=50.0, help="the upstream's delay")
+    parser.add_argument("--output", type=Path, default=results, help="where to write the rows")
+    return parser.parse_args()
+
+
 async def _call(
     session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], stream: bool
 ) -> float:
@@ -325,11 +356,7 @@ def _format_row(row: Row) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer requests per cell")
-    parser.add_argument("--delay-ms", type=float, default=50.0, help="the upstream's delay")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the rows")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__, RESULTS)
     requests = QUICK_REQUESTS if args.quick else REQUESTS
     print(
         f"Upstream delay {args.delay_ms:g} ms; a reply of {len(REPLY.split())} tokens "
@@ -339,11 +366,7 @@ def main() -> int:
         flush=True,
     )
     print("Latencies in ms.\n" + _HEADER, flush=True)
-    with (
-        tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp,
-        start_upstream(args.delay_ms) as upstream_url,
-        start_hub(upstream_url, Path(tmp)) as hub_url,
-    ):
+    with upstream_and_hub(args.delay_ms) as (upstream_url, hub_url):
         rows = _run(run_benchmark(upstream_url, hub_url, requests, args.delay_ms / 1000))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(orjson.dumps([asdict(row) for row in rows], option=orjson.OPT_INDENT_2))

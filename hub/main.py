@@ -26,7 +26,13 @@ from hub.core.errors import Refusal
 from hub.core.origin_check import origin_refusal
 from hub.gateway.errors import GatewayError, openai_error_response
 from hub.gateway.model_catalog import load_model_catalog
-from hub.gateway.routes import CHAT_COMPLETIONS_PATH, chat_completions
+from hub.gateway.prompt_calls import PromptResolver
+from hub.gateway.routes import (
+    CHAT_COMPLETIONS_PATH,
+    PROMPT_COMPLETIONS_PATH,
+    chat_completions,
+    prompt_completions,
+)
 from hub.gateway.shared import build_gateway
 from hub.hot_routes import HotRoutes
 from hub.identity.attempts import SignInAttempts
@@ -54,10 +60,11 @@ __all__ = ["HOT_ROUTES", "create_app"]
 
 logger = logging.getLogger(__name__)
 
-# Every model call and every tool call: answered ahead of the middleware stack, so they are
-# not in `app.routes`.
+# Every model call (a prompt's too) and every tool call: answered ahead of the middleware
+# stack, so they are not in `app.routes`.
 HOT_ROUTES = (
     Route(CHAT_COMPLETIONS_PATH, chat_completions, methods=["POST"]),
+    Route(PROMPT_COMPLETIONS_PATH, prompt_completions, methods=["POST"]),
     Route(TOOL_CALL_PATH, call_tool, methods=["POST"]),
 )
 
@@ -188,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tokens=TokenResolver(engine, settings.token_cache_ttl_s),
             recorder=recorder,
             gateway=gateway,
+            prompts=PromptResolver(engine),
             registry=registry,
             box=box,
             oidc=_oidc_client(settings),

@@ -19,6 +19,7 @@ from sqlmodel import Session
 from hub.core.errors import ConflictError, InvalidError, NotFoundError, PermissionDeniedError
 from hub.core.roles import Permission
 from hub.gateway.model_catalog import ModelCatalog
+from hub.gateway.prompt_calls import PromptResolver
 from hub.models.actor import Actor
 from hub.models.mcp_server import McpServerPublic
 from hub.models.prompt import (
@@ -69,10 +70,26 @@ def _version(session: Session, prompt: Prompt, number: int) -> PromptVersion:
 
 
 class PromptLibrary:
-    def __init__(self, *, engine: Engine, models: ModelCatalog, usage: UsageRecorder) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        models: ModelCatalog,
+        usage: UsageRecorder,
+        resolver: PromptResolver,
+    ) -> None:
         self._engine = engine
         self.models = models
         self._usage = usage
+        self._resolver = resolver
+
+    async def _change_production(self, work: Callable[[Session], PromptPublic]) -> PromptPublic:
+        """Run `work`, which may change production, then have this process's calls by name
+        read production again (even when `work` failed: it may have failed after its commit)."""
+        try:
+            return await self._db(work)
+        finally:
+            self._resolver.production_changed()
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
@@ -179,7 +196,7 @@ class PromptLibrary:
             )
             return store.to_public(session=session, prompt=changed)
 
-        return await self._db(work)
+        return await self._change_production(work)
 
     async def rollback(self, name: str, actor: Actor) -> PromptPublic:
         def work(session: Session) -> PromptPublic:
@@ -195,7 +212,7 @@ class PromptLibrary:
             )
             return store.to_public(session=session, prompt=changed)
 
-        return await self._db(work)
+        return await self._change_production(work)
 
     async def diff(self, name: str, old: int, new: int) -> PromptDiff:
         def work(session: Session) -> PromptDiff:

@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from hub.core.config import Settings
 from hub.core.crypto import SecretBox
+from hub.gateway.prompt_calls import PromptResolver
 from hub.gateway.proxy import Gateway
 from hub.identity.attempts import SignInAttempts
 from hub.identity.oidc import OidcClient
@@ -24,6 +25,8 @@ class HubState:
     tokens: TokenResolver
     recorder: UsageRecorder
     gateway: Gateway
+    # The version a call to a prompt by name gets, kept briefly.
+    prompts: PromptResolver
     registry: McpRegistry
     box: SecretBox
     # The company's identity provider; None when single sign-on is not configured.

@@ -7,10 +7,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.api.deps import CurrentService, GatewayDep, HubStateDep, is_chat_app, service_of
+from hub.api.deps import CurrentService, GatewayDep, is_chat_app, service_of
 from hub.gateway.chat_request import parse_chat_request
 from hub.gateway.errors import GatewayError
-from hub.gateway.prompt_calls import parse_prompt_call, prompt_chat_request, version_to_serve
+from hub.gateway.prompt_calls import parse_prompt_call, prompt_chat_request
 from hub.gateway.prompt_tools import PromptTools
 from hub.models.mcp_server import SLUG_PATTERN
 from hub.state import HubState
@@ -18,6 +18,7 @@ from hub.state import HubState
 __all__ = [
     "AGENT_HEADER",
     "CHAT_COMPLETIONS_PATH",
+    "PROMPT_COMPLETIONS_PATH",
     "chat_completions",
     "prompt_completions",
     "router",
@@ -51,16 +52,17 @@ async def chat_completions(request: Request) -> Response:
 CHAT_COMPLETIONS_PATH = f"{router.prefix}/chat/completions"
 
 
-@router.post("/prompts/{name}/completions")
-async def prompt_completions(
-    name: str, request: Request, service: CurrentService, hub_state: HubStateDep
-) -> Response:
-    """Call a prompt by name with `{"variables": {...}}`: its production version (or the
-    `version` pinned) rendered with them, answered as a chat completion (`"stream": true`
-    streams). A missing or unknown variable is a 400 that names it. A version with MCP
-    servers has its tool calls made by the hub (hub/gateway/prompt_tools.py)."""
+async def prompt_completions(request: Request) -> Response:
+    """POST /v1/prompts/{name}/completions: call a prompt by name with `{"variables": {...}}`:
+    its production version (or the `version` pinned) rendered with them, answered as a chat
+    completion (`"stream": true` streams). A missing or unknown variable is a 400 that names
+    it. A plain Starlette endpoint answered ahead of the middleware stack, as
+    `chat_completions` is: it is a model call too."""
+    hub_state: HubState = request.app.state.hub
+    service = await service_of(request, hub_state)
+    name: str = request.path_params["name"]
     call = parse_prompt_call(await request.body())
-    version = await version_to_serve(hub_state.engine, name, call.version)
+    version = await hub_state.prompts.version_to_serve(name, call.version)
     chat = prompt_chat_request(name, version, call)
     if version.mcp_servers:
         tools = PromptTools(hub_state.gateway, hub_state.registry, hub_state.engine)
@@ -75,6 +77,10 @@ async def prompt_completions(
     return await hub_state.gateway.complete(
         service=service, request=chat, prompt=name, prompt_version=version.number
     )
+
+
+# Added to the app ahead of the routers too.
+PROMPT_COMPLETIONS_PATH = f"{router.prefix}/prompts/{{name}}/completions"
 
 
 @router.get("/models")

@@ -70,15 +70,20 @@ def list_versions(*, session: Session, prompt: Prompt) -> list[PromptVersion]:
 
 def serving_version(
     *, session: Session, name: str, number: int | None
-) -> tuple[Prompt, PromptVersion | None] | None:
-    """The prompt and the version a call gets: `number`, or production when it is None."""
-    prompt = get_prompt(session=session, name=name)
-    if prompt is None:
-        return None
-    wanted = prompt.production_version if number is None else number
-    if wanted is None:
-        return prompt, None
-    return prompt, get_version(session=session, prompt=prompt, number=wanted)
+) -> tuple[int | None, PromptVersion | None] | None:
+    """The prompt's production version number and the version a call gets (`number`, or
+    production when it is None), in one query; None when there is no such prompt."""
+    wanted = Prompt.production_version if number is None else number
+    query = (
+        select(Prompt.production_version, PromptVersion)
+        .outerjoin(
+            PromptVersion,
+            (col(PromptVersion.prompt_id) == Prompt.id) & (col(PromptVersion.number) == wanted),
+        )
+        .where(Prompt.name == name)
+    )
+    found = session.exec(query).first()
+    return None if found is None else (found[0], found[1])
 
 
 def _record(

@@ -20,6 +20,7 @@ from hub.services.users import create_user
 from tests.app.conftest import PASSWORD
 from tests.conftest import RunningHub, with_spare_model
 from tests.support.mcp_server import McpTestServer
+from tests.support.prompts import rendered
 from tests.support.upstream import ScriptedUpstream, count_tokens
 
 pytestmark = pytest.mark.browser
@@ -54,12 +55,9 @@ def caller(hub: RunningHub) -> Iterator[httpx.Client]:
 
 
 def _rendered(system: str) -> list[dict[str, str]]:
-    def fill(text: str) -> str:
-        for name, value in VALUES.items():
-            text = text.replace("{{" + name + "}}", value)
-        return text
-
-    return [{"role": "system", "content": fill(system)}, {"role": "user", "content": fill(USER)}]
+    return rendered(
+        [{"role": "system", "content": system}, {"role": "user", "content": USER}], **VALUES
+    )
 
 
 def _call(caller: httpx.Client, upstream: ScriptedUpstream) -> list[dict[str, str]]:

@@ -133,6 +133,8 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    PROMPT_DIFF,                            200,    200,    200,    200,    200,    401),
     # A prompt served by name, for services.
     ("POST",   "/v1/prompts/greeting/completions",     401,    401,    401,    401,    200,    401),
+    # The playground: any builder tries a prompt, saved or not.
+    ("POST",   "/api/playground",                      200,    200,    403,    200,    200,    401),
     # A chat with a model: anyone who chats gets its run spec, for themselves.
     ("GET",    MODEL_CHAT_SPEC,                        200,    200,    200,    200,    200,    401),
     # Traces: the runner, the agent's owner, admins.
@@ -179,6 +181,15 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("POST",   "/agents/guide/versions/1/restore",     303,    303,    403,    403,    403,    303),
     ("POST",   "/agents/guide/publish",                303,    303,    403,    403,    403,    303),
     ("POST",   "/agents/guide/delete",                 303,    303,    403,    403,    403,    303),
+    ("GET",    "/prompts",                             200,    200,    200,    200,    200,    303),
+    ("GET",    "/prompts/new",                         200,    200,    200,    200,    200,    303),
+    ("POST",   "/prompts/new",                         303,    303,    403,    303,    303,    303),
+    ("GET",    "/prompts/greeting",                    200,    200,    200,    200,    200,    303),
+    ("GET",    "/prompts/greeting/edit",               200,    200,    200,    200,    200,    303),
+    ("POST",   "/prompts/greeting/edit",               303,    303,    403,    403,    303,    303),
+    ("POST",   "/prompts/greeting/production",         303,    303,    403,    403,    303,    303),
+    ("POST",   "/prompts/greeting/rollback",           409,    409,    403,    403,    409,    303),
+    ("GET",    "/prompts/greeting/diff",               200,    200,    200,    200,    200,    303),
     ("GET",    "/traces",                              200,    200,    200,    200,    200,    303),
     ("GET",    "/traces/run-1",                        200,    200,    200,    404,    404,    303),
     ("GET",    "/gateway",                             200,    403,    403,    403,    403,    303),
@@ -238,6 +249,11 @@ def _feedback_body() -> dict[str, Any]:
     }
 
 
+def _prompt_form(**fields: str) -> dict[str, str]:
+    """The prompt editor's form with `greeting`'s one message."""
+    return {"role": "user", "content": GREETING[0]["content"], "model": "test-model", **fields}
+
+
 def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
     """The body (and headers) of each request that needs one; things made are named after
     their caller, so one caller's creation does not collide with the next one's."""
@@ -264,6 +280,12 @@ def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
         },
         ("POST", "/api/prompts/greeting/production"): {"json": {"version": 1}},
         ("POST", "/v1/prompts/greeting/completions"): {"json": {"variables": {"name": "Ada"}}},
+        ("POST", "/api/playground"): {
+            "json": {"messages": GREETING, "model": "test-model", "variables": {"name": "Ada"}}
+        },
+        ("POST", "/prompts/new"): {"data": _prompt_form(name=f"page-{caller}")},
+        ("POST", "/prompts/greeting/edit"): {"data": _prompt_form()},
+        ("POST", "/prompts/greeting/production"): {"data": {"version": "1"}},
         ("POST", "/login"): {"data": {"username": "bob", "password": PASSWORD}},
         ("POST", "/servers/new"): {
             "data": {"slug": f"page-{caller}", "name": "Weather", "team": "alpha", "url": mcp_url}

@@ -18,6 +18,7 @@ from hub.models.service import Service, utcnow
 from hub.models.usage import UsageRecord
 from tests.conftest import RunningHub
 from tests.support.owners import as_service
+from tests.support.prompts import rendered
 from tests.support.upstream import ScriptedUpstream, count_tokens
 
 REPLY = "Version two ships faster search."
@@ -34,14 +35,10 @@ PARAMETERS_V2 = {"temperature": 0.7, "top_p": 0.9, "seed": 7}
 SCHEMA = {"type": "object", "properties": {"notes": {"type": "string"}}, "required": ["notes"]}
 
 
-def _rendered(messages: list[dict[str, str]], **values: str) -> list[dict[str, str]]:
-    rendered = []
-    for message in messages:
-        content = message["content"]
-        for name, value in values.items():
-            content = content.replace("{{" + name + "}}", value)
-        rendered.append({"role": message["role"], "content": content})
-    return rendered
+@pytest.fixture
+def hub_database_url(database_url: str) -> str:
+    """These tests run on SQLite and on PostgreSQL."""
+    return database_url
 
 
 class Team:
@@ -107,12 +104,12 @@ def test_the_openai_sdk_calls_the_production_version_by_name(team, upstream):
 
     assert completion.choices[0].message.content == REPLY
     sent = upstream.requests[-1]
-    assert sent["messages"] == _rendered(V1, **V1_VALUES)
+    assert sent["messages"] == rendered(V1, **V1_VALUES)
     assert sent["model"] == "scripted-model"
     assert {key: sent[key] for key in PARAMETERS_V1} == PARAMETERS_V1
     assert "response_format" not in sent
     assert completion.usage is not None
-    expected_in = sum(count_tokens(m["content"]) for m in _rendered(V1, **V1_VALUES))
+    expected_in = sum(count_tokens(m["content"]) for m in rendered(V1, **V1_VALUES))
     assert completion.usage.prompt_tokens == expected_in
 
 
@@ -133,7 +130,7 @@ def test_the_openai_sdk_streams_a_prompt_with_usage(team, upstream):
     assert chunks[-1].usage.completion_tokens == count_tokens(REPLY)
     sent = upstream.requests[-1]
     assert sent["stream"] is True
-    assert sent["messages"] == _rendered(V2, **V2_VALUES)
+    assert sent["messages"] == rendered(V2, **V2_VALUES)
     assert {key: sent[key] for key in PARAMETERS_V2} == PARAMETERS_V2
     assert sent["response_format"] == {
         "type": "json_schema",
@@ -150,7 +147,7 @@ def test_plain_http_streams_a_prompt_as_server_sent_events(team, upstream):
         events = [line for line in answer.iter_lines() if line.startswith("data: ")]
 
     assert events[-1] == "data: [DONE]"
-    assert upstream.requests[-1]["messages"] == _rendered(V1, **V1_VALUES)
+    assert upstream.requests[-1]["messages"] == rendered(V1, **V1_VALUES)
 
 
 def test_switching_production_changes_the_next_call_with_no_restart(team, upstream):
@@ -163,9 +160,9 @@ def test_switching_production_changes_the_next_call_with_no_restart(team, upstre
     assert [a.status_code for a in (first, second, third)] == [200, 200, 200]
     assert rolled.json()["production_version"] == 1
     assert [r["messages"] for r in upstream.requests[-3:]] == [
-        _rendered(V1, **V1_VALUES),
-        _rendered(V2, **V2_VALUES),
-        _rendered(V1, **V1_VALUES),
+        rendered(V1, **V1_VALUES),
+        rendered(V2, **V2_VALUES),
+        rendered(V1, **V1_VALUES),
     ]
     assert first.json()["choices"][0]["message"]["content"] == REPLY
 
@@ -174,7 +171,7 @@ def test_a_pinned_version_is_served_whatever_is_production(team, upstream):
     pinned = team.call(variables=V2_VALUES, version=2)
 
     assert pinned.status_code == 200, pinned.text
-    assert upstream.requests[-1]["messages"] == _rendered(V2, **V2_VALUES)
+    assert upstream.requests[-1]["messages"] == rendered(V2, **V2_VALUES)
     absent = team.call(variables=V1_VALUES, version=9)
     assert absent.status_code == 404
     assert "no version 9" in absent.json()["error"]["message"]
@@ -187,7 +184,7 @@ def test_a_value_that_looks_like_a_placeholder_is_not_expanded_again(team, upstr
 
     assert answer.status_code == 200, answer.text
     # `changes` first, so the expected text is not expanded twice either.
-    expected = _rendered(V1, changes="42", product="{{changes}}")
+    expected = rendered(V1, changes="42", product="{{changes}}")
     assert upstream.requests[-1]["messages"] == expected
 
 
@@ -256,7 +253,7 @@ def test_usage_carries_the_prompt_and_version_and_the_usage_report_groups_by_the
     assert set(rows) == {(None, None), ("release-notes", 1), ("release-notes", 2)}
     assert rows[("release-notes", 1)]["requests"] == 2
     assert rows[("release-notes", 2)]["requests"] == 1
-    v1_in = sum(count_tokens(m["content"]) for m in _rendered(V1, **V1_VALUES))
+    v1_in = sum(count_tokens(m["content"]) for m in rendered(V1, **V1_VALUES))
     assert rows[("release-notes", 1)]["input_tokens"] == 2 * v1_in
     assert rows[("release-notes", 1)]["cost_usd"] == pytest.approx(
         2 * (v1_in * 2.0 + count_tokens(REPLY) * 8.0) / 1_000_000
@@ -296,8 +293,8 @@ def test_the_library_lists_each_prompts_calls_by_name_and_their_cost_in_the_last
     assert listed.status_code == 200, listed.text
     items = {item["name"]: item for item in listed.json()}
     assert items["release-notes"]["calls_7d"] == 3
-    v1_in = sum(count_tokens(m["content"]) for m in _rendered(V1, **V1_VALUES))
-    v2_in = sum(count_tokens(m["content"]) for m in _rendered(V2, **V2_VALUES))
+    v1_in = sum(count_tokens(m["content"]) for m in rendered(V1, **V1_VALUES))
+    v2_in = sum(count_tokens(m["content"]) for m in rendered(V2, **V2_VALUES))
     out = count_tokens(REPLY)
     expected = (2 * (v1_in * 2.0 + out * 8.0) + (v2_in * 2.0 + out * 8.0)) / 1_000_000
     assert items["release-notes"]["cost_7d_usd"] == pytest.approx(expected)

@@ -25,6 +25,12 @@ V2 = [
 ]
 
 
+@pytest.fixture
+def hub_database_url(database_url: str) -> str:
+    """These tests run on SQLite and on PostgreSQL."""
+    return database_url
+
+
 def _prompt(**extra: Any) -> dict[str, Any]:
     return {
         "name": "release-notes",

@@ -30,7 +30,10 @@ __all__ = ["PromptLibraryDep", "playground_router", "router"]
 
 async def get_prompt_library(hub_state: HubStateDep) -> PromptLibrary:
     return PromptLibrary(
-        engine=hub_state.engine, models=hub_state.gateway.catalog, usage=hub_state.recorder
+        engine=hub_state.engine,
+        models=hub_state.gateway.catalog,
+        usage=hub_state.recorder,
+        resolver=hub_state.prompts,
     )
 
 
