@@ -7,7 +7,7 @@ import orjson
 
 from hub.gateway.errors import GatewayError
 
-__all__ = ["ALLOWED_FIELDS", "ChatRequest", "parse_chat_request"]
+__all__ = ["ALLOWED_FIELDS", "ChatRequest", "bad_request", "parse_chat_request", "stream_choice"]
 
 # OpenAI's chat-completion parameters. Anything else is refused, so a client can never steer
 # where the gateway connects or what it sends (api_base, base_url, headers, api_key, ...).
@@ -59,41 +59,51 @@ class ChatRequest:
     client_wants_usage: bool
 
 
-def _bad(message: str, param: str | None = None) -> GatewayError:
+def bad_request(message: str, param: str | None = None) -> GatewayError:
+    """A 400 in OpenAI's error shape; `param` names the field to fix."""
     return GatewayError(400, message, param=param)
+
+
+def stream_choice(body: dict[str, Any]) -> tuple[bool, bool]:
+    """Whether a request's body asks to stream, and to get the usage in the stream."""
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise bad_request("'stream' must be true or false.", "stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise bad_request("'stream_options' must be an object.", "stream_options")
+    return stream, bool(stream and options and options.get("include_usage"))
 
 
 def parse_chat_request(raw: bytes) -> ChatRequest:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise _bad(f"The request body is not valid JSON: {exc}") from exc
+        raise bad_request(f"The request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
-        raise _bad("The request body must be a JSON object with 'model' and 'messages'.")
+        raise bad_request("The request body must be a JSON object with 'model' and 'messages'.")
     unknown = sorted(set(body) - ALLOWED_FIELDS)
     if unknown:
-        raise _bad(
+        raise bad_request(
             f"Unsupported field(s): {', '.join(unknown)}. The gateway accepts only OpenAI "
             "chat-completion parameters; where a request goes is set by the model catalog.",
             param=unknown[0],
         )
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise _bad("'model' is required and must be a model name from GET /v1/models.", "model")
+        raise bad_request(
+            "'model' is required and must be a model name from GET /v1/models.", "model"
+        )
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise _bad("'messages' is required and must be a non-empty list of messages.", "messages")
+        raise bad_request(
+            "'messages' is required and must be a non-empty list of messages.", "messages"
+        )
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in _ROLES:
-            raise _bad(
+            raise bad_request(
                 f"messages[{i}] must be an object with a 'role' of {', '.join(sorted(_ROLES))}.",
                 f"messages[{i}]",
             )
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise _bad("'stream' must be true or false.", "stream")
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise _bad("'stream_options' must be an object.", "stream_options")
-    wants_usage = bool(stream and options and options.get("include_usage"))
+    stream, wants_usage = stream_choice(body)
     return ChatRequest(model=model, body=body, stream=stream, client_wants_usage=wants_usage)

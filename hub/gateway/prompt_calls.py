@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from hub.gateway.chat_request import ChatRequest
+from hub.gateway.chat_request import ChatRequest, bad_request, stream_choice
 from hub.gateway.errors import GatewayError
 from hub.models.prompt import PromptDefinition, PromptVersion
 from hub.services import prompts as store
@@ -48,16 +48,12 @@ class PromptCall:
     client_wants_usage: bool
 
 
-def _bad(message: str, param: str | None = None) -> GatewayError:
-    return GatewayError(400, message, param=param)
-
-
 def _as_text(name: str, value: Any) -> str:
     """A variable's value as it goes into the template: a string as it is, anything else
     (a number, true/false, a list, an object) as JSON."""
     text = value if isinstance(value, str) else orjson.dumps(value).decode()
     if len(text) > MAX_VALUE_CHARS:
-        raise _bad(
+        raise bad_request(
             f"The variable {name!r} is {len(text)} characters; at most {MAX_VALUE_CHARS}.",
             f"variables.{name}",
         )
@@ -67,9 +63,9 @@ def _as_text(name: str, value: Any) -> str:
 def variable_values(variables: Any) -> dict[str, str]:
     """The variables of a call as the text each puts into the template."""
     if not isinstance(variables, dict):
-        raise _bad("'variables' must be an object of names and values.", "variables")
+        raise bad_request("'variables' must be an object of names and values.", "variables")
     if len(variables) > MAX_VARIABLES:
-        raise _bad(f"At most {MAX_VARIABLES} variables.", "variables")
+        raise bad_request(f"At most {MAX_VARIABLES} variables.", "variables")
     return {str(name): _as_text(str(name), value) for name, value in variables.items()}
 
 
@@ -77,12 +73,12 @@ def parse_prompt_call(raw: bytes) -> PromptCall:
     try:
         body = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:
-        raise _bad(f"The request body is not valid JSON: {exc}") from exc
+        raise bad_request(f"The request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
-        raise _bad("The request body must be a JSON object with 'variables'.")
+        raise bad_request("The request body must be a JSON object with 'variables'.")
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
-        raise _bad(
+        raise bad_request(
             f"Unsupported field(s): {', '.join(unknown)}. A prompt's call takes 'variables', "
             "'version', 'stream' and 'stream_options'; its model and parameters are the "
             "version's.",
@@ -92,18 +88,13 @@ def parse_prompt_call(raw: bytes) -> PromptCall:
     if version is not None and (
         not isinstance(version, int) or isinstance(version, bool) or version < 1
     ):
-        raise _bad("'version' must be a version number (1, 2, ...) or left out.", "version")
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise _bad("'stream' must be true or false.", "stream")
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise _bad("'stream_options' must be an object.", "stream_options")
+        raise bad_request("'version' must be a version number (1, 2, ...) or left out.", "version")
+    stream, wants_usage = stream_choice(body)
     return PromptCall(
         variables=variable_values(body.get("variables", {})),
         version=version,
         stream=stream,
-        client_wants_usage=bool(stream and options and options.get("include_usage")),
+        client_wants_usage=wants_usage,
     )
 
 
@@ -185,12 +176,12 @@ def render_request(
     missing, unknown = store.missing_and_unknown(definition, call.variables)
     takes = ", ".join(store.variables_of(definition)) or "none"
     if missing:
-        raise _bad(
+        raise bad_request(
             f"Missing variable(s) for {where}: {', '.join(missing)}. It takes: {takes}.",
             f"variables.{missing[0]}",
         )
     if unknown:
-        raise _bad(
+        raise bad_request(
             f"Unknown variable(s) for {where}: {', '.join(unknown)}. It takes: {takes}.",
             f"variables.{unknown[0]}",
         )
