@@ -17,7 +17,7 @@ __all__ = ["MAX_UPLOAD_BYTES", "multipart_body", "read_upload"]
 MAX_UPLOAD_BYTES = MAX_FILE_BYTES + 64 * 1024
 
 
-def _too_large(size: int | str) -> TooLargeError:
+def _too_large(size: str) -> TooLargeError:
     return TooLargeError(
         f"The upload is {size} bytes; the limit is {MAX_FILE_BYTES:,} bytes (10 MB) for the "
         "file. Split it into smaller test sets."
