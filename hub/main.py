@@ -46,6 +46,7 @@ from hub.state import HubState
 from hub.web import (
     agent_pages,
     audit_pages,
+    eval_set_pages,
     feedback_pages,
     gateway_pages,
     pages,
@@ -224,6 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(agent_pages.router)
     app.include_router(prompt_pages.router)
+    app.include_router(eval_set_pages.router)
     app.include_router(trace_pages.router)
     app.include_router(gateway_pages.router)
     app.include_router(session_pages.router)

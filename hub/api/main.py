@@ -6,6 +6,7 @@ from hub.api.routes import (
     agents,
     audit,
     auth,
+    eval_sets,
     feedback,
     gateway_health,
     health,
@@ -31,6 +32,7 @@ api_router.include_router(agents.router)
 api_router.include_router(model_chat.router)
 api_router.include_router(prompts.router)
 api_router.include_router(prompts.playground_router)
+api_router.include_router(eval_sets.router)
 api_router.include_router(traces.router)
 api_router.include_router(audit.router)
 api_router.include_router(shares.router)

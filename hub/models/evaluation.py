@@ -14,11 +14,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as PydanticField
 from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from hub.models.mcp_server import SLUG_PATTERN
 from hub.models.service import utcnow
 
 __all__ = [
@@ -26,10 +27,17 @@ __all__ = [
     "CheckKind",
     "CheckOutcome",
     "EvalCase",
+    "EvalCasePage",
+    "EvalCasePublic",
     "EvalResult",
     "EvalRun",
     "EvalSet",
+    "EvalSetCreate",
+    "EvalSetListItem",
+    "EvalSetPublic",
     "EvalSetVersion",
+    "EvalSetVersionCreate",
+    "EvalSetVersionPublic",
     "ResultStatus",
     "RunStatus",
     "TargetKind",
@@ -202,3 +210,80 @@ class EvalResult(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=2000)
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+
+
+# The API's shapes of test sets (not tables).
+
+# A test set's page is /evaluation/sets/{name}; "new" is its upload form.
+_RESERVED_SET_NAMES = frozenset({"new"})
+
+
+class EvalSetCreate(SQLModel):
+    """A new test set; its first version is the uploaded file."""
+
+    name: str = Field(
+        description="lower-case letters, digits and dashes", schema_extra={"pattern": SLUG_PATTERN}
+    )
+    description: str = Field(default="", max_length=2000)
+    # One of the caller's teams; their first team when left out.
+    team: str | None = Field(default=None, min_length=1, max_length=100)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if name in _RESERVED_SET_NAMES:
+            raise ValueError(f"{name!r} is taken by the hub's pages; pick another name")
+        return name
+
+
+class EvalSetVersionCreate(SQLModel):
+    note: str = Field(default="", max_length=2000)
+
+
+class EvalSetVersionPublic(SQLModel):
+    number: int
+    cases: int
+    variables: list[str]
+    filename: str
+    note: str
+    created_at: datetime
+    created_by: str
+
+
+class EvalSetPublic(SQLModel):
+    name: str
+    team: str
+    description: str
+    latest_version: int
+    created_at: datetime
+    created_by: str
+    # Newest first.
+    versions: list[EvalSetVersionPublic] = Field(default_factory=list)
+
+
+class EvalSetListItem(SQLModel):
+    name: str
+    team: str
+    description: str
+    latest_version: int
+    # The latest version's.
+    cases: int
+    created_at: datetime
+
+
+class EvalCasePublic(SQLModel):
+    position: int
+    variables: dict[str, Any]
+    expected: str | None
+    tags: list[str]
+
+
+class EvalCasePage(SQLModel):
+    """Some of a version's cases, by position: `offset` skipped, at most `limit`."""
+
+    name: str
+    version: int
+    total: int
+    offset: int
+    limit: int
+    cases: list[EvalCasePublic]

@@ -7,13 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import Session
 
-from hub.core.db import get_engine
-from hub.core.roles import Role
-from hub.services.users import create_user
 from tests.conftest import RunningHub
-from tests.support.owners import as_person, as_service
+from tests.support.owners import owners_and_others
 
 V1 = [
     {"role": "system", "content": "You write short release notes for {{product}}."},
@@ -49,20 +45,8 @@ def _version(messages: list[dict[str, str]], **extra: Any) -> dict[str, Any]:
 @pytest.fixture
 def people(hub: RunningHub) -> Iterator[dict[str, httpx.Client]]:
     """Alpha's builder and member, beta's builder, an admin, alpha's service, and nobody."""
-    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
-        for name, team, role in [
-            ("ada", "alpha", Role.builder),
-            ("bob", "alpha", Role.member),
-            ("cy", "beta", Role.builder),
-            ("root", "ops", Role.admin),
-        ]:
-            create_user(session=session, username=name, password=f"pw-{name}", team=team, role=role)
-    clients = {name: as_person(hub, name) for name in ("ada", "bob", "cy", "root")}
-    clients["service"] = as_service(hub, hub.new_service("alpha-bot", team="alpha"))
-    clients["anon"] = httpx.Client(base_url=hub.url, timeout=30)
-    yield clients
-    for client in clients.values():
-        client.close()
+    with owners_and_others(hub) as clients:
+        yield clients
 
 
 def _audit(people: dict[str, httpx.Client]) -> list[dict[str, Any]]:

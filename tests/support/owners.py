@@ -21,6 +21,7 @@ __all__ = [
     "as_person",
     "as_service",
     "namesakes",
+    "owners_and_others",
     "page_clients",
     "publish_agent",
     "traced_run",
@@ -35,6 +36,29 @@ def as_person(hub: RunningHub, username: str) -> httpx.Client:
 
 def as_service(hub: RunningHub, token: str) -> httpx.Client:
     return httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+@contextmanager
+def owners_and_others(hub: RunningHub) -> Iterator[dict[str, httpx.Client]]:
+    """API clients of team alpha's builder `ada` and member `bob`, team beta's builder `cy`,
+    the admin `root` (team ops), alpha's service `alpha-bot` (`service`), and nobody
+    (`anon`)."""
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        for name, team, role in [
+            ("ada", "alpha", Role.builder),
+            ("bob", "alpha", Role.member),
+            ("cy", "beta", Role.builder),
+            ("root", "ops", Role.admin),
+        ]:
+            create_user(session=session, username=name, password=f"pw-{name}", team=team, role=role)
+    clients = {name: as_person(hub, name) for name in ("ada", "bob", "cy", "root")}
+    clients["service"] = as_service(hub, hub.new_service("alpha-bot", team="alpha"))
+    clients["anon"] = httpx.Client(base_url=hub.url, timeout=30)
+    try:
+        yield clients
+    finally:
+        for client in clients.values():
+            client.close()
 
 
 @contextmanager
