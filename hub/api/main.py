@@ -6,6 +6,7 @@ from hub.api.routes import (
     agents,
     audit,
     auth,
+    eval_runs,
     feedback,
     gateway_health,
     health,
@@ -35,3 +36,4 @@ api_router.include_router(traces.router)
 api_router.include_router(audit.router)
 api_router.include_router(shares.router)
 api_router.include_router(feedback.router)
+api_router.include_router(eval_runs.router)
