@@ -4,10 +4,7 @@ and a judge score each answer, and the run's figures equal counts made here from
 answers; the estimate comes before the start; bad checks and callers are refused; two runs are
 compared case by case."""
 
-import json
 import math
-import re
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -21,22 +18,24 @@ from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.services.users import create_user
 from tests.conftest import RunningHub
-from tests.support.evaluation import Case, make_test_set
+from tests.support.evaluation import (
+    CHECKS,
+    PRICE_IN,
+    PRICE_OUT,
+    SYSTEM,
+    Case,
+    case_number,
+    expected_outcomes,
+    is_judge,
+    make_test_set,
+    make_tickets_prompt,
+    scripted_reply,
+    ticket_cases,
+    wait_until_over,
+)
 from tests.support.owners import as_person, as_service
 from tests.support.upstream import ScriptedUpstream, count_tokens
 
-SYSTEM = "You answer support tickets in one line."
-USER = "Ticket {{n}}: {{text}}"
-JUDGE_START = "You judge an answer"
-RUBRIC = "The answer names the ticket's number."
-PRICE_IN, PRICE_OUT = 2.0, 8.0  # the test catalog's test-model, dollars per million tokens
-CHECKS: list[dict[str, Any]] = [
-    {"kind": "valid_json"},
-    {"kind": "required_fields", "fields": ["answer"]},
-    {"kind": "contains"},
-    {"kind": "regex", "value": r"answer \d+", "name": "numbered"},
-    {"kind": "judge", "model": "test-model", "rubric": RUBRIC, "pass_score": 0.5},
-]
 CASES = 50
 
 
@@ -49,92 +48,12 @@ def hub_settings(hub_settings: Settings) -> Settings:
 def qa(hub: RunningHub) -> Iterator[httpx.Client]:
     """A service of team qa, which owns the prompt."""
     with as_service(hub, hub.new_service("qa-bot", team="qa")) as client:
-        made = client.post(
-            "/api/prompts",
-            json={
-                "name": "tickets",
-                "model": "test-model",
-                "parameters": {"max_tokens": 50},
-                "messages": [
-                    {"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": USER},
-                ],
-            },
-        )
-        assert made.status_code == 201, made.text
+        make_tickets_prompt(client)
         yield client
-
-
-def _number(request: dict[str, Any]) -> int:
-    """The case a request is for: the ticket's number, in the prompt's or the judge's words."""
-    text = request["messages"][-1]["content"]
-    found = re.search(r'"n": (\d+)', text) or re.match(r"Ticket (\d+):", text)
-    assert found is not None, text
-    return int(found.group(1))
-
-
-def _is_judge(request: dict[str, Any]) -> bool:
-    return str(request["messages"][0]["content"]).startswith(JUDGE_START)
-
-
-def target_reply(n: int) -> str:
-    return [f'{{"answer": "answer {n}"}}', f"answer {n}", "I cannot say."][n % 3]
-
-
-def judge_reply(n: int) -> str:
-    if n % 7 == 0:
-        return "It looks fine to me."  # not the JSON asked for
-    score = 0.2 if n % 4 == 0 else 0.9
-    return json.dumps({"score": score, "reason": f"case {n}"})
-
-
-def _reply(request: dict[str, Any]) -> str:
-    n = _number(request)
-    return judge_reply(n) if _is_judge(request) else target_reply(n)
-
-
-def _cases(count: int) -> list[Case]:
-    return [
-        Case(
-            variables={"n": n, "text": f"printer {n} is jammed"},
-            expected=f"answer {n}",
-            tags=["even" if n % 2 == 0 else "odd", *(["fifth"] if n % 5 == 0 else [])],
-        )
-        for n in range(1, count + 1)
-    ]
-
-
-def _expected_outcomes(n: int) -> dict[str, bool]:
-    """Each check's outcome for case n, worked out from the scripted replies."""
-    reply = target_reply(n)
-    try:
-        value = json.loads(reply)
-        is_json = True
-    except ValueError:
-        value, is_json = None, False
-    verdict = judge_reply(n)
-    judged = verdict.startswith("{") and json.loads(verdict)["score"] >= 0.5
-    return {
-        "valid_json": is_json,
-        "required_fields": is_json and isinstance(value, dict) and "answer" in value,
-        "contains": f"answer {n}" in reply,
-        "numbered": re.search(r"answer \d+", reply) is not None,
-        "judge": judged,
-    }
 
 
 def _body(**changes: Any) -> dict[str, Any]:
     return {"set": "tickets", "prompt": "tickets", "checks": CHECKS, "concurrency": 8, **changes}
-
-
-def wait_until_over(client: httpx.Client, run_id: int, timeout_s: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        run = client.get(f"/api/evaluation/runs/{run_id}").json()
-        if run["status"] not in ("queued", "running") and run["progress"]["in_flight"] == 0:
-            return dict(run)
-        assert time.monotonic() < deadline, f"the run did not end: {run}"
-        time.sleep(0.05)
 
 
 def _cost(requests: list[dict[str, Any]]) -> tuple[int, int, float]:
@@ -142,7 +61,7 @@ def _cost(requests: list[dict[str, Any]]) -> tuple[int, int, float]:
     tokens_in = tokens_out = 0
     for request in requests:
         tokens_in += sum(count_tokens(m["content"]) for m in request["messages"])
-        tokens_out += count_tokens(_reply(request))
+        tokens_out += count_tokens(scripted_reply(request))
     return tokens_in, tokens_out, (tokens_in * PRICE_IN + tokens_out * PRICE_OUT) / 1e6
 
 
@@ -150,9 +69,9 @@ def test_a_run_answers_every_case_once_and_its_figures_equal_independent_counts(
     hub: RunningHub, qa: httpx.Client, upstream: ScriptedUpstream
 ) -> None:
     # One more case whose variables do not fit the prompt: an error, never sent.
-    cases = [*_cases(CASES), Case(variables={"n": CASES + 1}, tags=["odd"])]
+    cases = [*ticket_cases(CASES), Case(variables={"n": CASES + 1}, tags=["odd"])]
     make_test_set(hub.settings.sqlalchemy_url, "tickets", cases, team="qa")
-    upstream.reply_for = _reply
+    upstream.reply_for = scripted_reply
 
     estimate = qa.post("/api/evaluation/runs/estimate", json=_body())
     assert estimate.status_code == 200, estimate.text
@@ -168,10 +87,10 @@ def test_a_run_answers_every_case_once_and_its_figures_equal_independent_counts(
 
     assert run["status"] == "finished"
     assert run["progress"] == {"done": CASES, "errors": 1, "in_flight": 0, "total": CASES + 1}
-    targets = [_number(r) for r in upstream.requests if not _is_judge(r)]
-    judged = [_number(r) for r in upstream.requests if _is_judge(r)]
+    targets = [case_number(r) for r in upstream.requests if not is_judge(r)]
+    judged = [case_number(r) for r in upstream.requests if is_judge(r)]
     assert sorted(targets) == sorted(judged) == list(range(1, CASES + 1))
-    expected = {n: _expected_outcomes(n) for n in range(1, CASES + 1)}
+    expected = {n: expected_outcomes(n) for n in range(1, CASES + 1)}
     passed = {n for n, outcomes in expected.items() if all(outcomes.values())}
     figures = run["aggregates"]
     assert (figures["passed"], figures["failed"], figures["errors"]) == (
@@ -213,7 +132,7 @@ def test_a_run_answers_every_case_once_and_its_figures_equal_independent_counts(
 def test_the_estimate_prices_the_rendered_messages_and_the_versions_max_tokens(
     hub: RunningHub, qa: httpx.Client, upstream: ScriptedUpstream
 ) -> None:
-    cases = _cases(7)
+    cases = ticket_cases(7)
     make_test_set(hub.settings.sqlalchemy_url, "tickets", cases, team="qa")
 
     estimate = qa.post("/api/evaluation/runs/estimate", json=_body(checks=[]))
@@ -245,7 +164,7 @@ def test_the_estimate_prices_the_rendered_messages_and_the_versions_max_tokens(
 def test_a_bad_check_is_refused_when_the_run_is_made(
     hub: RunningHub, qa: httpx.Client, checks: list[dict[str, Any]], says: str
 ) -> None:
-    make_test_set(hub.settings.sqlalchemy_url, "tickets", _cases(2), team="qa")
+    make_test_set(hub.settings.sqlalchemy_url, "tickets", ticket_cases(2), team="qa")
 
     for path in ("/api/evaluation/runs/estimate", "/api/evaluation/runs"):
         refused = qa.post(path, json=_body(checks=checks))
@@ -257,7 +176,7 @@ def test_a_bad_check_is_refused_when_the_run_is_made(
 def test_agents_cannot_be_run_yet_and_a_missing_set_or_version_is_named(
     hub: RunningHub, qa: httpx.Client
 ) -> None:
-    make_test_set(hub.settings.sqlalchemy_url, "tickets", _cases(2), team="qa")
+    make_test_set(hub.settings.sqlalchemy_url, "tickets", ticket_cases(2), team="qa")
 
     agent = qa.post("/api/evaluation/runs", json=_body(prompt=None, agent="helper"))
     assert agent.status_code == 422
@@ -273,8 +192,8 @@ def test_agents_cannot_be_run_yet_and_a_missing_set_or_version_is_named(
 def test_only_the_prompts_team_starts_runs_and_anyone_signed_in_reads_them(
     hub: RunningHub, qa: httpx.Client, upstream: ScriptedUpstream
 ) -> None:
-    make_test_set(hub.settings.sqlalchemy_url, "tickets", _cases(3), team="qa")
-    upstream.reply_for = _reply
+    make_test_set(hub.settings.sqlalchemy_url, "tickets", ticket_cases(3), team="qa")
+    upstream.reply_for = scripted_reply
     with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
         create_user(session=session, username="mia", password="pw", team="qa", role=Role.member)
     outsider = as_service(hub, hub.new_service("ops-bot", team="ops"))
@@ -301,10 +220,10 @@ def test_only_the_prompts_team_starts_runs_and_anyone_signed_in_reads_them(
         client.close()
 
 
-def test_a_cancelled_run_sends_no_more_cases(
+def test_a_cancelled_run_sends_no_moreticket_cases(
     hub: RunningHub, qa: httpx.Client, upstream: ScriptedUpstream
 ) -> None:
-    make_test_set(hub.settings.sqlalchemy_url, "tickets", _cases(20), team="qa")
+    make_test_set(hub.settings.sqlalchemy_url, "tickets", ticket_cases(20), team="qa")
     upstream.script(reply="answer", delay_s=0.2)
     made = qa.post("/api/evaluation/runs", json=_body(checks=[], concurrency=1))
 
@@ -321,11 +240,13 @@ def test_a_cancelled_run_sends_no_more_cases(
 def test_two_runs_of_one_set_version_are_compared_case_by_case(
     hub: RunningHub, qa: httpx.Client, upstream: ScriptedUpstream
 ) -> None:
-    make_test_set(hub.settings.sqlalchemy_url, "tickets", _cases(12), team="qa")
+    make_test_set(hub.settings.sqlalchemy_url, "tickets", ticket_cases(12), team="qa")
     checks = [{"kind": "contains"}]
 
     def run_with(right: set[int]) -> int:
-        upstream.reply_for = lambda r: f"answer {_number(r)}" if _number(r) in right else "no"
+        upstream.reply_for = lambda r: (
+            f"answer {case_number(r)}" if case_number(r) in right else "no"
+        )
         made = qa.post("/api/evaluation/runs", json=_body(checks=checks))
         assert made.status_code == 201, made.text
         return int(wait_until_over(qa, made.json()["id"])["id"])
@@ -343,7 +264,7 @@ def test_two_runs_of_one_set_version_are_compared_case_by_case(
     assert body["unchanged_passed"] == len(odd & thirds)
     assert body["unchanged_failed"] == 12 - len(odd | thirds)
     assert body["missing"] == 0
-    make_test_set(hub.settings.sqlalchemy_url, "tickets", _cases(12), team="qa")
+    make_test_set(hub.settings.sqlalchemy_url, "tickets", ticket_cases(12), team="qa")
     other = run_with(odd)
     refused = qa.get(f"/api/evaluation/runs/{before}/compare/{other}")
     assert refused.status_code == 422
