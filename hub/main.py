@@ -47,6 +47,7 @@ from hub.state import HubState
 from hub.web import (
     agent_pages,
     audit_pages,
+    eval_run_pages,
     feedback_pages,
     gateway_pages,
     pages,
@@ -246,4 +247,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_pages.router)
     app.include_router(share_pages.router)
     app.include_router(feedback_pages.router)
+    app.include_router(eval_run_pages.router)
     return app

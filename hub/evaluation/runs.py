@@ -186,6 +186,25 @@ class EvalRuns:
             if run.id is not None
         ]
 
+    async def choices(self, set_name: str, prompt: str) -> tuple[list[int], list[int], int | None]:
+        """For the run form: the set's versions and the prompt's (newest first), and which of
+        the prompt's is production; empty for a name that is not there."""
+
+        def work(session: Session) -> tuple[list[int], list[int], int | None]:
+            test_set = store.get_set(session=session, name=set_name) if set_name else None
+            found = prompt_store.get_prompt(session=session, name=prompt) if prompt else None
+            set_versions = (
+                store.set_version_numbers(session=session, set_id=test_set.id)
+                if test_set is not None and test_set.id is not None
+                else []
+            )
+            if found is None:
+                return set_versions, [], None
+            versions = prompt_store.list_versions(session=session, prompt=found)
+            return set_versions, [v.number for v in versions], found.production_version
+
+        return await self._db(work)
+
     async def find(self, set_name: str | None, prompt: str | None) -> list[RunPublic]:
         """The newest runs first, of one set and one prompt when named."""
 

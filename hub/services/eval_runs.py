@@ -42,6 +42,7 @@ __all__ = [
     "results_with_cases",
     "save_result",
     "set_names",
+    "set_version_numbers",
     "set_version_of",
     "start_run",
 ]
@@ -289,3 +290,9 @@ def set_version_of(*, session: Session, run: EvalRun) -> EvalSetVersion | None:
         EvalSetVersion.set_id == run.set_id, EvalSetVersion.number == run.set_version
     )
     return session.exec(query).first()
+
+
+def set_version_numbers(*, session: Session, set_id: int) -> list[int]:
+    """The set's version numbers, newest first."""
+    query = select(EvalSetVersion.number).where(EvalSetVersion.set_id == set_id)
+    return list(session.exec(query.order_by(col(EvalSetVersion.number).desc())).all())

@@ -22,6 +22,7 @@ from tests.support.evaluation import (
     CHECKS,
     PRICE_IN,
     PRICE_OUT,
+    RUBRIC,
     SYSTEM,
     Case,
     case_number,
@@ -33,7 +34,7 @@ from tests.support.evaluation import (
     ticket_cases,
     wait_until_over,
 )
-from tests.support.owners import as_person, as_service
+from tests.support.owners import as_person, as_service, page_clients
 from tests.support.upstream import ScriptedUpstream, count_tokens
 
 CASES = 50
@@ -269,3 +270,67 @@ def test_two_runs_of_one_set_version_are_compared_case_by_case(
     refused = qa.get(f"/api/evaluation/runs/{before}/compare/{other}")
     assert refused.status_code == 422
     assert "same test-set version" in refused.json()["detail"]
+
+
+def test_the_pages_estimate_start_follow_and_compare_runs(
+    hub: RunningHub, qa: httpx.Client, upstream: ScriptedUpstream
+) -> None:
+    make_test_set(hub.settings.sqlalchemy_url, "tickets", ticket_cases(6), team="qa")
+    upstream.reply_for = scripted_reply
+    people = [("ben", "qa", Role.builder), ("mia", "qa", Role.member)]
+    with page_clients(hub, people) as client_for:
+        ben, mia = client_for("ben"), client_for("mia")
+        signed_out = httpx.get(f"{hub.url}/evaluation/runs/new", follow_redirects=False)
+        assert signed_out.status_code == 303 and "/login" in signed_out.headers["location"]
+
+        form = ben.get("/evaluation/runs/new?set=tickets&prompt=tickets")
+        assert form.status_code == 200
+        assert '<option value="1"' in form.text and "production (v1)" in form.text
+        fields = {
+            "set": "tickets",
+            "prompt": "tickets",
+            "check": ["valid_json", "regex"],
+            "value:regex": "(unclosed",
+            "judge_model": "test-model",
+            "rubric": RUBRIC,
+            "pass_score": "0.5",
+            "concurrency": "4",
+        }
+        refused = ben.post("/evaluation/runs/new", data={**fields, "action": "estimate"})
+        assert refused.status_code == 422 and "not a regular expression" in refused.text
+        fields["value:regex"] = r"answer \d+"
+        estimated = ben.post("/evaluation/runs/new", data={**fields, "action": "estimate"})
+        assert estimated.status_code == 200, estimated.text
+        assert 'id="estimate"' in estimated.text and 'id="start-button"' in estimated.text
+        assert "6 calls of the prompt and 6 of the judge" in estimated.text
+        assert upstream.hits == 0
+
+        started = ben.post(
+            "/evaluation/runs/new", data={**fields, "action": "start"}, follow_redirects=False
+        )
+        assert started.status_code == 303, started.text
+        run_id = int(started.headers["location"].rsplit("/", 1)[1])
+        following = ben.get(f"/evaluation/runs/{run_id}")
+        assert following.status_code == 200 and 'id="progress-bar"' in following.text
+        run = wait_until_over(ben, run_id)
+
+        shown = mia.get(f"/evaluation/runs/{run_id}")
+        assert shown.status_code == 200
+        assert 'id="cancel-form"' not in shown.text and "<script>" not in shown.text
+        assert f">{run['aggregates']['passed']}</td>" in shown.text
+        assert shown.text.count('<tr id="case-') == 6
+        failed = mia.get(f"/evaluation/runs/{run_id}?only=failed")
+        assert failed.text.count('<tr id="case-') == run["aggregates"]["failed"]
+        assert mia.post(f"/evaluation/runs/{run_id}/cancel").status_code == 403
+
+        upstream.reply_for = lambda r: "plain words" if is_judge(r) else scripted_reply(r)
+        again = ben.post(
+            "/evaluation/runs/new", data={**fields, "action": "start"}, follow_redirects=False
+        )
+        second = int(again.headers["location"].rsplit("/", 1)[1])
+        wait_until_over(ben, second)
+        compared = mia.get(f"/evaluation/runs/{run_id}/compare/{second}")
+        assert compared.status_code == 200
+        assert 'id="worse"' in compared.text and 'id="better"' not in compared.text
+        listed = mia.get("/evaluation/runs?prompt=tickets")
+        assert f'href="/evaluation/runs/{second}"' in listed.text

@@ -24,6 +24,7 @@ __all__ = [
     "JUDGE_START",
     "PRICE_IN",
     "PRICE_OUT",
+    "RUBRIC",
     "SYSTEM",
     "Case",
     "case_number",
