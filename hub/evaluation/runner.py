@@ -186,6 +186,9 @@ class EvalRunner:
             raise
         except Exception:
             logger.exception("The evaluation run %s stopped; it is taken up again", run_id)
+            # Before the next poll starts a worker again, so the run keeps to its concurrency.
+            if answering:
+                await asyncio.wait(answering)
         finally:
             self._workers.pop(run_id, None)
 

@@ -1,20 +1,24 @@
 """A run survives its hub's restart: a 1,000-case run in a real hub process, stopped with
 SIGTERM about half way, carries on in a new process on the same database and finishes; the
 scripted upstream got each case (and its judge's call) exactly once, and the run's figures equal
-counts made here."""
+counts made here. A case claimed by a hub that died is sent again once its claim is stale, and
+not before."""
 
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlmodel import Session, col, func, select
+import pytest
+from sqlmodel import Session, col, func, select, update
 
+from hub.core.config import Settings
 from hub.core.db import get_engine
-from hub.models.evaluation import EvalResult, ResultStatus
-from hub.models.service import ServiceCreate
+from hub.models.evaluation import EvalCase, EvalResult, EvalRun, EvalSet, ResultStatus, RunStatus
+from hub.models.service import ServiceCreate, utcnow
 from hub.services.service_accounts import create_service
-from tests.conftest import APP_TOKEN, write_catalog
+from tests.conftest import APP_TOKEN, RunningHub, write_catalog
 from tests.support.evaluation import (
     CHECKS,
     case_number,
@@ -27,9 +31,15 @@ from tests.support.evaluation import (
     wait_until_over,
 )
 from tests.support.gateway import hub_processes
+from tests.support.owners import as_service
 from tests.support.upstream import ScriptedUpstream
 
 CASES = 1_000
+
+
+@pytest.fixture
+def hub_settings(hub_settings: Settings) -> Settings:
+    return hub_settings.model_copy(update={"eval_poll_interval_s": 0.05})
 
 
 def _results_in_flight(database_url: str) -> int:
@@ -114,3 +124,57 @@ def _service_token(database_url: str) -> str:
             session=session, service_in=ServiceCreate(name="qa-bot", team="qa")
         )
     return token
+
+
+def test_a_case_claimed_by_a_hub_that_died_is_sent_again_only_once_its_claim_is_stale(
+    hub: RunningHub, upstream: ScriptedUpstream
+) -> None:
+    database_url = hub.settings.sqlalchemy_url
+    make_test_set(database_url, "tickets", ticket_cases(4), team="qa")
+    upstream.reply_for = scripted_reply
+    token = hub.new_service("qa-bot", team="qa")
+    with as_service(hub, token) as qa:
+        make_tickets_prompt(qa)
+        # A run whose case 2 another hub claimed a moment ago, and which that hub never ends.
+        with Session(get_engine(database_url)) as session:
+            test_set = session.exec(select(EvalSet).where(EvalSet.name == "tickets")).one()
+            assert test_set.id is not None
+            run = EvalRun(
+                set_id=test_set.id,
+                set_version=1,
+                target_kind="prompt",
+                target="tickets",
+                target_version=1,
+                cases=4,
+                team="qa",
+                created_by="tests",
+                status=RunStatus.running.value,
+            )
+            session.add(run)
+            session.flush()
+            assert run.id is not None
+            run_id = run.id
+            case = session.exec(select(EvalCase).where(EvalCase.position == 2)).one()
+            assert case.id is not None
+            session.add(EvalResult(run_id=run_id, case_id=case.id, position=2))
+            session.commit()
+
+        deadline = time.monotonic() + 30
+        while qa.get(f"/api/evaluation/runs/{run_id}").json()["progress"]["done"] < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert qa.get(f"/api/evaluation/runs/{run_id}").json()["status"] == "running"
+        assert sorted(case_number(r) for r in upstream.requests) == [1, 3, 4]
+
+        # That hub is gone: its claim is older than twice the request deadline.
+        with Session(get_engine(database_url)) as session:
+            stale = utcnow() - timedelta(seconds=2 * hub.settings.request_deadline_s + 1)
+            session.exec(
+                update(EvalResult).where(col(EvalResult.position) == 2).values(started_at=stale)
+            )
+            session.commit()
+        finished = wait_until_over(qa, run_id)
+
+    assert finished["status"] == "finished"
+    assert finished["progress"]["done"] == 4
+    assert sorted(case_number(r) for r in upstream.requests) == [1, 2, 3, 4]

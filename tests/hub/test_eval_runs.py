@@ -34,6 +34,7 @@ from tests.support.evaluation import (
     ticket_cases,
     wait_until_over,
 )
+from tests.support.mcp_server import McpTestServer
 from tests.support.owners import as_person, as_service, page_clients
 from tests.support.upstream import ScriptedUpstream, count_tokens
 
@@ -334,3 +335,61 @@ def test_the_pages_estimate_start_follow_and_compare_runs(
         assert 'id="worse"' in compared.text and 'id="better"' not in compared.text
         listed = mia.get("/evaluation/runs?prompt=tickets")
         assert f'href="/evaluation/runs/{second}"' in listed.text
+
+
+def test_a_prompt_with_mcp_tools_is_run_with_them_and_its_calls_count_under_evaluation(
+    hub: RunningHub, upstream: ScriptedUpstream
+) -> None:
+    token = hub.new_service("weather-bot", team="weather")
+    with McpTestServer() as server, as_service(hub, token) as weather:
+        registered = weather.post(
+            "/api/mcp/servers",
+            json={"slug": "weather", "name": "Weather", "team": "weather", "url": server.url},
+        )
+        assert registered.status_code == 201, registered.text
+        made = weather.post(
+            "/api/prompts",
+            json={
+                "name": "what-to-wear",
+                "model": "test-model",
+                "mcp_servers": ["weather"],
+                "messages": [{"role": "user", "content": "What to wear in {{city}}?"}],
+            },
+        )
+        assert made.status_code == 201, made.text
+        cases = [Case(variables={"city": "Lisbon"}), Case(variables={"city": "Porto"})]
+        make_test_set(hub.settings.sqlalchemy_url, "cities", cases, team="weather")
+        # One case at a time, so the first asks for the tool and the second does not.
+        asks = [{"name": "weather__get_weather", "arguments": {"city": "Lisbon"}}]
+        upstream.enqueue(reply="", tool_calls=asks)
+        upstream.script(reply="A light jacket.")
+        checks = [{"kind": "tool_call", "tool": "weather.get_weather"}, {"kind": "contains"}]
+        body = {"set": "cities", "prompt": "what-to-wear", "checks": checks, "concurrency": 1}
+
+        created = weather.post("/api/evaluation/runs", json=body)
+        assert created.status_code == 201, created.text
+        run = wait_until_over(weather, created.json()["id"])
+
+        results = weather.get(f"/api/evaluation/runs/{run['id']}/results").json()["results"]
+        with as_service(hub, hub.new_service("root", team="ops", admin=True)) as admin:
+            usage = admin.get(
+                "/v1/usage", params={"group_by": ["service", "team", "prompt", "prompt_version"]}
+            )
+    assert [r["output"] for r in results] == ["A light jacket."] * 2
+    first, second = ([(o["name"], o["passed"]) for o in r["outcomes"]] for r in results)
+    assert first[0] == ("tool_call", True) and second[0] == ("tool_call", False)
+    # No expected output in these cases: `contains` has nothing to look for.
+    assert run["aggregates"]["checks"][1] == {
+        "name": "contains",
+        "passed": 0,
+        "failed": 2,
+        "pass_rate": 0.0,
+    }
+    (row,) = usage.json()["rows"]
+    assert (row["service"], row["team"], row["prompt"], row["prompt_version"]) == (
+        "evaluation",
+        "weather",
+        "what-to-wear",
+        1,
+    )
+    assert row["requests"] == upstream.hits == 3
