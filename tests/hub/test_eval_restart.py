@@ -38,6 +38,12 @@ CASES = 1_000
 
 
 @pytest.fixture
+def hub_database_url(database_url: str) -> str:
+    """These tests run on SQLite and on PostgreSQL."""
+    return database_url
+
+
+@pytest.fixture
 def hub_settings(hub_settings: Settings) -> Settings:
     return hub_settings.model_copy(update={"eval_poll_interval_s": 0.05})
 

@@ -42,6 +42,12 @@ CASES = 50
 
 
 @pytest.fixture
+def hub_database_url(database_url: str) -> str:
+    """These tests run on SQLite and on PostgreSQL."""
+    return database_url
+
+
+@pytest.fixture
 def hub_settings(hub_settings: Settings) -> Settings:
     return hub_settings.model_copy(update={"eval_poll_interval_s": 0.05})
 
@@ -222,7 +228,7 @@ def test_only_the_prompts_team_starts_runs_and_anyone_signed_in_reads_them(
         client.close()
 
 
-def test_a_cancelled_run_sends_no_moreticket_cases(
+def test_a_cancelled_run_sends_no_more_cases(
     hub: RunningHub, qa: httpx.Client, upstream: ScriptedUpstream
 ) -> None:
     make_test_set(hub.settings.sqlalchemy_url, "tickets", ticket_cases(20), team="qa")
