@@ -19,11 +19,18 @@ from starlette.types import Receive, Scope, Send
 from hub.api.errors import refusal_response
 from hub.api.main import api_router
 from hub.api.routes.mcp_servers import TOOL_CALL_PATH, call_tool
-from hub.core.config import APP_SERVICE_NAME, PLAYGROUND_SERVICE_NAME, Settings, get_settings
+from hub.core.config import (
+    APP_SERVICE_NAME,
+    EVALUATION_SERVICE_NAME,
+    PLAYGROUND_SERVICE_NAME,
+    Settings,
+    get_settings,
+)
 from hub.core.crypto import SecretBox, load_or_create_key
 from hub.core.db import get_engine, migrate
 from hub.core.errors import Refusal
 from hub.core.origin_check import origin_refusal
+from hub.evaluation.runner import EvalRunner
 from hub.gateway.errors import GatewayError, openai_error_response
 from hub.gateway.model_catalog import load_model_catalog
 from hub.gateway.prompt_calls import PromptResolver
@@ -46,6 +53,7 @@ from hub.state import HubState
 from hub.web import (
     agent_pages,
     audit_pages,
+    eval_run_pages,
     eval_set_pages,
     feedback_pages,
     gateway_pages,
@@ -127,6 +135,15 @@ def _oidc_client(settings: Settings) -> OidcClient | None:
     )
 
 
+def _internal_service(session: Session, name: str) -> int:
+    """The id of a service the hub calls the gateway as itself, with a token nobody holds."""
+    service = ensure_service(
+        session=session, name=name, team="platform", token=secrets.token_urlsafe(32)
+    )
+    assert service.id is not None
+    return service.id
+
+
 def _freeze_startup_objects() -> None:
     """Move what start-up created (modules, the app, caches: ~190,000 objects) out of the
     garbage collector's sight. A full collection walks every tracked object and took ~100 ms
@@ -172,15 +189,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 team="platform",
                 token=settings.app_service_token,
             )
-            # Its token is never handed out: the hub counts playground runs under it itself.
-            playground = ensure_service(
-                session=session,
-                name=PLAYGROUND_SERVICE_NAME,
-                team="platform",
-                token=secrets.token_urlsafe(32),
+            # Their tokens are never handed out: the hub counts playground runs and
+            # evaluation runs under them itself.
+            playground_service_id, evaluation_service_id = (
+                _internal_service(session, name)
+                for name in (PLAYGROUND_SERVICE_NAME, EVALUATION_SERVICE_NAME)
             )
-            assert playground.id is not None
-            playground_service_id = playground.id
         recorder = UsageRecorder(engine, settings.usage_flush_interval_s)
         gateway, redis = build_gateway(
             settings, load_model_catalog(settings.catalog_path), recorder, engine
@@ -190,6 +204,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await recorder.start()
         await gateway.start()
         await registry.start()
+        # Evaluation runs: their cases are answered through the gateway in this process.
+        runner = EvalRunner(
+            engine=engine,
+            gateway=gateway,
+            registry=registry,
+            service_id=evaluation_service_id,
+            poll_interval_s=settings.eval_poll_interval_s,
+            abandon_after_s=2 * settings.request_deadline_s,
+        )
+        await runner.start()
         app.state.hub = HubState(
             settings=settings,
             engine=engine,
@@ -207,6 +231,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await runner.close()
             await registry.close()
             await gateway.close()
             await recorder.close()
@@ -232,4 +257,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_pages.router)
     app.include_router(share_pages.router)
     app.include_router(feedback_pages.router)
+    app.include_router(eval_run_pages.router)
     return app

@@ -6,6 +6,7 @@ from hub.api.routes import (
     agents,
     audit,
     auth,
+    eval_runs,
     eval_sets,
     feedback,
     gateway_health,
@@ -37,3 +38,4 @@ api_router.include_router(traces.router)
 api_router.include_router(audit.router)
 api_router.include_router(shares.router)
 api_router.include_router(feedback.router)
+api_router.include_router(eval_runs.router)

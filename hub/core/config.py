@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "APP_SERVICE_NAME",
     "DEV_APP_TOKEN",
+    "EVALUATION_SERVICE_NAME",
     "PLAYGROUND_SERVICE_NAME",
     "Settings",
     "get_settings",
@@ -24,6 +25,8 @@ DEV_APP_TOKEN = "sb-dev-chat-app-token"
 APP_SERVICE_NAME = "chat-app"
 # The service the prompt playground's runs are counted under (with the team of who ran them).
 PLAYGROUND_SERVICE_NAME = "prompt-playground"
+# The service evaluation runs' calls are counted under (with the team of the run's prompt).
+EVALUATION_SERVICE_NAME = "evaluation"
 
 # A production secret: at least this long, with at least this many different characters,
 # and none of these well-known words in it (compared case-insensitively).
@@ -193,6 +196,8 @@ class Settings(BaseSettings):
     # How long a resolved service token stays cached before it is checked again.
     token_cache_ttl_s: float = 30.0
     usage_flush_interval_s: float = 0.2
+    # How often each hub looks for evaluation runs to work on.
+    eval_poll_interval_s: float = Field(default=1.0, gt=0)
 
     def query_approval_bytes_for(self, user: str) -> int:
         return self.query_approval_bytes_by_user.get(user, self.query_approval_bytes)

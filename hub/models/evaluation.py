@@ -23,9 +23,13 @@ from hub.models.mcp_server import SLUG_PATTERN
 from hub.models.service import utcnow
 
 __all__ = [
+    "MAX_CHECKS",
+    "MAX_CONCURRENCY",
     "Check",
     "CheckKind",
     "CheckOutcome",
+    "CheckSummary",
+    "ComparedRow",
     "EvalCase",
     "EvalCasePage",
     "EvalCasePublic",
@@ -38,8 +42,17 @@ __all__ = [
     "EvalSetVersion",
     "EvalSetVersionCreate",
     "EvalSetVersionPublic",
+    "ResultPage",
+    "ResultPublic",
     "ResultStatus",
+    "RunAggregates",
+    "RunComparison",
+    "RunCreate",
+    "RunEstimate",
+    "RunProgress",
+    "RunPublic",
     "RunStatus",
+    "TagSummary",
     "TargetKind",
 ]
 
@@ -287,3 +300,147 @@ class EvalCasePage(SQLModel):
     offset: int
     limit: int
     cases: list[EvalCasePublic]
+
+
+# -- API shapes of runs (not tables) ---------------------------------------------------------
+
+MAX_CHECKS = 20
+MAX_CONCURRENCY = 16
+
+
+class RunCreate(BaseModel):
+    """A run of a prompt version over a test-set version; also the body of an estimate."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    test_set: str = PydanticField(alias="set", min_length=1, max_length=63)
+    # The set's latest version when left out.
+    set_version: int | None = PydanticField(default=None, ge=1)
+    prompt: str | None = PydanticField(default=None, min_length=1, max_length=63)
+    # The prompt's production version when left out.
+    version: int | None = PydanticField(default=None, ge=1)
+    # Agents cannot be run yet; naming one is refused with a reason.
+    agent: str | None = PydanticField(default=None, max_length=63)
+    checks: list[Check] = PydanticField(default_factory=list, max_length=MAX_CHECKS)
+    concurrency: int = PydanticField(default=4, ge=1, le=MAX_CONCURRENCY)
+
+
+class RunEstimate(BaseModel):
+    cases: int
+    # Cases whose variables do not fit the version: they end as errors, at no cost.
+    unfit_cases: int
+    target_calls: int
+    judge_calls: int
+    input_tokens: int
+    output_tokens: int
+    estimated_cost_usd: float
+    # How the figures were made, in words.
+    basis: str
+
+
+class RunProgress(BaseModel):
+    done: int
+    errors: int
+    in_flight: int
+    total: int
+
+
+class CheckSummary(BaseModel):
+    name: str
+    passed: int
+    failed: int
+    pass_rate: float | None
+
+
+class TagSummary(BaseModel):
+    tag: str
+    cases: int
+    passed: int
+    pass_rate: float | None
+
+
+class RunAggregates(BaseModel):
+    """Figures over the results so far: a case passes when its answer passed every check; an
+    error counts as not passed."""
+
+    passed: int
+    failed: int
+    errors: int
+    pass_rate: float | None
+    checks: list[CheckSummary]
+    tags: list[TagSummary]
+    # The target's and the judges' calls together.
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+
+
+class RunPublic(BaseModel):
+    id: int
+    set: str
+    set_version: int
+    target_kind: str
+    target: str
+    target_version: int
+    checks: list[Check]
+    concurrency: int
+    status: RunStatus
+    cases: int
+    estimated_cost_usd: float
+    message: str
+    team: str
+    created_at: datetime
+    created_by: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: RunProgress
+    # On one run's page; left out of lists.
+    aggregates: RunAggregates | None = None
+
+
+class ResultPublic(BaseModel):
+    case_id: int
+    position: int
+    variables: dict[str, Any]
+    expected: str | None
+    tags: list[str]
+    status: ResultStatus
+    output: str | None
+    outcomes: list[CheckOutcome]
+    passed: bool | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    latency_ms: float | None
+    error: str | None
+
+
+class ResultPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    results: list[ResultPublic]
+
+
+class ComparedRow(BaseModel):
+    case_id: int
+    position: int
+    variables: dict[str, Any]
+    before: ResultPublic
+    after: ResultPublic
+
+
+class RunComparison(BaseModel):
+    """Two runs of one test-set version, case by case: `better` passed in `after` and not in
+    `before` (an error counts as not passed), `worse` the other way round."""
+
+    before: int
+    after: int
+    better: list[ComparedRow]
+    worse: list[ComparedRow]
+    unchanged_passed: int
+    unchanged_failed: int
+    # Cases without a finished result in one of the runs.
+    missing: int

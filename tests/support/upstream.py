@@ -2,13 +2,16 @@
 
 Replies are deterministic and faults are injectable, so gateway and chat tests run with no
 provider and no network. `script()` sets how every following request is answered;
-`enqueue()` sets a one-off answer for the next request (for faults).
+`enqueue()` sets a one-off answer for the next request (for faults); `reply_for`, when set,
+writes each reply from the request it answers.
 """
 
 import asyncio
+import dataclasses
 import itertools
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -84,6 +87,8 @@ class ScriptedUpstream:
         self.remember_requests = remember_requests
         self.behaviour = Behaviour()
         self.queued: list[Behaviour] = []
+        # The reply to a request's body, in place of the behaviour's `reply`.
+        self.reply_for: Callable[[dict[str, Any]], str] | None = None
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.hits = 0
@@ -135,6 +140,8 @@ class ScriptedUpstream:
             self.requests.append(body)
             self.headers.append(dict(request.headers))
         behaviour = self.queued.pop(0) if self.queued else self.behaviour
+        if self.reply_for is not None:
+            behaviour = dataclasses.replace(behaviour, reply=self.reply_for(body))
         if behaviour.delay_s:
             await asyncio.sleep(behaviour.delay_s)
         status = behaviour.status

@@ -1,0 +1,74 @@
+"""What a run will cost, from the catalog's prices, before it starts.
+
+Input tokens are estimated as the characters of the rendered messages divided by 4; output
+tokens as the version's `max_tokens`, or `DEFAULT_OUTPUT_TOKENS` without one. A judge's call
+reads the rubric, the case and that many output tokens of answer, and answers within
+`JUDGE_MAX_TOKENS`. A version with MCP servers is counted as one round, without tool calls.
+"""
+
+import math
+from typing import Any
+
+from hub.evaluation.case_answers import rendered_request
+from hub.evaluation.checks import JUDGE_MAX_TOKENS, judge_messages
+from hub.gateway.errors import GatewayError
+from hub.gateway.model_catalog import ModelCatalog
+from hub.models.evaluation import Check, CheckKind, EvalCase, RunEstimate
+from hub.models.prompt import PromptVersion
+
+__all__ = ["CHARS_PER_TOKEN", "DEFAULT_OUTPUT_TOKENS", "estimate_run"]
+
+CHARS_PER_TOKEN = 4
+DEFAULT_OUTPUT_TOKENS = 256
+
+
+def _tokens(messages: list[dict[str, Any]]) -> int:
+    return math.ceil(sum(len(str(m.get("content") or "")) for m in messages) / CHARS_PER_TOKEN)
+
+
+def estimate_run(
+    *,
+    prompt: str,
+    version: PromptVersion,
+    cases: list[EvalCase],
+    checks: list[Check],
+    catalog: ModelCatalog,
+) -> RunEstimate:
+    output_tokens = int(version.parameters.get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
+    judges = [check for check in checks if check.kind == CheckKind.judge]
+    target_entry = catalog.get(version.model)
+    tokens_in = tokens_out = unfit = 0
+    cost = 0.0
+    for case in cases:
+        try:
+            request = rendered_request(prompt, version, case.variables)
+        except GatewayError:
+            unfit += 1
+            continue
+        case_in = _tokens(request.body["messages"])
+        tokens_in += case_in
+        tokens_out += output_tokens
+        if target_entry is not None:
+            cost += target_entry.cost_usd(case_in, output_tokens)
+        for judge in judges:
+            judge_in = _tokens(judge_messages(judge, case, "")) + output_tokens
+            tokens_in += judge_in
+            tokens_out += JUDGE_MAX_TOKENS
+            if entry := catalog.get(judge.model or ""):
+                cost += entry.cost_usd(judge_in, JUDGE_MAX_TOKENS)
+    fit = len(cases) - unfit
+    return RunEstimate(
+        cases=len(cases),
+        unfit_cases=unfit,
+        target_calls=fit,
+        judge_calls=fit * len(judges),
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        estimated_cost_usd=round(cost, 8),
+        basis=(
+            f"input: the rendered messages' characters / {CHARS_PER_TOKEN}; output: "
+            f"{output_tokens} tokens per answer (the version's max_tokens, or "
+            f"{DEFAULT_OUTPUT_TOKENS}) and {JUDGE_MAX_TOKENS} per judge's verdict; at the "
+            "catalog's prices; tool rounds not counted"
+        ),
+    )
