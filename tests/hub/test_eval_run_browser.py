@@ -85,3 +85,4 @@ def test_a_run_started_from_the_form_shows_its_progress_as_it_runs(
     expect(page.locator("#status")).to_have_text("finished", timeout=60_000)
     expect(page.locator("#progress-text")).to_contain_text(f"{CASES} of {CASES} cases answered")
     expect(page.locator("#finished-note")).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel the run")).to_have_count(0)
