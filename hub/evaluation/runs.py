@@ -35,6 +35,7 @@ from hub.models.evaluation import (
 )
 from hub.models.prompt import Prompt, PromptVersion
 from hub.services import eval_runs as store
+from hub.services import eval_sets as sets_store
 from hub.services import prompts as prompt_store
 from hub.services.audit import record_event
 
@@ -75,10 +76,14 @@ def _plan(session: Session, body: RunCreate, actor: Actor) -> _Plan:
         )
     if body.prompt is None:
         raise InvalidError("Name the 'prompt' whose version to run.")
-    test_set = store.get_set(session=session, name=body.test_set)
+    test_set = sets_store.get_set(session=session, name=body.test_set)
     if test_set is None or test_set.id is None:
         raise NotFoundError(f"No test set {body.test_set!r} exists.")
-    set_version = store.get_set_version(session=session, test_set=test_set, number=body.set_version)
+    set_version = sets_store.get_version(
+        session=session,
+        eval_set=test_set,
+        number=body.set_version or test_set.latest_version,
+    )
     if set_version is None or set_version.id is None:
         which = f"no version {body.set_version}" if body.set_version else "no cases uploaded yet"
         raise NotFoundError(f"The test set {test_set.name!r} has {which}.")
@@ -191,7 +196,7 @@ class EvalRuns:
         the prompt's is production; empty for a name that is not there."""
 
         def work(session: Session) -> tuple[list[int], list[int], int | None]:
-            test_set = store.get_set(session=session, name=set_name) if set_name else None
+            test_set = sets_store.get_set(session=session, name=set_name) if set_name else None
             found = prompt_store.get_prompt(session=session, name=prompt) if prompt else None
             set_versions = (
                 store.set_version_numbers(session=session, set_id=test_set.id)
@@ -211,7 +216,7 @@ class EvalRuns:
         def work(session: Session) -> list[RunPublic]:
             set_id = None
             if set_name:
-                test_set = store.get_set(session=session, name=set_name)
+                test_set = sets_store.get_set(session=session, name=set_name)
                 if test_set is None or test_set.id is None:
                     return []
                 set_id = test_set.id

@@ -33,8 +33,6 @@ __all__ = [
     "fail_run",
     "finish_if_complete",
     "get_run",
-    "get_set",
-    "get_set_version",
     "list_cases",
     "list_runs",
     "progress_of",
@@ -49,21 +47,6 @@ __all__ = [
 
 ACTIVE = (RunStatus.queued.value, RunStatus.running.value)
 _FINISHED = (ResultStatus.done.value, ResultStatus.error.value)
-
-
-def get_set(*, session: Session, name: str) -> EvalSet | None:
-    return session.exec(select(EvalSet).where(EvalSet.name == name)).first()
-
-
-def get_set_version(
-    *, session: Session, test_set: EvalSet, number: int | None
-) -> EvalSetVersion | None:
-    """`number`, or the set's latest version when it is None."""
-    wanted = test_set.latest_version if number is None else number
-    query = select(EvalSetVersion).where(
-        EvalSetVersion.set_id == test_set.id, EvalSetVersion.number == wanted
-    )
-    return session.exec(query).first()
 
 
 def list_cases(*, session: Session, version_id: int) -> list[EvalCase]:
