@@ -40,6 +40,7 @@ from hub.models.trace import TraceRun
 from hub.services.users import create_user, get_user
 from hub.services.web_sessions import list_web_sessions, start_web_session
 from tests.conftest import RunningHub
+from tests.support.evaluation import Case, make_test_set, wait_until_over
 from tests.support.mcp_server import McpTestServer
 
 
@@ -66,6 +67,8 @@ TOOL_CALL = "/api/mcp/servers/weather/tools/get_weather/call"
 MODEL_CHAT_SPEC = "/api/model-chat/run-spec?model=test-model&server=weather"
 PROMPT_DIFF = "/api/prompts/greeting/diff?from=1&to=1"
 GREETING = [{"role": "user", "content": "Say hello to {{name}}."}]
+JUDGE = "/api/evaluation/judges/greeting-judge"
+JUDGE_PAGE = "/evaluation/judges/greeting-judge"
 
 # `{victim}` is the id of another person's session, there to be ended.
 # The approve rows answer 409 to whoever passed the role and team checks: nothing waits there
@@ -154,6 +157,20 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("DELETE", "/api/feedback/m-bob",                  404,    404,    204,    404,    403,    401),
     ("GET",    "/api/agents/guide/feedback",           200,    200,    403,    403,    403,    401),
     ("GET",    "/api/agents/draft-guide/feedback",     200,    200,    404,    404,    404,    401),
+    # Judges and labels: run 1 is alpha's run of `greeting`, whose case 1 alpha's service
+    # labelled; `greeting-judge` is alpha's judge prompt. The run's team's builders and admins
+    # label; the judge's team's builders and admins calibrate it and set its threshold.
+    ("GET",    "/api/evaluation/runs/1/labels",        200,    200,    200,    200,    200,    401),
+    ("PUT",    "/api/evaluation/runs/1/labels/1",      200,    200,    403,    403,    200,    401),
+    ("DELETE", "/api/evaluation/runs/1/labels/1",      204,    204,    403,    403,    204,    401),
+    ("POST",   JUDGE + "/calibrations",                201,    201,    403,    403,    201,    401),
+    ("GET",    JUDGE,                                  200,    200,    200,    200,    200,    401),
+    ("PUT",    JUDGE + "/threshold",                   200,    200,    403,    403,    200,    401),
+    ("GET",    "/evaluation/runs/1/label",             200,    200,    200,    200,    200,    303),
+    ("POST",   "/evaluation/runs/1/label",             303,    303,    403,    403,    303,    303),
+    ("GET",    JUDGE_PAGE,                             200,    200,    200,    200,    200,    303),
+    ("POST",   JUDGE_PAGE + "/calibrations",           303,    303,    403,    403,    303,    303),
+    ("POST",   JUDGE_PAGE + "/threshold",              303,    303,    403,    403,    303,    303),
     # Signing in and out (single sign-on is not set up in this hub).
     ("GET",    "/login",                               200,    200,    200,    200,    200,    200),
     ("POST",   "/login",                               303,    303,    303,    303,    303,    303),
@@ -294,6 +311,12 @@ def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
         ("POST", "/agents/guide/edit"): {"data": _agent_form("guide")},
         ("POST", "/api/shares"): {"json": _share_body()},
         ("PUT", "/api/feedback"): {"json": _feedback_body()},
+        ("PUT", "/api/evaluation/runs/1/labels/1"): {"json": {"passed": True, "note": caller}},
+        ("POST", JUDGE + "/calibrations"): {"json": {"run": 1}},
+        ("PUT", JUDGE + "/threshold"): {"json": {"kappa": 0.5}},
+        ("POST", "/evaluation/runs/1/label"): {"data": {"case_id": "1", "verdict": "fail"}},
+        ("POST", JUDGE_PAGE + "/calibrations"): {"data": {"run": "1"}},
+        ("POST", JUDGE_PAGE + "/threshold"): {"data": {"kappa": "0.5"}},
     }
     return sent.get((row.method, row.path), {})
 
@@ -307,6 +330,8 @@ class World:
     weather: McpTestServer
     service_token: str
     share_id: str = ""
+    # Run 1 is made (after the first restore, which labels its case 1).
+    has_run: bool = False
 
     def session(self) -> Session:
         return Session(get_engine(self.hub.settings.sqlalchemy_url))
@@ -371,6 +396,10 @@ class World:
         if rated is None:
             given = self.send("PUT", "/api/feedback", "member", json=_feedback_body())
             assert given.status_code == 200, given.text
+        if self.has_run:
+            label = {"passed": True, "note": "kept"}
+            put = self.send("PUT", "/api/evaluation/runs/1/labels/1", "service", json=label)
+            assert put.status_code == 200, put.text
 
     def call(self, row: Row, caller: str) -> httpx.Response:
         path = row.path.format(victim=self.victim_session(), share=self.share_id)
@@ -448,7 +477,27 @@ def world(hub: RunningHub) -> Iterator[World]:
         greeting = {"name": "greeting", "messages": GREETING, "model": "test-model"}
         made = world.send("POST", "/api/prompts", "builder", json=greeting)
         assert made.status_code == 201, made.text
+        _judged_run(world)
         yield world
+
+
+def _judged_run(world: World) -> None:
+    """Run 1: `greeting` over alpha's test set of one case (case 1), finished, and the judge
+    prompt `greeting-judge`."""
+    url = world.hub.settings.sqlalchemy_url
+    make_test_set(url, "greetings", [Case(variables={"name": "Ada"})], team="alpha")
+    body = {"set": "greetings", "prompt": "greeting", "checks": []}
+    created = world.send("POST", "/api/evaluation/runs", "service", json=body)
+    assert created.status_code == 201 and created.json()["id"] == 1, created.text
+    judge = [{"role": "user", "content": "Grade {{answer}}"}]
+    body = {"name": "greeting-judge", "messages": judge, "model": "test-model"}
+    made = world.send("POST", "/api/prompts", "builder", json=body)
+    assert made.status_code == 201, made.text
+    with httpx.Client(base_url=world.hub.url, timeout=30) as client:
+        client.headers["Authorization"] = f"Bearer {world.service_token}"
+        assert wait_until_over(client, 1)["status"] == "finished"
+    world.has_run = True
+    world.restore()
 
 
 class HubRoute(NamedTuple):
