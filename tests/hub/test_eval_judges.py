@@ -363,3 +363,55 @@ def test_bad_judges_labels_and_calibrations_are_refused(
     assert qa.put(threshold, json={}).status_code == 422
     assert qa.put("/api/evaluation/judges/nobody/threshold", json={"kappa": 0.5}).status_code == 404
     assert qa.get("/api/evaluation/judges/nobody").status_code == 404
+
+
+def test_the_pages_label_rows_calibrate_a_judge_and_set_its_threshold(
+    hub: RunningHub, people: dict[str, httpx.Client], upstream: ScriptedUpstream
+) -> None:
+    upstream.reply_for = _reply
+    run = _run(hub, people["qa"], [{"kind": "valid_json"}])
+    cases = _case_ids(people["qa"], run["id"])
+    label_page = f"/evaluation/runs/{run['id']}/label"
+    with page_clients(hub, [("pat", "qa", Role.builder), ("max", "qa", Role.member)]) as client_for:
+        pat, other = client_for("pat"), client_for("max")
+        shown = pat.get(label_page)
+        assert shown.status_code == 200, shown.text
+        assert all(f'id="case-{case_id}"' in shown.text for case_id in cases.values())
+        assert 'value="pass"' in shown.text and ">0</strong> of 40" in shown.text
+        assert f'href="{label_page}"' in pat.get(f"/evaluation/runs/{run['id']}").text
+        for n in (1, 2, 3):
+            verdict = "pass" if people_pass(n) else "fail"
+            form = {"case_id": str(cases[n]), "verdict": verdict, "note": f"page {n}"}
+            assert pat.post(label_page, data=form).status_code == 303
+        refused = other.post(label_page, data={"case_id": str(cases[4]), "verdict": "pass"})
+        assert refused.status_code == 403 and 'role="alert"' in refused.text
+        assert 'value="pass"' not in other.get(label_page).text
+        labels = people["qa"].get(f"/api/evaluation/runs/{run['id']}/labels").json()
+        assert [(x["position"], x["passed"], x["note"]) for x in labels] == [
+            (n, people_pass(n), f"page {n}") for n in (1, 2, 3)
+        ]
+        relabelled = pat.get(label_page).text
+        # The labelled rows come after those not labelled yet.
+        assert relabelled.index(f'id="case-{cases[4]}"') < relabelled.index(f'id="case-{cases[1]}"')
+        assert "page 1" in relabelled and ">3</strong> of 40" in relabelled
+
+        judge_page = f"/evaluation/judges/{JUDGE}"
+        empty = pat.get(judge_page)
+        assert "Not calibrated yet" in empty.text and 'id="calibrate-form"' in empty.text
+        assert f'href="{judge_page}"' in pat.get(f"/prompts/{JUDGE}").text
+        missing = pat.post(f"{judge_page}/calibrations", data={"run": ""})
+        assert missing.status_code == 422 and 'role="alert"' in missing.text
+        calibrated = pat.post(f"{judge_page}/calibrations", data={"run": str(run["id"])})
+        assert calibrated.status_code == 303, calibrated.text
+        assert pat.post(f"{judge_page}/threshold", data={"kappa": "0"}).status_code == 303
+        shown = html.unescape(pat.get(judge_page).text)
+        expected = figures(
+            [judge_passes(1, n) for n in (1, 2, 3)], [people_pass(n) for n in (1, 2, 3)]
+        )
+        (calibration,) = people["qa"].get(f"/api/evaluation/judges/{JUDGE}").json()["calibrations"]
+        assert f'id="accuracy-{calibration["id"]}">{expected["accuracy"] * 100:.1f}%<' in shown
+        calibrated_now = expected["kappa"] >= 0
+        assert ('id="calibrated">Calibrated<' in shown) is calibrated_now
+        assert other.post(f"{judge_page}/threshold", data={"kappa": "0.5"}).status_code == 403
+        assert pat.get("/evaluation/judges/nobody").status_code == 404
+        assert pat.get("/evaluation/runs/999999/label").status_code == 404
