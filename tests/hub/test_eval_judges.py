@@ -269,6 +269,28 @@ def test_a_run_with_a_judge_prompt_records_the_judge_and_its_version_on_each_row
             assert outcome["passed"] is judge_passes(version, row["position"])
             assert outcome["detail"] == f"v{version} on {row['position']}"
 
+    body = {
+        "set": "tickets",
+        "prompt": "tickets",
+        "checks": [{"kind": "judge", "judge_prompt": JUDGE}],
+    }
+    estimate = people["qa"].post("/api/evaluation/runs/estimate", json=body).json()
+    assert (estimate["target_calls"], estimate["judge_calls"]) == (ROWS, ROWS)
+    # The run form names a judge prompt too.
+    form = {"set": "tickets", "prompt": "tickets", "judge_prompt": JUDGE, "judge_version": "2"}
+    with page_clients(hub, [("pat", "qa", Role.builder)]) as client_for:
+        started = client_for("pat").post("/evaluation/runs/new", data={**form, "action": "start"})
+        assert started.status_code == 303, started.text
+        made = people["qa"].get(
+            "/api/evaluation" + started.headers["location"].removeprefix("/evaluation")
+        )
+        assert made.json()["checks"][0]["judge_prompt"] == JUDGE
+        assert made.json()["checks"][0]["judge_version"] == 2
+        both = {**form, "judge_model": "test-model", "rubric": "Good.", "action": "start"}
+        refused = client_for("pat").post("/evaluation/runs/new", data=both)
+        assert refused.status_code == 422 and "not both" in refused.text
+    wait_until_over(people["qa"], made.json()["id"])
+
 
 def test_only_the_runs_team_labels_and_only_the_judges_team_calibrates(
     hub: RunningHub, people: dict[str, httpx.Client], upstream: ScriptedUpstream
