@@ -67,8 +67,9 @@ class PreparedCheck:
         return self.check.label
 
 
-# A judge's answer: the text it gave, or None and why it could not answer.
-JudgeCall = Callable[[ChatRequest], Awaitable[tuple[str | None, str]]]
+# A judge's answer to a request (with the judge prompt and version it renders, for the usage
+# record): the text it gave, or None and why it could not answer.
+JudgeCall = Callable[[ChatRequest, str | None, int | None], Awaitable[tuple[str | None, str]]]
 
 
 def prepare_checks(
@@ -255,7 +256,7 @@ async def apply_checks(
         except GatewayError as error:
             text, why = None, error.message
         else:
-            text, why = await judge(request)
+            text, why = await judge(request, check.judge_prompt, check.judge_version)
         if text is None:
             outcomes.append(
                 CheckOutcome(

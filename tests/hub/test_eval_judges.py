@@ -7,6 +7,7 @@ with a judge prompt records the judge and its version on each judged row."""
 
 import html
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -290,6 +291,20 @@ def test_a_run_with_a_judge_prompt_records_the_judge_and_its_version_on_each_row
         refused = client_for("pat").post("/evaluation/runs/new", data=both)
         assert refused.status_code == 422 and "not both" in refused.text
     wait_until_over(people["qa"], made.json()["id"])
+    # The judge's calls are counted under the judge prompt and the version that judged.
+    query = {"group_by": ["service", "prompt", "prompt_version"], "prompt": JUDGE}
+    expected = {("evaluation", JUDGE, 1): ROWS, ("evaluation", JUDGE, 2): 2 * ROWS}
+    with as_service(hub, hub.new_service("root-bot", team="ops", admin=True)) as admin:
+        deadline = time.monotonic() + 10
+        while True:
+            rows = admin.get("/v1/usage", params=query).json()["rows"]
+            counted = {
+                (r["service"], r["prompt"], r["prompt_version"]): r["requests"] for r in rows
+            }
+            if counted == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert counted == expected
 
 
 def test_only_the_runs_team_labels_and_only_the_judges_team_calibrates(
