@@ -127,26 +127,21 @@ def _calibration_public(
 
 
 def _disagreements(session: Session, calibration: EvalCalibration) -> list[Disagreement]:
-    assert calibration.id is not None
-    rows = store.verdicts_of(session=session, calibration_id=calibration.id, disagreeing=True)
-    answers = {
-        result.case_id: result.output
-        for result, _ in runs_store.results_with_cases(session=session, run_id=calibration.run_id)
-    }
+    rows = store.verdicts_of(session=session, calibration=calibration, disagreeing=True)
     return [
         Disagreement(
             case_id=verdict.case_id,
             position=verdict.position,
             variables=case.variables,
             expected=case.expected,
-            answer=answers.get(verdict.case_id),
+            answer=answer,
             judge_passed=verdict.passed,
             score=verdict.score,
             reason=verdict.reason,
             people_passed=verdict.people_passed,
             note=verdict.note,
         )
-        for verdict, case in rows
+        for verdict, case, answer in rows
     ]
 
 
@@ -183,14 +178,7 @@ class EvalJudges:
         def work(session: Session) -> LabelPublic:
             run = _run(session, run_id)
             _may_manage(actor, run.team, f"label the rows of run {run_id}")
-            result = next(
-                (
-                    r
-                    for r, _ in runs_store.results_with_cases(session=session, run_id=run_id)
-                    if r.case_id == case_id
-                ),
-                None,
-            )
+            result = store.result_of(session=session, run_id=run_id, case_id=case_id)
             if result is None:
                 raise NotFoundError(f"Run {run_id} has no row for case {case_id}.")
             if result.status != ResultStatus.done.value:

@@ -1,5 +1,6 @@
 """People's labels on runs' rows, judges' calibrations and thresholds, in the database."""
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from hub.models.eval_judge import EvalCalibration, EvalJudge, EvalLabel, EvalVerdict
@@ -11,6 +12,7 @@ __all__ = [
     "get_judge",
     "labelled_rows",
     "list_calibrations",
+    "result_of",
     "set_label",
     "set_threshold",
     "verdicts_of",
@@ -27,7 +29,14 @@ def set_label(
     )
     label.passed, label.note, label.labelled_by, label.labelled_at = passed, note, by, utcnow()
     session.add(label)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        # Another request labelled the row at the same moment: this label replaces theirs.
+        session.rollback()
+        return set_label(
+            session=session, run_id=run_id, case_id=case_id, passed=passed, note=note, by=by
+        )
     session.refresh(label)
     return label
 
@@ -40,6 +49,11 @@ def delete_label(*, session: Session, run_id: int, case_id: int) -> bool:
     session.delete(label)
     session.commit()
     return True
+
+
+def result_of(*, session: Session, run_id: int, case_id: int) -> EvalResult | None:
+    query = select(EvalResult).where(EvalResult.run_id == run_id, EvalResult.case_id == case_id)
+    return session.exec(query).first()
 
 
 def labelled_rows(
@@ -85,16 +99,21 @@ def list_calibrations(*, session: Session, prompt: str, limit: int = 100) -> lis
 
 
 def verdicts_of(
-    *, session: Session, calibration_id: int, disagreeing: bool
-) -> list[tuple[EvalVerdict, EvalCase]]:
+    *, session: Session, calibration: EvalCalibration, disagreeing: bool
+) -> list[tuple[EvalVerdict, EvalCase, str | None]]:
     """The calibration's verdicts in the cases' order (only where judge and people differ,
-    with `disagreeing`), each with its case."""
+    with `disagreeing`), each with its case and the answer judged."""
     query = (
-        select(EvalVerdict, EvalCase)
+        select(EvalVerdict, EvalCase, EvalResult.output)
         .join(EvalCase, col(EvalCase.id) == EvalVerdict.case_id)
-        .where(EvalVerdict.calibration_id == calibration_id)
+        .outerjoin(
+            EvalResult,
+            (col(EvalResult.run_id) == calibration.run_id)
+            & (col(EvalResult.case_id) == EvalVerdict.case_id),
+        )
+        .where(EvalVerdict.calibration_id == calibration.id)
         .order_by(col(EvalVerdict.position))
     )
     if disagreeing:
         query = query.where(col(EvalVerdict.passed) != col(EvalVerdict.people_passed))
-    return [(verdict, case) for verdict, case in session.exec(query).all()]
+    return [(verdict, case, output) for verdict, case, output in session.exec(query).all()]
