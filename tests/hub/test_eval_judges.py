@@ -82,6 +82,12 @@ def figures(judge: list[bool], people: list[bool]) -> dict[str, Any]:
 
 
 @pytest.fixture
+def hub_database_url(database_url: str) -> str:
+    """These tests run on SQLite and on PostgreSQL."""
+    return database_url
+
+
+@pytest.fixture
 def hub_settings(hub_settings: Settings) -> Settings:
     return hub_settings.model_copy(update={"eval_poll_interval_s": 0.05})
 
