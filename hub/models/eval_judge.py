@@ -175,7 +175,8 @@ class CalibrationPublic(BaseModel):
     cost_usd: float
     created_by: str
     created_at: datetime
-    # On the calibration just made and the judge's page; left out of nothing else.
+    # The rows where judge and people differ: on the calibration just made, and on the newest
+    # of a judge's calibrations (empty on the others).
     disagreements: list[Disagreement] = PydanticField(default_factory=list)
 
 
