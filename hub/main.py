@@ -53,6 +53,7 @@ from hub.state import HubState
 from hub.web import (
     agent_pages,
     audit_pages,
+    eval_judge_pages,
     eval_run_pages,
     eval_set_pages,
     feedback_pages,
@@ -226,6 +227,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             oidc=_oidc_client(settings),
             sign_in_attempts=SignInAttempts(),
             playground_service_id=playground_service_id,
+            evaluation_service_id=evaluation_service_id,
         )
         _freeze_startup_objects()
         try:
@@ -258,4 +260,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(share_pages.router)
     app.include_router(feedback_pages.router)
     app.include_router(eval_run_pages.router)
+    app.include_router(eval_judge_pages.router)
     return app

@@ -34,3 +34,5 @@ class HubState:
     sign_in_attempts: SignInAttempts
     # The service the prompt playground's runs are counted under (PLAYGROUND_SERVICE_NAME).
     playground_service_id: int
+    # The service evaluation runs and judges' calibrations are counted under.
+    evaluation_service_id: int

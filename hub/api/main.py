@@ -6,6 +6,7 @@ from hub.api.routes import (
     agents,
     audit,
     auth,
+    eval_judges,
     eval_runs,
     eval_sets,
     feedback,
@@ -39,3 +40,4 @@ api_router.include_router(audit.router)
 api_router.include_router(shares.router)
 api_router.include_router(feedback.router)
 api_router.include_router(eval_runs.router)
+api_router.include_router(eval_judges.router)

@@ -52,13 +52,20 @@ def rendered_request(prompt: str, version: PromptVersion, variables: dict[str, A
 
 
 async def _call(
-    target: RunTarget, request: ChatRequest, spent: _Spent, *, judging: bool
+    target: RunTarget,
+    request: ChatRequest,
+    spent: _Spent,
+    *,
+    judging: bool,
+    judge: tuple[str | None, int | None] = (None, None),
 ) -> dict[str, Any]:
     """One completion of the target (with its tool rounds, for a version with MCP servers) or
-    of a judge, its tokens and cost added to `spent` at the catalog's prices of the model that
-    answered."""
+    of a judge (the judge prompt and version it renders, if any, go on its usage record), its
+    tokens and cost added to `spent` at the catalog's prices of the model that answered."""
     if judging:
-        response = await target.gateway.complete(service=target.service, request=request)
+        response = await target.gateway.complete(
+            service=target.service, request=request, prompt=judge[0], prompt_version=judge[1]
+        )
     elif target.version.mcp_servers:
         response = await target.tools.complete(
             service=target.service,
@@ -119,9 +126,11 @@ async def answer_case(target: RunTarget, case: EvalCase) -> dict[str, Any]:
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
     answer = _answer_of(completion)
 
-    async def judge(request: ChatRequest) -> tuple[str | None, str]:
+    async def judge(
+        request: ChatRequest, prompt: str | None, version: int | None
+    ) -> tuple[str | None, str]:
         try:
-            verdict = await _call(target, request, spent, judging=True)
+            verdict = await _call(target, request, spent, judging=True, judge=(prompt, version))
         except GatewayError as error:
             return None, error.message
         return _answer_of(verdict).text, ""

@@ -15,9 +15,12 @@ import orjson
 from jsonschema import SchemaError, ValidationError, validators
 
 from hub.core.errors import InvalidError
+from hub.evaluation.judge_prompts import JudgeVersions, judge_prompt_request
 from hub.gateway.chat_request import ChatRequest
+from hub.gateway.errors import GatewayError
 from hub.gateway.model_catalog import ModelCatalog
 from hub.models.evaluation import Check, CheckKind, CheckOutcome, EvalCase
+from hub.models.prompt import PromptVersion
 
 __all__ = [
     "JUDGE_MAX_TOKENS",
@@ -27,6 +30,7 @@ __all__ = [
     "apply_checks",
     "judge_messages",
     "prepare_checks",
+    "read_verdict",
 ]
 
 # A longer pattern is refused: patterns are written by people, and a bound keeps them readable
@@ -55,28 +59,42 @@ class PreparedCheck:
     check: Check
     pattern: re.Pattern[str] | None = None
     schema_validator: Any = None
+    # For a judge by prompt: the version of it that judges.
+    judge_version: PromptVersion | None = None
 
     @property
     def name(self) -> str:
         return self.check.label
 
 
-# A judge's answer: the text it gave, or None and why it could not answer.
-JudgeCall = Callable[[ChatRequest], Awaitable[tuple[str | None, str]]]
+# A judge's answer to a request (with the judge prompt and version it renders, for the usage
+# record): the text it gave, or None and why it could not answer.
+JudgeCall = Callable[[ChatRequest, str | None, int | None], Awaitable[tuple[str | None, str]]]
 
 
-def prepare_checks(checks: list[Check], catalog: ModelCatalog) -> list[PreparedCheck]:
-    """The checks ready to apply; an `InvalidError` (422) names the first bad one."""
+def prepare_checks(
+    checks: list[Check], catalog: ModelCatalog, judges: JudgeVersions
+) -> list[PreparedCheck]:
+    """The checks ready to apply, judge prompts' versions from `judges` (their versions
+    resolved, see hub/evaluation/judge_prompts.py); an `InvalidError` (422) names the first
+    bad one."""
     names = [check.label for check in checks]
     if repeated := sorted({name for name in names if names.count(name) > 1}):
         raise InvalidError(
             f"Two checks are named {repeated[0]!r}; give each check of a kind its own 'name'."
         )
-    return [_prepare(check, catalog) for check in checks]
+    return [_prepare(check, catalog, judges) for check in checks]
 
 
-def _prepare(check: Check, catalog: ModelCatalog) -> PreparedCheck:
+def _prepare(check: Check, catalog: ModelCatalog, judges: JudgeVersions) -> PreparedCheck:
     where = f"The check {check.label!r}"
+    if check.kind == CheckKind.judge and check.judge_prompt is not None:
+        version = judges.get((check.judge_prompt, check.judge_version or 0))
+        if version is None:
+            raise InvalidError(
+                f"{where}: the judge prompt {check.judge_prompt!r} v{check.judge_version} is gone."
+            )
+        return PreparedCheck(check, judge_version=version)
     if check.kind == CheckKind.regex:
         pattern = check.value or ""
         if len(pattern) > MAX_PATTERN_CHARS:
@@ -183,6 +201,20 @@ def _judge_request(check: Check, case: EvalCase, answer: Answer) -> ChatRequest:
 
 def _verdict(check: Check, text: str) -> CheckOutcome:
     """The judge's JSON read into an outcome; an answer that is not one fails the check."""
+    score, reason = read_verdict(text)
+    return CheckOutcome(
+        name=check.label,
+        passed=score is not None and score >= check.pass_score,
+        detail=reason,
+        score=score,
+        judge=check.judge_prompt,
+        judge_version=check.judge_version,
+    )
+
+
+def read_verdict(text: str) -> tuple[float | None, str]:
+    """A judge's score (0 to 1) and reason; no score, and why, for an answer not of that
+    shape."""
     found = _OBJECT.search(text)
     try:
         verdict = orjson.loads(found.group(0)) if found else None
@@ -196,15 +228,8 @@ def _verdict(check: Check, text: str) -> CheckOutcome:
         or not math.isfinite(score)
         or not 0 <= score <= 1
     ):
-        return CheckOutcome(
-            name=check.label,
-            passed=False,
-            detail=f'The judge did not answer {{"score": 0..1, "reason": ...}}: {text[:300]!r}',
-        )
-    reason = str(verdict.get("reason", ""))[:2000]
-    return CheckOutcome(
-        name=check.label, passed=score >= check.pass_score, detail=reason, score=float(score)
-    )
+        return None, f'The judge did not answer {{"score": 0..1, "reason": ...}}: {text[:300]!r}'
+    return float(score), str(verdict.get("reason", ""))[:2000]
 
 
 async def apply_checks(
@@ -215,11 +240,31 @@ async def apply_checks(
         if prepared.check.kind != CheckKind.judge:
             outcomes.append(_deterministic(prepared, answer, case))
             continue
-        text, why = await judge(_judge_request(prepared.check, case, answer))
+        check = prepared.check
+        try:
+            request = (
+                judge_prompt_request(
+                    check.judge_prompt or "",
+                    prepared.judge_version,
+                    case.variables,
+                    case.expected,
+                    answer.text,
+                )
+                if prepared.judge_version is not None
+                else _judge_request(check, case, answer)
+            )
+        except GatewayError as error:
+            text, why = None, error.message
+        else:
+            text, why = await judge(request, check.judge_prompt, check.judge_version)
         if text is None:
             outcomes.append(
                 CheckOutcome(
-                    name=prepared.name, passed=False, detail=f"The judge could not answer: {why}"
+                    name=prepared.name,
+                    passed=False,
+                    detail=f"The judge could not answer: {why}",
+                    judge=check.judge_prompt,
+                    judge_version=check.judge_version,
                 )
             )
         else:

@@ -11,6 +11,7 @@ from typing import Any
 
 from hub.evaluation.case_answers import rendered_request
 from hub.evaluation.checks import JUDGE_MAX_TOKENS, judge_messages
+from hub.evaluation.judge_prompts import JudgeVersions, judge_prompt_request
 from hub.gateway.errors import GatewayError
 from hub.gateway.model_catalog import ModelCatalog
 from hub.models.evaluation import Check, CheckKind, EvalCase, RunEstimate
@@ -26,16 +27,33 @@ def _tokens(messages: list[dict[str, Any]]) -> int:
     return math.ceil(sum(len(str(m.get("content") or "")) for m in messages) / CHARS_PER_TOKEN)
 
 
+def _judge_call(
+    check: Check, judges: JudgeVersions, case: EvalCase
+) -> tuple[list[dict[str, Any]], str]:
+    """A judge's messages for the case (with an empty answer) and the model that judges."""
+    if check.judge_prompt is None:
+        return judge_messages(check, case, ""), check.model or ""
+    version = judges[(check.judge_prompt, check.judge_version or 0)]
+    try:
+        request = judge_prompt_request(
+            check.judge_prompt, version, case.variables, case.expected, ""
+        )
+    except GatewayError:
+        return [], version.model
+    return request.body["messages"], version.model
+
+
 def estimate_run(
     *,
     prompt: str,
     version: PromptVersion,
     cases: list[EvalCase],
     checks: list[Check],
+    judges: JudgeVersions,
     catalog: ModelCatalog,
 ) -> RunEstimate:
     output_tokens = int(version.parameters.get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
-    judges = [check for check in checks if check.kind == CheckKind.judge]
+    judge_checks = [check for check in checks if check.kind == CheckKind.judge]
     target_entry = catalog.get(version.model)
     tokens_in = tokens_out = unfit = 0
     cost = 0.0
@@ -50,18 +68,19 @@ def estimate_run(
         tokens_out += output_tokens
         if target_entry is not None:
             cost += target_entry.cost_usd(case_in, output_tokens)
-        for judge in judges:
-            judge_in = _tokens(judge_messages(judge, case, "")) + output_tokens
+        for judge in judge_checks:
+            messages, model = _judge_call(judge, judges, case)
+            judge_in = _tokens(messages) + output_tokens
             tokens_in += judge_in
             tokens_out += JUDGE_MAX_TOKENS
-            if entry := catalog.get(judge.model or ""):
+            if entry := catalog.get(model):
                 cost += entry.cost_usd(judge_in, JUDGE_MAX_TOKENS)
     fit = len(cases) - unfit
     return RunEstimate(
         cases=len(cases),
         unfit_cases=unfit,
         target_calls=fit,
-        judge_calls=fit * len(judges),
+        judge_calls=fit * len(judge_checks),
         input_tokens=tokens_in,
         output_tokens=tokens_out,
         estimated_cost_usd=round(cost, 8),

@@ -25,6 +25,7 @@ from hub.core.config import EVALUATION_SERVICE_NAME
 from hub.core.errors import InvalidError
 from hub.evaluation.case_answers import RunTarget, answer_case
 from hub.evaluation.checks import prepare_checks
+from hub.evaluation.judge_prompts import JudgeVersions
 from hub.gateway.prompt_tools import PromptTools
 from hub.gateway.proxy import Gateway
 from hub.mcp.registry import McpRegistry
@@ -109,8 +110,11 @@ class EvalRunner:
                     self._workers[run_id] = asyncio.create_task(self._work(run_id))
             await self._pause()
 
-    def _load(self, session: Session, run_id: int) -> tuple[EvalRun, int, PromptVersion] | str:
-        """The run, its set version's id and its prompt version, or why they are gone."""
+    def _load(
+        self, session: Session, run_id: int
+    ) -> tuple[EvalRun, int, PromptVersion, JudgeVersions] | str:
+        """The run, its set version's id, its prompt version and its judge prompts' versions,
+        or why they are gone."""
         run = store.get_run(session=session, run_id=run_id)
         assert run is not None
         set_version = store.set_version_of(session=session, run=run)
@@ -122,17 +126,26 @@ class EvalRunner:
             return (
                 f"The test set's v{run.set_version} or {run.target} v{run.target_version} is gone."
             )
-        return run, set_version.id, version
+        judges: JudgeVersions = {}
+        for check in [Check.model_validate(c) for c in run.checks]:
+            name, number = check.judge_prompt, check.judge_version
+            if name is None or number is None:
+                continue
+            judge = prompt_store.get_prompt(session=session, name=name)
+            found = judge and prompt_store.get_version(session=session, prompt=judge, number=number)
+            if found:
+                judges[(name, number)] = found
+        return run, set_version.id, version, judges
 
     async def _target(self, run_id: int) -> tuple[RunTarget, int] | str:
         """What the run's cases are answered with and its set version's id, or why not."""
         loaded = await self._db(lambda s: self._load(s, run_id))
         if isinstance(loaded, str):
             return loaded
-        run, version_id, version = loaded
+        run, version_id, version, judges = loaded
         try:
             checks = prepare_checks(
-                [Check.model_validate(c) for c in run.checks], self._gateway.catalog
+                [Check.model_validate(c) for c in run.checks], self._gateway.catalog, judges
             )
         except InvalidError as refusal:
             return refusal.message

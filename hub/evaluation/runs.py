@@ -18,6 +18,7 @@ from hub.core.errors import InvalidError, NotFoundError, PermissionDeniedError
 from hub.core.roles import Permission
 from hub.evaluation.checks import prepare_checks
 from hub.evaluation.estimate import estimate_run
+from hub.evaluation.judge_prompts import JudgeVersions, resolve_judge_checks
 from hub.evaluation.run_figures import aggregates, compare, result_public
 from hub.gateway.model_catalog import ModelCatalog
 from hub.models.actor import Actor
@@ -51,6 +52,9 @@ class _Plan:
     cases: list[EvalCase]
     prompt: Prompt
     version: PromptVersion
+    # The checks with their judge prompts' versions fixed, and those versions.
+    checks: list[Check]
+    judges: JudgeVersions
 
 
 def _run(session: Session, run_id: int) -> EvalRun:
@@ -98,7 +102,8 @@ def _plan(session: Session, body: RunCreate, actor: Actor) -> _Plan:
     if version is None:
         raise NotFoundError(f"The prompt {prompt.name!r} has no version {number}.")
     cases = store.list_cases(session=session, version_id=set_version.id)
-    return _Plan(test_set, set_version.number, cases, prompt, version)
+    checks, judges = resolve_judge_checks(session, body.checks)
+    return _Plan(test_set, set_version.number, cases, prompt, version, checks, judges)
 
 
 class EvalRuns:
@@ -113,26 +118,27 @@ class EvalRuns:
 
         return await anyio.to_thread.run_sync(run)
 
-    def _estimate(self, plan: _Plan, checks: list[Check]) -> RunEstimate:
-        prepare_checks(checks, self.models)
+    def _estimate(self, plan: _Plan) -> RunEstimate:
+        prepare_checks(plan.checks, self.models, plan.judges)
         return estimate_run(
             prompt=plan.prompt.name,
             version=plan.version,
             cases=plan.cases,
-            checks=checks,
+            checks=plan.checks,
+            judges=plan.judges,
             catalog=self.models,
         )
 
     async def estimate(self, body: RunCreate, actor: Actor) -> RunEstimate:
         """What the run would cost; nothing is made."""
-        return await self._db(lambda s: self._estimate(_plan(s, body, actor), body.checks))
+        return await self._db(lambda s: self._estimate(_plan(s, body, actor)))
 
     async def create(self, body: RunCreate, actor: Actor) -> RunPublic:
         """A queued run with its estimate; a hub's runner picks it up within a poll interval."""
 
         def work(session: Session) -> RunPublic:
             plan = _plan(session, body, actor)
-            estimate = self._estimate(plan, body.checks)
+            estimate = self._estimate(plan)
             assert plan.test_set.id is not None
             run = EvalRun(
                 set_id=plan.test_set.id,
@@ -140,7 +146,7 @@ class EvalRuns:
                 target_kind="prompt",
                 target=plan.prompt.name,
                 target_version=plan.version.number,
-                checks=[check.model_dump(mode="json") for check in body.checks],
+                checks=[check.model_dump(mode="json") for check in plan.checks],
                 concurrency=body.concurrency,
                 cases=len(plan.cases),
                 estimated_cost_usd=estimate.estimated_cost_usd,

@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 import hub.models.agent
 import hub.models.audit
+import hub.models.eval_judge
 import hub.models.evaluation
 import hub.models.feedback
 import hub.models.mcp_server

@@ -85,9 +85,13 @@ class Check(BaseModel):
     fields: list[str] | None = PydanticField(default=None, max_length=100)
     tool: str | None = PydanticField(default=None, max_length=200)
     case_sensitive: bool = True
-    # For `judge`: the model that judges, its rubric, and the score (0 to 1) that passes.
+    # For `judge`: the model that judges with its rubric, or a judge prompt of the prompt
+    # library (and its version, production when left out: the run stores the one it used);
+    # and the score (0 to 1) that passes.
     model: str | None = PydanticField(default=None, max_length=200)
     rubric: str | None = PydanticField(default=None, max_length=20_000)
+    judge_prompt: str | None = PydanticField(default=None, min_length=1, max_length=63)
+    judge_version: int | None = PydanticField(default=None, ge=1)
     pass_score: float = PydanticField(default=0.5, ge=0, le=1)
 
     @property
@@ -101,12 +105,20 @@ class Check(BaseModel):
             CheckKind.required_fields: ("fields", self.fields),
             CheckKind.tool_call: ("tool", self.tool),
             CheckKind.regex: ("value", self.value),
-            CheckKind.judge: ("rubric", self.rubric),
         }
         if self.kind in needed and not needed[self.kind][1]:
             raise ValueError(f"a {self.kind.value} check needs {needed[self.kind][0]!r}")
-        if self.kind == CheckKind.judge and not self.model:
-            raise ValueError("a judge check needs the 'model' that judges")
+        if self.kind == CheckKind.judge:
+            by_model = self.model is not None or self.rubric is not None
+            if by_model == (self.judge_prompt is not None):
+                raise ValueError(
+                    "a judge check needs either 'model' and 'rubric', or a 'judge_prompt' "
+                    "(with an optional 'judge_version'), not both"
+                )
+            if by_model and not (self.model and self.rubric):
+                raise ValueError("a judge check by model needs both 'model' and 'rubric'")
+        if self.judge_version is not None and self.judge_prompt is None:
+            raise ValueError("'judge_version' goes with a 'judge_prompt'")
         return self
 
 
@@ -119,6 +131,9 @@ class CheckOutcome(BaseModel):
     detail: str = ""
     # A judge's score, 0 to 1.
     score: float | None = None
+    # The judge prompt and the version of it that judged, for a check by a judge prompt.
+    judge: str | None = None
+    judge_version: int | None = None
 
 
 class EvalSet(SQLModel, table=True):

@@ -62,15 +62,16 @@ def _body_of(form: dict[str, Any]) -> RunCreate:
         for kind, field, _ in _FORM_CHECKS
         if kind.value in form["ticked"]
     ]
+    judge: dict[str, Any] = {}
     if form["judge_model"]:
-        checks.append(
-            {
-                "kind": "judge",
-                "model": form["judge_model"],
-                "rubric": form["rubric"],
-                "pass_score": form["pass_score"] or 0.5,
-            }
-        )
+        judge |= {"model": form["judge_model"], "rubric": form["rubric"]}
+    if form["judge_prompt"]:
+        judge |= {
+            "judge_prompt": form["judge_prompt"],
+            "judge_version": form["judge_version"] or None,
+        }
+    if judge:
+        checks.append({"kind": "judge", **judge, "pass_score": form["pass_score"] or 0.5})
     return RunCreate.model_validate(
         {
             "set": form["set"],
@@ -97,6 +98,8 @@ def _form_from_post(posted: FormData) -> dict[str, Any]:
                 "version",
                 "judge_model",
                 "rubric",
+                "judge_prompt",
+                "judge_version",
                 "pass_score",
                 "concurrency",
             )
@@ -159,6 +162,8 @@ async def new_run_form(
         "version": "",
         "judge_model": "",
         "rubric": "",
+        "judge_prompt": "",
+        "judge_version": "",
         "pass_score": "0.5",
         "concurrency": "4",
         "ticked": [],

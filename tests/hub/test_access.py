@@ -74,6 +74,8 @@ SET_VERSIONS = "/api/evaluation/sets/greetings/versions"
 SET_CASES = "/api/evaluation/sets/greetings/versions/1/cases"
 RUNS_COMPARED = "/api/evaluation/runs/{run}/compare/{other_run}"
 RUNS_COMPARED_PAGE = "/evaluation/runs/{run}/compare/{other_run}"
+JUDGE = "/api/evaluation/judges/greeting-judge"
+JUDGE_PAGE = "/evaluation/judges/greeting-judge"
 
 # `{victim}` is the id of another person's session, there to be ended; `{run}` and `{other_run}`
 # are the two finished runs of `greeting` over `greetings`.
@@ -180,6 +182,20 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("DELETE", "/api/feedback/m-bob",                  404,    404,    204,    404,    403,    401),
     ("GET",    "/api/agents/guide/feedback",           200,    200,    403,    403,    403,    401),
     ("GET",    "/api/agents/draft-guide/feedback",     200,    200,    404,    404,    404,    401),
+    # Judges and labels: run 1 is alpha's run of `greeting`, whose case 1 alpha's service
+    # labelled; `greeting-judge` is alpha's judge prompt. The run's team's builders and admins
+    # label; the judge's team's builders and admins calibrate it and set its threshold.
+    ("GET",    "/api/evaluation/runs/1/labels",        200,    200,    200,    200,    200,    401),
+    ("PUT",    "/api/evaluation/runs/1/labels/1",      200,    200,    403,    403,    200,    401),
+    ("DELETE", "/api/evaluation/runs/1/labels/1",      204,    204,    403,    403,    204,    401),
+    ("POST",   JUDGE + "/calibrations",                201,    201,    403,    403,    201,    401),
+    ("GET",    JUDGE,                                  200,    200,    200,    200,    200,    401),
+    ("PUT",    JUDGE + "/threshold",                   200,    200,    403,    403,    200,    401),
+    ("GET",    "/evaluation/runs/1/label",             200,    200,    200,    200,    200,    303),
+    ("POST",   "/evaluation/runs/1/label",             303,    303,    403,    403,    303,    303),
+    ("GET",    JUDGE_PAGE,                             200,    200,    200,    200,    200,    303),
+    ("POST",   JUDGE_PAGE + "/calibrations",           303,    303,    403,    403,    303,    303),
+    ("POST",   JUDGE_PAGE + "/threshold",              303,    303,    403,    403,    303,    303),
     # Signing in and out (single sign-on is not set up in this hub).
     ("GET",    "/login",                               200,    200,    200,    200,    200,    200),
     ("POST",   "/login",                               303,    303,    303,    303,    303,    303),
@@ -344,6 +360,12 @@ def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
         ("POST", "/evaluation/sets/new"): _upload(name=f"page-{caller}", team="alpha"),
         ("POST", "/evaluation/sets/greetings/versions"): _upload(note=caller),
         ("POST", "/evaluation/runs/new"): {"data": {**RUN_BODY, "version": "1", "action": "start"}},
+        ("PUT", "/api/evaluation/runs/1/labels/1"): {"json": {"passed": True, "note": caller}},
+        ("POST", JUDGE + "/calibrations"): {"json": {"run": 1}},
+        ("PUT", JUDGE + "/threshold"): {"json": {"kappa": 0.5}},
+        ("POST", "/evaluation/runs/1/label"): {"data": {"case_id": "1", "verdict": "fail"}},
+        ("POST", JUDGE_PAGE + "/calibrations"): {"data": {"run": "1"}},
+        ("POST", JUDGE_PAGE + "/threshold"): {"data": {"kappa": "0.5"}},
     }
     return sent.get((row.method, row.path), {})
 
@@ -359,6 +381,8 @@ class World:
     share_id: str = ""
     run_id: int = 0
     other_run_id: int = 0
+    # Run 1 is made (after the first restore, which labels its case 1).
+    has_run: bool = False
 
     def session(self) -> Session:
         return Session(get_engine(self.hub.settings.sqlalchemy_url))
@@ -445,6 +469,10 @@ class World:
             given = self.send("PUT", "/api/feedback", "member", json=_feedback_body())
             assert given.status_code == 200, given.text
         self.wait_for_runs()
+        if self.has_run:
+            label = {"passed": True, "note": "kept"}
+            put = self.send("PUT", "/api/evaluation/runs/1/labels/1", "service", json=label)
+            assert put.status_code == 200, put.text
 
     def call(self, row: Row, caller: str) -> httpx.Response:
         path = row.path.format(
@@ -540,7 +568,19 @@ def world(hub: RunningHub) -> Iterator[World]:
         world.run_id = world.start_run()
         world.other_run_id = world.start_run()
         world.wait_for_runs()
+        assert world.run_id == 1, "the judges' rows name run 1"
+        _judge_prompt(world)
         yield world
+
+
+def _judge_prompt(world: World) -> None:
+    """`greeting-judge`, alpha's judge prompt; case 1 of run 1 labelled from now on."""
+    judge = [{"role": "user", "content": "Grade {{answer}}"}]
+    body = {"name": "greeting-judge", "messages": judge, "model": "test-model"}
+    made = world.send("POST", "/api/prompts", "builder", json=body)
+    assert made.status_code == 201, made.text
+    world.has_run = True
+    world.restore()
 
 
 class HubRoute(NamedTuple):
