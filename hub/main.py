@@ -32,6 +32,7 @@ from hub.core.errors import Refusal
 from hub.core.origin_check import origin_refusal
 from hub.evaluation.runner import EvalRunner
 from hub.gateway.errors import GatewayError, openai_error_response
+from hub.gateway.experiment_calls import ExperimentResolver, ShadowCalls
 from hub.gateway.model_catalog import load_model_catalog
 from hub.gateway.prompt_calls import PromptResolver
 from hub.gateway.routes import (
@@ -226,12 +227,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             oidc=_oidc_client(settings),
             sign_in_attempts=SignInAttempts(),
             playground_service_id=playground_service_id,
+            experiments=ExperimentResolver(engine),
+            shadow_calls=ShadowCalls(engine),
         )
         _freeze_startup_objects()
         try:
             yield
         finally:
             await runner.close()
+            await app.state.hub.shadow_calls.close()
             await registry.close()
             await gateway.close()
             await recorder.close()

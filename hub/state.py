@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from hub.core.config import Settings
 from hub.core.crypto import SecretBox
+from hub.gateway.experiment_calls import ExperimentResolver, ShadowCalls
 from hub.gateway.prompt_calls import PromptResolver
 from hub.gateway.proxy import Gateway
 from hub.identity.attempts import SignInAttempts
@@ -34,3 +35,6 @@ class HubState:
     sign_in_attempts: SignInAttempts
     # The service the prompt playground's runs are counted under (PLAYGROUND_SERVICE_NAME).
     playground_service_id: int
+    # The running experiment of each prompt, kept briefly, and the calls recorded in them.
+    experiments: ExperimentResolver
+    shadow_calls: ShadowCalls

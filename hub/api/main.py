@@ -8,6 +8,7 @@ from hub.api.routes import (
     auth,
     eval_runs,
     eval_sets,
+    experiments,
     feedback,
     gateway_health,
     health,
@@ -39,3 +40,4 @@ api_router.include_router(audit.router)
 api_router.include_router(shares.router)
 api_router.include_router(feedback.router)
 api_router.include_router(eval_runs.router)
+api_router.include_router(experiments.router)

@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 import hub.models.agent
 import hub.models.audit
 import hub.models.evaluation
+import hub.models.experiment
 import hub.models.feedback
 import hub.models.mcp_server
 import hub.models.prompt
