@@ -56,6 +56,7 @@ from hub.web import (
     audit_pages,
     eval_run_pages,
     eval_set_pages,
+    experiment_pages,
     feedback_pages,
     gateway_pages,
     pages,
@@ -262,4 +263,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(share_pages.router)
     app.include_router(feedback_pages.router)
     app.include_router(eval_run_pages.router)
+    app.include_router(experiment_pages.router)
     return app

@@ -20,7 +20,7 @@ from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.services.users import create_user
 from tests.conftest import RunningHub
-from tests.support.owners import as_person, as_service
+from tests.support.owners import as_person, as_service, page_clients
 from tests.support.upstream import ScriptedUpstream
 
 UNITS = 200
@@ -350,3 +350,34 @@ def test_bad_experiments_and_calls_are_refused_with_what_to_fix(shop: Shop) -> N
     )
     assert bad_value.status_code == 422 and "value" in bad_value.json()["detail"]
     assert shop.caller.get("/api/experiments/9999").status_code == 404
+
+
+def test_a_builder_starts_reads_and_stops_an_experiment_on_the_pages(
+    hub: RunningHub, shop: Shop
+) -> None:
+    people = [("sam", "shop", Role.builder), ("bea", "beta", Role.builder)]
+    with page_clients(hub, people) as client_for:
+        sam, bea = client_for("sam"), client_for("bea")
+        prompt_page = sam.get("/prompts/checkout")
+        assert "/experiments?prompt=checkout" in prompt_page.text
+        assert "/experiments/new?prompt=checkout" in prompt_page.text
+        form = {"prompt": "checkout", "version_a": "1", "version_b": "1", "split": "0.5"}
+        refused = sam.post("/experiments/new", data={**form, "budget": "10"})
+        assert refused.status_code == 422 and "two different versions" in refused.text
+        started = sam.post("/experiments/new", data={**form, "version_b": "2", "budget": "10"})
+        assert started.status_code == 303, started.text
+        path = started.headers["location"]
+        assert shop.call(10, unit="user-1").status_code == 200
+        wait_for_calls(shop.caller, int(path.rsplit("/", 1)[1]), 1)
+
+        shown = sam.get(path)
+        assert shown.status_code == 200
+        for words in ("Diluted", "Post-exposure", "1 calls, 1 exposures", "Stop the experiment"):
+            assert words in shown.text, words
+        assert "Stop the experiment" not in bea.get(path).text
+        assert bea.post(f"{path}/stop").status_code == 403
+        listed = bea.get("/experiments?prompt=checkout")
+        assert f'href="{path}"' in listed.text
+        assert sam.post(f"{path}/stop").status_code == 303
+        assert "stopped by sam" in sam.get(path).text
+        assert sam.get("/experiments/999").status_code == 404
