@@ -73,6 +73,9 @@ class ModelEntry(BaseModel):
     deployments: list[Deployment] = Field(min_length=1)
     fallbacks: list[str] = Field(default_factory=list)
     capabilities: ModelCapabilities = Field(default_factory=ModelCapabilities)
+    # What a chat with the model asks for at most per answer (an agent sets its own); unset,
+    # the model's own limit. A small model that does not stop by itself needs one.
+    chat_max_tokens: int | None = Field(default=None, ge=1, le=200_000)
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         return (

@@ -311,8 +311,8 @@ def run_spec(
 
 
 # A chat with a model runs on the agent runtime with these limits: as many tool rounds as an
-# agent's default, no cap on the answer's length but the model's own, and more time than an
-# agent's default, for long answers from a slow model.
+# agent's default, the answer's length its catalog entry sets (`chat_max_tokens`, else the
+# model's own), and more time than an agent's default, for long answers from a slow model.
 MODEL_CHAT_MAX_STEPS = 8
 MODEL_CHAT_TIMEOUT_S = 600
 
@@ -323,6 +323,7 @@ def model_chat_spec(
     """What the runtime needs for `actor` to chat with `model` with the MCP servers they
     switched on: an agent with no instructions, owned by the person, so its traces are theirs."""
     tools, unavailable = offered_tools(session, servers, {})
+    entry = models.get(model)
     return AgentSpec(
         slug=MODEL_CHAT,
         name=model,
@@ -334,9 +335,9 @@ def model_chat_spec(
         team=actor.team,
         model=model,
         max_steps=MODEL_CHAT_MAX_STEPS,
-        max_tokens=None,
+        max_tokens=entry.chat_max_tokens if entry else None,
         timeout_s=MODEL_CHAT_TIMEOUT_S,
         tools=tuple(tools),
         unavailable_servers=unavailable,
-        **_model_fields(models.get(model)),
+        **_model_fields(entry),
     )

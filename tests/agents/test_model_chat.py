@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import yaml
 from langchain_core.messages import AIMessage, HumanMessage
 from sqlmodel import Session
 
@@ -28,12 +29,20 @@ from tests.support.upstream import ScriptedUpstream
 
 pytestmark = pytest.mark.anyio
 
+SPARE_CHAT_MAX_TOKENS = 300
+
 
 @pytest.fixture
 def hub_settings(
     hub_settings: Settings, tmp_path: Path, upstream: ScriptedUpstream, spare: ScriptedUpstream
 ) -> Settings:
-    return with_spare_model(hub_settings, tmp_path, upstream, spare)
+    """test-model, which falls back to spare-model; a chat with spare-model asks for at most
+    SPARE_CHAT_MAX_TOKENS tokens per answer."""
+    settings = with_spare_model(hub_settings, tmp_path, upstream, spare)
+    catalog = yaml.safe_load(settings.catalog_path.read_text())
+    catalog["models"][1]["chat_max_tokens"] = SPARE_CHAT_MAX_TOKENS
+    settings.catalog_path.write_text(yaml.safe_dump(catalog))
+    return settings
 
 
 @pytest.fixture
@@ -145,7 +154,7 @@ async def test_a_chat_streams_keeps_its_history_calls_tools_and_is_traced_as_the
     # No instructions of its own: the model sees the conversation, and the tool's answer.
     first, second = upstream.requests
     assert first["messages"] == [*earlier, {"role": "user", "content": "count"}]
-    assert first["stream"] is True and "max_tokens" not in first
+    assert first["stream"] is True and "max_completion_tokens" not in first
     assert [tool["function"]["name"] for tool in first["tools"]] == [
         f"weather__{tool['name']}" for tool in weather
     ]
@@ -182,6 +191,21 @@ async def test_a_fallback_model_that_answers_is_named(
     async with analyst_runner(hub) as runner:
         result, recorder = await _turn(hub, runner, spec, "And now?")
     assert result.text == "Back to normal." and recorder.of(AnsweredBy) == []
+
+
+async def test_a_chat_asks_for_the_answer_length_its_catalog_entry_sets(
+    hub: RunningHub, client: HubClient, ana: User, spare: ScriptedUpstream
+) -> None:
+    spec = await client.model_chat_spec(model="spare-model", servers=[], user="ana")
+    assert spec.max_tokens == SPARE_CHAT_MAX_TOKENS
+    spare.script(reply="Short and done.")
+
+    async with analyst_runner(hub) as runner:
+        result, _ = await _turn(hub, runner, spec, "Say something short.")
+
+    assert result.text == "Short and done."
+    # OpenAI's current name of the field, which LangChain sends.
+    assert spare.requests[-1]["max_completion_tokens"] == SPARE_CHAT_MAX_TOKENS
 
 
 async def test_an_upstream_failure_ends_the_turn_with_the_gateways_message(

@@ -8,13 +8,15 @@ service with its bearer token. Team alpha registered the MCP server `weather`. A
 owns three agents: `guide` (published for everyone), `team-guide` (published for team alpha)
 and `draft-guide` (never published); alpha's member ran `guide` (trace `run-1`) in their
 conversation `t-bob`, whose answer `m-bob` they gave a thumbs down. Alpha's builder made the
-prompt `greeting`.
+prompt `greeting`, uploaded team alpha's test set `greetings` (two names) and ran `greeting` over
+it twice (`{run}` and `{other_run}`); both runs finished before the table is tried.
 
 A route missing from the table fails `test_every_route_of_the_hub_is_in_the_access_table`, so a
 new route comes with its row.
 """
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -66,8 +68,15 @@ TOOL_CALL = "/api/mcp/servers/weather/tools/get_weather/call"
 MODEL_CHAT_SPEC = "/api/model-chat/run-spec?model=test-model&server=weather"
 PROMPT_DIFF = "/api/prompts/greeting/diff?from=1&to=1"
 GREETING = [{"role": "user", "content": "Say hello to {{name}}."}]
+GREETINGS_CSV = b"name\nAda\nGrace\n"
+RUN_BODY = {"set": "greetings", "prompt": "greeting", "version": 1}
+SET_VERSIONS = "/api/evaluation/sets/greetings/versions"
+SET_CASES = "/api/evaluation/sets/greetings/versions/1/cases"
+RUNS_COMPARED = "/api/evaluation/runs/{run}/compare/{other_run}"
+RUNS_COMPARED_PAGE = "/evaluation/runs/{run}/compare/{other_run}"
 
-# `{victim}` is the id of another person's session, there to be ended.
+# `{victim}` is the id of another person's session, there to be ended; `{run}` and `{other_run}`
+# are the two finished runs of `greeting` over `greetings`.
 # The approve rows answer 409 to whoever passed the role and team checks: nothing waits there
 # for approval. Signed out, the API answers 401 and the pages send to /login (303).
 # fmt: off
@@ -148,6 +157,23 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    "/api/shares",                          200,    200,    200,    200,    200,    401),
     ("GET",    "/api/shares/{share}",                  200,    200,    200,    404,    404,    401),
     ("DELETE", "/api/shares/{share}",                  204,    404,    204,    404,    404,    401),
+    # Test sets (`greetings` is team alpha's): anyone signed in reads; builders make them for
+    # their own teams (these rows ask for team alpha); alpha's builders and admins add versions.
+    ("POST",   "/api/evaluation/sets",                 201,    201,    403,    403,    201,    401),
+    ("GET",    "/api/evaluation/sets",                 200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/evaluation/sets/greetings",       200,    200,    200,    200,    200,    401),
+    ("POST",   SET_VERSIONS,                           201,    201,    403,    403,    201,    401),
+    ("GET",    SET_CASES,                              200,    200,    200,    200,    200,    401),
+    # Evaluation runs of `greeting` (team alpha's) over `greetings`: anyone signed in reads;
+    # alpha's builders and admins estimate, start and cancel. `{run}` has finished, so
+    # cancelling it changes nothing and answers the run.
+    ("POST",   "/api/evaluation/runs/estimate",        200,    200,    403,    403,    200,    401),
+    ("POST",   "/api/evaluation/runs",                 201,    201,    403,    403,    201,    401),
+    ("GET",    "/api/evaluation/runs",                 200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/evaluation/runs/{run}",           200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/evaluation/runs/{run}/results",   200,    200,    200,    200,    200,    401),
+    ("POST",   "/api/evaluation/runs/{run}/cancel",    200,    200,    403,    403,    200,    401),
+    ("GET",    RUNS_COMPARED,                          200,    200,    200,    200,    200,    401),
     # Feedback: a person rates answers in their own conversation and takes back their own
     # (`m-bob` is the member's); the agent's owner and admins read it; admins export it.
     ("PUT",    "/api/feedback",                        404,    404,    200,    404,    403,    401),
@@ -202,6 +228,18 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    "/s/{share}",                           200,    200,    200,    404,    404,    303),
     ("GET",    "/shares",                              200,    200,    200,    200,    200,    303),
     ("POST",   "/shares/{share}/revoke",               303,    404,    303,    404,    404,    303),
+    # Evaluation pages: the API's rules; a refused upload or run form is shown again (403).
+    ("GET",    "/evaluation",                          200,    200,    200,    200,    200,    303),
+    ("GET",    "/evaluation/sets/new",                 200,    200,    200,    200,    200,    303),
+    ("POST",   "/evaluation/sets/new",                 303,    303,    403,    403,    303,    303),
+    ("GET",    "/evaluation/sets/greetings",           200,    200,    200,    200,    200,    303),
+    ("POST",   "/evaluation/sets/greetings/versions",  303,    303,    403,    403,    303,    303),
+    ("GET",    "/evaluation/runs",                     200,    200,    200,    200,    200,    303),
+    ("GET",    "/evaluation/runs/new",                 200,    200,    200,    200,    200,    303),
+    ("POST",   "/evaluation/runs/new",                 303,    303,    403,    403,    303,    303),
+    ("GET",    "/evaluation/runs/{run}",               200,    200,    200,    200,    200,    303),
+    ("POST",   "/evaluation/runs/{run}/cancel",        303,    303,    403,    403,    303,    303),
+    ("GET",    RUNS_COMPARED_PAGE,                     200,    200,    200,    200,    200,    303),
     ("GET",    "/static/plotly.min.js",                200,    200,    200,    200,    200,    200),
 ]
 # fmt: on
@@ -254,6 +292,11 @@ def _prompt_form(**fields: str) -> dict[str, str]:
     return {"role": "user", "content": GREETING[0]["content"], "model": "test-model", **fields}
 
 
+def _upload(**fields: str) -> dict[str, Any]:
+    """A multipart form with `greetings`' cases as its file."""
+    return {"data": fields, "files": {"file": ("greetings.csv", GREETINGS_CSV, "text/csv")}}
+
+
 def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
     """The body (and headers) of each request that needs one; things made are named after
     their caller, so one caller's creation does not collide with the next one's."""
@@ -294,6 +337,13 @@ def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
         ("POST", "/agents/guide/edit"): {"data": _agent_form("guide")},
         ("POST", "/api/shares"): {"json": _share_body()},
         ("PUT", "/api/feedback"): {"json": _feedback_body()},
+        ("POST", "/api/evaluation/sets"): _upload(name=f"api-{caller}", team="alpha"),
+        ("POST", SET_VERSIONS): _upload(note=caller),
+        ("POST", "/api/evaluation/runs/estimate"): {"json": RUN_BODY},
+        ("POST", "/api/evaluation/runs"): {"json": RUN_BODY},
+        ("POST", "/evaluation/sets/new"): _upload(name=f"page-{caller}", team="alpha"),
+        ("POST", "/evaluation/sets/greetings/versions"): _upload(note=caller),
+        ("POST", "/evaluation/runs/new"): {"data": {**RUN_BODY, "version": "1", "action": "start"}},
     }
     return sent.get((row.method, row.path), {})
 
@@ -307,6 +357,8 @@ class World:
     weather: McpTestServer
     service_token: str
     share_id: str = ""
+    run_id: int = 0
+    other_run_id: int = 0
 
     def session(self) -> Session:
         return Session(get_engine(self.hub.settings.sqlalchemy_url))
@@ -348,9 +400,30 @@ class World:
             published = self.send("POST", f"/api/agents/{slug}/publish", "builder")
             assert published.status_code == 201, published.text
 
+    def start_run(self) -> int:
+        started = self.send("POST", "/api/evaluation/runs", "builder", json=RUN_BODY)
+        assert started.status_code == 201, started.text
+        return int(started.json()["id"])
+
+    def wait_for_runs(self, timeout_s: float = 30) -> None:
+        """Until no evaluation run has cases to send or in flight."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            runs = self.send("GET", "/api/evaluation/runs", "service").json()
+            going = [
+                run["id"]
+                for run in runs
+                if run["status"] in ("queued", "running") or run["progress"]["in_flight"]
+            ]
+            if not going:
+                return
+            assert time.monotonic() < deadline, f"the runs {going} did not end"
+            time.sleep(0.05)
+
     def restore(self) -> None:
         """Put back what a request may have changed: `weather` registered and active, `guide`
-        published, the share link active, the member's feedback given."""
+        published, the share link active, the member's feedback given; and let the runs a
+        request started end."""
         server = self.send("GET", "/api/mcp/servers/weather", "service")
         if server.status_code == 404:
             body = {"slug": "weather", "name": "Weather", "team": "alpha", "url": self.weather.url}
@@ -371,9 +444,15 @@ class World:
         if rated is None:
             given = self.send("PUT", "/api/feedback", "member", json=_feedback_body())
             assert given.status_code == 200, given.text
+        self.wait_for_runs()
 
     def call(self, row: Row, caller: str) -> httpx.Response:
-        path = row.path.format(victim=self.victim_session(), share=self.share_id)
+        path = row.path.format(
+            victim=self.victim_session(),
+            share=self.share_id,
+            run=self.run_id,
+            other_run=self.other_run_id,
+        )
         return self.send(row.method, path, caller, **_what_to_send(row, caller, self.weather.url))
 
 
@@ -406,6 +485,12 @@ def _conversation(world: World, username: str, thread_id: str) -> None:
             )
         )
         session.commit()
+
+
+@pytest.fixture
+def hub_settings(hub_settings: Settings) -> Settings:
+    """The runner looks for runs every 50 ms, so waiting for them keeps the table quick."""
+    return hub_settings.model_copy(update={"eval_poll_interval_s": 0.05})
 
 
 @pytest.fixture
@@ -448,6 +533,13 @@ def world(hub: RunningHub) -> Iterator[World]:
         greeting = {"name": "greeting", "messages": GREETING, "model": "test-model"}
         made = world.send("POST", "/api/prompts", "builder", json=greeting)
         assert made.status_code == 201, made.text
+        uploaded = world.send(
+            "POST", "/api/evaluation/sets", "builder", **_upload(name="greetings", team="alpha")
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        world.run_id = world.start_run()
+        world.other_run_id = world.start_run()
+        world.wait_for_runs()
         yield world
 
 
@@ -470,7 +562,7 @@ def _routes(settings: Settings) -> list[HubRoute]:
 
 def _route_of(row: Row, routes: list[HubRoute]) -> HubRoute | None:
     """The route that answers the row's request: the first whose method and path match."""
-    path = row.path.format(victim=1, share="a-link").partition("?")[0]
+    path = row.path.format(victim=1, share="a-link", run=1, other_run=2).partition("?")[0]
     found = (r for r in routes if r.method == row.method and r.pattern.match(path))
     return next(found, None)
 
