@@ -35,6 +35,7 @@ from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.identity.cookies import SESSION_COOKIE
 from hub.main import HOT_ROUTES, create_app
+from hub.models.experiment import Experiment
 from hub.models.feedback import Feedback
 from hub.models.service import utcnow
 from hub.models.share import Share
@@ -74,6 +75,7 @@ SET_VERSIONS = "/api/evaluation/sets/greetings/versions"
 SET_CASES = "/api/evaluation/sets/greetings/versions/1/cases"
 RUNS_COMPARED = "/api/evaluation/runs/{run}/compare/{other_run}"
 RUNS_COMPARED_PAGE = "/evaluation/runs/{run}/compare/{other_run}"
+EXPERIMENT_BODY = {"prompt": "greeting", "version_a": 1, "version_b": 2}
 
 # `{victim}` is the id of another person's session, there to be ended; `{run}` and `{other_run}`
 # are the two finished runs of `greeting` over `greetings`.
@@ -180,6 +182,20 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("DELETE", "/api/feedback/m-bob",                  404,    404,    204,    404,    403,    401),
     ("GET",    "/api/agents/guide/feedback",           200,    200,    403,    403,    403,    401),
     ("GET",    "/api/agents/draft-guide/feedback",     200,    200,    404,    404,    404,    401),
+    # Experiments. Experiment 1 runs `greeting` v1 against v2 (team alpha's): anyone signed in
+    # reads; alpha's builders and services and admins start, stop and report outcomes. Starting
+    # answers 409 to whoever passed those checks: experiment 1 already runs on `greeting`.
+    ("POST",   "/api/experiments",                     409,    409,    403,    403,    409,    401),
+    ("GET",    "/api/experiments",                     200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/experiments/1",                   200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/experiments/1/calls",             200,    200,    200,    200,    200,    401),
+    ("POST",   "/api/experiments/1/outcomes",          200,    200,    403,    403,    200,    401),
+    ("POST",   "/api/experiments/1/stop",              200,    200,    403,    403,    200,    401),
+    ("GET",    "/experiments",                         200,    200,    200,    200,    200,    303),
+    ("GET",    "/experiments/new",                     200,    200,    200,    200,    200,    303),
+    ("POST",   "/experiments/new",                     409,    409,    403,    403,    409,    303),
+    ("GET",    "/experiments/1",                       200,    200,    200,    200,    200,    303),
+    ("POST",   "/experiments/1/stop",                  303,    303,    403,    403,    303,    303),
     # Signing in and out (single sign-on is not set up in this hub).
     ("GET",    "/login",                               200,    200,    200,    200,    200,    200),
     ("POST",   "/login",                               303,    303,    303,    303,    303,    303),
@@ -340,6 +356,9 @@ def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
         ("POST", "/api/evaluation/sets"): _upload(name=f"api-{caller}", team="alpha"),
         ("POST", SET_VERSIONS): _upload(note=caller),
         ("POST", "/api/evaluation/runs/estimate"): {"json": RUN_BODY},
+        ("POST", "/api/experiments"): {"json": EXPERIMENT_BODY},
+        ("POST", "/api/experiments/1/outcomes"): {"json": {"unit": "user-1", "value": 1}},
+        ("POST", "/experiments/new"): {"data": {**EXPERIMENT_BODY, "split": "0.5", "budget": "9"}},
         ("POST", "/api/evaluation/runs"): {"json": RUN_BODY},
         ("POST", "/evaluation/sets/new"): _upload(name=f"page-{caller}", team="alpha"),
         ("POST", "/evaluation/sets/greetings/versions"): _upload(note=caller),
@@ -422,8 +441,8 @@ class World:
 
     def restore(self) -> None:
         """Put back what a request may have changed: `weather` registered and active, `guide`
-        published, the share link active, the member's feedback given; and let the runs a
-        request started end."""
+        published, the share link active, the member's feedback given, experiment 1 running;
+        and let the runs a request started end."""
         server = self.send("GET", "/api/mcp/servers/weather", "service")
         if server.status_code == 404:
             body = {"slug": "weather", "name": "Weather", "team": "alpha", "url": self.weather.url}
@@ -441,6 +460,11 @@ class World:
                 session.add(share)
                 session.commit()
             rated = session.exec(select(Feedback).where(Feedback.message_id == "m-bob")).first()
+            experiment = session.get(Experiment, 1)
+            if experiment is not None and experiment.status != "running":
+                experiment.status = "running"
+                session.add(experiment)
+                session.commit()
         if rated is None:
             given = self.send("PUT", "/api/feedback", "member", json=_feedback_body())
             assert given.status_code == 200, given.text
@@ -540,6 +564,11 @@ def world(hub: RunningHub) -> Iterator[World]:
         world.run_id = world.start_run()
         world.other_run_id = world.start_run()
         world.wait_for_runs()
+        second = {"messages": GREETING, "model": "test-model", "note": "for experiment 1"}
+        added = world.send("POST", "/api/prompts/greeting/versions", "builder", json=second)
+        assert added.status_code == 201, added.text
+        started = world.send("POST", "/api/experiments", "builder", json=EXPERIMENT_BODY)
+        assert started.status_code == 201 and started.json()["id"] == 1, started.text
         yield world
 
 
