@@ -229,7 +229,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sign_in_attempts=SignInAttempts(),
             playground_service_id=playground_service_id,
             experiments=ExperimentResolver(engine),
-            shadow_calls=ShadowCalls(engine),
+            shadow_calls=ShadowCalls(engine, gateway),
         )
         _freeze_startup_objects()
         try:

@@ -16,6 +16,7 @@ from hub.core.errors import ConflictError, InvalidError, NotFoundError, Permissi
 from hub.core.roles import Permission
 from hub.experiment_stats import Comparison, compare_arms, extra_units
 from hub.gateway.experiment_calls import ExperimentResolver
+from hub.gateway.model_catalog import ModelCatalog
 from hub.models.actor import Actor
 from hub.models.experiment import (
     Analysis,
@@ -104,6 +105,19 @@ def experiment_public(session: Session, experiment: Experiment) -> ExperimentPub
     )
 
 
+def _check_judge(body: ExperimentCreate, models: ModelCatalog) -> None:
+    if body.differ == "exact" and body.judge_model is not None:
+        raise InvalidError('A \'judge_model\' is only for "differ": "judge"; leave it out.')
+    if body.differ == "judge" and (
+        body.judge_model is None or models.get(body.judge_model) is None
+    ):
+        known = ", ".join(entry.name for entry in models.models)
+        raise InvalidError(
+            f'"differ": "judge" needs a \'judge_model\' from the catalog ({known}); '
+            f"{body.judge_model!r} is not one."
+        )
+
+
 def _check_versions(session: Session, body: ExperimentCreate, prompt: Prompt) -> None:
     if body.version_a == body.version_b:
         raise InvalidError("'version_a' and 'version_b' must be two different versions.")
@@ -122,9 +136,12 @@ def _check_versions(session: Session, body: ExperimentCreate, prompt: Prompt) ->
 
 
 class Experiments:
-    def __init__(self, *, engine: Engine, resolver: ExperimentResolver) -> None:
+    def __init__(
+        self, *, engine: Engine, resolver: ExperimentResolver, models: ModelCatalog
+    ) -> None:
         self._engine = engine
         self._resolver = resolver
+        self.models = models
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
@@ -140,6 +157,7 @@ class Experiments:
                 raise NotFoundError(f"No prompt {body.prompt!r} exists.")
             _may_change(actor, prompt.team, prompt.name)
             _check_versions(session, body, prompt)
+            _check_judge(body, self.models)
             # Locks the prompt's row: two starts at once cannot both find none running.
             session.exec(select(Prompt).where(Prompt.id == prompt.id).with_for_update()).one()
             running = [
@@ -160,6 +178,7 @@ class Experiments:
                 version_b=body.version_b,
                 split=body.split,
                 differ=body.differ,
+                judge_model=body.judge_model,
                 budget=body.budget,
                 created_by=actor.name,
             )
@@ -177,6 +196,8 @@ class Experiments:
                     "version_b": body.version_b,
                     "split": body.split,
                     "budget": body.budget,
+                    "differ": body.differ,
+                    "judge_model": body.judge_model,
                 },
             )
             session.commit()

@@ -1,5 +1,7 @@
 """A prompt's call in an experiment: the unit's arm is served, the other arm answers in the
-background, and the call is recorded with whether the two answers differ.
+background, and the call is recorded with whether the two answers differ: their trimmed texts
+are not the same and, when the experiment has a judge, the judge does not answer that they
+say the same (it is only asked about texts that are not the same).
 
 The arm comes from a stable hash of (experiment, unit), so a unit always gets the same arm.
 Which experiment runs on which prompt is kept in this process for at most
@@ -21,18 +23,23 @@ from sqlmodel import Session
 from starlette.responses import Response
 
 from hub.core.errors import Refusal
+from hub.gateway.chat_request import ChatRequest
 from hub.gateway.errors import GatewayError
+from hub.gateway.proxy import Gateway
 from hub.models.experiment import SHORT_TEXT_CHARS, ExperimentCall, ShadowStatus
 from hub.services import experiments as store
+from hub.services.service_accounts import ServiceIdentity
 
 __all__ = [
     "EXPERIMENTS_TTL_S",
+    "JUDGE_SYSTEM",
     "ActiveExperiment",
     "ExperimentResolver",
     "ServedCall",
     "ShadowCalls",
     "answer_text",
     "arm_of",
+    "judge_messages",
 ]
 
 logger = logging.getLogger(__name__)
@@ -40,6 +47,10 @@ T = TypeVar("T")
 
 # As long as a version served by name is kept (PRODUCTION_TTL_S).
 EXPERIMENTS_TTL_S = 0.5
+JUDGE_SYSTEM = (
+    "You compare two answers a prompt gave to the same request. Reply with one word: SAME "
+    "when they say the same thing (wording aside), DIFFERENT when they do not."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +59,8 @@ class ActiveExperiment:
     version_a: int
     version_b: int
     split: float
+    # The catalog model that tells whether two different texts say the same; None: exact.
+    judge_model: str | None = None
 
     def version_of(self, arm: str) -> int:
         return self.version_b if arm == "b" else self.version_a
@@ -58,6 +71,7 @@ class ServedCall:
     """A call in an experiment as it was served: its unit, the arm and the answer's text."""
 
     experiment: ActiveExperiment
+    service: ServiceIdentity
     unit: str
     arm: str
     text: str
@@ -107,10 +121,21 @@ class ExperimentResolver:
     def _read(self) -> dict[str, ActiveExperiment]:
         with Session(self._engine) as session:
             return {
-                e.prompt: ActiveExperiment(e.id, e.version_a, e.version_b, e.split)
+                e.prompt: ActiveExperiment(
+                    e.id,
+                    e.version_a,
+                    e.version_b,
+                    e.split,
+                    e.judge_model if e.differ == "judge" else None,
+                )
                 for e in store.running_experiments(session=session)
                 if e.id is not None
             }
+
+
+def judge_messages(first: str, second: str) -> list[dict[str, str]]:
+    user = f"Answer 1:\n{first.strip()}\n\nAnswer 2:\n{second.strip()}"
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
 
 
 def _hash(text: str) -> str:
@@ -120,8 +145,9 @@ def _hash(text: str) -> str:
 class ShadowCalls:
     """Records experiment calls and asks the arm not served in background tasks."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, gateway: Gateway) -> None:
         self._engine = engine
+        self._gateway = gateway
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, served: ServedCall, other_answer: Callable[[], Awaitable[Response]]) -> None:
@@ -161,6 +187,9 @@ class ShadowCalls:
             other = "a" if arm == "b" else "b"
             try:
                 other_text = answer_text(await other_answer())
+                differs = _hash(other_text) != served_hash
+                if differs and experiment.judge_model is not None:
+                    differs = await self._judged_different(served, other_text)
             except (GatewayError, Refusal) as failed:
                 logger.warning("experiment %s: the other arm failed: %s", experiment.id, failed)
                 changes = {"shadow": ShadowStatus.failed.value}
@@ -169,6 +198,22 @@ class ShadowCalls:
                     "shadow": ShadowStatus.answered.value,
                     f"hash_{other}": _hash(other_text),
                     f"text_{other}": other_text[:SHORT_TEXT_CHARS],
-                    "differs": _hash(other_text) != served_hash,
+                    "differs": differs,
                 }
         await self._db(lambda s: store.finish_call(session=s, call_id=call_id, changes=changes))
+
+    async def _judged_different(self, served: ServedCall, other_text: str) -> bool:
+        """The judge's verdict on two texts that are not the same: different unless it answers
+        SAME (an answer it could not give clearly counts as different, so the call stays an
+        exposure)."""
+        model = served.experiment.judge_model or ""
+        body = {
+            "model": model,
+            "messages": judge_messages(served.text, other_text),
+            "temperature": 0,
+            "max_tokens": 5,
+            "stream": False,
+        }
+        request = ChatRequest(model=model, body=body, stream=False, client_wants_usage=False)
+        verdict = answer_text(await self._gateway.complete(service=served.service, request=request))
+        return not verdict.strip().upper().startswith("SAME")

@@ -80,7 +80,7 @@ async def prompt_completions(request: Request) -> Response:
         other = await hub_state.prompts.version_to_serve(name, other_number)
         return await _serve(hub_state, service, name, other, call)
 
-    served = ServedCall(experiment, call.unit, arm, answer_text(response))
+    served = ServedCall(experiment, service, call.unit, arm, answer_text(response))
     hub_state.shadow_calls.start(served, other_answer)
     return response
 

@@ -63,7 +63,10 @@ class ExperimentCreate(SQLModel):
     split: float = Field(default=0.5, gt=0, lt=1)
     # The most answers of the arm not served that the experiment may ask for.
     budget: int = Field(default=1000, ge=0, le=1_000_000)
-    differ: Literal["exact"] = "exact"
+    # "exact": two answers differ when their trimmed texts differ; "judge": when they do and
+    # `judge_model` (a catalog model) does not answer that they say the same.
+    differ: Literal["exact", "judge"] = "exact"
+    judge_model: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class Experiment(SQLModel, table=True):
@@ -74,8 +77,9 @@ class Experiment(SQLModel, table=True):
     version_a: int
     version_b: int
     split: float = 0.5
-    # "exact": the two answers differ when their trimmed texts differ.
+    # "exact" or "judge" (ExperimentCreate).
     differ: str = Field(default="exact", max_length=20)
+    judge_model: str | None = Field(default=None, max_length=200)
     budget: int
     # Answers of the arm not served asked for so far (never more than `budget`).
     shadow_calls: int = 0
@@ -172,6 +176,7 @@ class ExperimentPublic(SQLModel):
     version_b: int
     split: float
     differ: str
+    judge_model: str | None
     budget: int
     shadow_calls: int
     status: str

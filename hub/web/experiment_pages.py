@@ -20,7 +20,7 @@ __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
-_FORM_FIELDS = ("prompt", "version_a", "version_b", "split", "budget")
+_FORM_FIELDS = ("prompt", "version_a", "version_b", "split", "budget", "differ", "judge_model")
 
 
 @router.get("/experiments")
@@ -36,7 +36,9 @@ async def experiments_page(
 
 
 @router.get("/experiments/new")
-async def new_experiment_form(request: Request, actor: OptionalActor, prompt: str = "") -> Response:
+async def new_experiment_form(
+    request: Request, actor: OptionalActor, experiments: ExperimentsDep, prompt: str = ""
+) -> Response:
     if actor is None:
         return to_login(request)
     form = {
@@ -58,12 +60,20 @@ async def experiment_from_form(
     posted = await request.form()
     form = {key: str(posted.get(key, "")).strip() for key in _FORM_FIELDS}
     try:
-        body = ExperimentCreate.model_validate(form)
+        chosen = {"differ": form["differ"] or "exact", "judge_model": form["judge_model"] or None}
+        body = ExperimentCreate.model_validate({**form, **chosen})
         started = await experiments.create(body, actor)
     except (ValidationError, Refusal) as error:
         status, message = refusal_of(error)
+        models = [entry.name for entry in experiments.models.models]
         return page(
-            request, "experiment_new.html", status=status, actor=actor, form=form, error=message
+            request,
+            "experiment_new.html",
+            status=status,
+            actor=actor,
+            form=form,
+            models=models,
+            error=message,
         )
     return RedirectResponse(f"/experiments/{started.id}", status_code=303)
 

@@ -30,9 +30,23 @@ WARM = "Answer warmly."
 USER = "Item {{n}}"
 
 
+def is_judge(request: dict[str, Any]) -> bool:
+    return str(request["messages"][0]["content"]).startswith("You compare two answers")
+
+
+def judged_item(request: dict[str, Any]) -> int:
+    """The item of the answers a judge is asked about ("Answer 1:\nWarm answer 20\n\n...")."""
+    content = request["messages"][1]["content"]
+    return int(re.findall(r"answer (\d+)$", content, re.MULTILINE | re.IGNORECASE)[0])
+
+
 def scripted_reply(request: dict[str, Any]) -> str:
     """Both versions answer item n alike, except for every tenth item (n % 10 == 0), where
-    the warm version (b) answers in its own words."""
+    the warm version (b) answers in its own words. A judge asked about two answers says they
+    are the same when the item is a multiple of 20."""
+    if is_judge(request):
+        n = judged_item(request)
+        return "SAME" if n % 20 == 0 else "DIFFERENT"
     found = re.fullmatch(r"Item (\d+)", request["messages"][-1]["content"])
     assert found is not None
     n = int(found.group(1))
@@ -249,6 +263,28 @@ def test_the_other_arm_is_asked_no_more_often_than_the_budget_allows(
     assert shown["exposures"] == 3
 
 
+def test_with_a_judge_only_answers_it_does_not_call_the_same_are_exposures(
+    shop: Shop, upstream: ScriptedUpstream
+) -> None:
+    experiment = shop.start(differ="judge", judge_model="test-model")
+    assert (experiment["differ"], experiment["judge_model"]) == ("judge", "test-model")
+    for n in range(40):
+        assert shop.call(n, unit=f"u{n}").status_code == 200
+    shown = wait_for_calls(shop.caller, experiment["id"], 40)
+
+    calls = shop.caller.get(f"/api/experiments/{experiment['id']}/calls").json()["calls"]
+    exposed_items = sorted(int(c["text_a"].split()[-1]) for c in calls if c["differs"])
+    # 10 and 30 differ in words and in meaning; 0 and 20 in words only; the rest not at all.
+    assert exposed_items == [10, 30] and shown["exposures"] == 2
+    judged = [r for r in upstream.requests if is_judge(r)]
+    assert sorted(judged_item(r) for r in judged) == [
+        0,
+        10,
+        20,
+        30,
+    ]
+
+
 def test_a_stopped_experiment_serves_production_again(
     shop: Shop, upstream: ScriptedUpstream
 ) -> None:
@@ -325,6 +361,10 @@ def test_bad_experiments_and_calls_are_refused_with_what_to_fix(shop: Shop) -> N
     split = start(split=1.5)
     assert split.status_code == 422 and "split" in split.json()["detail"]
     assert start(budget=-1).status_code == 422
+    no_judge = start(differ="judge")
+    assert no_judge.status_code == 422 and "needs a 'judge_model'" in no_judge.json()["detail"]
+    unknown_judge = start(differ="judge", judge_model="nobody")
+    assert unknown_judge.status_code == 422 and "test-model" in unknown_judge.json()["detail"]
     other = {"messages": [{"role": "user", "content": "Item {{n}} for {{who}}"}]}
     added = shop.builder.post(
         "/api/prompts/checkout/versions", json={**other, "model": "test-model"}
@@ -364,7 +404,10 @@ def test_a_builder_starts_reads_and_stops_an_experiment_on_the_pages(
         form = {"prompt": "checkout", "version_a": "1", "version_b": "1", "split": "0.5"}
         refused = sam.post("/experiments/new", data={**form, "budget": "10"})
         assert refused.status_code == 422 and "two different versions" in refused.text
-        started = sam.post("/experiments/new", data={**form, "version_b": "2", "budget": "10"})
+        judged = {"differ": "judge", "judge_model": "test-model"}
+        started = sam.post(
+            "/experiments/new", data={**form, **judged, "version_b": "2", "budget": "10"}
+        )
         assert started.status_code == 303, started.text
         path = started.headers["location"]
         assert shop.call(10, unit="user-1").status_code == 200
@@ -372,7 +415,13 @@ def test_a_builder_starts_reads_and_stops_an_experiment_on_the_pages(
 
         shown = sam.get(path)
         assert shown.status_code == 200
-        for words in ("Diluted", "Post-exposure", "1 calls, 1 exposures", "Stop the experiment"):
+        for words in (
+            "Diluted",
+            "Post-exposure",
+            "1 calls, 1 exposures",
+            "Stop the experiment",
+            "the judge test-model",
+        ):
             assert words in shown.text, words
         assert "Stop the experiment" not in bea.get(path).text
         assert bea.post(f"{path}/stop").status_code == 403

@@ -19,7 +19,11 @@ __all__ = ["ExperimentsDep", "router"]
 
 
 async def get_experiments(hub_state: HubStateDep) -> Experiments:
-    return Experiments(engine=hub_state.engine, resolver=hub_state.experiments)
+    return Experiments(
+        engine=hub_state.engine,
+        resolver=hub_state.experiments,
+        models=hub_state.gateway.catalog,
+    )
 
 
 ExperimentsDep = Annotated[Experiments, Depends(get_experiments)]

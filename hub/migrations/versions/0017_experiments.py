@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("version_b", sa.Integer(), nullable=False),
         sa.Column("split", sa.Float(), nullable=False),
         sa.Column("differ", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("judge_model", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("budget", sa.Integer(), nullable=False),
         sa.Column("shadow_calls", sa.Integer(), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
