@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -25,6 +25,7 @@ from starlette.responses import Response
 from hub.core.errors import Refusal
 from hub.gateway.chat_request import ChatRequest
 from hub.gateway.errors import GatewayError
+from hub.gateway.event_stream import EventStreamResponse
 from hub.gateway.proxy import Gateway
 from hub.models.experiment import SHORT_TEXT_CHARS, ExperimentCall, ShadowStatus
 from hub.services import experiments as store
@@ -40,6 +41,8 @@ __all__ = [
     "answer_text",
     "arm_of",
     "judge_messages",
+    "stream_text",
+    "when_streamed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,6 +84,49 @@ def arm_of(experiment_id: int, unit: str, split: float) -> str:
     """ "b" when the hash of (experiment, unit), read as a number in [0, 1), is below `split`."""
     digest = hashlib.sha256(f"{experiment_id}:{unit}".encode()).digest()
     return "b" if int.from_bytes(digest[:8], "big") / 2**64 < split else "a"
+
+
+def stream_text(events: bytes) -> str:
+    """The text of a streamed chat completion's events: its first choice's deltas joined."""
+    parts: list[str] = []
+    for line in events.splitlines():
+        if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
+            continue
+        try:
+            choices = orjson.loads(line[5:]).get("choices") or []
+            content = choices[0].get("delta", {}).get("content") if choices else None
+        except (orjson.JSONDecodeError, AttributeError, IndexError):
+            continue
+        if isinstance(content, str):
+            parts.append(content)
+    return "".join(parts)
+
+
+def when_streamed(response: Response, done: Callable[[str], None]) -> Response:
+    """`response`, a streamed answer, calling `done` with its text once the whole stream has
+    been relayed (never when it stops early, as when the client goes away)."""
+    if not isinstance(response, EventStreamResponse):
+        # Answered whole (a prompt with tools): its events are in the body already.
+        done(stream_text(bytes(response.body)))
+        return response
+    pieces = response.pieces
+
+    async def relayed() -> AsyncGenerator[tuple[bytes, bool], None]:
+        seen: list[bytes] = []
+        try:
+            async for piece, last in pieces:
+                seen.append(piece)
+                if last:
+                    done(stream_text(b"".join(seen)))
+                yield piece, last
+                if last:
+                    return
+            done(stream_text(b"".join(seen)))
+        finally:
+            await pieces.aclose()
+
+    response.pieces = relayed()
+    return response
 
 
 def answer_text(response: Response) -> str:

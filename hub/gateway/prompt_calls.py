@@ -107,13 +107,6 @@ def parse_prompt_call(raw: bytes) -> PromptCall:
                 "chooses the version.",
                 "unit",
             )
-        if stream:
-            raise bad_request(
-                "'unit' cannot be sent with 'stream': experiments take non-streamed calls "
-                "only for now. Leave out 'stream', or the 'unit' (the call is then served "
-                "production and is not part of the experiment).",
-                "unit",
-            )
     return PromptCall(
         variables=variable_values(body.get("variables", {})),
         version=version,

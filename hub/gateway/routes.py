@@ -1,6 +1,7 @@
 """The OpenAI-compatible endpoints under /v1."""
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,7 +11,7 @@ from starlette.responses import Response
 from hub.api.deps import CurrentService, GatewayDep, is_chat_app, service_of
 from hub.gateway.chat_request import parse_chat_request
 from hub.gateway.errors import GatewayError
-from hub.gateway.experiment_calls import ServedCall, answer_text, arm_of
+from hub.gateway.experiment_calls import ServedCall, answer_text, arm_of, when_streamed
 from hub.gateway.prompt_calls import PromptCall, parse_prompt_call, prompt_chat_request
 from hub.gateway.prompt_tools import PromptTools
 from hub.models.mcp_server import SLUG_PATTERN
@@ -75,13 +76,21 @@ async def prompt_completions(request: Request) -> Response:
     version = await hub_state.prompts.version_to_serve(name, experiment.version_of(arm))
     response = await _serve(hub_state, service, name, version, call)
     other_number = experiment.version_of("a" if arm == "b" else "b")
+    # The other arm answers whole, whether the caller streams or not.
+    whole = replace(call, stream=False, client_wants_usage=False)
 
     async def other_answer() -> Response:
         other = await hub_state.prompts.version_to_serve(name, other_number)
-        return await _serve(hub_state, service, name, other, call)
+        return await _serve(hub_state, service, name, other, whole)
 
-    served = ServedCall(experiment, service, call.unit, arm, answer_text(response))
-    hub_state.shadow_calls.start(served, other_answer)
+    def served(text: str) -> None:
+        assert call.unit is not None and experiment is not None
+        served_call = ServedCall(experiment, service, call.unit, arm, text)
+        hub_state.shadow_calls.start(served_call, other_answer)
+
+    if call.stream:
+        return when_streamed(response, served)
+    served(answer_text(response))
     return response
 
 

@@ -285,6 +285,34 @@ def test_with_a_judge_only_answers_it_does_not_call_the_same_are_exposures(
     ]
 
 
+def test_a_streamed_call_is_compared_with_the_text_it_streamed(
+    shop: Shop, upstream: ScriptedUpstream
+) -> None:
+    experiment = shop.start(split=0.5)
+    units = {n: f"s{n}" for n in (10, 11, 20)}
+    for n, unit in units.items():
+        body = {"variables": {"n": n}, "unit": unit, "stream": True}
+        with shop.caller.stream("POST", "/v1/prompts/checkout/completions", json=body) as reply:
+            assert reply.status_code == 200
+            events = reply.read().decode()
+        assert events.rstrip().endswith("data: [DONE]")
+    shown = wait_for_calls(shop.caller, experiment["id"], 3)
+
+    calls = shop.caller.get(f"/api/experiments/{experiment['id']}/calls").json()["calls"]
+    by_unit = {c["unit"]: c for c in calls}
+    for n, unit in units.items():
+        call = by_unit[unit]
+        assert call["arm"] == arm_of(experiment["id"], unit, 0.5)
+        assert (call["text_a"], call["text_b"]) == (
+            f"Answer {n}",
+            f"Warm answer {n}" if n % 10 == 0 else f"Answer {n}",
+        )
+        assert call["differs"] == (n % 10 == 0)
+    assert shown["exposures"] == 2
+    # The served call streamed; the other answered whole.
+    assert sorted(bool(r.get("stream")) for r in upstream.requests) == [False] * 3 + [True] * 3
+
+
 def test_a_stopped_experiment_serves_production_again(
     shop: Shop, upstream: ScriptedUpstream
 ) -> None:
@@ -379,9 +407,10 @@ def test_bad_experiments_and_calls_are_refused_with_what_to_fix(shop: Shop) -> N
     long_unit = shop.call(1, unit="u" * 201)
     assert long_unit.status_code == 400
     assert long_unit.json()["error"]["param"] == "unit"
-    streamed = shop.call(1, unit="u1", stream=True)
-    assert streamed.status_code == 400
-    assert "non-streamed calls only" in streamed.json()["error"]["message"]
+    not_text = shop.call(1, unit=7)
+    assert (
+        not_text.status_code == 400 and "'unit' must be text" in not_text.json()["error"]["message"]
+    )
     pinned = shop.call(1, unit="u1", version=2)
     assert pinned.status_code == 400 and "not both" in pinned.json()["error"]["message"]
     experiments = shop.caller.get("/api/experiments?prompt=checkout").json()
