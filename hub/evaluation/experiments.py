@@ -67,11 +67,17 @@ def _analysis(comparison: Comparison) -> Analysis:
     )
 
 
-def experiment_public(session: Session, experiment: Experiment) -> ExperimentPublic:
+def experiment_public(
+    session: Session, experiment: Experiment, *, analyses: bool = True
+) -> ExperimentPublic:
     """The experiment with its counts and both analyses (over every unit with a call, and over
-    the units with a call whose answers differed; a unit without an outcome counts 0)."""
+    the units with a call whose answers differed; a unit without an outcome counts 0). A
+    list leaves the analyses out: they read every call."""
     assert experiment.id is not None
     calls, exposures, pending = store.count_calls(session=session, experiment_id=experiment.id)
+    counts = {"calls": calls, "exposures": exposures, "pending": pending}
+    if not analyses:
+        return ExperimentPublic.model_validate(experiment, update=counts)
     outcomes = {
         o.unit: o.value for o in store.outcomes_of(session=session, experiment_id=experiment.id)
     }
@@ -94,9 +100,7 @@ def experiment_public(session: Session, experiment: Experiment) -> ExperimentPub
     return ExperimentPublic.model_validate(
         experiment,
         update={
-            "calls": calls,
-            "exposures": exposures,
-            "pending": pending,
+            **counts,
             "outcomes": len(outcomes),
             "diluted": _analysis(diluted),
             "post_exposure": _analysis(post),
@@ -210,7 +214,7 @@ class Experiments:
     async def find(self, prompt: str | None) -> list[ExperimentPublic]:
         def work(session: Session) -> list[ExperimentPublic]:
             return [
-                experiment_public(session, e)
+                experiment_public(session, e, analyses=False)
                 for e in store.list_experiments(session=session, prompt=prompt)
             ]
 

@@ -72,10 +72,11 @@ async def prompt_completions(request: Request) -> Response:
     if experiment is None or call.unit is None:
         version = await hub_state.prompts.version_to_serve(name, call.version)
         return await _serve(hub_state, service, name, version, call)
-    arm = arm_of(experiment.id, call.unit, experiment.split)
-    version = await hub_state.prompts.version_to_serve(name, experiment.version_of(arm))
+    running, unit = experiment, call.unit
+    arm = arm_of(running.id, unit, running.split)
+    version = await hub_state.prompts.version_to_serve(name, running.version_of(arm))
     response = await _serve(hub_state, service, name, version, call)
-    other_number = experiment.version_of("a" if arm == "b" else "b")
+    other_number = running.version_of("a" if arm == "b" else "b")
     # The other arm answers whole, whether the caller streams or not.
     whole = replace(call, stream=False, client_wants_usage=False)
 
@@ -84,9 +85,7 @@ async def prompt_completions(request: Request) -> Response:
         return await _serve(hub_state, service, name, other, whole)
 
     def served(text: str) -> None:
-        assert call.unit is not None and experiment is not None
-        served_call = ServedCall(experiment, service, call.unit, arm, text)
-        hub_state.shadow_calls.start(served_call, other_answer)
+        hub_state.shadow_calls.start(ServedCall(running, service, unit, arm, text), other_answer)
 
     if call.stream:
         return when_streamed(response, served)

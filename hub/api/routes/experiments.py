@@ -46,7 +46,8 @@ async def list_experiments(
     experiments: ExperimentsDep,
     prompt: Annotated[str | None, Query(max_length=63)] = None,
 ) -> list[ExperimentPublic]:
-    """The newest experiments first, with both analyses."""
+    """The newest experiments first, with their counts (the analyses are in each one's own
+    answer)."""
     return await experiments.find(prompt)
 
 
