@@ -30,6 +30,12 @@ WARM = "Answer warmly."
 USER = "Item {{n}}"
 
 
+@pytest.fixture
+def hub_database_url(database_url: str) -> str:
+    """These tests run on SQLite and on PostgreSQL."""
+    return database_url
+
+
 def is_judge(request: dict[str, Any]) -> bool:
     return str(request["messages"][0]["content"]).startswith("You compare two answers")
 
