@@ -32,6 +32,7 @@ from hub.core.errors import Refusal
 from hub.core.origin_check import origin_refusal
 from hub.evaluation.runner import EvalRunner
 from hub.gateway.errors import GatewayError, openai_error_response
+from hub.gateway.experiment_calls import ExperimentResolver, ShadowCalls
 from hub.gateway.model_catalog import load_model_catalog
 from hub.gateway.prompt_calls import PromptResolver
 from hub.gateway.routes import (
@@ -56,6 +57,7 @@ from hub.web import (
     eval_judge_pages,
     eval_run_pages,
     eval_set_pages,
+    experiment_pages,
     feedback_pages,
     gateway_pages,
     pages,
@@ -228,12 +230,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sign_in_attempts=SignInAttempts(),
             playground_service_id=playground_service_id,
             evaluation_service_id=evaluation_service_id,
+            experiments=ExperimentResolver(engine),
+            shadow_calls=ShadowCalls(engine, gateway),
         )
         _freeze_startup_objects()
         try:
             yield
         finally:
             await runner.close()
+            await app.state.hub.shadow_calls.close()
             await registry.close()
             await gateway.close()
             await recorder.close()
@@ -261,4 +266,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(feedback_pages.router)
     app.include_router(eval_run_pages.router)
     app.include_router(eval_judge_pages.router)
+    app.include_router(experiment_pages.router)
     return app

@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from hub.core.config import Settings
 from hub.core.crypto import SecretBox
+from hub.gateway.experiment_calls import ExperimentResolver, ShadowCalls
 from hub.gateway.prompt_calls import PromptResolver
 from hub.gateway.proxy import Gateway
 from hub.identity.attempts import SignInAttempts
@@ -36,3 +37,6 @@ class HubState:
     playground_service_id: int
     # The service evaluation runs and judges' calibrations are counted under.
     evaluation_service_id: int
+    # The running experiment of each prompt, kept briefly, and the calls recorded in them.
+    experiments: ExperimentResolver
+    shadow_calls: ShadowCalls

@@ -9,6 +9,7 @@ from hub.api.routes import (
     eval_judges,
     eval_runs,
     eval_sets,
+    experiments,
     feedback,
     gateway_health,
     health,
@@ -41,3 +42,4 @@ api_router.include_router(shares.router)
 api_router.include_router(feedback.router)
 api_router.include_router(eval_runs.router)
 api_router.include_router(eval_judges.router)
+api_router.include_router(experiments.router)

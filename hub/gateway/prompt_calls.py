@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from hub.gateway.chat_request import ChatRequest, bad_request, stream_choice
 from hub.gateway.errors import GatewayError
+from hub.models.experiment import MAX_UNIT_CHARS
 from hub.models.prompt import PromptDefinition, PromptVersion
 from hub.services import prompts as store
 
@@ -30,7 +31,7 @@ __all__ = [
     "variable_values",
 ]
 
-_FIELDS = frozenset({"variables", "version", "stream", "stream_options"})
+_FIELDS = frozenset({"variables", "version", "stream", "stream_options", "unit"})
 MAX_VARIABLES = 100
 MAX_VALUE_CHARS = 100_000
 # How long a process serves the version it read before it reads again: half the second in
@@ -46,6 +47,8 @@ class PromptCall:
     version: int | None
     stream: bool
     client_wants_usage: bool
+    # The caller's unit (a user id, say) for the prompt's running experiment, if any.
+    unit: str | None = None
 
 
 def _as_text(name: str, value: Any) -> str:
@@ -80,7 +83,7 @@ def parse_prompt_call(raw: bytes) -> PromptCall:
     if unknown:
         raise bad_request(
             f"Unsupported field(s): {', '.join(unknown)}. A prompt's call takes 'variables', "
-            "'version', 'stream' and 'stream_options'; its model and parameters are the "
+            "'version', 'stream', 'stream_options' and 'unit'; its model and parameters are the "
             "version's.",
             unknown[0],
         )
@@ -90,11 +93,26 @@ def parse_prompt_call(raw: bytes) -> PromptCall:
     ):
         raise bad_request("'version' must be a version number (1, 2, ...) or left out.", "version")
     stream, wants_usage = stream_choice(body)
+    unit = body.get("unit")
+    if unit is not None:
+        if not isinstance(unit, str) or not 1 <= len(unit) <= MAX_UNIT_CHARS:
+            raise bad_request(
+                f"'unit' must be text of 1 to {MAX_UNIT_CHARS} characters (a user id, say), "
+                "or left out.",
+                "unit",
+            )
+        if version is not None:
+            raise bad_request(
+                "Send 'unit' or pin a 'version', not both: in an experiment the unit's arm "
+                "chooses the version.",
+                "unit",
+            )
     return PromptCall(
         variables=variable_values(body.get("variables", {})),
         version=version,
         stream=stream,
         client_wants_usage=wants_usage,
+        unit=unit,
     )
 
 

@@ -1,6 +1,7 @@
 """The OpenAI-compatible endpoints under /v1."""
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,9 +11,12 @@ from starlette.responses import Response
 from hub.api.deps import CurrentService, GatewayDep, is_chat_app, service_of
 from hub.gateway.chat_request import parse_chat_request
 from hub.gateway.errors import GatewayError
-from hub.gateway.prompt_calls import parse_prompt_call, prompt_chat_request
+from hub.gateway.experiment_calls import ServedCall, answer_text, arm_of, when_streamed
+from hub.gateway.prompt_calls import PromptCall, parse_prompt_call, prompt_chat_request
 from hub.gateway.prompt_tools import PromptTools
 from hub.models.mcp_server import SLUG_PATTERN
+from hub.models.prompt import PromptVersion
+from hub.services.service_accounts import ServiceIdentity
 from hub.state import HubState
 
 __all__ = [
@@ -56,13 +60,46 @@ async def prompt_completions(request: Request) -> Response:
     """POST /v1/prompts/{name}/completions: call a prompt by name with `{"variables": {...}}`:
     its production version (or the `version` pinned) rendered with them, answered as a chat
     completion (`"stream": true` streams). A missing or unknown variable is a 400 that names
-    it. A plain Starlette endpoint answered ahead of the middleware stack, as
-    `chat_completions` is: it is a model call too."""
+    it. With a `unit` and a running experiment on the prompt, the unit's arm is served and
+    the other arm answers in the background (hub/gateway/experiment_calls.py). A plain
+    Starlette endpoint answered ahead of the middleware stack, as `chat_completions` is: it
+    is a model call too."""
     hub_state: HubState = request.app.state.hub
     service = await service_of(request, hub_state)
     name: str = request.path_params["name"]
     call = parse_prompt_call(await request.body())
-    version = await hub_state.prompts.version_to_serve(name, call.version)
+    experiment = await hub_state.experiments.running(name) if call.unit is not None else None
+    if experiment is None or call.unit is None:
+        version = await hub_state.prompts.version_to_serve(name, call.version)
+        return await _serve(hub_state, service, name, version, call)
+    running, unit = experiment, call.unit
+    arm = arm_of(running.id, unit, running.split)
+    version = await hub_state.prompts.version_to_serve(name, running.version_of(arm))
+    response = await _serve(hub_state, service, name, version, call)
+    other_number = running.version_of("a" if arm == "b" else "b")
+    # The other arm answers whole, whether the caller streams or not.
+    whole = replace(call, stream=False, client_wants_usage=False)
+
+    async def other_answer() -> Response:
+        other = await hub_state.prompts.version_to_serve(name, other_number)
+        return await _serve(hub_state, service, name, other, whole)
+
+    def served(text: str) -> None:
+        hub_state.shadow_calls.start(ServedCall(running, service, unit, arm, text), other_answer)
+
+    if call.stream:
+        return when_streamed(response, served)
+    served(answer_text(response))
+    return response
+
+
+async def _serve(
+    hub_state: HubState,
+    service: ServiceIdentity,
+    name: str,
+    version: PromptVersion,
+    call: PromptCall,
+) -> Response:
     chat = prompt_chat_request(name, version, call)
     if version.mcp_servers:
         tools = PromptTools(hub_state.gateway, hub_state.registry, hub_state.engine)

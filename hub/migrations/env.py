@@ -8,6 +8,7 @@ import hub.models.agent
 import hub.models.audit
 import hub.models.eval_judge
 import hub.models.evaluation
+import hub.models.experiment
 import hub.models.feedback
 import hub.models.mcp_server
 import hub.models.prompt

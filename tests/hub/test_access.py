@@ -35,6 +35,7 @@ from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.identity.cookies import SESSION_COOKIE
 from hub.main import HOT_ROUTES, create_app
+from hub.models.experiment import Experiment
 from hub.models.feedback import Feedback
 from hub.models.service import utcnow
 from hub.models.share import Share
@@ -76,6 +77,7 @@ RUNS_COMPARED = "/api/evaluation/runs/{run}/compare/{other_run}"
 RUNS_COMPARED_PAGE = "/evaluation/runs/{run}/compare/{other_run}"
 JUDGE = "/api/evaluation/judges/greeting-judge"
 JUDGE_PAGE = "/evaluation/judges/greeting-judge"
+EXPERIMENT_BODY = {"prompt": "greeting", "version_a": 1, "version_b": 2}
 
 # `{victim}` is the id of another person's session, there to be ended; `{run}` and `{other_run}`
 # are the two finished runs of `greeting` over `greetings`.
@@ -196,6 +198,20 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    JUDGE_PAGE,                             200,    200,    200,    200,    200,    303),
     ("POST",   JUDGE_PAGE + "/calibrations",           303,    303,    403,    403,    303,    303),
     ("POST",   JUDGE_PAGE + "/threshold",              303,    303,    403,    403,    303,    303),
+    # Experiments. Experiment 1 runs `greeting` v1 against v2 (team alpha's): anyone signed in
+    # reads; alpha's builders and services and admins start, stop and report outcomes. Starting
+    # answers 409 to whoever passed those checks: experiment 1 already runs on `greeting`.
+    ("POST",   "/api/experiments",                     409,    409,    403,    403,    409,    401),
+    ("GET",    "/api/experiments",                     200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/experiments/1",                   200,    200,    200,    200,    200,    401),
+    ("GET",    "/api/experiments/1/calls",             200,    200,    200,    200,    200,    401),
+    ("POST",   "/api/experiments/1/outcomes",          200,    200,    403,    403,    200,    401),
+    ("POST",   "/api/experiments/1/stop",              200,    200,    403,    403,    200,    401),
+    ("GET",    "/experiments",                         200,    200,    200,    200,    200,    303),
+    ("GET",    "/experiments/new",                     200,    200,    200,    200,    200,    303),
+    ("POST",   "/experiments/new",                     409,    409,    403,    403,    409,    303),
+    ("GET",    "/experiments/1",                       200,    200,    200,    200,    200,    303),
+    ("POST",   "/experiments/1/stop",                  303,    303,    403,    403,    303,    303),
     # Signing in and out (single sign-on is not set up in this hub).
     ("GET",    "/login",                               200,    200,    200,    200,    200,    200),
     ("POST",   "/login",                               303,    303,    303,    303,    303,    303),
@@ -356,6 +372,9 @@ def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
         ("POST", "/api/evaluation/sets"): _upload(name=f"api-{caller}", team="alpha"),
         ("POST", SET_VERSIONS): _upload(note=caller),
         ("POST", "/api/evaluation/runs/estimate"): {"json": RUN_BODY},
+        ("POST", "/api/experiments"): {"json": EXPERIMENT_BODY},
+        ("POST", "/api/experiments/1/outcomes"): {"json": {"unit": "user-1", "value": 1}},
+        ("POST", "/experiments/new"): {"data": {**EXPERIMENT_BODY, "split": "0.5", "budget": "9"}},
         ("POST", "/api/evaluation/runs"): {"json": RUN_BODY},
         ("POST", "/evaluation/sets/new"): _upload(name=f"page-{caller}", team="alpha"),
         ("POST", "/evaluation/sets/greetings/versions"): _upload(note=caller),
@@ -446,8 +465,8 @@ class World:
 
     def restore(self) -> None:
         """Put back what a request may have changed: `weather` registered and active, `guide`
-        published, the share link active, the member's feedback given; and let the runs a
-        request started end."""
+        published, the share link active, the member's feedback given, experiment 1 running;
+        and let the runs a request started end."""
         server = self.send("GET", "/api/mcp/servers/weather", "service")
         if server.status_code == 404:
             body = {"slug": "weather", "name": "Weather", "team": "alpha", "url": self.weather.url}
@@ -465,6 +484,11 @@ class World:
                 session.add(share)
                 session.commit()
             rated = session.exec(select(Feedback).where(Feedback.message_id == "m-bob")).first()
+            experiment = session.get(Experiment, 1)
+            if experiment is not None and experiment.status != "running":
+                experiment.status = "running"
+                session.add(experiment)
+                session.commit()
         if rated is None:
             given = self.send("PUT", "/api/feedback", "member", json=_feedback_body())
             assert given.status_code == 200, given.text
@@ -570,6 +594,11 @@ def world(hub: RunningHub) -> Iterator[World]:
         world.wait_for_runs()
         assert world.run_id == 1, "the judges' rows name run 1"
         _judge_prompt(world)
+        second = {"messages": GREETING, "model": "test-model", "note": "for experiment 1"}
+        added = world.send("POST", "/api/prompts/greeting/versions", "builder", json=second)
+        assert added.status_code == 201, added.text
+        started = world.send("POST", "/api/experiments", "builder", json=EXPERIMENT_BODY)
+        assert started.status_code == 201 and started.json()["id"] == 1, started.text
         yield world
 
 
