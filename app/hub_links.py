@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 # (label, the hub's path, icon in public/icons/)
 _FOR_EVERYONE = (
     ("Agents", "/agents", "agents.svg"),
+    ("Prompts", "/prompts", "prompts.svg"),
+    ("Evaluation", "/evaluation", "evaluation.svg"),
     ("MCP servers", "/servers", "servers.svg"),
     ("Traces", "/traces", "traces.svg"),
 )

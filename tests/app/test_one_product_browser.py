@@ -87,10 +87,15 @@ def test_the_home_shows_switchboard_every_choice_and_links_to_the_hub_signed_in(
     expect(page.locator("#starters")).to_contain_text("Explain a concept")
 
     # The header links to the hub's pages for a builder, not to the admins'.
-    for label in ("Agents", "MCP servers", "Traces"):
-        expect(_header_link(page, label)).to_have_attribute(
-            "href", hub.url + {"Agents": "/agents", "MCP servers": "/servers"}.get(label, "/traces")
-        )
+    everyones = {
+        "Agents": "/agents",
+        "Prompts": "/prompts",
+        "Evaluation": "/evaluation",
+        "MCP servers": "/servers",
+        "Traces": "/traces",
+    }
+    for label, path in everyones.items():
+        expect(_header_link(page, label)).to_have_attribute("href", hub.url + path)
     for label in ("Costs", "Gateway", "Sessions"):
         expect(_header_link(page, label)).to_have_count(0)
     page.screenshot(path=tmp_path / "home.png", animations="disabled")
