@@ -7,14 +7,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from hub.evaluation.checks import Answer, PreparedCheck, apply_checks
 from hub.gateway.chat_request import ChatRequest
+from hub.gateway.completion import read_completion
 from hub.gateway.errors import GatewayError
 from hub.gateway.prompt_calls import PromptCall, render_request, variable_values
 from hub.gateway.prompt_tools import PromptTools
-from hub.gateway.proxy import MODEL_HEADER, Gateway
+from hub.gateway.proxy import Gateway
 from hub.models.evaluation import EvalCase, ResultStatus
 from hub.models.prompt import PromptVersion
 from hub.services.service_accounts import ServiceIdentity
@@ -82,18 +81,11 @@ async def _call(
             prompt=target.prompt,
             prompt_version=target.version.number,
         )
-    try:
-        answer = orjson.loads(bytes(response.body))
-    except orjson.JSONDecodeError as exc:
-        raise GatewayError(502, "The model's answer was not JSON.") from exc
-    usage = answer.get("usage") or {}
-    tokens_in = int(usage.get("prompt_tokens") or 0)
-    tokens_out = int(usage.get("completion_tokens") or 0)
-    entry = target.gateway.catalog.get(response.headers.get(MODEL_HEADER) or request.model)
-    spent.input_tokens += tokens_in
-    spent.output_tokens += tokens_out
-    spent.cost_usd += entry.cost_usd(tokens_in, tokens_out) if entry else 0.0
-    return dict(answer)
+    completion = read_completion(response, target.gateway.catalog, request.model)
+    spent.input_tokens += completion.input_tokens
+    spent.output_tokens += completion.output_tokens
+    spent.cost_usd += completion.cost_usd
+    return completion.body
 
 
 def _answer_of(completion: dict[str, Any]) -> Answer:

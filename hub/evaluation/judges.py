@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
-import orjson
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -24,8 +23,9 @@ from hub.core.roles import Permission
 from hub.evaluation.agreement import agreement
 from hub.evaluation.checks import read_verdict
 from hub.evaluation.judge_prompts import judge_prompt_request, load_judge_version
+from hub.gateway.completion import read_completion
 from hub.gateway.errors import GatewayError
-from hub.gateway.proxy import MODEL_HEADER, Gateway
+from hub.gateway.proxy import Gateway
 from hub.models.actor import Actor
 from hub.models.eval_judge import (
     MAX_CALIBRATION_LABELS,
@@ -313,24 +313,15 @@ class EvalJudges:
             response = await self._gateway.complete(
                 service=service, request=request, prompt=name, prompt_version=version.number
             )
-            completion = orjson.loads(bytes(response.body))
         except GatewayError as error:
             return _Verdict(False, None, f"The judge could not answer: {error.message}", 0.0)
-        except orjson.JSONDecodeError:
+        try:
+            completion = read_completion(response, self._gateway.catalog, request.model)
+        except GatewayError:
             return _Verdict(False, None, "The judge's answer was not JSON.", 0.0)
-        usage = completion.get("usage") or {}
-        entry = self._gateway.catalog.get(response.headers.get(MODEL_HEADER) or request.model)
-        cost = (
-            entry.cost_usd(
-                int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-            )
-            if entry
-            else 0.0
-        )
-        message = (completion.get("choices") or [{}])[0].get("message") or {}
-        score, reason = read_verdict(str(message.get("content") or ""))
+        score, reason = read_verdict(completion.text)
         passed = score is not None and score >= pass_score
-        return _Verdict(passed, score, reason, cost)
+        return _Verdict(passed, score, reason, completion.cost_usd)
 
     async def judge(self, name: str) -> JudgePublic:
         """The judge prompt's calibrations, newest first (the newest with its disagreements),

@@ -22,6 +22,7 @@ from agents.hub_client import result_text
 from agents.runtime.hub_tools import ToolIndex
 from hub.core.errors import Refusal
 from hub.gateway.chat_request import ChatRequest
+from hub.gateway.completion import read_completion
 from hub.gateway.errors import GatewayError
 from hub.gateway.proxy import Gateway
 from hub.mcp.registry import McpRegistry
@@ -85,11 +86,13 @@ class PromptTools:
                 prompt=prompt,
                 prompt_version=prompt_version,
             )
-            answer = _completion(response)
-            usage = answer.get("usage") or {}
-            tokens_in += int(usage.get("prompt_tokens") or 0)
-            tokens_out += int(usage.get("completion_tokens") or 0)
-            message = answer["choices"][0].get("message") or {}
+            completion = read_completion(response, self.gateway.catalog, request.model)
+            answer = completion.body
+            if not answer.get("choices"):
+                raise GatewayError(502, "The model's answer had no choices.", type="upstream_error")
+            tokens_in += completion.input_tokens
+            tokens_out += completion.output_tokens
+            message = completion.message
             asked = message.get("tool_calls") or []
             if not asked:
                 break
@@ -160,16 +163,6 @@ class PromptTools:
                 text = f"The tool {spec.name} failed: {text}"
         made["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return {**made, "result": text[:SHOWN_RESULT_CHARS], "sent": text[:MAX_RESULT_CHARS]}
-
-
-def _completion(response: Response) -> dict[str, Any]:
-    try:
-        answer = orjson.loads(bytes(response.body))
-    except orjson.JSONDecodeError as exc:
-        raise GatewayError(502, "The model's answer was not JSON.", type="upstream_error") from exc
-    if not isinstance(answer, dict) or not answer.get("choices"):
-        raise GatewayError(502, "The model's answer had no choices.", type="upstream_error")
-    return answer
 
 
 def answer_events(answer: dict[str, Any], with_usage: bool) -> bytes:

@@ -7,6 +7,7 @@ versions and choose production. A refused form is shown again with what was type
 """
 
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -176,6 +177,42 @@ def _refused(request: Request, actor: Actor, error: Refusal) -> Response:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _PostedForm:
+    form: FormData
+    servers: list[McpServerPublic]
+    values: dict[str, Any]
+
+
+async def _posted(request: Request, prompts: PromptLibrary) -> _PostedForm:
+    """The editor's posted form, with the MCP servers it may offer and its fields."""
+    form = await request.form()
+    servers = await prompts.builder_servers([str(s) for s in form.getlist("servers")])
+    return _PostedForm(form, servers, _form_from_post(form, servers))
+
+
+def _form_refused(
+    request: Request,
+    actor: Actor,
+    prompts: PromptLibrary,
+    posted: _PostedForm,
+    prompt: PromptPublic | None,
+    error: ValidationError | Refusal,
+) -> Response:
+    """The editor again, with what was typed and why it was refused."""
+    status, message = refusal_of(error)
+    return _editor(
+        request,
+        actor,
+        prompts,
+        form=posted.values,
+        servers=posted.servers,
+        prompt=prompt,
+        status=status,
+        error=message,
+    )
+
+
 @router.get("/prompts")
 async def library_page(
     request: Request, actor: OptionalActor, prompts: PromptLibraryDep, q: str = "", team: str = ""
@@ -213,31 +250,19 @@ async def create_from_form(
 ) -> Response:
     if actor is None:
         return to_login(request)
-    posted = await request.form()
-    servers = await prompts.builder_servers([str(s) for s in posted.getlist("servers")])
-    values = _form_from_post(posted, servers)
+    posted = await _posted(request, prompts)
     try:
         prompt_in = PromptCreate.model_validate(
             {
-                **_definition_fields(values, servers),
-                "name": values["name"],
-                "team": values["team"] or None,
-                "description": values["description"],
+                **_definition_fields(posted.values, posted.servers),
+                "name": posted.values["name"],
+                "team": posted.values["team"] or None,
+                "description": posted.values["description"],
             }
         )
         created = await prompts.create(prompt_in, actor)
     except (ValidationError, Refusal) as error:
-        status, message = refusal_of(error)
-        return _editor(
-            request,
-            actor,
-            prompts,
-            form=values,
-            servers=servers,
-            prompt=None,
-            status=status,
-            error=message,
-        )
+        return _form_refused(request, actor, prompts, posted, None, error)
     return RedirectResponse(f"/prompts/{created.name}", status_code=303)
 
 
@@ -316,30 +341,20 @@ async def save_version_from_form(
     """Save the editor's fields as the next version; "Save and make production" ships it."""
     if actor is None:
         return to_login(request)
-    posted = await request.form()
-    servers = await prompts.builder_servers([str(s) for s in posted.getlist("servers")])
-    values = _form_from_post(posted, servers)
+    posted = await _posted(request, prompts)
     try:
         prompt = await prompts.get(name)
     except Refusal as refusal:
         return _refused(request, actor, refusal)
     try:
-        definition = PromptDefinition.model_validate(_definition_fields(values, servers))
+        definition = PromptDefinition.model_validate(
+            _definition_fields(posted.values, posted.servers)
+        )
         saved = await prompts.add_version(name, definition, actor)
-        if posted.get("action") == "production":
+        if posted.form.get("action") == "production":
             await prompts.make_production(name, saved.number, actor)
     except (ValidationError, Refusal) as error:
-        status, message = refusal_of(error)
-        return _editor(
-            request,
-            actor,
-            prompts,
-            form=values,
-            servers=servers,
-            prompt=prompt,
-            status=status,
-            error=message,
-        )
+        return _form_refused(request, actor, prompts, posted, prompt, error)
     return RedirectResponse(f"/prompts/{name}", status_code=303)
 
 
