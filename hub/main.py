@@ -122,6 +122,7 @@ def _registry(settings: Settings, engine: Engine, box: SecretBox) -> McpRegistry
         call_timeout_s=settings.mcp_call_timeout_s,
         check_interval_s=settings.mcp_check_interval_s,
         flush_interval_s=settings.usage_flush_interval_s,
+        max_pending_calls=settings.usage_max_pending,
     )
 
 
@@ -198,7 +199,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 _internal_service(session, name)
                 for name in (PLAYGROUND_SERVICE_NAME, EVALUATION_SERVICE_NAME)
             )
-        recorder = UsageRecorder(engine, settings.usage_flush_interval_s)
+        recorder = UsageRecorder(
+            engine, settings.usage_flush_interval_s, settings.usage_max_pending
+        )
         gateway, redis = build_gateway(
             settings, load_model_catalog(settings.catalog_path), recorder, engine
         )

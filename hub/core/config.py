@@ -196,6 +196,9 @@ class Settings(BaseSettings):
     # How long a resolved service token stays cached before it is checked again.
     token_cache_ttl_s: float = 30.0
     usage_flush_interval_s: float = 0.2
+    # Most usage records (and, apart, tool calls) held in memory while the database does not
+    # take them; past it the oldest are dropped (hub/core/batch_writer.py).
+    usage_max_pending: int = Field(default=100_000, ge=1)
     # How often each hub looks for evaluation runs to work on.
     eval_poll_interval_s: float = Field(default=1.0, gt=0)
 

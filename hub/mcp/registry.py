@@ -93,6 +93,7 @@ class McpRegistry:
         call_timeout_s: float,
         check_interval_s: float,
         flush_interval_s: float,
+        max_pending_calls: int,
     ) -> None:
         self._engine = engine
         self._box = box
@@ -104,7 +105,11 @@ class McpRegistry:
             policy=policy, connect_timeout_s=connect_timeout_s, call_timeout_s=call_timeout_s
         )
         self.calls: BatchWriter[ToolCallEntry] = BatchWriter(
-            engine, McpToolCall, flush_interval_s, name="mcp-tool-call"
+            engine,
+            McpToolCall,
+            flush_interval_s,
+            name="mcp-tool-call",
+            max_pending=max_pending_calls,
         )
         self._callable: dict[str, _Callable] = {}
         self._check_locks: dict[str, asyncio.Lock] = {}

@@ -55,10 +55,13 @@ class UsageEntry:
 
 
 class UsageRecorder(BatchWriter[UsageEntry]):
-    """Queues usage records in memory and inserts them in one transaction per interval."""
+    """Queues usage records in memory (at most `max_pending`) and inserts them in one
+    transaction per interval; hub/core/batch_writer.py says what happens to refused rows."""
 
-    def __init__(self, engine: Engine, flush_interval_s: float) -> None:
-        super().__init__(engine, UsageRecord, flush_interval_s, name="usage")
+    def __init__(self, engine: Engine, flush_interval_s: float, max_pending: int) -> None:
+        super().__init__(
+            engine, UsageRecord, flush_interval_s, name="usage", max_pending=max_pending
+        )
 
 
 def summarize_usage(
