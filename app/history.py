@@ -34,7 +34,7 @@ __all__ = [
 REPLY_MARKER = "switchboard_reply"
 CUT_OFF_MARKER = "cut_off"
 CUT_OFF_NOTE = "⚠ This answer was cut off: the chat server stopped before it finished."
-_NOTE_SUFFIX = f"\n\n*{CUT_OFF_NOTE}*"
+_NOTE_SUFFIX = f"\n\n{CUT_OFF_NOTE}"
 
 
 class ChatItem(Protocol):

@@ -52,7 +52,7 @@ def test_a_reply_cut_off_by_a_dying_chat_process_shows_so_and_the_conversation_c
     chat_app.process = None
     stored = _stored_reply(chat_app)
     assert stored is not None and stored[1].get(CUT_OFF_MARKER)
-    partial = stored[0].split(CUT_OFF_NOTE)[0].rstrip("\n *")
+    partial = stored[0].split(CUT_OFF_NOTE)[0].rstrip("\n")
     partial_words = partial.split(" ")
     assert 3 <= len(partial_words) < len(WORDS) and partial_words == WORDS[: len(partial_words)]
 
