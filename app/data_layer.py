@@ -155,6 +155,14 @@ class SwitchboardDataLayer(SQLAlchemyDataLayer):
             return
         await super().create_step(step_dict)
 
+    async def update_step_output(self, step_id: str, output: str) -> None:
+        """One UPDATE of a stored step's text (a reply as it streams), nothing else read or
+        written."""
+        await self.execute_sql(
+            query='UPDATE steps SET "output" = :output WHERE "id" = :id',
+            parameters={"output": output, "id": step_id},
+        )
+
     async def get_step(self, step_id: str) -> StepDict | None:
         step = await super().get_step(step_id)
         if step is not None:

@@ -5,6 +5,10 @@ which is an instruction to the chat): Chainlit also keeps notices
 ("Task manually stopped.") and error messages in the chat context, and those must not be
 replayed to the model as if it had said them. Model replies are recognised by a marker in
 their metadata, which is stored with the step and so survives a resume.
+
+A reply is stored while it streams, marked as cut off and ending with a note saying so; the
+end of its turn stores it whole, without either. A reply still marked after its turn is one
+whose chat process stopped mid-answer: the model gets it back without the note.
 """
 
 import json
@@ -14,15 +18,23 @@ from typing import Any, Protocol
 from openai.types.chat import ChatCompletionMessageParam
 
 __all__ = [
+    "CUT_OFF_MARKER",
+    "CUT_OFF_NOTE",
     "REPLY_MARKER",
     "ChatItem",
+    "cut_off_reply",
     "is_model_reply",
     "metadata_of",
     "reply_metadata",
     "to_openai_messages",
+    "with_cut_off_note",
+    "without_cut_off_note",
 ]
 
 REPLY_MARKER = "switchboard_reply"
+CUT_OFF_MARKER = "cut_off"
+CUT_OFF_NOTE = "⚠ This answer was cut off: the chat server stopped before it finished."
+_NOTE_SUFFIX = f"\n\n{CUT_OFF_NOTE}"
 
 
 class ChatItem(Protocol):
@@ -61,6 +73,28 @@ def is_model_reply(item: ChatItem) -> bool:
     return item.type == "assistant_message" and bool(metadata_of(item.metadata).get(REPLY_MARKER))
 
 
+def with_cut_off_note(text: str) -> str:
+    return text + _NOTE_SUFFIX
+
+
+def without_cut_off_note(text: str) -> str:
+    return text.removesuffix(_NOTE_SUFFIX)
+
+
+def cut_off_reply(items: Iterable[ChatItem]) -> str | None:
+    """The text of the reply to the person's last message, if its chat process stopped before
+    the reply ended (None when it ended, or when there is none)."""
+    last: ChatItem | None = None
+    for item in items:
+        if item.type == "user_message" and not item.command:
+            last = None
+        elif is_model_reply(item):
+            last = item
+    if last is None or not metadata_of(last.metadata).get(CUT_OFF_MARKER):
+        return None
+    return without_cut_off_note(last.content)
+
+
 def to_openai_messages(items: Iterable[ChatItem]) -> list[ChatCompletionMessageParam]:
     messages: list[ChatCompletionMessageParam] = []
     for item in items:
@@ -69,5 +103,5 @@ def to_openai_messages(items: Iterable[ChatItem]) -> list[ChatCompletionMessageP
         if item.type == "user_message":
             messages.append({"role": "user", "content": item.content})
         elif is_model_reply(item):
-            messages.append({"role": "assistant", "content": item.content})
+            messages.append({"role": "assistant", "content": without_cut_off_note(item.content)})
     return messages

@@ -24,7 +24,7 @@ from app.auth_secret import ensure_auth_secret
 from app.chainlit_routes import add_chainlit_routes
 from app.data_layer import SwitchboardDataLayer
 from app.file_store import LocalFileStore, add_file_route
-from app.history import to_openai_messages
+from app.history import cut_off_reply, to_openai_messages
 from app.home import empty_home_notice, home_profiles
 from app.hub_links import add_hub_links
 from app.server_switches import enabled_servers, setting_id
@@ -307,7 +307,8 @@ async def on_message(message: cl.Message) -> None:
     if layer := get_data_layer():
         # Stored before the model is called, not whenever Chainlit's background write lands.
         await layer.create_step(message.to_dict())
-    history = to_openai_messages(cl.chat_context.get())
+    context = cl.chat_context.get()
+    history = to_openai_messages(context)
     try:
         model = await _model()
     except HubError as error:
@@ -321,7 +322,9 @@ async def on_message(message: cl.Message) -> None:
         await cl.ErrorMessage(content=str(error), author="Switchboard").send()
         return
     # The runtime keeps its own memory of the conversation; what came before its first turn
-    # (a conversation copied from a share, or from before it kept one) goes along in case.
+    # (a conversation copied from a share, or from before it kept one) goes along in case,
+    # and so does a reply whose chat process stopped mid-answer (the runtime's memory ends
+    # before it).
     await agent_host().run(
         spec=spec,
         user=person,
@@ -329,6 +332,7 @@ async def on_message(message: cl.Message) -> None:
         message=message.content,
         approval=QueryApproval(threshold_bytes=get_settings().query_approval_bytes_for(person)),
         earlier=history[:-1],
+        cut_off=cut_off_reply(context[:-1]),
     )
     if spec.is_model_chat:
         # After the reply, when Chainlit has surely created the thread (it does so in the

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
 import chainlit as cl
+from chainlit.data import get_data_layer
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from openai.types.chat import ChatCompletionMessageParam
 
@@ -31,6 +32,7 @@ from agents.spec import AgentSpec
 from agents.tracing.tracer import Tracer
 from app.history import reply_metadata
 from app.results import ResultTable, elements_for, table_from
+from app.unfinished_reply import UnfinishedReply
 
 __all__ = [
     "PROFILE_AGENT",
@@ -93,10 +95,12 @@ class AgentHost:
         message: str,
         approval: QueryApproval | None = None,
         earlier: Sequence[ChatCompletionMessageParam] = (),
+        cut_off: str | None = None,
     ) -> RunResult:
         """Run one turn, showing it in the current Chainlit conversation. A query over the
         person's threshold waits for their answer in the chat. `earlier` is the conversation
-        so far, for an agent that has not seen it (a conversation copied from a share)."""
+        so far, for an agent that has not seen it (a conversation copied from a share);
+        `cut_off` the previous turn's reply as far as it came when its chat process stopped."""
         if self._runner is None:
             await self.start()
         runner = self._runner
@@ -111,6 +115,7 @@ class AgentHost:
                 on_event=view.show,
                 approval=approval,
                 earlier=[_langchain_message(item) for item in earlier],
+                cut_off=cut_off,
             )
             while result.status == "waiting" and result.approval is not None:
                 approved = await _ask_approval(result.approval, spec)
@@ -175,6 +180,7 @@ class _TurnView:
         if not spec.is_model_chat:
             metadata |= {"agent": spec.slug, "version": spec.version}
         self.reply = cl.Message(content="", author=spec.name, metadata=metadata)
+        self.unfinished = UnfinishedReply(self.reply, get_data_layer())
         self.steps: dict[str, cl.Step] = {}
         # The last table a tool returned in this turn: shown with the answer.
         self.table: ResultTable | None = None
@@ -184,6 +190,7 @@ class _TurnView:
     async def show(self, event: AgentEvent) -> None:
         if isinstance(event, TextDelta):
             await self.reply.stream_token(event.text)
+            await self.unfinished.streamed()
         elif isinstance(event, AnsweredBy):
             # The reply's author is who answered, so nobody is misled; a note says why.
             self.reply.author = event.model

@@ -121,21 +121,27 @@ class AgentRunner:
         on_event: EventHandler | None = None,
         approval: QueryApproval | None = None,
         earlier: Sequence[BaseMessage] = (),
+        cut_off: str | None = None,
     ) -> RunResult:
         """One turn of a conversation: `message` from `user`, with the conversation's earlier
         turns from the checkpointer (its thread is `conversation_id`), or from `earlier` when
-        the checkpointer has none (a conversation copied from a shared one). Never raises for
-        a model, tool or limit failure: the result (and the trace) say what happened. With
-        `approval`, a query over the threshold ends the call with status "waiting": answer
-        with `resume`."""
+        the checkpointer has none (a conversation copied from a shared one). `cut_off` is the
+        previous turn's answer as far as the person saw it, when the process running that turn
+        stopped mid-answer: the checkpointer never got it, so it goes in before `message`.
+        Never raises for a model, tool or limit failure: the result (and the trace) say what
+        happened. With `approval`, a query over the threshold ends the call with status
+        "waiting": answer with `resume`."""
         stale = self._waiting.pop(conversation_id, None)
         if stale is not None:
             stale.finish("declined", "a new message came before the answer to the approval")
         messages: list[BaseMessage] = [HumanMessage(message)]
-        if earlier:
+        if earlier or cut_off:
             state = await self._graph.aget_state({"configurable": {"thread_id": conversation_id}})
-            if not state.values.get("messages"):
+            kept: list[BaseMessage] = state.values.get("messages") or []
+            if earlier and not kept:
                 messages = [*earlier, *messages]
+            elif cut_off and kept and not _is_answer(kept[-1]):
+                messages = [AIMessage(cut_off), *messages]
         inputs: dict[str, Any] = {"messages": messages, "steps": 0}
         trace = self._start_trace(spec, user, conversation_id)
         if spec.tools and not spec.model_calls_tools:
@@ -288,6 +294,10 @@ class AgentRunner:
 
 # The status a run ends with when this node wrote its last message.
 _ENDING_STATUS: dict[str, RunStatus] = {"limit": "limit", "approve": "declined"}
+
+
+def _is_answer(message: BaseMessage) -> bool:
+    return isinstance(message, AIMessage) and not (message.tool_calls or message.invalid_tool_calls)
 
 
 def _finish(trace: RunTrace | None, status: str, error: str | None) -> None:

@@ -246,6 +246,48 @@ async def test_stopping_a_turn_cancels_the_upstream_call(
     assert upstream.completed_streams == 0
 
 
+async def test_a_reply_cut_off_mid_answer_goes_back_to_the_model_where_the_checkpoint_lacks_it(
+    hub: RunningHub, client: HubClient, ana: User, upstream: ScriptedUpstream
+) -> None:
+    spec = await client.model_chat_spec(model="test-model", servers=[], user="ana")
+    upstream.script(reply=" ".join(["word"] * 200), chunk_delay_s=0.05)
+    async with analyst_runner(hub) as runner:
+        # The turn stops mid-answer, as it does when its chat process dies.
+        streaming = asyncio.Event()
+
+        async def first_token(event: AgentEvent) -> None:
+            if isinstance(event, TextDelta):
+                streaming.set()
+
+        turn = asyncio.create_task(
+            runner.run(
+                spec=spec, user="ana", conversation_id="chat-1", message="go", on_event=first_token
+            )
+        )
+        await asyncio.wait_for(streaming.wait(), timeout=10)
+        turn.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await turn
+
+    upstream.script(reply="Carrying on.")
+    async with analyst_runner(hub) as runner:
+        await _turn(hub, runner, spec, "go on", cut_off="word word")
+        # This turn's answer is in the checkpoint: a cut-off reply said again changes nothing.
+        await _turn(hub, runner, spec, "and then?", cut_off="word word")
+
+    first_turn = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": "word word"},
+        {"role": "user", "content": "go on"},
+    ]
+    assert upstream.requests[-2]["messages"] == first_turn
+    assert upstream.requests[-1]["messages"] == [
+        *first_turn,
+        {"role": "assistant", "content": "Carrying on."},
+        {"role": "user", "content": "and then?"},
+    ]
+
+
 def test_the_route_wants_a_caller_and_a_reasonable_list_of_servers(hub: RunningHub) -> None:
     signed_out = httpx.get(f"{hub.url}/api/model-chat/run-spec", params={"model": "test-model"})
     assert signed_out.status_code == 401

@@ -12,7 +12,14 @@ from chainlit.types import Feedback, Pagination, ThreadFilter
 from sqlalchemy import inspect
 
 from app.data_layer import SwitchboardDataLayer, async_database_url
-from app.history import reply_metadata, to_openai_messages
+from app.history import (
+    CUT_OFF_MARKER,
+    CUT_OFF_NOTE,
+    cut_off_reply,
+    reply_metadata,
+    to_openai_messages,
+)
+from app.unfinished_reply import UnfinishedReply
 from hub.core.db import MIGRATIONS_DIR, get_engine, migrate
 
 pytestmark = pytest.mark.anyio
@@ -127,6 +134,54 @@ async def test_a_conversation_is_stored_listed_for_its_owner_resumed_and_deleted
         await layer.delete_thread(thread_id)
         assert await layer.get_thread(thread_id) is None
         # Chainlit logs failed SQL as a warning and carries on; here that would be data lost.
+        assert [r.getMessage() for r in caplog.records if "error occurred" in r.getMessage()] == []
+    finally:
+        await layer.close()
+
+
+async def test_a_reply_is_stored_as_it_streams_marked_cut_off_until_it_is_sent_whole(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    migrate(database_url)
+    layer = SwitchboardDataLayer(database_url)
+    try:
+        thread_id = str(uuid.uuid4())
+        init_http_context(thread_id=thread_id)
+        question = cl.Message(content="A story?", author="ada", type="user_message")
+        question.created_at = _at(0)
+        await layer.create_step(question.to_dict())
+        reply = cl.Message(content="", author="test-model", metadata=reply_metadata("test-model"))
+        # Every token stored, for the test; the chat stores at most once a second.
+        unfinished = UnfinishedReply(reply, layer, every_s=0)
+
+        async def stored() -> tuple[list[cl.Message], dict[str, object]]:
+            thread = await layer.get_thread(thread_id)
+            assert thread is not None
+            steps = thread["steps"]
+            return [cl.Message.from_dict(step) for step in steps], dict(steps[-1]["metadata"])
+
+        for token in ("Once", " upon", " a"):
+            reply.content += token
+            await unfinished.streamed()
+            resumed, metadata = await stored()
+            assert resumed[-1].content.startswith(reply.content + "\n\n")
+            assert resumed[-1].content.endswith(CUT_OFF_NOTE)
+            assert metadata == reply_metadata("test-model") | {CUT_OFF_MARKER: True}
+            assert cut_off_reply(resumed) == reply.content
+        assert to_openai_messages(resumed) == [
+            {"role": "user", "content": "A story?"},
+            {"role": "assistant", "content": "Once upon a"},
+        ]
+
+        # The end of the turn stores it whole (what `Message.send` has the data layer do).
+        reply.content += " time."
+        reply.created_at = _at(5)
+        await layer.create_step(reply.to_dict())
+        resumed, metadata = await stored()
+        assert [message.content for message in resumed] == ["A story?", "Once upon a time."]
+        assert metadata == reply_metadata("test-model")
+        assert cut_off_reply(resumed) is None
         assert [r.getMessage() for r in caplog.records if "error occurred" in r.getMessage()] == []
     finally:
         await layer.close()

@@ -4,7 +4,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.history import reply_metadata, to_openai_messages
+from app.history import (
+    CUT_OFF_MARKER,
+    CUT_OFF_NOTE,
+    cut_off_reply,
+    reply_metadata,
+    to_openai_messages,
+    with_cut_off_note,
+)
 
 
 @dataclass
@@ -52,3 +59,41 @@ def test_empty_messages_are_skipped() -> None:
     items = [Item("user_message", ""), Item("assistant_message", "", reply_metadata("m"))]
 
     assert to_openai_messages(items) == []
+
+
+def _cut_off(text: str) -> Item:
+    return Item(
+        "assistant_message", with_cut_off_note(text), reply_metadata("m") | {CUT_OFF_MARKER: True}
+    )
+
+
+def test_a_cut_off_reply_shows_the_note_and_goes_to_the_model_without_it() -> None:
+    reply = _cut_off("Once upon a")
+    items = [Item("user_message", "a story"), reply]
+
+    assert reply.content.startswith("Once upon a") and CUT_OFF_NOTE in reply.content
+    assert to_openai_messages(items)[-1] == {"role": "assistant", "content": "Once upon a"}
+    assert cut_off_reply(items) == "Once upon a"
+
+
+def test_only_the_reply_to_the_last_message_counts_as_cut_off() -> None:
+    answered = [Item("user_message", "a story"), _cut_off("Once upon a")]
+    answered += [
+        Item("user_message", "go on"),
+        Item("assistant_message", "a time.", reply_metadata("m")),
+    ]
+    unanswered = [Item("user_message", "a story"), _cut_off("Once upon a")]
+    unanswered += [
+        Item("user_message", "go on"),
+        Item("assistant_message", "The hub is not reachable."),
+    ]
+
+    assert cut_off_reply(answered) is None
+    assert cut_off_reply(unanswered) is None
+    assert (
+        cut_off_reply(
+            [Item("user_message", "hi"), Item("assistant_message", "hello", reply_metadata("m"))]
+        )
+        is None
+    )
+    assert cut_off_reply([]) is None
