@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -52,9 +53,9 @@ def _refuses_connections(port: int) -> bool:
     return False
 
 
-@pytest.fixture
-def hub_process(
-    tmp_path: Path, upstream: ScriptedUpstream
+@contextmanager
+def _hub_process(
+    tmp_path: Path, upstream: ScriptedUpstream, grace_s: int
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, str]]:
     """`python -m hub.serve` on a SQLite file whose usage rows are written only when it stops
     (the flush interval is an hour); yields it, its port and a service token."""
@@ -75,7 +76,7 @@ def hub_process(
         "SWITCHBOARD_APP_SERVICE_TOKEN": APP_TOKEN,
         "SWITCHBOARD_HUB_PORT": str(port),
         "SWITCHBOARD_USAGE_FLUSH_INTERVAL_S": "3600",
-        "SWITCHBOARD_SHUTDOWN_GRACE_S": "60",
+        "SWITCHBOARD_SHUTDOWN_GRACE_S": str(grace_s),
         "SB_TEST_PROVIDER_KEY": "sk-test-provider-key",
     }
     log = tmp_path / "hub.log"
@@ -95,13 +96,9 @@ def hub_process(
             stop_process(process)
 
 
-def test_a_hub_stopped_mid_stream_finishes_the_stream_writes_its_usage_and_exits_0(
-    hub_process: tuple[subprocess.Popen[bytes], int, str],
-    upstream: ScriptedUpstream,
-    tmp_path: Path,
-) -> None:
-    process, port, token = hub_process
-    upstream.script(reply=REPLY, chunk_delay_s=0.25)
+def _stop_mid_stream(process: subprocess.Popen[bytes], port: int, token: str) -> list[str]:
+    """Stream a completion, send the hub SIGTERM after its first event, check that it
+    refuses new connections while the stream goes on; the stream's events."""
     body = {"model": "test-model", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     events: list[str] = []
     with (
@@ -123,22 +120,53 @@ def test_a_hub_stopped_mid_stream_finishes_the_stream_writes_its_usage_and_exits
             time.sleep(0.05)
         # Refusing new connections while the stream is still under way.
         assert process.poll() is None
-        events.extend(lines)
+        try:
+            events.extend(lines)
+        except httpx.RemoteProtocolError:
+            pass  # cut off at the deadline
+    return events
+
+
+def _usage_rows(tmp_path: Path) -> list[UsageRecord]:
+    with Session(get_engine(f"sqlite:///{tmp_path / 'hub.db'}")) as session:
+        return list(session.exec(select(UsageRecord)).all())
+
+
+def test_a_hub_stopped_mid_stream_finishes_the_stream_writes_its_usage_and_exits_0(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    upstream.script(reply=REPLY, chunk_delay_s=0.25)
+    with _hub_process(tmp_path, upstream, grace_s=60) as (process, port, token):
+        events = _stop_mid_stream(process, port, token)
+        assert process.wait(timeout=60) == 0
 
     assert events[-1] == "data: [DONE]"
     chunks = [json.loads(event.removeprefix("data: ")) for event in events[:-1]]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == REPLY
-    assert process.wait(timeout=60) == 0
     assert upstream.completed_streams == 1
-
-    with Session(get_engine(f"sqlite:///{tmp_path / 'hub.db'}")) as session:
-        rows = session.exec(select(UsageRecord)).all()
+    rows = _usage_rows(tmp_path)
     assert [(r.service_name, r.model, r.stream, r.status_code) for r in rows] == [
         ("billing", "test-model", True, 200)
     ]
     assert rows[0].output_tokens == count_tokens(REPLY) == 40
     assert rows[0].input_tokens == count_tokens("hi")
+
+
+def test_a_stream_longer_than_the_deadline_is_cut_off_and_still_counted(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    # Twelve seconds of stream against a deadline of one.
+    reply = " ".join(REPLY.split()[:12])
+    upstream.script(reply=reply, chunk_delay_s=1.0)
+    with _hub_process(tmp_path, upstream, grace_s=1) as (process, port, token):
+        events = _stop_mid_stream(process, port, token)
+        assert process.wait(timeout=60) == 0
+
+    assert "data: [DONE]" not in events
+    assert len(events) < 12
+    rows = _usage_rows(tmp_path)
+    assert [(r.service_name, r.stream, r.status_code) for r in rows] == [("billing", True, 499)]
 
 
 # A part of the platform in miniature: on SIGTERM it takes a moment to write what it holds,
