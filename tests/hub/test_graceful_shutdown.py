@@ -55,10 +55,10 @@ def _refuses_connections(port: int) -> bool:
 
 @contextmanager
 def _hub_process(
-    tmp_path: Path, upstream: ScriptedUpstream, grace_s: int
+    tmp_path: Path, upstream: ScriptedUpstream, grace_s: int, command: list[str]
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, str]]:
-    """`python -m hub.serve` on a SQLite file whose usage rows are written only when it stops
-    (the flush interval is an hour); yields it, its port and a service token."""
+    """A hub started with `command` on a SQLite file whose usage rows are written only when it
+    stops (the flush interval is an hour); yields it, its port and a service token."""
     database_url = f"sqlite:///{tmp_path / 'hub.db'}"
     migrate(database_url)
     with Session(get_engine(database_url)) as session:
@@ -82,7 +82,7 @@ def _hub_process(
     log = tmp_path / "hub.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "hub.serve"],
+            command,
             cwd=tmp_path,
             env=env,
             stdout=output,
@@ -136,7 +136,9 @@ def test_a_hub_stopped_mid_stream_finishes_the_stream_writes_its_usage_and_exits
     upstream: ScriptedUpstream, tmp_path: Path
 ) -> None:
     upstream.script(reply=REPLY, chunk_delay_s=0.25)
-    with _hub_process(tmp_path, upstream, grace_s=60) as (process, port, token):
+    # As `switchboard run` starts it.
+    command = [sys.executable, "-m", "hub.serve"]
+    with _hub_process(tmp_path, upstream, 60, command) as (process, port, token):
         events = _stop_mid_stream(process, port, token)
         assert process.wait(timeout=60) == 0
 
@@ -159,7 +161,9 @@ def test_a_stream_longer_than_the_deadline_is_cut_off_and_still_counted(
     # Twelve seconds of stream against a deadline of one.
     reply = " ".join(REPLY.split()[:12])
     upstream.script(reply=reply, chunk_delay_s=1.0)
-    with _hub_process(tmp_path, upstream, grace_s=1) as (process, port, token):
+    # As a replica is started: `switchboard hub`.
+    command = [sys.executable, "-c", "from hub.cli import main; main()", "hub"]
+    with _hub_process(tmp_path, upstream, 1, command) as (process, port, token):
         events = _stop_mid_stream(process, port, token)
         assert process.wait(timeout=60) == 0
 
