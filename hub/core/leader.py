@@ -75,7 +75,7 @@ class LeaderLock:
             connection.close()
             return False
         self._held = connection
-        logger.info("%s leads %s now", self._me, self._work)
+        logger.warning("%s leads %s now", self._me, self._work)
         return True
 
     def _release(self) -> None:
@@ -89,7 +89,7 @@ class LeaderLock:
     def close(self) -> None:
         """Hand the lead over (closing the connection releases the lock)."""
         if self._held is not None:
-            logger.info("%s hands over %s", self._me, self._work)
+            logger.warning("%s hands over %s", self._me, self._work)
         self._release()
         if self._engine is not None:
             self._engine.dispose()
