@@ -4,6 +4,7 @@
 #   docker run -p 8000:8000 -p 8100:8100 -v switchboard-data:/data \
 #     -e SWITCHBOARD_APP_SERVICE_TOKEN=... -e SWITCHBOARD_SECRET_KEY=... \
 #     -e CHAINLIT_AUTH_SECRET=... switchboard
+# Stop it with time to finish what it holds (README: Stopping): `docker stop -t 60 ...`.
 FROM python:3.11-slim
 
 RUN apt-get update \

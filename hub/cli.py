@@ -147,5 +147,14 @@ def run() -> None:
     raise typer.Exit(run_platform(get_settings()))
 
 
+@cli.command("hub")
+def serve_one_hub() -> None:
+    """Serve one hub process (a replica) on SWITCHBOARD_HUB_HOST and SWITCHBOARD_HUB_PORT;
+    on SIGTERM it lets requests finish, writes what it holds, and exits."""
+    from hub.serve import serve_hub
+
+    raise typer.Exit(serve_hub(get_settings()))
+
+
 def main() -> None:
     cli()

@@ -29,6 +29,7 @@ from hub.core.config import (
 from hub.core.crypto import SecretBox, load_or_create_key
 from hub.core.db import get_engine, migrate
 from hub.core.errors import Refusal
+from hub.core.leader import LeaderLock
 from hub.core.origin_check import origin_refusal
 from hub.evaluation.runner import EvalRunner
 from hub.gateway.errors import GatewayError, openai_error_response
@@ -123,6 +124,7 @@ def _registry(settings: Settings, engine: Engine, box: SecretBox) -> McpRegistry
         check_interval_s=settings.mcp_check_interval_s,
         flush_interval_s=settings.usage_flush_interval_s,
         max_pending_calls=settings.usage_max_pending,
+        leader=LeaderLock(settings.sqlalchemy_url, work="the scheduled MCP health checks"),
     )
 
 

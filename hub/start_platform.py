@@ -2,12 +2,12 @@
 
 Starts the local model (when installed), the local identity provider (in development), the
 hub, the MCP servers and the chat app as child processes, waits until each answers, prints
-where to go, and stops them all on Ctrl-C.
+where to go, and on Ctrl-C or SIGTERM stops them one at a time, each given the drain deadline
+to finish what it holds (hub/child_processes.py).
 """
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,6 +16,7 @@ import httpx
 from dotenv import dotenv_values
 
 from hub import localmodel
+from hub.child_processes import CHAT, HUB, STOP_MARGIN_S, Child, start_child, stop_children
 from hub.core.config import Settings, require_strong_secret
 from hub.core.db import migrate
 from hub.identity import local_provider
@@ -42,11 +43,14 @@ class StartupError(RuntimeError):
     pass
 
 
-def _wait_for(url: str, name: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+def _wait_for(url: str, child: Child, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
+    name = child.name
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise StartupError(f"{name} exited with code {process.returncode}; see its log above")
+        if child.process.poll() is not None:
+            raise StartupError(
+                f"{name} exited with code {child.process.returncode}; see its log above"
+            )
         try:
             if httpx.get(url, timeout=2).status_code < 500:
                 return
@@ -62,8 +66,8 @@ def _describe(person: local_provider.DemoPerson, settings: Settings) -> str:
     return f"{rules.role(person.groups).value} of {', '.join(rules.teams(person.groups))}"
 
 
-def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env)
+def _start(name: str, command: list[str], env: dict[str, str]) -> Child:
+    return start_child(name, command, REPO_ROOT, env)
 
 
 def run_platform(settings: Settings) -> int:
@@ -82,33 +86,22 @@ def run_platform(settings: Settings) -> int:
     migrate(settings.sqlalchemy_url)
     seeded = settings.environment == "development" and seed_dev_user(settings)
     env = {**os.environ, "SWITCHBOARD_DATA_DIR": str(settings.data_dir.resolve())}
-    children: list[subprocess.Popen[bytes]] = []
+    children: list[Child] = []
     local_sign_in = (
         settings.environment == "development"
         and not settings.oidc_issuer
         and local_provider.is_available()
     )
 
-    def stop_all(*_: object) -> None:
-        # One at a time, the last started first: the chat hands its last traces to the hub
-        # as it stops, so the hub must still be up then.
-        for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         if localmodel.is_available():
             print("Preparing the local model (first run assembles a 253 MB file)...", flush=True)
             localmodel.prepare_model(settings)
-            model = _start(localmodel.server_command(settings), env)
+            model = _start("the local model server", localmodel.server_command(settings), env)
             children.append(model)
             model_url = f"http://127.0.0.1:{settings.local_model_port}/v1/models"
-            _wait_for(model_url, "the local model server", model, timeout_s=120)
+            _wait_for(model_url, model, timeout_s=120)
         else:
             print(
                 "The local model is not installed ('make run' installs it); "
@@ -116,41 +109,34 @@ def run_platform(settings: Settings) -> int:
                 flush=True,
             )
         if local_sign_in:
-            provider = _start(local_provider.provider_command(settings), env)
+            provider = _start(
+                "the local identity provider", local_provider.provider_command(settings), env
+            )
             children.append(provider)
             provider_url = local_provider.issuer(settings) + "/.well-known/openid-configuration"
-            _wait_for(provider_url, "the local identity provider", provider, timeout_s=30)
+            _wait_for(provider_url, provider, timeout_s=30)
             env.update(local_provider.provider_env(settings))
-        hub = _start(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "hub.main:create_app",
-                "--host",
-                settings.hub_host,
-                "--port",
-                str(settings.hub_port),
-                "--no-access-log",
-            ],
-            env,
-        )
+        hub_env = {
+            **env,
+            "SWITCHBOARD_HUB_HOST": settings.hub_host,
+            "SWITCHBOARD_HUB_PORT": str(settings.hub_port),
+        }
+        hub = _start(HUB, [sys.executable, "-m", "hub.serve"], hub_env)
         children.append(hub)
-        _wait_for(settings.hub_url + "/healthz", "the hub", hub, timeout_s=60)
+        _wait_for(settings.hub_url + "/healthz", hub, timeout_s=60)
         print("Starting the local BigQuery with the sample marketplace...", flush=True)
         warehouse = WarehouseSettings(data_dir=settings.data_dir)
         emulator_command = [sys.executable, "-m", "mcp_servers.bigquery.emulator"]
         emulator_command += ["--port", str(warehouse.emulator_port)]
         emulator_command += ["--data-dir", str(warehouse.emulator_data_dir)]
         if warehouse.uses_emulator:
-            emulator = _start(emulator_command, env)
+            emulator = _start("the local BigQuery", emulator_command, env)
             children.append(emulator)
             dataset_url = (
                 f"{warehouse.emulator_url}/bigquery/v2/projects/{warehouse.project_id}"
                 f"/datasets/{warehouse.dataset}"
             )
-            _wait_for(dataset_url, "the local BigQuery", emulator, timeout_s=120)
+            _wait_for(dataset_url, emulator, timeout_s=120)
         registered: list[str] = []
         token = setup_token(settings)
         for module, port, server in (
@@ -159,13 +145,14 @@ def run_platform(settings: Settings) -> int:
             ("mcp_servers.bigquery", settings.handbook_port + 2, BIGQUERY),
         ):
             command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port)]
-            child = _start(command, env)
+            child = _start(f"the {server['slug']} MCP server", command, env)
             children.append(child)
             url = f"http://127.0.0.1:{port}/mcp"
-            _wait_for(url, f"the {server['slug']} MCP server", child, timeout_s=30)
+            _wait_for(url, child, timeout_s=30)
             outcome = register_server(settings.hub_url, token, server, url)
             registered.append(f"{server['slug']} at {url} ({outcome})")
         chat = _start(
+            CHAT,
             [
                 sys.executable,
                 "-m",
@@ -182,7 +169,7 @@ def run_platform(settings: Settings) -> int:
         )
         children.append(chat)
         app_url = f"http://{settings.app_host}:{settings.app_port}"
-        _wait_for(app_url, "the chat app", chat, timeout_s=90)
+        _wait_for(app_url, chat, timeout_s=90)
         print()
         print("Switchboard is running.")
         print(f"  Chat: {app_url}")
@@ -203,10 +190,10 @@ def run_platform(settings: Settings) -> int:
                 "(add people with 'switchboard user create NAME')."
             )
         print("Press Ctrl-C to stop.", flush=True)
-        while all(child.poll() is None for child in children):
+        while all(child.process.poll() is None for child in children):
             time.sleep(1)
-        failed = next(child for child in children if child.poll() is not None)
-        print(f"A part of the platform stopped (exit code {failed.returncode}); stopping the rest.")
+        failed = next(child for child in children if child.process.poll() is not None)
+        print(f"{failed.name} stopped (exit code {failed.process.returncode}); stopping the rest.")
         return 1
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -214,4 +201,4 @@ def run_platform(settings: Settings) -> int:
     except (KeyboardInterrupt, SystemExit):
         return 0
     finally:
-        stop_all()
+        stop_children(children, wait_s=settings.shutdown_grace_s + STOP_MARGIN_S)

@@ -201,6 +201,9 @@ class Settings(BaseSettings):
     usage_max_pending: int = Field(default=100_000, ge=1)
     # How often each hub looks for evaluation runs to work on.
     eval_poll_interval_s: float = Field(default=1.0, gt=0)
+    # On SIGTERM: how long open requests (streams) get to finish before they are cut off;
+    # `switchboard run` waits that long plus a margin for each part before killing it.
+    shutdown_grace_s: int = Field(default=25, ge=1, le=3600)
 
     def query_approval_bytes_for(self, user: str) -> int:
         return self.query_approval_bytes_by_user.get(user, self.query_approval_bytes)

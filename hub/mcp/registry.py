@@ -1,5 +1,6 @@
-"""The MCP registry at work: registering (with discovery), health checks on a schedule, and
-tool calls through the hub. Database work runs in worker threads; network work is async."""
+"""The MCP registry at work: registering (with discovery), health checks on a schedule (by the
+one hub replica that leads, hub/core/leader.py), and tool calls through the hub. Database work
+runs in worker threads; network work is async."""
 
 import asyncio
 import logging
@@ -23,6 +24,7 @@ from hub.core.errors import (
     UnsuitableError,
     UpstreamError,
 )
+from hub.core.leader import LeaderLock
 from hub.core.roles import Permission
 from hub.mcp.client import Endpoint, McpUnavailableError
 from hub.mcp.discovery import discover
@@ -94,6 +96,7 @@ class McpRegistry:
         check_interval_s: float,
         flush_interval_s: float,
         max_pending_calls: int,
+        leader: LeaderLock,
     ) -> None:
         self._engine = engine
         self._box = box
@@ -101,6 +104,7 @@ class McpRegistry:
         self._connect_timeout_s = connect_timeout_s
         self._discovery_timeout_s = discovery_timeout_s
         self._check_interval_s = check_interval_s
+        self._leader = leader
         self.pool = SessionPool(
             policy=policy, connect_timeout_s=connect_timeout_s, call_timeout_s=call_timeout_s
         )
@@ -128,6 +132,7 @@ class McpRegistry:
                 pass
         await self.pool.close()
         await self.calls.close()
+        await anyio.to_thread.run_sync(self._leader.close)
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
@@ -360,10 +365,12 @@ class McpRegistry:
         await asyncio.gather(*(one(s) for s in servers if s.status != McpStatus.disabled))
 
     async def _watch(self) -> None:
+        # Every replica tries to lead at each interval; only the leader checks the servers.
         while True:
             await asyncio.sleep(self._check_interval_s)
             try:
-                await self.check_all()
+                if await anyio.to_thread.run_sync(self._leader.is_leader):
+                    await self.check_all()
             except Exception:
                 logger.exception("MCP health checks failed; trying again next interval")
 
