@@ -2,7 +2,8 @@
 "Start"), a run's page with a progress bar that follows it, and two runs compared.
 
 They use the same `EvalRuns` calls as the API, so the same people may do the same things:
-anyone signed in reads runs; the prompt's team's builders and admins start and cancel them.
+anyone signed in reads runs; the prompt's team's builders and admins (for an agent, its owner
+and admins) start and cancel them.
 """
 
 from typing import Any
@@ -76,8 +77,9 @@ def _body_of(form: dict[str, Any]) -> RunCreate:
         {
             "set": form["set"],
             "set_version": form["set_version"] or None,
-            "prompt": form["prompt"],
-            "version": form["version"] or None,
+            "prompt": form["prompt"] or None,
+            "version": (form["agent_version"] if form["agent"] else form["version"]) or None,
+            "agent": form["agent"] or None,
             "checks": checks,
             "concurrency": form["concurrency"] or 4,
         }
@@ -96,6 +98,8 @@ def _form_from_post(posted: FormData) -> dict[str, Any]:
                 "set_version",
                 "prompt",
                 "version",
+                "agent",
+                "agent_version",
                 "judge_model",
                 "rubric",
                 "judge_prompt",
@@ -121,6 +125,7 @@ async def _form_page(
     error: str | None = None,
 ) -> Response:
     set_versions, versions, production = await runs.choices(form["set"], form["prompt"])
+    agent_versions, live = await runs.agent_choices(form["agent"], actor)
     return page(
         request,
         "eval_run_new.html",
@@ -132,6 +137,8 @@ async def _form_page(
         set_versions=set_versions,
         versions=versions,
         production=production,
+        agent_versions=agent_versions,
+        live=live,
         estimate=estimate,
         error=error,
     )
@@ -151,15 +158,22 @@ async def runs_page(
 
 @router.get("/evaluation/runs/new")
 async def new_run_form(
-    request: Request, actor: OptionalActor, runs: EvalRunsDep, set: str = "", prompt: str = ""
+    request: Request,
+    actor: OptionalActor,
+    runs: EvalRunsDep,
+    set: str = "",
+    prompt: str = "",
+    agent: str = "",
 ) -> Response:
     if actor is None:
         return to_login(request)
     form = {
         "set": set[:63],
         "prompt": prompt[:63],
+        "agent": agent[:63],
         "set_version": "",
         "version": "",
+        "agent_version": "",
         "judge_model": "",
         "rubric": "",
         "judge_prompt": "",
