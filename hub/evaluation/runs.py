@@ -97,6 +97,22 @@ def _may_run_agent(actor: Actor, agent: Agent) -> None:
         )
 
 
+def _may_manage(session: Session, run: EvalRun, actor: Actor) -> None:
+    """Who may cancel a run: who may start runs of its prompt or agent (admins, when it is
+    gone)."""
+    if run.target_kind == "agent":
+        agent = agent_store.get_agent(session=session, slug=run.target)
+        if agent is not None:
+            _may_run_agent(actor, agent)
+            return
+    else:
+        prompt = prompt_store.get_prompt(session=session, name=run.target)
+        if prompt is not None:
+            _may_run(actor, prompt)
+            return
+    actor.require(Permission.administer)
+
+
 def _prompt_target(session: Session, body: RunCreate, actor: Actor, name: str) -> _Target:
     prompt = prompt_store.get_prompt(session=session, name=name)
     if prompt is None:
@@ -321,23 +337,24 @@ class EvalRuns:
 
         return await self._db(work)
 
+    async def may_cancel(self, run_id: int, actor: Actor) -> bool:
+        """Whether `actor` may cancel the run (for its page)."""
+
+        def work(session: Session) -> bool:
+            try:
+                _may_manage(session, _run(session, run_id), actor)
+            except PermissionDeniedError:
+                return False
+            return True
+
+        return await self._db(work)
+
     async def cancel(self, run_id: int, actor: Actor) -> RunPublic:
         """No more cases are sent; those being answered finish."""
 
         def work(session: Session) -> RunPublic:
             run = _run(session, run_id)
-            if run.target_kind == "agent":
-                agent = agent_store.get_agent(session=session, slug=run.target)
-                if agent is not None:
-                    _may_run_agent(actor, agent)
-                else:
-                    actor.require(Permission.administer)
-            else:
-                prompt = prompt_store.get_prompt(session=session, name=run.target)
-                if prompt is not None:
-                    _may_run(actor, prompt)
-                else:
-                    actor.require(Permission.administer)
+            _may_manage(session, run, actor)
             if run.status in store.ACTIVE:
                 # Committed with the change by cancel_run.
                 self._record(session, actor, "eval_run.cancelled", run, {})

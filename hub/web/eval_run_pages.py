@@ -224,6 +224,7 @@ async def run_page(
             run_id, offset=offset, limit=RESULTS_PER_PAGE, only_failed=only_failed
         )
         others = await runs.find(run.set, None)
+        may_cancel = await runs.may_cancel(run_id, actor)
     except Refusal as refusal:
         status, message = refusal_of(refusal)
         return page(
@@ -244,7 +245,7 @@ async def run_page(
         results=results,
         only_failed=only_failed,
         per_page=RESULTS_PER_PAGE,
-        may_cancel=actor.can_manage(run.team),
+        may_cancel=may_cancel,
         comparable=[
             other.id
             for other in others

@@ -33,7 +33,7 @@ from tests.support.evaluation import (
     wait_until_over,
 )
 from tests.support.mcp_server import McpTestServer
-from tests.support.owners import as_person, as_service
+from tests.support.owners import as_person, as_service, page_clients
 from tests.support.servers import ThreadedServer
 from tests.support.upstream import ScriptedUpstream, count_tokens
 
@@ -360,3 +360,41 @@ def test_who_may_run_an_agent_and_what_is_refused(
         assert carol.get(f"/api/evaluation/runs/{run_id}").json()["target"] == "forecaster"
     cancelled = alice.post(f"/api/evaluation/runs/{run_id}/cancel")
     assert cancelled.status_code == 200, cancelled.text
+
+
+def test_the_pages_start_a_run_of_an_agent_version_and_link_to_the_agent(
+    hub: RunningHub, alice: httpx.Client, upstream: ScriptedUpstream
+) -> None:
+    with McpTestServer() as weather:
+        _register(hub, "weather", weather.url)
+        _publish(alice, "forecaster", "weather", ["get_weather"])
+    make_test_set(hub.settings.sqlalchemy_url, "towns", _cases(), team="support")
+    with page_clients(hub, []) as client_for:
+        page = client_for("alice")
+        form = page.get("/evaluation/runs/new?set=towns&agent=forecaster")
+        assert form.status_code == 200
+        assert "live (v1)" in form.text and "cannot be run yet" not in form.text
+        fields = {
+            "set": "towns",
+            "agent": "forecaster",
+            "agent_version": "1",
+            "check": ["contains"],
+            "value:contains": "Hello",
+            "concurrency": "2",
+        }
+        estimated = page.post("/evaluation/runs/new", data={**fields, "action": "estimate"})
+        assert estimated.status_code == 200, estimated.text
+        assert f"{ANSWERABLE} calls of the agent and 0 of the judge" in estimated.text
+        assert "1 cases do not give the agent a message" in estimated.text
+        started = page.post(
+            "/evaluation/runs/new", data={**fields, "action": "start"}, follow_redirects=False
+        )
+        assert started.status_code == 303, started.text
+        run_id = int(started.headers["location"].rsplit("/", 1)[1])
+        run = wait_until_over(page, run_id)
+        shown = page.get(f"/evaluation/runs/{run_id}")
+        listed = page.get("/evaluation/runs")
+
+    assert run["aggregates"]["passed"] == ANSWERABLE and run["aggregates"]["errors"] == 1
+    assert 'href="/agents/forecaster" id="target-link"' in shown.text
+    assert "agent forecaster v1" in listed.text

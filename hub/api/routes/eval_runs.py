@@ -1,5 +1,6 @@
 """Evaluation runs: estimate, start, follow, read the results of, cancel and compare runs of a
-prompt version or an agent version over a test-set version. Test sets themselves are under /api/evaluation/sets."""
+prompt version or an agent version over a test-set version. Test sets themselves are under
+/api/evaluation/sets."""
 
 from typing import Annotated
 
