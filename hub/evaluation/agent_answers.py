@@ -10,7 +10,6 @@ approved in a batch: the case ends there as an error, and nothing past it runs.
 """
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +30,14 @@ from hub.mcp.registry import McpRegistry
 from hub.models.evaluation import EvalCase, ResultStatus
 from hub.services.service_accounts import ServiceIdentity
 
-__all__ = ["INPUT_VARIABLES", "AgentTarget", "answer_agent_case", "case_message", "no_input"]
+__all__ = [
+    "INPUT_VARIABLES",
+    "AgentTarget",
+    "answer_agent_case",
+    "case_conversation",
+    "case_message",
+    "no_input",
+]
 
 # The variables a case's input (the user's message) is read from, in this order; a case with
 # exactly one variable gives that one.
@@ -57,6 +63,12 @@ def no_input(variables: dict[str, Any]) -> str:
         "The case gives the agent no message: name a variable 'message' or 'input' (not "
         f"empty), or give exactly one variable. Its variables: {given}."
     )
+
+
+def case_conversation(run_id: int, case_id: int) -> str:
+    """The conversation a case of a run is answered in (its trace's conversation). Each
+    answer starts it afresh: nothing of an earlier answer (before a restart) is kept."""
+    return f"evaluation-run-{run_id}-case-{case_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +108,8 @@ async def answer_agent_case(target: AgentTarget, case: EvalCase) -> dict[str, An
     spec, user = target.spec, target.service.name
     model = GatewayTransport(gateway=target.gateway, service=target.service, agent=spec.slug)
     tools = RegistryTools(registry=target.registry, caller=target.service.name)
-    conversation = f"evaluation-run-{target.run_id}-case-{case.position}-{uuid.uuid4().hex[:8]}"
+    assert case.id is not None
+    conversation = case_conversation(target.run_id, case.id)
     started = time.perf_counter()
     async with httpx.AsyncClient(transport=model, trust_env=False) as http:
         runner = AgentRunner(

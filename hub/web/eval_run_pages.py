@@ -7,6 +7,7 @@ and admins) start and cancel them.
 """
 
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -17,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from hub.api.deps import OptionalActor
 from hub.api.routes.eval_runs import EvalRunsDep
 from hub.core.errors import InvalidError, Refusal
+from hub.evaluation.agent_answers import case_conversation
 from hub.evaluation.runs import EvalRuns
 from hub.models.actor import Actor
 from hub.models.evaluation import CheckKind, RunCreate, RunEstimate
@@ -246,6 +248,13 @@ async def run_page(
         only_failed=only_failed,
         per_page=RESULTS_PER_PAGE,
         may_cancel=may_cancel,
+        # An agent's case links to its trace (found by its conversation).
+        traces={
+            r.case_id: "/traces?"
+            + urlencode({"agent": run.target, "conversation": case_conversation(run_id, r.case_id)})
+            for r in results.results
+            if run.target_kind == "agent"
+        },
         comparable=[
             other.id
             for other in others

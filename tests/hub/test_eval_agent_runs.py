@@ -6,6 +6,7 @@ the scripted answers; usage is the evaluation service's, under the agent; a case
 message is an error; a step that waits for a person's approval ends its case; an unknown agent
 is a 404 and someone who may not change the agent gets a 403."""
 
+import html
 import json
 import math
 import re
@@ -392,9 +393,15 @@ def test_the_pages_start_a_run_of_an_agent_version_and_link_to_the_agent(
         assert started.status_code == 303, started.text
         run_id = int(started.headers["location"].rsplit("/", 1)[1])
         run = wait_until_over(page, run_id)
+        _traces(alice, "forecaster", ANSWERABLE)
         shown = page.get(f"/evaluation/runs/{run_id}")
         listed = page.get("/evaluation/runs")
+        links = re.findall(r'href="(/traces\?[^"]+)" class="trace-link"', shown.text)
+        # Each answered case links to its own trace; the case without a message to none.
+        assert len(links) == ANSWERABLE
+        traces_shown = [page.get(html.unescape(link)).text for link in links]
 
     assert run["aggregates"]["passed"] == ANSWERABLE and run["aggregates"]["errors"] == 1
     assert 'href="/agents/forecaster" id="target-link"' in shown.text
     assert "agent forecaster v1" in listed.text
+    assert [text.count('href="/traces/') for text in traces_shown] == [1] * ANSWERABLE
