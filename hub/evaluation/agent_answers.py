@@ -101,10 +101,9 @@ def _error(message: str, spent: Spent, latency_ms: float | None = None) -> dict[
 async def answer_agent_case(target: AgentTarget, case: EvalCase) -> dict[str, Any]:
     """The result's values for `case`: the agent's answer, outcomes, tokens, cost and
     latency, or the error that kept it from answering."""
-    spent = Spent()
     message = case_message(case.variables)
     if message is None:
-        return _error(no_input(case.variables), spent)
+        return _error(no_input(case.variables), Spent())
     spec, user = target.spec, target.service.name
     model = GatewayTransport(gateway=target.gateway, service=target.service, agent=spec.slug)
     tools = RegistryTools(registry=target.registry, caller=target.service.name)
@@ -130,8 +129,7 @@ async def answer_agent_case(target: AgentTarget, case: EvalCase) -> dict[str, An
             # Declined, so the run and its trace end here with nothing more run.
             await runner.resume(spec=spec, user=user, conversation_id=conversation, approved=False)
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
-    spent.input_tokens, spent.output_tokens = model.input_tokens, model.output_tokens
-    spent.cost_usd = model.cost_usd
+    spent = Spent(model.input_tokens, model.output_tokens, model.cost_usd)
     if result.status == "waiting":
         return _error(
             "The agent stopped to ask a person to approve a step, which cannot be approved in "
