@@ -220,6 +220,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             service_id=evaluation_service_id,
             poll_interval_s=settings.eval_poll_interval_s,
             abandon_after_s=2 * settings.request_deadline_s,
+            query_approval_bytes=settings.query_approval_bytes,
         )
         await runner.start()
         app.state.hub = HubState(

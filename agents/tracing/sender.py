@@ -25,7 +25,8 @@ BATCH_PATH = "/api/traces/batch"
 
 class TraceSender:
     """Queues run and step records and posts them to the hub at `hub_url` with `token` (the
-    chat app's service token, the only one the hub takes traces from)."""
+    chat app's service token, the only one the hub takes traces from). `transport` carries
+    the posts instead of the network: the hub's own evaluation runs write their traces so."""
 
     def __init__(
         self,
@@ -35,11 +36,13 @@ class TraceSender:
         flush_interval_s: float,
         max_pending: int,
         timeout_s: float,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._url = f"{hub_url.rstrip('/')}{BATCH_PATH}"
         self._http = httpx.AsyncClient(
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             timeout=timeout_s,
+            transport=transport,
         )
         self._interval = flush_interval_s
         self._max_pending = max_pending

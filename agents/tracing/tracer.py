@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import httpx
 from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_messages
 
 from agents.tracing.otel import OtlpExporter
@@ -218,7 +219,8 @@ class RunTrace:
 class Tracer:
     """Sends traces of agent runs to the hub at `hub_url` with the chat app's service token
     (the only one the hub takes traces from), and to an OpenTelemetry collector over
-    OTLP/HTTP when `otlp_endpoint` is set (e.g. "http://127.0.0.1:4318").
+    OTLP/HTTP when `otlp_endpoint` is set (e.g. "http://127.0.0.1:4318"). `transport`
+    replaces the network to the hub (see `TraceSender`).
 
         async with Tracer(hub_url, token) as tracer:
             trace = tracer.start_run(spec=spec, user="ana", conversation_id="c1")
@@ -234,6 +236,7 @@ class Tracer:
         timeout_s: float = 10.0,
         otlp_endpoint: str | None = None,
         otlp_headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._sender = TraceSender(
             hub_url,
@@ -241,6 +244,7 @@ class Tracer:
             flush_interval_s=flush_interval_s,
             max_pending=max_pending,
             timeout_s=timeout_s,
+            transport=transport,
         )
         self._open: dict[str, RunTrace] = {}
         self._otlp = OtlpExporter(otlp_endpoint, otlp_headers) if otlp_endpoint else None

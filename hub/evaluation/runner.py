@@ -8,7 +8,11 @@ On the hub's shutdown it stops claiming and gives the cases in flight `SHUTDOWN_
 finish, so a stop (SIGTERM) loses nothing and sends no case twice; a case cut off by that
 deadline is given back, to be sent again. After a crash, a case that was in flight keeps its
 `started` row, and is claimed again once the row is older than `abandon_after_s`: only then
-can a case reach the target twice.
+can a case reach the target twice. An agent's case may take as long as its time limit, so an
+agent run's claims count as abandoned only that much later.
+
+Agent versions' loops run here too (hub/evaluation/agent_answers.py), with one tracer that
+writes their traces to the database.
 """
 
 import asyncio
@@ -21,17 +25,26 @@ import anyio
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from agents.hub_client import HubClient
+from agents.runtime.approval import QueryApproval
+from agents.spec import AgentSpec
+from agents.tracing.tracer import Tracer
 from hub.core.config import EVALUATION_SERVICE_NAME
 from hub.core.errors import InvalidError
+from hub.evaluation.agent_answers import AgentTarget, answer_agent_case
+from hub.evaluation.agent_calls import TraceWriter
 from hub.evaluation.case_answers import RunTarget, answer_case
 from hub.evaluation.checks import prepare_checks
 from hub.evaluation.judge_prompts import JudgeVersions
 from hub.gateway.prompt_tools import PromptTools
 from hub.gateway.proxy import Gateway
 from hub.mcp.registry import McpRegistry
+from hub.models.actor import Actor
+from hub.models.agent import Agent, AgentVersion
 from hub.models.evaluation import Check, EvalCase, EvalResult, EvalRun, ResultStatus
 from hub.models.prompt import PromptVersion
 from hub.models.service import utcnow
+from hub.services import agents as agent_store
 from hub.services import eval_runs as store
 from hub.services import prompts as prompt_store
 from hub.services.service_accounts import ServiceIdentity
@@ -42,6 +55,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SHUTDOWN_GRACE_S = 10.0
+# The address the agent runtime is given for the hub: its calls never leave this process.
+_IN_PROCESS_URL = "http://hub.in-process"
+
+Target = RunTarget | AgentTarget
 
 
 class EvalRunner:
@@ -54,6 +71,7 @@ class EvalRunner:
         service_id: int,
         poll_interval_s: float,
         abandon_after_s: float,
+        query_approval_bytes: int,
     ) -> None:
         self._engine = engine
         self._gateway = gateway
@@ -61,6 +79,11 @@ class EvalRunner:
         self._service_id = service_id
         self._poll_interval_s = poll_interval_s
         self._abandon_after = timedelta(seconds=abandon_after_s)
+        self._approval = QueryApproval(threshold_bytes=query_approval_bytes)
+        self._hub = HubClient(hub_url=_IN_PROCESS_URL, token=EVALUATION_SERVICE_NAME)
+        self._tracer = Tracer(
+            _IN_PROCESS_URL, EVALUATION_SERVICE_NAME, transport=TraceWriter(self._engine)
+        )
         self._workers: dict[int, asyncio.Task[None]] = {}
         # Results this process is answering: never claimed again as abandoned.
         self._in_flight: set[int] = set()
@@ -68,6 +91,7 @@ class EvalRunner:
         self._poller: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await self._tracer.start()
         self._poller = asyncio.create_task(self._poll())
 
     async def close(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
@@ -77,12 +101,13 @@ class EvalRunner:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
         workers = list(self._workers.values())
-        if not workers:
-            return
-        _, late = await asyncio.wait(workers, timeout=grace_s)
-        for worker in late:
-            worker.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        if workers:
+            _, late = await asyncio.wait(workers, timeout=grace_s)
+            for worker in late:
+                worker.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await self._tracer.close()
+        await self._hub.aclose()
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
@@ -112,16 +137,25 @@ class EvalRunner:
 
     def _load(
         self, session: Session, run_id: int
-    ) -> tuple[EvalRun, int, PromptVersion, JudgeVersions] | str:
-        """The run, its set version's id, its prompt version and its judge prompts' versions,
-        or why they are gone."""
+    ) -> tuple[EvalRun, int, PromptVersion | tuple[Agent, AgentVersion], JudgeVersions] | str:
+        """The run, its set version's id, its prompt version (or its agent and agent version)
+        and its judge prompts' versions, or why they are gone."""
         run = store.get_run(session=session, run_id=run_id)
         assert run is not None
         set_version = store.set_version_of(session=session, run=run)
-        prompt = prompt_store.get_prompt(session=session, name=run.target)
-        version = prompt and prompt_store.get_version(
-            session=session, prompt=prompt, number=run.target_version
-        )
+        version: PromptVersion | tuple[Agent, AgentVersion] | None = None
+        if run.target_kind == "agent":
+            agent = agent_store.get_agent(session=session, slug=run.target)
+            found = agent and agent_store.get_version(
+                session=session, agent=agent, number=run.target_version
+            )
+            version = (agent, found) if agent and found else None
+        else:
+            prompt = prompt_store.get_prompt(session=session, name=run.target)
+            if prompt is not None:
+                version = prompt_store.get_version(
+                    session=session, prompt=prompt, number=run.target_version
+                )
         if set_version is None or set_version.id is None or not version:
             return (
                 f"The test set's v{run.set_version} or {run.target} v{run.target_version} is gone."
@@ -132,12 +166,32 @@ class EvalRunner:
             if name is None or number is None:
                 continue
             judge = prompt_store.get_prompt(session=session, name=name)
-            found = judge and prompt_store.get_version(session=session, prompt=judge, number=number)
-            if found:
-                judges[(name, number)] = found
+            found_judge = judge and prompt_store.get_version(
+                session=session, prompt=judge, number=number
+            )
+            if found_judge:
+                judges[(name, number)] = found_judge
         return run, set_version.id, version, judges
 
-    async def _target(self, run_id: int) -> tuple[RunTarget, int] | str:
+    def _agent_spec(
+        self, session: Session, run: EvalRun, agent: Agent, version: AgentVersion
+    ) -> AgentSpec:
+        service = self._service(run)
+        actor = Actor(kind="service", id=str(service.id), name=service.name, team=service.team)
+        return agent_store.run_spec(
+            session=session,
+            agent=agent,
+            source=version,
+            models=self._gateway.catalog,
+            actor=actor,
+        )
+
+    def _service(self, run: EvalRun) -> ServiceIdentity:
+        return ServiceIdentity(
+            id=self._service_id, name=EVALUATION_SERVICE_NAME, team=run.team, is_admin=False
+        )
+
+    async def _target(self, run_id: int) -> tuple[Target, int] | str:
         """What the run's cases are answered with and its set version's id, or why not."""
         loaded = await self._db(lambda s: self._load(s, run_id))
         if isinstance(loaded, str):
@@ -149,18 +203,32 @@ class EvalRunner:
             )
         except InvalidError as refusal:
             return refusal.message
-        service = ServiceIdentity(
-            id=self._service_id, name=EVALUATION_SERVICE_NAME, team=run.team, is_admin=False
-        )
-        target = RunTarget(
-            prompt=run.target,
-            version=version,
+        service = self._service(run)
+        if isinstance(version, PromptVersion):
+            prompt_target = RunTarget(
+                prompt=run.target,
+                version=version,
+                checks=checks,
+                service=service,
+                gateway=self._gateway,
+                tools=self._tools,
+            )
+            return prompt_target, version_id
+        agent, agent_version = version
+        spec = await self._db(lambda s: self._agent_spec(s, run, agent, agent_version))
+        assert run.id is not None
+        agent_target = AgentTarget(
+            run_id=run.id,
+            spec=spec,
             checks=checks,
             service=service,
             gateway=self._gateway,
-            tools=self._tools,
+            registry=self._tools.registry,
+            hub=self._hub,
+            tracer=self._tracer,
+            approval=self._approval,
         )
-        return target, version_id
+        return agent_target, version_id
 
     async def _work(self, run_id: int) -> None:
         answering: set[asyncio.Task[None]] = set()
@@ -175,7 +243,8 @@ class EvalRunner:
                 run = await self._db(lambda s: store.get_run(session=s, run_id=run_id))
                 if run is None or run.status not in store.ACTIVE:
                     break
-                claimed = await self._claim(run, version_id, run.concurrency - len(answering))
+                free = run.concurrency - len(answering)
+                claimed = await self._claim(run, version_id, free, _patience(target))
                 answering |= {
                     asyncio.create_task(self._answer(target, result, case))
                     for result, case in claimed
@@ -209,7 +278,7 @@ class EvalRunner:
         return await self._db(lambda s: store.finish_if_complete(session=s, run=run))
 
     async def _claim(
-        self, run: EvalRun, version_id: int, free: int
+        self, run: EvalRun, version_id: int, free: int, patience: timedelta
     ) -> list[tuple[EvalResult, EvalCase]]:
         if free <= 0:
             return []
@@ -220,7 +289,7 @@ class EvalRunner:
             return claimed
         assert run.id is not None
         run_id = run.id
-        older_than = utcnow() - self._abandon_after
+        older_than = utcnow() - self._abandon_after - patience
         skip = set(self._in_flight)
         return await self._db(
             lambda s: store.claim_abandoned(
@@ -228,13 +297,17 @@ class EvalRunner:
             )
         )
 
-    async def _answer(self, target: RunTarget, result: EvalResult, case: EvalCase) -> None:
+    async def _answer(self, target: Target, result: EvalResult, case: EvalCase) -> None:
         assert result.id is not None
         result_id = result.id
         self._in_flight.add(result_id)
         try:
             try:
-                values = await answer_case(target, case)
+                values = await (
+                    answer_case(target, case)
+                    if isinstance(target, RunTarget)
+                    else answer_agent_case(target, case)
+                )
             except asyncio.CancelledError:
                 await self._db(lambda s: store.release_result(session=s, result_id=result_id))
                 raise
@@ -249,3 +322,11 @@ class EvalRunner:
             )
         finally:
             self._in_flight.discard(result_id)
+
+
+def _patience(target: Target) -> timedelta:
+    """How much longer than a prompt's case one of the target's cases may take: an agent's
+    loop may run for its whole time limit."""
+    if isinstance(target, AgentTarget):
+        return timedelta(seconds=target.spec.timeout_s)
+    return timedelta()

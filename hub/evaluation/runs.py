@@ -3,7 +3,8 @@ Database work runs in worker threads; the cases are answered by the runner
 (hub/evaluation/runner.py).
 
 Anyone signed in reads every run. The prompt's team's builders (and its services) and admins
-estimate, start and cancel runs of its versions. Only prompt versions can be run for now.
+estimate, start and cancel runs of its versions; those who may change an agent (its owner and
+admins) do so for the agent's versions.
 """
 
 from collections.abc import Callable
@@ -17,11 +18,12 @@ from sqlmodel import Session
 from hub.core.errors import InvalidError, NotFoundError, PermissionDeniedError
 from hub.core.roles import Permission
 from hub.evaluation.checks import prepare_checks
-from hub.evaluation.estimate import estimate_run
+from hub.evaluation.estimate import estimate_agent_run, estimate_run
 from hub.evaluation.judge_prompts import JudgeVersions, resolve_judge_checks
 from hub.evaluation.run_figures import aggregates, compare, result_public
 from hub.gateway.model_catalog import ModelCatalog
 from hub.models.actor import Actor
+from hub.models.agent import Agent, AgentVersion
 from hub.models.evaluation import (
     Check,
     EvalCase,
@@ -33,8 +35,10 @@ from hub.models.evaluation import (
     RunEstimate,
     RunPublic,
     RunStatus,
+    TargetKind,
 )
 from hub.models.prompt import Prompt, PromptVersion
+from hub.services import agents as agent_store
 from hub.services import eval_runs as store
 from hub.services import eval_sets as sets_store
 from hub.services import prompts as prompt_store
@@ -43,6 +47,8 @@ from hub.services.audit import record_event
 __all__ = ["EvalRuns"]
 
 T = TypeVar("T")
+# What a run names: its kind, the prompt's name or agent's slug, its team and the version.
+_Target = tuple[TargetKind, str, str, PromptVersion | AgentVersion]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +56,11 @@ class _Plan:
     test_set: EvalSet
     set_version: int
     cases: list[EvalCase]
-    prompt: Prompt
-    version: PromptVersion
+    kind: TargetKind
+    # The prompt's name or the agent's slug, and its team.
+    target: str
+    team: str
+    version: PromptVersion | AgentVersion
     # The checks with their judge prompts' versions fixed, and those versions.
     checks: list[Check]
     judges: JudgeVersions
@@ -72,14 +81,70 @@ def _may_run(actor: Actor, prompt: Prompt) -> None:
         )
 
 
-def _plan(session: Session, body: RunCreate, actor: Actor) -> _Plan:
-    if body.agent is not None:
-        raise InvalidError(
-            "Only prompt versions can be run for now; agent versions cannot be run yet. "
-            "Name a 'prompt' instead of an 'agent'."
+def _readable_agent(session: Session, slug: str, actor: Actor) -> Agent:
+    agent = agent_store.get_agent(session=session, slug=slug)
+    if agent is None or not agent_store.can_read(agent, actor):
+        raise NotFoundError(f"No agent {slug!r} exists, or it is not shared with you.")
+    return agent
+
+
+def _may_run_agent(actor: Actor, agent: Agent) -> None:
+    """As for changing the agent: its owner and admins."""
+    actor.require(Permission.build)
+    if not agent_store.can_edit(agent, actor):
+        raise PermissionDeniedError(
+            f"Only {agent.owner!r} (its owner) or an admin can run the agent {agent.slug!r}."
         )
-    if body.prompt is None:
-        raise InvalidError("Name the 'prompt' whose version to run.")
+
+
+def _may_manage(session: Session, run: EvalRun, actor: Actor) -> None:
+    """Who may cancel a run: who may start runs of its prompt or agent (admins, when it is
+    gone)."""
+    if run.target_kind == "agent":
+        agent = agent_store.get_agent(session=session, slug=run.target)
+        if agent is not None:
+            _may_run_agent(actor, agent)
+            return
+    else:
+        prompt = prompt_store.get_prompt(session=session, name=run.target)
+        if prompt is not None:
+            _may_run(actor, prompt)
+            return
+    actor.require(Permission.administer)
+
+
+def _prompt_target(session: Session, body: RunCreate, actor: Actor, name: str) -> _Target:
+    prompt = prompt_store.get_prompt(session=session, name=name)
+    if prompt is None:
+        raise NotFoundError(f"No prompt {name!r} exists.")
+    _may_run(actor, prompt)
+    number = body.version or prompt.production_version
+    version = (
+        prompt_store.get_version(session=session, prompt=prompt, number=number) if number else None
+    )
+    if version is None:
+        raise NotFoundError(f"The prompt {prompt.name!r} has no version {number}.")
+    return "prompt", prompt.name, prompt.team, version
+
+
+def _agent_target(session: Session, body: RunCreate, actor: Actor, slug: str) -> _Target:
+    agent = _readable_agent(session, slug, actor)
+    _may_run_agent(actor, agent)
+    if body.version is not None:
+        version = agent_store.get_version(session=session, agent=agent, number=body.version)
+    else:
+        version = agent_store.live_version(session=session, agent=agent)
+    if version is None:
+        which = f"no version {body.version}" if body.version else "no live version"
+        raise NotFoundError(f"The agent {slug!r} has {which}; publish it first.")
+    return "agent", agent.slug, agent.team, version
+
+
+def _plan(session: Session, body: RunCreate, actor: Actor) -> _Plan:
+    if body.agent is not None and body.prompt is not None:
+        raise InvalidError("Name a 'prompt' or an 'agent' to run, not both.")
+    if body.prompt is None and body.agent is None:
+        raise InvalidError("Name the 'prompt' or the 'agent' whose version to run.")
     test_set = sets_store.get_set(session=session, name=body.test_set)
     if test_set is None or test_set.id is None:
         raise NotFoundError(f"No test set {body.test_set!r} exists.")
@@ -91,19 +156,14 @@ def _plan(session: Session, body: RunCreate, actor: Actor) -> _Plan:
     if set_version is None or set_version.id is None:
         which = f"no version {body.set_version}" if body.set_version else "no cases uploaded yet"
         raise NotFoundError(f"The test set {test_set.name!r} has {which}.")
-    prompt = prompt_store.get_prompt(session=session, name=body.prompt)
-    if prompt is None:
-        raise NotFoundError(f"No prompt {body.prompt!r} exists.")
-    _may_run(actor, prompt)
-    number = body.version or prompt.production_version
-    version = (
-        prompt_store.get_version(session=session, prompt=prompt, number=number) if number else None
-    )
-    if version is None:
-        raise NotFoundError(f"The prompt {prompt.name!r} has no version {number}.")
+    if body.prompt is not None:
+        kind, target, team, version = _prompt_target(session, body, actor, body.prompt)
+    else:
+        assert body.agent is not None
+        kind, target, team, version = _agent_target(session, body, actor, body.agent)
     cases = store.list_cases(session=session, version_id=set_version.id)
     checks, judges = resolve_judge_checks(session, body.checks)
-    return _Plan(test_set, set_version.number, cases, prompt, version, checks, judges)
+    return _Plan(test_set, set_version.number, cases, kind, target, team, version, checks, judges)
 
 
 class EvalRuns:
@@ -120,8 +180,16 @@ class EvalRuns:
 
     def _estimate(self, plan: _Plan) -> RunEstimate:
         prepare_checks(plan.checks, self.models, plan.judges)
+        if isinstance(plan.version, AgentVersion):
+            return estimate_agent_run(
+                version=plan.version,
+                cases=plan.cases,
+                checks=plan.checks,
+                judges=plan.judges,
+                catalog=self.models,
+            )
         return estimate_run(
-            prompt=plan.prompt.name,
+            prompt=plan.target,
             version=plan.version,
             cases=plan.cases,
             checks=plan.checks,
@@ -143,14 +211,14 @@ class EvalRuns:
             run = EvalRun(
                 set_id=plan.test_set.id,
                 set_version=plan.set_version,
-                target_kind="prompt",
-                target=plan.prompt.name,
+                target_kind=plan.kind,
+                target=plan.target,
                 target_version=plan.version.number,
                 checks=[check.model_dump(mode="json") for check in plan.checks],
                 concurrency=body.concurrency,
                 cases=len(plan.cases),
                 estimated_cost_usd=estimate.estimated_cost_usd,
-                team=plan.prompt.team,
+                team=plan.team,
                 created_by=actor.name,
             )
             session.add(run)
@@ -158,7 +226,7 @@ class EvalRuns:
             details = {
                 "set": plan.test_set.name,
                 "set_version": plan.set_version,
-                "prompt_version": plan.version.number,
+                f"{plan.kind}_version": plan.version.number,
                 "cases": len(plan.cases),
             }
             self._record(session, actor, "eval_run.created", run, details)
@@ -178,7 +246,7 @@ class EvalRuns:
             action=action,
             object_kind="eval_run",
             object_id=str(run.id),
-            details={"prompt": run.target, **details},
+            details={run.target_kind: run.target, **details},
         )
 
     @staticmethod
@@ -213,6 +281,20 @@ class EvalRuns:
                 return set_versions, [], None
             versions = prompt_store.list_versions(session=session, prompt=found)
             return set_versions, [v.number for v in versions], found.production_version
+
+        return await self._db(work)
+
+    async def agent_choices(self, slug: str, actor: Actor) -> tuple[list[int], int | None]:
+        """For the run form: the agent's versions (newest first) and its live one's number;
+        empty for an agent that is not there or not shared with `actor`."""
+
+        def work(session: Session) -> tuple[list[int], int | None]:
+            agent = agent_store.get_agent(session=session, slug=slug) if slug else None
+            if agent is None or not agent_store.can_read(agent, actor):
+                return [], None
+            live = agent_store.live_version(session=session, agent=agent)
+            versions = agent_store.list_versions(session=session, agent=agent)
+            return [v.number for v in versions], live.number if live else None
 
         return await self._db(work)
 
@@ -255,16 +337,24 @@ class EvalRuns:
 
         return await self._db(work)
 
+    async def may_cancel(self, run_id: int, actor: Actor) -> bool:
+        """Whether `actor` may cancel the run (for its page)."""
+
+        def work(session: Session) -> bool:
+            try:
+                _may_manage(session, _run(session, run_id), actor)
+            except PermissionDeniedError:
+                return False
+            return True
+
+        return await self._db(work)
+
     async def cancel(self, run_id: int, actor: Actor) -> RunPublic:
         """No more cases are sent; those being answered finish."""
 
         def work(session: Session) -> RunPublic:
             run = _run(session, run_id)
-            prompt = prompt_store.get_prompt(session=session, name=run.target)
-            if prompt is not None:
-                _may_run(actor, prompt)
-            else:
-                actor.require(Permission.administer)
+            _may_manage(session, run, actor)
             if run.status in store.ACTIVE:
                 # Committed with the change by cancel_run.
                 self._record(session, actor, "eval_run.cancelled", run, {})

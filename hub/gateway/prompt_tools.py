@@ -166,7 +166,8 @@ class PromptTools:
 
 
 def answer_events(answer: dict[str, Any], with_usage: bool) -> bytes:
-    """A whole chat completion as the server-sent events a stream of it would have been."""
+    """A whole chat completion (its text and tool calls) as the server-sent events a stream
+    of it would have been."""
     choice = answer["choices"][0]
     message = choice.get("message") or {}
     head = {key: answer.get(key) for key in ("id", "created", "model")}
@@ -175,7 +176,11 @@ def answer_events(answer: dict[str, Any], with_usage: bool) -> bytes:
     def event(chunk: dict[str, Any]) -> bytes:
         return b"data: " + orjson.dumps({**head, **chunk}) + b"\n\n"
 
-    delta = {"role": "assistant", "content": message.get("content") or ""}
+    delta: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+    if message.get("tool_calls"):
+        delta["tool_calls"] = [
+            {"index": index, **call} for index, call in enumerate(message["tool_calls"])
+        ]
     events = [
         event(
             {

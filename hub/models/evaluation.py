@@ -324,7 +324,8 @@ MAX_CONCURRENCY = 16
 
 
 class RunCreate(BaseModel):
-    """A run of a prompt version over a test-set version; also the body of an estimate."""
+    """A run of a prompt version or of an agent version (name one of `prompt` and `agent`)
+    over a test-set version; also the body of an estimate."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -332,10 +333,10 @@ class RunCreate(BaseModel):
     # The set's latest version when left out.
     set_version: int | None = PydanticField(default=None, ge=1)
     prompt: str | None = PydanticField(default=None, min_length=1, max_length=63)
-    # The prompt's production version when left out.
+    # The prompt's production version, or the agent's live one, when left out.
     version: int | None = PydanticField(default=None, ge=1)
-    # Agents cannot be run yet; naming one is refused with a reason.
-    agent: str | None = PydanticField(default=None, max_length=63)
+    # The agent's slug; each case's `message` (or `input`, or only) variable is its input.
+    agent: str | None = PydanticField(default=None, min_length=1, max_length=63)
     checks: list[Check] = PydanticField(default_factory=list, max_length=MAX_CHECKS)
     concurrency: int = PydanticField(default=4, ge=1, le=MAX_CONCURRENCY)
 

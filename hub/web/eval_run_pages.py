@@ -2,10 +2,12 @@
 "Start"), a run's page with a progress bar that follows it, and two runs compared.
 
 They use the same `EvalRuns` calls as the API, so the same people may do the same things:
-anyone signed in reads runs; the prompt's team's builders and admins start and cancel them.
+anyone signed in reads runs; the prompt's team's builders and admins (for an agent, its owner
+and admins) start and cancel them.
 """
 
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -16,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from hub.api.deps import OptionalActor
 from hub.api.routes.eval_runs import EvalRunsDep
 from hub.core.errors import InvalidError, Refusal
+from hub.evaluation.agent_answers import case_conversation
 from hub.evaluation.runs import EvalRuns
 from hub.models.actor import Actor
 from hub.models.evaluation import CheckKind, RunCreate, RunEstimate
@@ -76,8 +79,9 @@ def _body_of(form: dict[str, Any]) -> RunCreate:
         {
             "set": form["set"],
             "set_version": form["set_version"] or None,
-            "prompt": form["prompt"],
-            "version": form["version"] or None,
+            "prompt": form["prompt"] or None,
+            "version": (form["agent_version"] if form["agent"] else form["version"]) or None,
+            "agent": form["agent"] or None,
             "checks": checks,
             "concurrency": form["concurrency"] or 4,
         }
@@ -96,6 +100,8 @@ def _form_from_post(posted: FormData) -> dict[str, Any]:
                 "set_version",
                 "prompt",
                 "version",
+                "agent",
+                "agent_version",
                 "judge_model",
                 "rubric",
                 "judge_prompt",
@@ -121,6 +127,7 @@ async def _form_page(
     error: str | None = None,
 ) -> Response:
     set_versions, versions, production = await runs.choices(form["set"], form["prompt"])
+    agent_versions, live = await runs.agent_choices(form["agent"], actor)
     return page(
         request,
         "eval_run_new.html",
@@ -132,6 +139,8 @@ async def _form_page(
         set_versions=set_versions,
         versions=versions,
         production=production,
+        agent_versions=agent_versions,
+        live=live,
         estimate=estimate,
         error=error,
     )
@@ -151,15 +160,22 @@ async def runs_page(
 
 @router.get("/evaluation/runs/new")
 async def new_run_form(
-    request: Request, actor: OptionalActor, runs: EvalRunsDep, set: str = "", prompt: str = ""
+    request: Request,
+    actor: OptionalActor,
+    runs: EvalRunsDep,
+    set: str = "",
+    prompt: str = "",
+    agent: str = "",
 ) -> Response:
     if actor is None:
         return to_login(request)
     form = {
         "set": set[:63],
         "prompt": prompt[:63],
+        "agent": agent[:63],
         "set_version": "",
         "version": "",
+        "agent_version": "",
         "judge_model": "",
         "rubric": "",
         "judge_prompt": "",
@@ -210,6 +226,7 @@ async def run_page(
             run_id, offset=offset, limit=RESULTS_PER_PAGE, only_failed=only_failed
         )
         others = await runs.find(run.set, None)
+        may_cancel = await runs.may_cancel(run_id, actor)
     except Refusal as refusal:
         status, message = refusal_of(refusal)
         return page(
@@ -230,7 +247,14 @@ async def run_page(
         results=results,
         only_failed=only_failed,
         per_page=RESULTS_PER_PAGE,
-        may_cancel=actor.can_manage(run.team),
+        may_cancel=may_cancel,
+        # An agent's case links to its trace (found by its conversation).
+        traces={
+            r.case_id: "/traces?"
+            + urlencode({"agent": run.target, "conversation": case_conversation(run_id, r.case_id)})
+            for r in results.results
+            if run.target_kind == "agent"
+        },
         comparable=[
             other.id
             for other in others

@@ -17,14 +17,25 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/traces")
 async def traces_page(
-    request: Request, actor: OptionalActor, hub_state: HubStateDep, agent: str = ""
+    request: Request,
+    actor: OptionalActor,
+    hub_state: HubStateDep,
+    agent: str = "",
+    conversation: str = "",
 ) -> Response:
+    """The traces the person may read, of one agent and one conversation when named (an
+    evaluation run's case is a conversation of its own)."""
     if actor is None:
         return to_login(request)
 
     def load() -> list[TraceRunPublic]:
         with Session(hub_state.engine) as session:
-            return list_traces(session=session, actor=actor, agent=agent or None)
+            return list_traces(
+                session=session,
+                actor=actor,
+                agent=agent[:63] or None,
+                conversation=conversation[:255] or None,
+            )
 
     runs = await anyio.to_thread.run_sync(load)
     return page(request, "traces.html", actor=actor, runs=runs, agent=agent)

@@ -181,14 +181,13 @@ def test_a_bad_check_is_refused_when_the_run_is_made(
     assert qa.get("/api/evaluation/runs").json() == []
 
 
-def test_agents_cannot_be_run_yet_and_a_missing_set_or_version_is_named(
-    hub: RunningHub, qa: httpx.Client
-) -> None:
+def test_a_missing_agent_set_or_version_is_named(hub: RunningHub, qa: httpx.Client) -> None:
     make_test_set(hub.settings.sqlalchemy_url, "tickets", ticket_cases(2), team="qa")
 
     agent = qa.post("/api/evaluation/runs", json=_body(prompt=None, agent="helper"))
-    assert agent.status_code == 422
-    assert "Only prompt versions can be run for now" in agent.json()["detail"]
+    assert agent.status_code == 404 and "No agent 'helper'" in agent.json()["detail"]
+    neither = qa.post("/api/evaluation/runs", json=_body(prompt=None))
+    assert neither.status_code == 422 and "'prompt' or the 'agent'" in neither.json()["detail"]
     missing_set = qa.post("/api/evaluation/runs", json=_body(set="nope"))
     assert missing_set.status_code == 404 and "No test set 'nope'" in missing_set.text
     missing_version = qa.post("/api/evaluation/runs", json=_body(version=9))

@@ -89,6 +89,9 @@ class ScriptedUpstream:
         self.queued: list[Behaviour] = []
         # The reply to a request's body, in place of the behaviour's `reply`.
         self.reply_for: Callable[[dict[str, Any]], str] | None = None
+        # The tool calls a request's answer asks for (as `Behaviour.tool_calls`), in place of
+        # the behaviour's.
+        self.tool_calls_for: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.hits = 0
@@ -142,6 +145,8 @@ class ScriptedUpstream:
         behaviour = self.queued.pop(0) if self.queued else self.behaviour
         if self.reply_for is not None:
             behaviour = dataclasses.replace(behaviour, reply=self.reply_for(body))
+        if self.tool_calls_for is not None:
+            behaviour = dataclasses.replace(behaviour, tool_calls=self.tool_calls_for(body))
         if behaviour.delay_s:
             await asyncio.sleep(behaviour.delay_s)
         status = behaviour.status

@@ -1,5 +1,6 @@
 """Evaluation runs: estimate, start, follow, read the results of, cancel and compare runs of a
-prompt version over a test-set version. Test sets themselves are under /api/evaluation/sets."""
+prompt version or an agent version over a test-set version. Test sets themselves are under
+/api/evaluation/sets."""
 
 from typing import Annotated
 
@@ -35,8 +36,9 @@ async def estimate_run(body: RunCreate, actor: CurrentActor, runs: EvalRunsDep) 
 
 @router.post("", response_model=RunPublic, status_code=201)
 async def create_run(body: RunCreate, actor: CurrentActor, runs: EvalRunsDep) -> RunPublic:
-    """Queue a run of a prompt version (production when `version` is left out) over a test-set
-    version (the latest when `set_version` is left out); the prompt's team's builders."""
+    """Queue a run of a prompt version (production when `version` is left out), or of an agent
+    version (its live one), over a test-set version (the latest when `set_version` is left
+    out); the prompt's team's builders, or the agent's owner, and admins."""
     return await runs.create(body, actor)
 
 
