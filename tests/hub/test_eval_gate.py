@@ -6,15 +6,20 @@ only an admin overrides, and production moves then; a version as good passes; a 
 not gated; a bad binding is refused with what to fix; and the pages do the same."""
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import Session
 
 from hub.core.config import Settings
+from hub.core.db import get_engine
 from hub.core.roles import Role
+from hub.evaluation.gates import decide_check
+from hub.models.eval_gate import EvalGateCheck
 from tests.conftest import RunningHub
 from tests.support.evaluation import (
     SYSTEM,
@@ -358,3 +363,60 @@ def test_the_pages_bind_publish_show_the_worse_rows_and_let_an_admin_override(
         removed = ben.post("/prompts/tickets/gate/remove", follow_redirects=False)
         assert removed.status_code == 303
         assert "No gate" in ben.get("/prompts/tickets").text
+
+
+def test_a_cancelled_run_fails_the_check_and_an_admin_may_still_override_it(
+    qa: httpx.Client, admin: httpx.Client, upstream: ScriptedUpstream
+) -> None:
+    upstream.script(delay_s=0.2)
+    asked = qa.post("/api/prompts/tickets/production", json={"version": 2})
+    assert asked.status_code == 202, asked.text
+
+    cancelled = qa.post(f"/api/evaluation/runs/{asked.json()['candidate_run']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    check = _decided(qa, asked.json()["id"])
+
+    assert check["status"] == "failed", check
+    assert "candidate's run is cancelled" in check["message"]
+    assert check["candidate_score"] is None and check["worse"] == []
+    assert qa.get("/api/prompts/tickets").json()["production_version"] == 1
+    (failed,) = _audit(admin, "prompt.gate_failed")
+    assert failed["details"]["gate_check"] == check["id"]
+    overridden = admin.post(
+        f"/api/prompts/tickets/gate-checks/{check['id']}/override", json={"reason": "urgent fix"}
+    )
+    assert overridden.status_code == 200, overridden.text
+    assert qa.get("/api/prompts/tickets").json()["production_version"] == 2
+
+
+def test_deciders_in_many_processes_at_once_move_production_once(
+    hub: RunningHub, qa: httpx.Client, admin: httpx.Client
+) -> None:
+    asked = qa.post("/api/prompts/tickets/production", json={"version": 3})
+    assert asked.status_code == 202, asked.text
+    check_id = asked.json()["id"]
+    engine = get_engine(hub.settings.sqlalchemy_url)
+    moved: list[bool] = []
+
+    def decide_until_decided() -> None:
+        # What the runner's loop in another hub process does, as fast as it can.
+        while True:
+            with Session(engine, expire_on_commit=False) as session:
+                moved.append(decide_check(session, check_id))
+                check = session.get(EvalGateCheck, check_id)
+                assert check is not None
+                session.refresh(check)
+                if check.status != "running":
+                    return
+
+    deciders = [threading.Thread(target=decide_until_decided) for _ in range(4)]
+    for decider in deciders:
+        decider.start()
+    for decider in deciders:
+        decider.join(timeout=60)
+
+    assert _decided(qa, check_id)["status"] == "passed"
+    assert qa.get("/api/prompts/tickets").json()["production_version"] == 3
+    assert len(_audit(admin, "prompt.gate_passed")) == 1
+    assert len(_audit(admin, "prompt.production_changed")) == 1
+    assert moved.count(True) <= 1
