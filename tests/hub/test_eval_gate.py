@@ -420,3 +420,22 @@ def test_deciders_in_many_processes_at_once_move_production_once(
     assert len(_audit(admin, "prompt.gate_passed")) == 1
     assert len(_audit(admin, "prompt.production_changed")) == 1
     assert moved.count(True) <= 1
+
+
+def test_a_check_is_decided_on_what_it_measured_when_production_moved_meanwhile(
+    qa: httpx.Client, upstream: ScriptedUpstream
+) -> None:
+    upstream.script(delay_s=0.2)
+    asked = qa.post("/api/prompts/tickets/production", json={"version": 2})
+    assert asked.status_code == 202, asked.text
+    # Without the gate, production moves at once; the check already started is still decided.
+    assert qa.delete("/api/prompts/tickets/gate").status_code == 204
+    assert qa.post("/api/prompts/tickets/production", json={"version": 3}).status_code == 200
+
+    check = _decided(qa, asked.json()["id"])
+
+    assert check["status"] == "refused", check
+    assert check["worse"] == sorted(_passed(1) - _passed(2))
+    assert "Production moved to v3 meanwhile" in check["message"]
+    assert "compared with v1" in check["message"]
+    assert qa.get("/api/prompts/tickets").json()["production_version"] == 3
