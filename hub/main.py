@@ -55,6 +55,7 @@ from hub.state import HubState
 from hub.web import (
     agent_pages,
     audit_pages,
+    eval_gate_pages,
     eval_judge_pages,
     eval_run_pages,
     eval_set_pages,
@@ -212,11 +213,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await recorder.start()
         await gateway.start()
         await registry.start()
+        resolver = PromptResolver(engine)
         # Evaluation runs: their cases are answered through the gateway in this process.
         runner = EvalRunner(
             engine=engine,
             gateway=gateway,
             registry=registry,
+            resolver=resolver,
             service_id=evaluation_service_id,
             poll_interval_s=settings.eval_poll_interval_s,
             abandon_after_s=2 * settings.request_deadline_s,
@@ -229,7 +232,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tokens=TokenResolver(engine, settings.token_cache_ttl_s),
             recorder=recorder,
             gateway=gateway,
-            prompts=PromptResolver(engine),
+            prompts=resolver,
             registry=registry,
             box=box,
             oidc=_oidc_client(settings),
@@ -273,4 +276,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(eval_run_pages.router)
     app.include_router(eval_judge_pages.router)
     app.include_router(experiment_pages.router)
+    app.include_router(eval_gate_pages.router)
     return app

@@ -4,7 +4,9 @@ last 7 days. Database work runs in worker threads.
 
 Anyone signed in (a person or a service) reads every prompt, so teams learn from each other's;
 builders make prompts for their own teams; only the owning team's builders and admins add
-versions and choose production (403 for anyone else).
+versions and choose production (403 for anyone else). A prompt bound to a regression gate
+moves production to a version that was never production only once a gate check lets it
+(hub/evaluation/gates.py).
 """
 
 from collections.abc import Callable
@@ -18,9 +20,12 @@ from sqlmodel import Session
 
 from hub.core.errors import ConflictError, InvalidError, NotFoundError, PermissionDeniedError
 from hub.core.roles import Permission
+from hub.evaluation.gates import check_public, start_check
+from hub.evaluation.runs import EvalRuns
 from hub.gateway.model_catalog import ModelCatalog
 from hub.gateway.prompt_calls import PromptResolver
 from hub.models.actor import Actor
+from hub.models.eval_gate import GateCheckPublic
 from hub.models.mcp_server import McpServerPublic
 from hub.models.prompt import (
     Prompt,
@@ -83,7 +88,7 @@ class PromptLibrary:
         self._usage = usage
         self._resolver = resolver
 
-    async def _change_production(self, work: Callable[[Session], PromptPublic]) -> PromptPublic:
+    async def _change_production(self, work: Callable[[Session], T]) -> T:
         """Run `work`, which may change production, then have this process's calls by name
         read production again (even when `work` failed: it may have failed after its commit)."""
         try:
@@ -185,12 +190,21 @@ class PromptLibrary:
 
         return await self._db(work)
 
-    async def make_production(self, name: str, number: int, actor: Actor) -> PromptPublic:
-        def work(session: Session) -> PromptPublic:
+    async def make_production(
+        self, name: str, number: int, actor: Actor
+    ) -> PromptPublic | GateCheckPublic:
+        """Make `number` production; when the prompt is gated and `number` was never
+        production, a gate check instead, which moves production if the version passes."""
+
+        def work(session: Session) -> PromptPublic | GateCheckPublic:
             prompt = _editable(session, name, actor)
             _version(session, prompt, number)
             if prompt.production_version == number:
                 return store.to_public(session=session, prompt=prompt)
+            runs = EvalRuns(engine=self._engine, models=self.models)
+            check = start_check(session, runs=runs, prompt=prompt, number=number, actor=actor)
+            if check is not None:
+                return check_public(session, check)
             changed = store.set_production(
                 session=session, prompt=prompt, version=number, actor=actor
             )

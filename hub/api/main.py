@@ -6,6 +6,7 @@ from hub.api.routes import (
     agents,
     audit,
     auth,
+    eval_gates,
     eval_judges,
     eval_runs,
     eval_sets,
@@ -42,4 +43,5 @@ api_router.include_router(shares.router)
 api_router.include_router(feedback.router)
 api_router.include_router(eval_runs.router)
 api_router.include_router(eval_judges.router)
+api_router.include_router(eval_gates.router)
 api_router.include_router(experiments.router)

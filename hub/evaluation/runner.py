@@ -13,12 +13,17 @@ agent run's claims count as abandoned only that much later.
 
 Agent versions' loops run here too (hub/evaluation/agent_answers.py), with one tracer that
 writes their traces to the database.
+
+Each poll also decides the regression gate's checks whose two runs are over
+(hub/evaluation/gates.py); when that moves production, this process's calls by name read it
+at once.
 """
 
 import asyncio
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import TypeVar
 
 import anyio
@@ -35,7 +40,9 @@ from hub.evaluation.agent_answers import AgentTarget, answer_agent_case
 from hub.evaluation.agent_calls import TraceWriter
 from hub.evaluation.case_answers import RunTarget, answer_case
 from hub.evaluation.checks import prepare_checks
+from hub.evaluation.gates import decide_check
 from hub.evaluation.judge_prompts import JudgeVersions
+from hub.gateway.prompt_calls import PromptResolver
 from hub.gateway.prompt_tools import PromptTools
 from hub.gateway.proxy import Gateway
 from hub.mcp.registry import McpRegistry
@@ -45,6 +52,7 @@ from hub.models.evaluation import Check, EvalCase, EvalResult, EvalRun, ResultSt
 from hub.models.prompt import PromptVersion
 from hub.models.service import utcnow
 from hub.services import agents as agent_store
+from hub.services import eval_gates as gates_store
 from hub.services import eval_runs as store
 from hub.services import prompts as prompt_store
 from hub.services.service_accounts import ServiceIdentity
@@ -68,6 +76,7 @@ class EvalRunner:
         engine: Engine,
         gateway: Gateway,
         registry: McpRegistry,
+        resolver: PromptResolver,
         service_id: int,
         poll_interval_s: float,
         abandon_after_s: float,
@@ -76,6 +85,7 @@ class EvalRunner:
         self._engine = engine
         self._gateway = gateway
         self._tools = PromptTools(gateway, registry, engine)
+        self._resolver = resolver
         self._service_id = service_id
         self._poll_interval_s = poll_interval_s
         self._abandon_after = timedelta(seconds=abandon_after_s)
@@ -133,7 +143,17 @@ class EvalRunner:
             for run_id in run_ids:
                 if run_id not in self._workers:
                     self._workers[run_id] = asyncio.create_task(self._work(run_id))
+            await self._decide_gate_checks()
             await self._pause()
+
+    async def _decide_gate_checks(self) -> None:
+        try:
+            check_ids = await self._db(lambda s: gates_store.running_check_ids(session=s))
+            for check_id in check_ids:
+                if await self._db(partial(decide_check, check_id=check_id)):
+                    self._resolver.production_changed()
+        except Exception:
+            logger.exception("Could not decide the gate checks")
 
     def _load(
         self, session: Session, run_id: int

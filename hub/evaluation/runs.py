@@ -201,40 +201,49 @@ class EvalRuns:
         """What the run would cost; nothing is made."""
         return await self._db(lambda s: self._estimate(_plan(s, body, actor)))
 
+    def queue(self, session: Session, body: RunCreate, actor: Actor) -> EvalRun:
+        """Add a queued run with its estimate to `session` (the caller commits it)."""
+        plan = _plan(session, body, actor)
+        estimate = self._estimate(plan)
+        assert plan.test_set.id is not None
+        run = EvalRun(
+            set_id=plan.test_set.id,
+            set_version=plan.set_version,
+            target_kind=plan.kind,
+            target=plan.target,
+            target_version=plan.version.number,
+            checks=[check.model_dump(mode="json") for check in plan.checks],
+            concurrency=body.concurrency,
+            cases=len(plan.cases),
+            estimated_cost_usd=estimate.estimated_cost_usd,
+            team=plan.team,
+            created_by=actor.name,
+        )
+        session.add(run)
+        session.flush()
+        details = {
+            "set": plan.test_set.name,
+            "set_version": plan.set_version,
+            f"{plan.kind}_version": plan.version.number,
+            "cases": len(plan.cases),
+        }
+        self._record(session, actor, "eval_run.created", run, details)
+        return run
+
     async def create(self, body: RunCreate, actor: Actor) -> RunPublic:
         """A queued run with its estimate; a hub's runner picks it up within a poll interval."""
 
         def work(session: Session) -> RunPublic:
-            plan = _plan(session, body, actor)
-            estimate = self._estimate(plan)
-            assert plan.test_set.id is not None
-            run = EvalRun(
-                set_id=plan.test_set.id,
-                set_version=plan.set_version,
-                target_kind=plan.kind,
-                target=plan.target,
-                target_version=plan.version.number,
-                checks=[check.model_dump(mode="json") for check in plan.checks],
-                concurrency=body.concurrency,
-                cases=len(plan.cases),
-                estimated_cost_usd=estimate.estimated_cost_usd,
-                team=plan.team,
-                created_by=actor.name,
-            )
-            session.add(run)
-            session.flush()
-            details = {
-                "set": plan.test_set.name,
-                "set_version": plan.set_version,
-                f"{plan.kind}_version": plan.version.number,
-                "cases": len(plan.cases),
-            }
-            self._record(session, actor, "eval_run.created", run, details)
+            run = self.queue(session, body, actor)
             session.commit()
             session.refresh(run)
             return self._public(session, [run])[0]
 
         return await self._db(work)
+
+    def check_plan(self, session: Session, body: RunCreate, actor: Actor) -> None:
+        """Whether a run of `body` could be made: the refusal it would get, if any."""
+        self._estimate(_plan(session, body, actor))
 
     @staticmethod
     def _record(

@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 import hub.models.agent
 import hub.models.audit
+import hub.models.eval_gate
 import hub.models.eval_judge
 import hub.models.evaluation
 import hub.models.experiment

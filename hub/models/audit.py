@@ -37,6 +37,13 @@ ACTIONS = (
     "prompt.created",
     "prompt.version_added",
     "prompt.production_changed",
+    "prompt.gate_set",
+    "prompt.gate_removed",
+    "prompt.gate_check_started",
+    "prompt.gate_passed",
+    "prompt.gate_refused",
+    "prompt.gate_failed",
+    "prompt.gate_overridden",
     "share.created",
     "share.revoked",
 )

@@ -45,6 +45,7 @@ __all__ = [
     "to_public",
     "variables_of",
     "version_public",
+    "was_production",
 ]
 
 
@@ -165,11 +166,25 @@ def rollback_target(*, session: Session, prompt: Prompt) -> int | None:
     return last.previous if last is not None else None
 
 
+def was_production(*, session: Session, prompt: Prompt, number: int) -> bool:
+    """Whether version `number` has been production at some time."""
+    query = select(PromptRelease.id).where(
+        PromptRelease.prompt_id == prompt.id, PromptRelease.version == number
+    )
+    return session.exec(query).first() is not None
+
+
 def set_production(
-    *, session: Session, prompt: Prompt, version: int, actor: Actor, rollback: bool = False
+    *,
+    session: Session,
+    prompt: Prompt,
+    version: int,
+    actor: Actor,
+    rollback: bool = False,
+    gate_check: int | None = None,
 ) -> Prompt:
     """Make `version` production (a roll back when `rollback`), kept as a release and in the
-    audit log with the version it replaced."""
+    audit log with the version it replaced (and the gate check that let it through, if any)."""
     locked = session.exec(select(Prompt).where(Prompt.id == prompt.id).with_for_update()).one()
     assert locked.id is not None
     before = locked.production_version
@@ -193,7 +208,9 @@ def set_production(
             made_by=actor.name,
         )
     )
-    details = {"from_version": before, "to_version": version, "rollback": rollback}
+    details: dict[str, Any] = {"from_version": before, "to_version": version, "rollback": rollback}
+    if gate_check is not None:
+        details["gate_check"] = gate_check
     _record(session, actor, "prompt.production_changed", locked, details)
     session.commit()
     session.refresh(locked)

@@ -3,7 +3,8 @@ the editor with the playground beside it, and the diff of two versions.
 
 They use the same `PromptLibrary` calls as the API, so the same people may do the same
 things: anyone signed in reads every prompt; the owning team's builders and admins save
-versions and choose production. A refused form is shown again with what was typed.
+versions, choose production and bind its regression gate (hub/web/eval_gate_pages.py has the
+gate's forms and gate checks' pages). A refused form is shown again with what was typed.
 """
 
 from collections.abc import Awaitable
@@ -18,10 +19,13 @@ from starlette.responses import RedirectResponse, Response
 
 from hub.api.deps import HubStateDep, OptionalActor
 from hub.api.errors import status_of
+from hub.api.routes.eval_gates import EvalGatesDep
 from hub.api.routes.prompts import PromptLibraryDep
 from hub.core.errors import InvalidError, Refusal
 from hub.core.roles import Permission
+from hub.evaluation.gates import EvalGates
 from hub.models.actor import Actor
+from hub.models.eval_gate import GateCheckPublic
 from hub.models.mcp_server import McpServerPublic
 from hub.models.prompt import (
     PromptCreate,
@@ -31,13 +35,17 @@ from hub.models.prompt import (
     PromptVersionPublic,
 )
 from hub.prompt_library import PromptLibrary
+from hub.state import HubState
+from hub.web.gate_form import gate_form
 from hub.web.pages import page, refusal_of, to_login
 from hub.web.tool_choice import allow_lists, ticked_on_form, ticked_tools
 
-__all__ = ["router"]
+__all__ = ["router", "show_prompt"]
 
 router = APIRouter(include_in_schema=False)
 
+# The gate checks the prompt's page lists, newest first.
+GATE_CHECKS_SHOWN = 10
 # The playground compares at most this many models side by side.
 MAX_COMPARED_MODELS = 4
 _ROLES = ("system", "user", "assistant")
@@ -266,19 +274,25 @@ async def create_from_form(
     return RedirectResponse(f"/prompts/{created.name}", status_code=303)
 
 
-async def _prompt_page(
+async def show_prompt(
     request: Request,
     actor: Actor,
     prompts: PromptLibrary,
-    hub_state: HubStateDep,
+    gates: EvalGates,
+    hub_state: HubState,
     name: str,
     *,
     status: int = 200,
     error: str | None = None,
+    typed_gate: dict[str, str] | None = None,
 ) -> Response:
+    """The prompt's page; `error` above it, and `typed_gate` in the gate form when a change of
+    the gate was refused."""
     try:
         prompt = await prompts.get(name)
         versions = await prompts.versions(name)
+        gate = await gates.get(name)
+        gate_checks = await gates.checks(name)
     except Refusal as refusal:
         return _refused(request, actor, refusal)
     return page(
@@ -292,6 +306,10 @@ async def _prompt_page(
         hub_url=hub_state.settings.hub_public_url,
         example_variables=orjson.dumps({variable: "..." for variable in prompt.variables}).decode(),
         error=error,
+        gate=gate,
+        gate_form=typed_gate or gate_form(gate),
+        gate_checks=gate_checks[:GATE_CHECKS_SHOWN],
+        models=[entry.name for entry in prompts.models.models],
     )
 
 
@@ -301,11 +319,12 @@ async def prompt_page(
     name: str,
     actor: OptionalActor,
     prompts: PromptLibraryDep,
+    gates: EvalGatesDep,
     hub_state: HubStateDep,
 ) -> Response:
     if actor is None:
         return to_login(request)
-    return await _prompt_page(request, actor, prompts, hub_state, name)
+    return await show_prompt(request, actor, prompts, gates, hub_state, name)
 
 
 @router.get("/prompts/{name}/edit")
@@ -352,9 +371,18 @@ async def save_version_from_form(
         )
         saved = await prompts.add_version(name, definition, actor)
         if posted.form.get("action") == "production":
-            await prompts.make_production(name, saved.number, actor)
+            moved = await prompts.make_production(name, saved.number, actor)
+            return _after_move(name, moved)
     except (ValidationError, Refusal) as error:
         return _form_refused(request, actor, prompts, posted, prompt, error)
+    return RedirectResponse(f"/prompts/{name}", status_code=303)
+
+
+def _after_move(name: str, moved: PromptPublic | GateCheckPublic) -> Response:
+    """The prompt's page once production moved, or the gate check that decides whether it
+    will."""
+    if isinstance(moved, GateCheckPublic):
+        return RedirectResponse(f"/prompts/{name}/gate-checks/{moved.id}", status_code=303)
     return RedirectResponse(f"/prompts/{name}", status_code=303)
 
 
@@ -363,18 +391,20 @@ async def _move_production(
     name: str,
     actor: Actor,
     prompts: PromptLibrary,
-    hub_state: HubStateDep,
-    move: Awaitable[PromptPublic],
+    gates: EvalGates,
+    hub_state: HubState,
+    move: Awaitable[PromptPublic | GateCheckPublic],
 ) -> Response:
-    """Back to the prompt's page once production moved, or on it with the refusal."""
+    """Back to the prompt's page once production moved (or to the gate check started), or on
+    it with the refusal."""
     try:
-        await move
+        moved = await move
     except Refusal as error:
         status, message = refusal_of(error)
-        return await _prompt_page(
-            request, actor, prompts, hub_state, name, status=status, error=message
+        return await show_prompt(
+            request, actor, prompts, gates, hub_state, name, status=status, error=message
         )
-    return RedirectResponse(f"/prompts/{name}", status_code=303)
+    return _after_move(name, moved)
 
 
 @router.post("/prompts/{name}/production")
@@ -383,17 +413,18 @@ async def make_production_from_form(
     name: str,
     actor: OptionalActor,
     prompts: PromptLibraryDep,
+    gates: EvalGatesDep,
     hub_state: HubStateDep,
 ) -> Response:
     if actor is None:
         return to_login(request)
     text = str((await request.form()).get("version", ""))
     if not text.isdigit():
-        return await _prompt_page(
-            request, actor, prompts, hub_state, name, status=422, error="Choose a version."
+        return await show_prompt(
+            request, actor, prompts, gates, hub_state, name, status=422, error="Choose a version."
         )
     move = prompts.make_production(name, int(text), actor)
-    return await _move_production(request, name, actor, prompts, hub_state, move)
+    return await _move_production(request, name, actor, prompts, gates, hub_state, move)
 
 
 @router.post("/prompts/{name}/rollback")
@@ -402,12 +433,14 @@ async def roll_back_from_form(
     name: str,
     actor: OptionalActor,
     prompts: PromptLibraryDep,
+    gates: EvalGatesDep,
     hub_state: HubStateDep,
 ) -> Response:
+    """A roll back returns to a version that was production: it is not gated."""
     if actor is None:
         return to_login(request)
     move = prompts.rollback(name, actor)
-    return await _move_production(request, name, actor, prompts, hub_state, move)
+    return await _move_production(request, name, actor, prompts, gates, hub_state, move)
 
 
 @router.get("/prompts/{name}/diff")

@@ -9,12 +9,14 @@ owns three agents: `guide` (published for everyone), `team-guide` (published for
 and `draft-guide` (never published); alpha's member ran `guide` (trace `run-1`) in their
 conversation `t-bob`, whose answer `m-bob` they gave a thumbs down. Alpha's builder made the
 prompt `greeting`, uploaded team alpha's test set `greetings` (two names) and ran `greeting` over
-it twice (`{run}` and `{other_run}`); both runs finished before the table is tried.
+it twice (`{run}` and `{other_run}`); both runs finished before the table is tried. `greeting`'s
+regression gate is bound to `greetings`, and refused its v3 (gate check `{gate_check}`).
 
 A route missing from the table fails `test_every_route_of_the_hub_is_in_the_access_table`, so a
 new route comes with its row.
 """
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -35,6 +37,7 @@ from hub.core.db import get_engine
 from hub.core.roles import Role
 from hub.identity.cookies import SESSION_COOKIE
 from hub.main import HOT_ROUTES, create_app
+from hub.models.eval_gate import EvalGate, EvalGateCheck
 from hub.models.experiment import Experiment
 from hub.models.feedback import Feedback
 from hub.models.service import utcnow
@@ -44,6 +47,7 @@ from hub.services.users import create_user, get_user
 from hub.services.web_sessions import list_web_sessions, start_web_session
 from tests.conftest import RunningHub
 from tests.support.mcp_server import McpTestServer
+from tests.support.upstream import ScriptedUpstream
 
 
 class Row(NamedTuple):
@@ -78,6 +82,10 @@ RUNS_COMPARED_PAGE = "/evaluation/runs/{run}/compare/{other_run}"
 JUDGE = "/api/evaluation/judges/greeting-judge"
 JUDGE_PAGE = "/evaluation/judges/greeting-judge"
 EXPERIMENT_BODY = {"prompt": "greeting", "version_a": 1, "version_b": 2}
+GATE = "/api/prompts/greeting/gate"
+GATE_BODY = {"set": "greetings", "checks": [{"kind": "contains", "value": "Hello"}]}
+GATE_CHECK = "/api/prompts/greeting/gate-checks/{gate_check}"
+GATE_CHECK_PAGE = "/prompts/greeting/gate-checks/{gate_check}"
 
 # `{victim}` is the id of another person's session, there to be ended; `{run}` and `{other_run}`
 # are the two finished runs of `greeting` over `greetings`.
@@ -144,6 +152,13 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("POST",   "/api/prompts/greeting/production",     200,    200,    403,    403,    200,    401),
     ("POST",   "/api/prompts/greeting/rollback",       409,    409,    403,    403,    409,    401),
     ("GET",    PROMPT_DIFF,                            200,    200,    200,    200,    200,    401),
+    # `greeting`'s regression gate: anyone reads it and its gate checks; alpha's builders and
+    # admins bind and remove it (overriding a gate check is at the end of the table).
+    ("GET",    GATE,                                   200,    200,    200,    200,    200,    401),
+    ("PUT",    GATE,                                   200,    200,    403,    403,    200,    401),
+    ("DELETE", GATE,                                   204,    204,    403,    403,    204,    401),
+    ("GET",    "/api/prompts/greeting/gate-checks",    200,    200,    200,    200,    200,    401),
+    ("GET",    GATE_CHECK,                             200,    200,    200,    200,    200,    401),
     # A prompt served by name, for services.
     ("POST",   "/v1/prompts/greeting/completions",     401,    401,    401,    401,    200,    401),
     # The playground: any builder tries a prompt, saved or not.
@@ -248,6 +263,9 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("POST",   "/prompts/greeting/production",         303,    303,    403,    403,    303,    303),
     ("POST",   "/prompts/greeting/rollback",           409,    409,    403,    403,    409,    303),
     ("GET",    "/prompts/greeting/diff",               200,    200,    200,    200,    200,    303),
+    ("POST",   "/prompts/greeting/gate",               303,    303,    403,    403,    303,    303),
+    ("POST",   "/prompts/greeting/gate/remove",        303,    303,    403,    403,    303,    303),
+    ("GET",    GATE_CHECK_PAGE,                        200,    200,    200,    200,    200,    303),
     ("GET",    "/traces",                              200,    200,    200,    200,    200,    303),
     ("GET",    "/traces/run-1",                        200,    200,    200,    404,    404,    303),
     ("GET",    "/gateway",                             200,    403,    403,    403,    403,    303),
@@ -273,6 +291,10 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("POST",   "/evaluation/runs/{run}/cancel",        303,    303,    403,    403,    303,    303),
     ("GET",    RUNS_COMPARED_PAGE,                     200,    200,    200,    200,    200,    303),
     ("GET",    "/static/plotly.min.js",                200,    200,    200,    200,    200,    200),
+    # Only admins override a refused gate check. Last in the table: the override makes
+    # `greeting` v3 production (the check is set back to refused after each try).
+    ("POST",   GATE_CHECK + "/override",               200,    403,    403,    403,    403,    401),
+    ("POST",   GATE_CHECK_PAGE + "/override",          303,    403,    403,    403,    403,    303),
 ]
 # fmt: on
 ACCESS = [Row(*line) for line in _TABLE]
@@ -385,6 +407,12 @@ def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
         ("POST", "/evaluation/runs/1/label"): {"data": {"case_id": "1", "verdict": "fail"}},
         ("POST", JUDGE_PAGE + "/calibrations"): {"data": {"run": "1"}},
         ("POST", JUDGE_PAGE + "/threshold"): {"data": {"kappa": "0.5"}},
+        ("PUT", GATE): {"json": GATE_BODY},
+        ("POST", "/prompts/greeting/gate"): {
+            "data": {"set": "greetings", "other_checks": json.dumps(GATE_BODY["checks"])}
+        },
+        ("POST", GATE_CHECK + "/override"): {"json": {"reason": f"{caller} says so"}},
+        ("POST", GATE_CHECK_PAGE + "/override"): {"data": {"reason": f"{caller} says so"}},
     }
     return sent.get((row.method, row.path), {})
 
@@ -402,6 +430,8 @@ class World:
     other_run_id: int = 0
     # Run 1 is made (after the first restore, which labels its case 1).
     has_run: bool = False
+    # `greeting`'s refused gate check, once made.
+    gate_check_id: int = 0
 
     def session(self) -> Session:
         return Session(get_engine(self.hub.settings.sqlalchemy_url))
@@ -493,10 +523,25 @@ class World:
             given = self.send("PUT", "/api/feedback", "member", json=_feedback_body())
             assert given.status_code == 200, given.text
         self.wait_for_runs()
+        if self.gate_check_id:
+            self.restore_gate()
         if self.has_run:
             label = {"passed": True, "note": "kept"}
             put = self.send("PUT", "/api/evaluation/runs/1/labels/1", "service", json=label)
             assert put.status_code == 200, put.text
+
+    def restore_gate(self) -> None:
+        """`greeting`'s gate bound, and its gate check refused."""
+        with self.session() as session:
+            gate = session.exec(select(EvalGate).where(EvalGate.target == "greeting")).first()
+            check = session.get(EvalGateCheck, self.gate_check_id)
+            if check is not None and check.status != "refused":
+                check.status = "refused"
+                session.add(check)
+                session.commit()
+        if gate is None:
+            bound = self.send("PUT", GATE, "builder", json=GATE_BODY)
+            assert bound.status_code == 200, bound.text
 
     def call(self, row: Row, caller: str) -> httpx.Response:
         path = row.path.format(
@@ -504,6 +549,7 @@ class World:
             share=self.share_id,
             run=self.run_id,
             other_run=self.other_run_id,
+            gate_check=self.gate_check_id,
         )
         return self.send(row.method, path, caller, **_what_to_send(row, caller, self.weather.url))
 
@@ -546,7 +592,7 @@ def hub_settings(hub_settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def world(hub: RunningHub) -> Iterator[World]:
+def world(hub: RunningHub, upstream: ScriptedUpstream) -> Iterator[World]:
     token = hub.new_service("alpha-bot", team="alpha")
     with httpx.Client(base_url=hub.url, timeout=30) as http, McpTestServer() as weather:
         world = World(hub=hub, http=http, weather=weather, service_token=token)
@@ -599,7 +645,30 @@ def world(hub: RunningHub) -> Iterator[World]:
         assert added.status_code == 201, added.text
         started = world.send("POST", "/api/experiments", "builder", json=EXPERIMENT_BODY)
         assert started.status_code == 201 and started.json()["id"] == 1, started.text
+        _refused_gate_check(world, upstream)
         yield world
+
+
+def _refused_gate_check(world: World, upstream: ScriptedUpstream) -> None:
+    """`greeting` bound to `greetings` with a `contains "Hello"` check, and its v3 (which
+    says goodbye) refused by it."""
+    goodbye = [{"role": "user", "content": "Say goodbye to {{name}}."}]
+    third = {"messages": goodbye, "model": "test-model", "note": "for the gate"}
+    added = world.send("POST", "/api/prompts/greeting/versions", "builder", json=third)
+    assert added.status_code == 201 and added.json()["number"] == 3, added.text
+    bound = world.send("PUT", GATE, "builder", json=GATE_BODY)
+    assert bound.status_code == 200, bound.text
+    upstream.reply_for = lambda r: "Bye" if "goodbye" in r["messages"][-1]["content"] else "Hello"
+    asked = world.send("POST", "/api/prompts/greeting/production", "builder", json={"version": 3})
+    assert asked.status_code == 202, asked.text
+    world.gate_check_id = asked.json()["id"]
+    deadline = time.monotonic() + 30
+    path = GATE_CHECK.format(gate_check=world.gate_check_id)
+    while (check := world.send("GET", path, "builder").json())["status"] == "running":
+        assert time.monotonic() < deadline, f"the gate check was not decided: {check}"
+        time.sleep(0.05)
+    assert check["status"] == "refused", check
+    upstream.reply_for = None
 
 
 def _judge_prompt(world: World) -> None:
@@ -631,7 +700,8 @@ def _routes(settings: Settings) -> list[HubRoute]:
 
 def _route_of(row: Row, routes: list[HubRoute]) -> HubRoute | None:
     """The route that answers the row's request: the first whose method and path match."""
-    path = row.path.format(victim=1, share="a-link", run=1, other_run=2).partition("?")[0]
+    path = row.path.format(victim=1, share="a-link", run=1, other_run=2, gate_check=1)
+    path = path.partition("?")[0]
     found = (r for r in routes if r.method == row.method and r.pattern.match(path))
     return next(found, None)
 

@@ -5,13 +5,14 @@ name at `POST /v1/prompts/{name}/completions` (hub/gateway/routes.py)."""
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from hub.api.deps import CurrentActor, HubStateDep
 from hub.core.config import PLAYGROUND_SERVICE_NAME
 from hub.core.roles import Permission
 from hub.gateway.prompt_calls import PromptCall, render_request, variable_values
 from hub.gateway.prompt_tools import PromptTools
+from hub.models.eval_gate import GateCheckPublic
 from hub.models.prompt import (
     PlaygroundRun,
     ProductionChange,
@@ -91,13 +92,21 @@ async def get_version(
     return await prompts.version(name, number)
 
 
-@router.post("/{name}/production", response_model=PromptPublic)
+@router.post(
+    "/{name}/production",
+    response_model=PromptPublic,
+    responses={202: {"model": GateCheckPublic, "description": "a gate check was started"}},
+)
 async def make_production(
     name: str, change: ProductionChange, actor: CurrentActor, prompts: PromptLibraryDep
-) -> PromptPublic:
+) -> PromptPublic | Response:
     """Make a version production (an earlier number rolls back to it); the next call by name
-    gets it."""
-    return await prompts.make_production(name, change.version, actor)
+    gets it. A gated prompt's version that was never production answers 202 with a gate
+    check instead: production moves once the version passes it."""
+    moved = await prompts.make_production(name, change.version, actor)
+    if isinstance(moved, GateCheckPublic):
+        return JSONResponse(moved.model_dump(mode="json"), status_code=202)
+    return moved
 
 
 @router.post("/{name}/rollback", response_model=PromptPublic)
