@@ -8,7 +8,8 @@ this reuses: clients spread over one upstream delay, a stream timed to its end. 
 (direct, hub, LiteLLM, Portkey) take turns in slices within one run, so a drift in the
 machine's load hits them all; every path sends the same request to the same upstream, and
 each answer's text is checked once per cell (and every call's status and stream end always),
-so a gateway that fails is not measured as fast.
+so a gateway that fails is not measured as fast: one whose answer is wrong is left out of the
+cell and reported as failed, with what it answered.
 
 "Added" is a difference of percentiles over the same number of calls: a gateway's p50 minus
 the direct path's p50 (and p99 minus p99). CPU per call is the user and system time of the
@@ -100,6 +101,8 @@ class Row:
     direct_p50_ms: float
     direct_p99_ms: float
     gateways: dict[str, Figures]
+    # Gateways left out of the cell because their answer was wrong, with what they answered.
+    failed: dict[str, str]
 
 
 def process_tree_cpu_s(pid: int, proc: Path = Path("/proc")) -> float:
@@ -181,9 +184,16 @@ class _Cell:
     spread_s: float
 
     async def measure(self, direct: Target, gateways: list[Gateway], per_slice: int) -> Row:
+        await _check_reply(self.session, "direct", direct, self.stream)
+        failed: dict[str, str] = {}
+        for gateway in gateways:
+            try:
+                await _check_reply(self.session, gateway.name, gateway.target, self.stream)
+            except BenchError as error:
+                failed[gateway.name] = str(error)
+        gateways = [gateway for gateway in gateways if gateway.name not in failed]
         paths = [("direct", direct), *((gateway.name, gateway.target) for gateway in gateways)]
-        for name, target in paths:
-            await _check_reply(self.session, name, target, self.stream)
+        for _, target in paths:
             # Warm-up: open the connections, fill caches, resolve the keys.
             await self.load(target, max(20, 4 * self.concurrency), Samples())
         samples = {name: Samples() for name, _ in paths}
@@ -194,7 +204,7 @@ class _Cell:
                 before = process_tree_cpu_s(gateway.pid)
                 await self.load(gateway.target, per_slice, samples[gateway.name])
                 cpu_s[gateway.name] += process_tree_cpu_s(gateway.pid) - before
-        return _row(self.stream, self.concurrency, samples, cpu_s)
+        return _row(self.stream, self.concurrency, samples, cpu_s, failed)
 
     async def load(self, target: Target, requests: int, into: Samples) -> None:
         await _load(
@@ -209,7 +219,11 @@ class _Cell:
 
 
 def _row(
-    stream: bool, concurrency: int, samples: dict[str, Samples], cpu_s: dict[str, float]
+    stream: bool,
+    concurrency: int,
+    samples: dict[str, Samples],
+    cpu_s: dict[str, float],
+    failed: dict[str, str],
 ) -> Row:
     direct = samples["direct"]
     d50, d99 = direct.percentile_ms(50), direct.percentile_ms(99)
@@ -225,7 +239,7 @@ def _row(
             cpu_ms_per_call=round(used_s * 1000 / len(own.latencies_s), 3),
             rps=round(len(own.latencies_s) / own.wall_s, 1),
         )
-    return Row(stream, concurrency, round(d50, 3), round(d99, 3), gateways)
+    return Row(stream, concurrency, round(d50, 3), round(d99, 3), gateways, failed)
 
 
 _HEADER = (
@@ -235,18 +249,15 @@ _HEADER = (
 
 
 def _format_row(row: Row) -> str:
-    lines = []
-    for index, (name, figures) in enumerate(row.gateways.items()):
-        head = (
-            f"{'yes' if row.stream else 'no':>6} {row.concurrency:>7} {row.direct_p50_ms:>10.2f}"
-            if index == 0
-            else " " * 25
-        )
-        lines.append(
-            f"{head} {name:>8} {figures.added_p50_ms:>9.2f} {figures.added_p99_ms:>9.2f} "
-            f"{figures.cpu_ms_per_call:>8.2f} {figures.rps:>6.0f}"
-        )
-    return "\n".join(lines)
+    cells = [
+        f"{name:>8} {figures.added_p50_ms:>9.2f} {figures.added_p99_ms:>9.2f} "
+        f"{figures.cpu_ms_per_call:>8.2f} {figures.rps:>6.0f}"
+        for name, figures in row.gateways.items()
+    ] + [f"{name:>8} failed: {answer[:120]}" for name, answer in row.failed.items()]
+    head = f"{'yes' if row.stream else 'no':>6} {row.concurrency:>7} {row.direct_p50_ms:>10.2f}"
+    return "\n".join(
+        f"{head if index == 0 else ' ' * len(head)} {cell}" for index, cell in enumerate(cells)
+    )
 
 
 @contextmanager

@@ -147,7 +147,11 @@ def start_litellm(
 @contextmanager
 def start_portkey(folder: Path, workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Portkey's gateway from `folder` under node, without its console; yield its base URL and
-    its process. It takes the provider and the upstream's URL in each request's headers."""
+    its process. It takes the provider and the upstream's URL in each request's headers.
+
+    Under node, its version here answers every streamed call through the `openai` provider with
+    a 500: it adds headers to the upstream's response, whose headers are immutable there
+    (Portkey-AI/gateway issues 1389 and 1550)."""
     preload = workdir / "loopback-only.cjs"
     preload.write_text(LOOPBACK_ONLY_JS)
     server = folder / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
