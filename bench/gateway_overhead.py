@@ -42,8 +42,11 @@ import yaml
 __all__ = [
     "Row",
     "bench_arguments",
+    "hub_catalog",
+    "hub_process",
     "main",
     "run_benchmark",
+    "run_server",
     "serve_hub",
     "start_hub",
     "start_upstream",
@@ -173,23 +176,43 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise BenchError(f"the hub exited with code {process.returncode}")
+            raise BenchError(f"the server for {url} exited with code {process.returncode}")
         if asyncio.run(probe()):
             return
         time.sleep(0.1)
-    raise BenchError(f"the hub did not answer at {url} within {STARTUP_TIMEOUT_S:.0f} s")
+    raise BenchError(f"nothing answered at {url} within {STARTUP_TIMEOUT_S:.0f} s")
+
+
+@contextmanager
+def run_server(
+    command: list[str], *, health_url: str, cwd: Path, env: dict[str, str], quiet: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` in its own process (its standard output dropped if `quiet`) until the
+    context ends; yield the process once `health_url` answers 200."""
+    stdout = subprocess.DEVNULL if quiet else None
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout)
+    try:
+        _wait_until_up(health_url, process)
+        yield process
+    finally:
+        _stop(process)
 
 
 @contextmanager
 def start_hub(upstream_url: str, workdir: Path) -> Iterator[str]:
     """Run the hub under uvicorn in its own process on a SQLite file; yield its base URL."""
+    with serve_hub(workdir, hub_catalog(upstream_url)) as url:
+        yield url
+
+
+def hub_catalog(upstream_url: str) -> list[dict[str, Any]]:
+    """The hub's models: MODEL, served by the upstream at `upstream_url`."""
     deployment = {
         "provider": "openai-compatible",
         "base_url": upstream_url,
         "model": UPSTREAM_MODEL,
     }
-    with serve_hub(workdir, [{"name": MODEL, "deployments": [deployment]}]) as url:
-        yield url
+    return [{"name": MODEL, "deployments": [deployment]}]
 
 
 @contextmanager
@@ -204,6 +227,23 @@ def serve_hub(
     """The hub under uvicorn in its own process, with `models` as its catalog, a SQLite file
     in `workdir`, `token` as the service token the load uses and the `SWITCHBOARD_*`
     `settings` given; yield its base URL."""
+    with hub_process(workdir, models, token=token, log_level=log_level, settings=settings) as (
+        url,
+        _,
+    ):
+        yield url
+
+
+@contextmanager
+def hub_process(
+    workdir: Path,
+    models: list[dict[str, Any]],
+    *,
+    token: str = TOKEN,
+    log_level: str = "warning",
+    settings: dict[str, str] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """serve_hub's hub; yield its base URL and its process."""
     catalog = workdir / "models.yaml"
     catalog.write_text(yaml.safe_dump({"models": models}))
     port = _free_port()
@@ -224,12 +264,9 @@ def serve_hub(
         *("--log-level", log_level, "--no-access-log"),
     ]
     # The working directory is the temporary one so a developer's .env is not read.
-    process = subprocess.Popen(command, cwd=workdir, env=env)
-    try:
-        _wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(process)
+    url = f"http://127.0.0.1:{port}"
+    with run_server(command, health_url=url + "/healthz", cwd=workdir, env=env) as process:
+        yield url, process
 
 
 @contextmanager
