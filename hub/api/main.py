@@ -14,6 +14,7 @@ from hub.api.routes import (
     gateway_health,
     health,
     mcp_servers,
+    metrics,
     model_chat,
     prompts,
     shares,
@@ -26,6 +27,7 @@ __all__ = ["api_router"]
 
 api_router = APIRouter()
 api_router.include_router(health.router)
+api_router.include_router(metrics.router)
 api_router.include_router(gateway.router)
 api_router.include_router(usage.router)
 api_router.include_router(gateway_health.router)

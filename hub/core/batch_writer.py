@@ -34,6 +34,11 @@ class BatchWriter(Generic[Entry]):
     def add(self, entry: Entry) -> None:
         self._pending.append(entry)
 
+    @property
+    def pending(self) -> int:
+        """How many entries wait for the next write."""
+        return len(self._pending)
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"{self._name}-writer")
 

@@ -199,6 +199,13 @@ class Settings(BaseSettings):
     # How often each hub looks for evaluation runs to work on.
     eval_poll_interval_s: float = Field(default=1.0, gt=0)
 
+    # Log lines on stderr: "text", or "json" (one object a line) for a log collector.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # When set, GET /metrics (the hub's and the chat's) needs `Authorization: Bearer <it>`;
+    # empty leaves it open to whoever reaches the port.
+    metrics_token: str = ""
+
     def query_approval_bytes_for(self, user: str) -> int:
         return self.query_approval_bytes_by_user.get(user, self.query_approval_bytes)
 
@@ -222,6 +229,8 @@ class Settings(BaseSettings):
         require_strong_secret("SWITCHBOARD_APP_SERVICE_TOKEN", self.app_service_token)
         # It encrypts MCP server secrets at rest.
         require_strong_secret("SWITCHBOARD_SECRET_KEY", self.secret_key)
+        if self.metrics_token:
+            require_strong_secret("SWITCHBOARD_METRICS_TOKEN", self.metrics_token)
         return self
 
     @property

@@ -87,6 +87,8 @@ EXPERIMENT_BODY = {"prompt": "greeting", "version_a": 1, "version_b": 2}
 _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     # method   path                                    admin   builder member  beta    service anon
     ("GET",    "/healthz",                             200,    200,    200,    200,    200,    200),
+    # Open to whoever reaches the hub, unless SWITCHBOARD_METRICS_TOKEN is set.
+    ("GET",    "/metrics",                             200,    200,    200,    200,    200,    200),
     ("GET",    "/openapi.json",                        200,    200,    200,    200,    200,    200),
     ("GET",    "/docs",                                200,    200,    200,    200,    200,    200),
     ("GET",    "/docs/oauth2-redirect",                200,    200,    200,    200,    200,    200),
