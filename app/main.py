@@ -357,7 +357,11 @@ async def _answer(message: cl.Message) -> None:
         raise
     finally:
         kind = "model" if spec.is_model_chat else "agent"
-        chat_metrics().turn(kind, status, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        chat_metrics().turn(kind, status, seconds)
+        logger.info(
+            "%s turn (%s) ended %s after %.2f s", kind, spec.slug or spec.model, status, seconds
+        )
     if spec.is_model_chat:
         # After the reply, when Chainlit has surely created the thread (it does so in the
         # background at the first message and would overwrite an earlier write).
