@@ -44,7 +44,7 @@ from app.turns import AgentHost, parse_profile
 from hub.api.contract import ShareAudience
 from hub.core.config import get_settings
 from hub.core.logs import configure_logging
-from hub.core.request_ids import new_request_id, request_id_scope
+from hub.core.request_ids import RequestIdScope, new_request_id
 from hub.identity.cookies import SESSION_COOKIE
 
 __all__: list[str] = []
@@ -315,7 +315,7 @@ async def _share(message: cl.Message) -> None:
 async def on_message(message: cl.Message) -> None:
     # One request id for the whole turn: every call to the hub carries it, and the hub passes
     # it on to the provider and the MCP servers.
-    with request_id_scope(new_request_id()):
+    with RequestIdScope(new_request_id()):
         await _answer(message)
 
 

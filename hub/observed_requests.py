@@ -13,7 +13,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.core.metrics import HttpMetrics
-from hub.core.request_ids import REQUEST_ID_HEADER, accepted_request_id, request_id_scope
+from hub.core.request_ids import REQUEST_ID_HEADER, RequestIdScope, accepted_request_id
 
 __all__ = ["observe_request"]
 
@@ -47,7 +47,7 @@ async def observe_request(
         await send(message)
 
     try:
-        with request_id_scope(request_id):
+        with RequestIdScope(request_id):
             await app(scope, receive, send_with_id)
     finally:
         route = getattr(scope.get("route"), "path", None) or UNMATCHED

@@ -53,9 +53,17 @@ class HttpMetrics:
             registry=registry,
         )
 
+        # Each label set's series, looked up once (`labels()` costs a few µs a call).
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self._requests.labels(method, route, f"{status // 100}xx").inc()
-        self._duration.labels(method, route).observe(seconds)
+        key = (method, route, status // 100)
+        series = self._series.get(key)
+        if series is None:
+            requests = self._requests.labels(method, route, f"{key[2]}xx")
+            series = self._series[key] = (requests, self._duration.labels(method, route))
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 class GatewayMetrics:
@@ -88,6 +96,7 @@ class GatewayMetrics:
             ["model", "service"],
             registry=registry,
         )
+        self._series: dict[tuple[str, str | None, str, int], _CallSeries] = {}
 
     def count(
         self,
@@ -101,15 +110,36 @@ class GatewayMetrics:
         output_tokens: int,
         cost_usd: float,
     ) -> None:
-        self._requests.labels(model, service, str(status)).inc()
-        self._duration.labels(model).observe(seconds)
-        billed = answered_model or model
+        key = (model, answered_model, service, status)
+        series = self._series.get(key)
+        if series is None:
+            billed = answered_model or model
+            series = self._series[key] = _CallSeries(
+                requests=self._requests.labels(model, service, str(status)),
+                duration=self._duration.labels(model),
+                input_tokens=self._tokens.labels(billed, service, "input"),
+                output_tokens=self._tokens.labels(billed, service, "output"),
+                cost=self._cost.labels(billed, service),
+            )
+        series.requests.inc()
+        series.duration.observe(seconds)
         if input_tokens:
-            self._tokens.labels(billed, service, "input").inc(input_tokens)
+            series.input_tokens.inc(input_tokens)
         if output_tokens:
-            self._tokens.labels(billed, service, "output").inc(output_tokens)
+            series.output_tokens.inc(output_tokens)
         if cost_usd:
-            self._cost.labels(billed, service).inc(cost_usd)
+            series.cost.inc(cost_usd)
+
+
+@dataclass(frozen=True, slots=True)
+class _CallSeries:
+    """The series one kind of model call (model, answering model, service, status) counts in."""
+
+    requests: Counter
+    duration: Histogram
+    input_tokens: Counter
+    output_tokens: Counter
+    cost: Counter
 
 
 @dataclass(frozen=True, slots=True)

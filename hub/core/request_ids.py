@@ -9,16 +9,14 @@ context variable: asyncio tasks started inside that work inherit it.
 
 import re
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 __all__ = [
     "REQUEST_ID_HEADER",
+    "RequestIdScope",
     "accepted_request_id",
     "current_request_id",
     "new_request_id",
-    "request_id_scope",
 ]
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -44,11 +42,19 @@ def current_request_id() -> str | None:
     return _current.get()
 
 
-@contextmanager
-def request_id_scope(request_id: str) -> Iterator[str]:
-    """Make `request_id` the current one for the work inside the block."""
-    token = _current.set(request_id)
-    try:
-        yield request_id
-    finally:
-        _current.reset(token)
+class RequestIdScope:
+    """`with RequestIdScope(request_id):` makes `request_id` the current one inside the block
+    (a class rather than a generator: it is entered on every request)."""
+
+    __slots__ = ("_request_id", "_token")
+    _token: Token[str | None]
+
+    def __init__(self, request_id: str) -> None:
+        self._request_id = request_id
+
+    def __enter__(self) -> str:
+        self._token = _current.set(self._request_id)
+        return self._request_id
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)

@@ -12,7 +12,7 @@ import pytest
 from agents.hub_client import HubClient
 from agents.runtime import run_agent
 from agents.spec import AgentSpec, ToolSpec
-from hub.core.request_ids import accepted_request_id, request_id_scope
+from hub.core.request_ids import RequestIdScope, accepted_request_id
 from hub.main import create_app
 from tests.conftest import RunningHub
 from tests.support.gateway import APP_TOKEN, Model, ask, gateway_settings, hub_processes
@@ -148,7 +148,7 @@ async def test_a_chat_turns_id_follows_its_model_and_tool_calls_to_the_provider_
         )
         upstream.script(reply="Lisbon is clear.")
         async with HubClient(hub_url=hub.url, token=hub.app_token) as client:
-            with request_id_scope("turn-42"):
+            with RequestIdScope("turn-42"):
                 result = await run_agent(
                     spec=spec,
                     hub=client,
