@@ -52,7 +52,6 @@ class HttpMetrics:
             buckets=_HTTP_BUCKETS,
             registry=registry,
         )
-
         # Each label set's series, looked up once (`labels()` costs a few µs a call).
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
