@@ -2,9 +2,11 @@
 agents, MCP servers and tool calls, run specs, shares and feedback. The runtime's model calls
 go through the same HTTP client, to the hub's OpenAI-compatible gateway.
 
-Every call carries the chat's own service token; the hub is the only thing that talks to
-providers and MCP servers. Failures surface as `HubError` with a message fit to show a person
-in the chat, except tool calls: their failures are outcomes the model reads (`ToolOutcome`).
+Every call carries the chat's own service token, and the request id of the chat turn it is
+made for (hub/core/request_ids.py), which the hub passes on to the provider or MCP server; the
+hub is the only thing that talks to providers and MCP servers. Failures surface as `HubError`
+with a message fit to show a person in the chat, except tool calls: their failures are outcomes
+the model reads (`ToolOutcome`).
 """
 
 from collections.abc import Mapping
@@ -18,6 +20,7 @@ import orjson
 from pydantic import ValidationError
 
 from agents.spec import AgentSpec
+from hub.core.request_ids import REQUEST_ID_HEADER, current_request_id
 
 __all__ = [
     "AgentInfo",
@@ -135,6 +138,11 @@ def _error_detail(response: httpx.Response) -> str:
     return response.reason_phrase
 
 
+async def _send_request_id(request: httpx.Request) -> None:
+    if request_id := current_request_id():
+        request.headers[REQUEST_ID_HEADER] = request_id
+
+
 class HubClient:
     def __init__(self, *, hub_url: str, token: str) -> None:
         self.hub_url = hub_url.rstrip("/")
@@ -143,6 +151,7 @@ class HubClient:
             base_url=self.hub_url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(30.0, connect=_CONNECT_TIMEOUT_S),
+            event_hooks={"request": [_send_request_id]},
         )
 
     @property

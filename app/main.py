@@ -3,7 +3,9 @@
 Run from the repository root: `chainlit run app/main.py --headless --host 127.0.0.1 --port 8000`.
 """
 
+import asyncio
 import logging
+import time
 from functools import cache
 from typing import Any
 
@@ -27,6 +29,7 @@ from app.file_store import LocalFileStore, add_file_route
 from app.history import cut_off_reply, to_openai_messages
 from app.home import empty_home_notice, home_profiles
 from app.hub_links import add_hub_links
+from app.metrics import ChatMetrics, add_metrics_route
 from app.server_switches import enabled_servers, setting_id
 from app.sharing import (
     SHARE_COMMAND,
@@ -40,6 +43,8 @@ from app.sign_in import HubSessions, SignInGate, cookies_of
 from app.turns import AgentHost, parse_profile
 from hub.api.contract import ShareAudience
 from hub.core.config import get_settings
+from hub.core.logs import configure_logging
+from hub.core.request_ids import RequestIdScope, new_request_id
 from hub.identity.cookies import SESSION_COOKIE
 
 __all__: list[str] = []
@@ -48,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 # Chainlit checks for the secret right after importing this module.
 ensure_auth_secret(get_settings().data_dir)
+configure_logging(get_settings().log_format, get_settings().log_level)
 
 _MODEL_KEY = "model"
 
@@ -63,8 +69,14 @@ def file_store() -> LocalFileStore:
     return LocalFileStore(get_settings().data_dir / "chat-files")
 
 
+@cache
+def chat_metrics() -> ChatMetrics:
+    return ChatMetrics()
+
+
 add_file_route(chainlit_app, file_store())
 add_chainlit_routes(chainlit_app, hub=hub_client)
+add_metrics_route(chainlit_app, chat_metrics(), get_settings().metrics_token)
 
 
 @cl.data_layer
@@ -301,6 +313,13 @@ async def _share(message: cl.Message) -> None:
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
+    # One request id for the whole turn: every call to the hub carries it, and the hub passes
+    # it on to the provider and the MCP servers.
+    with RequestIdScope(new_request_id()):
+        await _answer(message)
+
+
+async def _answer(message: cl.Message) -> None:
     if message.command == SHARE_COMMAND:
         await _share(message)
         return
@@ -325,15 +344,28 @@ async def on_message(message: cl.Message) -> None:
     # (a conversation copied from a share, or from before it kept one) goes along in case,
     # and so does a reply whose chat process stopped mid-answer (the runtime's memory ends
     # before it).
-    await agent_host().run(
-        spec=spec,
-        user=person,
-        conversation_id=cl.context.session.thread_id,
-        message=message.content,
-        approval=QueryApproval(threshold_bytes=get_settings().query_approval_bytes_for(person)),
-        earlier=history[:-1],
-        cut_off=cut_off_reply(context[:-1]),
-    )
+    started, status = time.perf_counter(), "error"
+    try:
+        result = await agent_host().run(
+            spec=spec,
+            user=person,
+            conversation_id=cl.context.session.thread_id,
+            message=message.content,
+            approval=QueryApproval(threshold_bytes=get_settings().query_approval_bytes_for(person)),
+            earlier=history[:-1],
+            cut_off=cut_off_reply(context[:-1]),
+        )
+        status = result.status
+    except asyncio.CancelledError:
+        status = "cancelled"
+        raise
+    finally:
+        kind = "model" if spec.is_model_chat else "agent"
+        seconds = time.perf_counter() - started
+        chat_metrics().turn(kind, status, seconds)
+        logger.info(
+            "%s turn (%s) ended %s after %.2f s", kind, spec.slug or spec.model, status, seconds
+        )
     if spec.is_model_chat:
         # After the reply, when Chainlit has surely created the thread (it does so in the
         # background at the first message and would overwrite an earlier write).

@@ -37,6 +37,8 @@ class HotRoutes:
             match, child = route.matches(scope)
             if match is Match.FULL:
                 scope.update(child)
+                # As Starlette's router does: the route's template labels the metrics.
+                scope["route"] = route
                 scope["app"] = self._app
                 await self._answer(route.endpoint, scope, receive, send)
                 return True

@@ -30,6 +30,8 @@ from hub.core.crypto import SecretBox, load_or_create_key
 from hub.core.db import get_engine, migrate
 from hub.core.errors import Refusal
 from hub.core.leader import LeaderLock
+from hub.core.logs import configure_logging
+from hub.core.metrics import HubMetrics
 from hub.core.origin_check import origin_refusal
 from hub.evaluation.runner import EvalRunner
 from hub.gateway.errors import GatewayError, openai_error_response
@@ -48,6 +50,7 @@ from hub.identity.attempts import SignInAttempts
 from hub.identity.oidc import OidcClient
 from hub.mcp.netguard import NetworkPolicy
 from hub.mcp.registry import McpRegistry
+from hub.observed_requests import observe_request
 from hub.services import audit
 from hub.services.service_accounts import TokenResolver, ensure_service
 from hub.services.usage import UsageRecorder
@@ -162,17 +165,25 @@ def _freeze_startup_objects() -> None:
 class _HubApp(FastAPI):
     """The hub's FastAPI app, with the model-call and tool-call routes answered ahead of its
     middleware stack (hub/hot_routes.py); they stay out of the OpenAPI docs (the README
-    documents them). Every request passes the cross-site check first (hub/core/origin_check.py);
+    documents them). Every HTTP request is observed (its request id and metrics:
+    hub/observed_requests.py) and passes the cross-site check first (hub/core/origin_check.py);
     the others carry the caller's address to the audit log (hub/services/audit.py)."""
 
     # Origins besides the request's own that the hub's pages are served from (create_app).
     trusted_origins: tuple[str, ...] = ()
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, metrics: HubMetrics, **options: Any) -> None:
         super().__init__(**options)
         self._hot_routes = HotRoutes(self, HOT_ROUTES)
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await observe_request(scope, receive, send, self._answer, self._metrics.http)
+        else:
+            await self._answer(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (refusal := origin_refusal(scope, self.trusted_origins)):
             await refusal(scope, receive, send)
         elif not await self._hot_routes.answered(scope, receive, send):
@@ -183,6 +194,8 @@ class _HubApp(FastAPI):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    metrics = HubMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -206,7 +219,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine, settings.usage_flush_interval_s, settings.usage_max_pending
         )
         gateway, redis = build_gateway(
-            settings, load_model_catalog(settings.catalog_path), recorder, engine
+            settings, load_model_catalog(settings.catalog_path), recorder, engine, metrics.gateway
         )
         box = SecretBox(settings.secret_key or load_or_create_key(settings.data_dir))
         registry = _registry(settings, engine, box)
@@ -241,6 +254,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             evaluation_service_id=evaluation_service_id,
             experiments=ExperimentResolver(engine),
             shadow_calls=ShadowCalls(engine, gateway),
+            metrics=metrics,
         )
         _freeze_startup_objects()
         try:
@@ -255,7 +269,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await redis.aclose()
             engine.dispose()
 
-    app = _HubApp(title="Switchboard hub", version="0.1.0", lifespan=lifespan)
+    app = _HubApp(metrics, title="Switchboard hub", version="0.1.0", lifespan=lifespan)
     app.trusted_origins = (settings.hub_public_url,)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from hub.core.config import Settings
 from hub.core.crypto import SecretBox
+from hub.core.metrics import HubMetrics
 from hub.gateway.experiment_calls import ExperimentResolver, ShadowCalls
 from hub.gateway.prompt_calls import PromptResolver
 from hub.gateway.proxy import Gateway
@@ -40,3 +41,5 @@ class HubState:
     # The running experiment of each prompt, kept briefly, and the calls recorded in them.
     experiments: ExperimentResolver
     shadow_calls: ShadowCalls
+    # What GET /metrics shows.
+    metrics: HubMetrics

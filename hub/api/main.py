@@ -15,6 +15,7 @@ from hub.api.routes import (
     gateway_health,
     health,
     mcp_servers,
+    metrics,
     model_chat,
     prompts,
     shares,
@@ -27,6 +28,7 @@ __all__ = ["api_router"]
 
 api_router = APIRouter()
 api_router.include_router(health.router)
+api_router.include_router(metrics.router)
 api_router.include_router(gateway.router)
 api_router.include_router(usage.router)
 api_router.include_router(gateway_health.router)

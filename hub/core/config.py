@@ -205,6 +205,13 @@ class Settings(BaseSettings):
     # `switchboard run` waits that long plus a margin for each part before killing it.
     shutdown_grace_s: int = Field(default=25, ge=1, le=3600)
 
+    # Log lines on stderr: "text", or "json" (one object a line) for a log collector.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # When set, GET /metrics (the hub's and the chat's) needs `Authorization: Bearer <it>`;
+    # empty leaves it open to whoever reaches the port.
+    metrics_token: str = ""
+
     def query_approval_bytes_for(self, user: str) -> int:
         return self.query_approval_bytes_by_user.get(user, self.query_approval_bytes)
 
@@ -228,6 +235,8 @@ class Settings(BaseSettings):
         require_strong_secret("SWITCHBOARD_APP_SERVICE_TOKEN", self.app_service_token)
         # It encrypts MCP server secrets at rest.
         require_strong_secret("SWITCHBOARD_SECRET_KEY", self.secret_key)
+        if self.metrics_token:
+            require_strong_secret("SWITCHBOARD_METRICS_TOKEN", self.metrics_token)
         return self
 
     @property

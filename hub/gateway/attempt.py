@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
+from hub.core.request_ids import REQUEST_ID_HEADER, current_request_id
 from hub.gateway.errors import GatewayError
 from hub.gateway.model_catalog import Deployment
 from hub.gateway.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
@@ -121,11 +122,14 @@ async def call_deployment(
     deadline: float,
 ) -> Answer | Failure:
     """Call `deployment`; a stream (`stream_timeout` set: the time-outs of its whole length)
-    returns once its first chunk is in."""
+    returns once its first chunk is in. The call carries the current request id, so the
+    provider's logs can be matched with the hub's."""
     headers = {"content-type": "application/json"}
     key = deployment.api_key()
     if key:
         headers["authorization"] = f"Bearer {key}"
+    if request_id := current_request_id():
+        headers[REQUEST_ID_HEADER] = request_id
     now = time.monotonic()
     first_byte_s = min(policy.first_byte_timeout_s, deadline - now)
     # A whole answer must arrive within the deadline (and the total time-out); a stream only

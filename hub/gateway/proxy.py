@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 from starlette.responses import Response
 
+from hub.core.metrics import GatewayMetrics
 from hub.gateway.attempt import Answer, Failure, call_deployment
 from hub.gateway.breaker import Admission, Breaker, BreakerState
 from hub.gateway.chat_request import ChatRequest
@@ -49,12 +50,14 @@ class Gateway:
         policy: RetryPolicy,
         breaker: Breaker,
         limits: Limits,
+        metrics: GatewayMetrics,
     ) -> None:
         self.catalog = catalog
         self.policy = policy
         self.breaker = breaker
         self._recorder = recorder
         self._limits = limits
+        self._metrics = metrics
         self._http: aiohttp.ClientSession | None = None
         self._stream_timeout = policy.stream_timeout()
         self._chains = {
@@ -119,7 +122,9 @@ class Gateway:
             prompt=prompt,
             prompt_version=prompt_version,
         )
-        accounting = Accounting(self._recorder, self._limits, service, record, started)
+        accounting = Accounting(
+            self._recorder, self._limits, self._metrics, service, record, started
+        )
         if service.limited:
             try:
                 await self._limits.admit(service)

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from hub.core.metrics import GatewayMetrics
 from hub.gateway.attempt import Answer
 from hub.gateway.breaker import Breaker
 from hub.gateway.chat_request import ChatRequest
@@ -72,10 +73,12 @@ class ModelRename:
 
 @dataclass(slots=True)
 class Accounting:
-    """Where a call's usage goes: the usage records, and the service's limit counters."""
+    """Where a call's usage goes: the usage records, the service's limit counters and the
+    metrics."""
 
     recorder: UsageRecorder
     limits: Limits
+    metrics: GatewayMetrics
     service: ServiceIdentity
     record: UsageEntry
     started: float
@@ -87,6 +90,16 @@ class Accounting:
         record.error = error[:1000] if error else None
         record.cost_usd = entry.cost_usd(record.input_tokens, record.output_tokens)
         self.recorder.add(record)
+        self.metrics.count(
+            model=record.model,
+            answered_model=record.answered_model,
+            service=record.service_name,
+            status=status,
+            seconds=record.latency_ms / 1000,
+            input_tokens=record.input_tokens,
+            output_tokens=record.output_tokens,
+            cost_usd=record.cost_usd,
+        )
         tokens = record.input_tokens + record.output_tokens
         if self.service.limited and (tokens or record.cost_usd):
             self.limits.spend(self.service, tokens, record.cost_usd)

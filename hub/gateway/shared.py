@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Engine
 
 from hub.core.config import Settings
+from hub.core.metrics import GatewayMetrics
 from hub.gateway.breaker import Breaker, BreakerPolicy, MemoryBreaker, RedisBreaker
 from hub.gateway.limits import Limits, MemoryLimits, RedisLimits
 from hub.gateway.model_catalog import ModelCatalog
@@ -19,7 +20,11 @@ __all__ = ["build_gateway"]
 
 
 def build_gateway(
-    settings: Settings, catalog: ModelCatalog, recorder: UsageRecorder, engine: Engine
+    settings: Settings,
+    catalog: ModelCatalog,
+    recorder: UsageRecorder,
+    engine: Engine,
+    metrics: GatewayMetrics,
 ) -> tuple[Gateway, Redis | None]:
     """The gateway, and the Redis client it uses (None without `REDIS_URL`), to close."""
     policy = RetryPolicy(
@@ -54,6 +59,11 @@ def build_gateway(
         breaker = MemoryBreaker(breaker_policy)
         limits = MemoryLimits(seed)
     gateway = Gateway(
-        catalog=catalog, recorder=recorder, policy=policy, breaker=breaker, limits=limits
+        catalog=catalog,
+        recorder=recorder,
+        policy=policy,
+        breaker=breaker,
+        limits=limits,
+        metrics=metrics,
     )
     return gateway, redis

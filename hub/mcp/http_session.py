@@ -25,6 +25,7 @@ from mcp import types
 from mcp.shared.version import SUPPORTED_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
+from hub.core.request_ids import REQUEST_ID_HEADER, current_request_id
 from hub.mcp.client import Endpoint, McpUnavailableError, describe_failure
 from hub.mcp.netguard import (
     AddressRefusedError,
@@ -297,8 +298,12 @@ class HttpSession:
         body = orjson.dumps(
             {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
         )
+        sent = headers or self._headers
+        if traced := current_request_id():
+            # The id of the hub request this call is made for, so the server's logs match.
+            sent = {REQUEST_ID_HEADER: traced, **sent}
         message, session_id = await self._post(
-            body, timeout_s, headers=headers or self._headers, expect_reply=True, id=request_id
+            body, timeout_s, headers=sent, expect_reply=True, id=request_id
         )
         if "error" in message:
             error = message["error"]

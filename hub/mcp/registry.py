@@ -5,6 +5,7 @@ runs in worker threads; network work is async."""
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from hub.core.errors import (
     UpstreamError,
 )
 from hub.core.leader import LeaderLock
+from hub.core.request_ids import REQUEST_ID_HEADER, current_request_id
 from hub.core.roles import Permission
 from hub.mcp.client import Endpoint, McpUnavailableError
 from hub.mcp.discovery import discover
@@ -112,7 +114,7 @@ class McpRegistry:
             engine,
             McpToolCall,
             flush_interval_s,
-            name="mcp-tool-call",
+            name="mcp_tool_calls",
             max_pending=max_pending_calls,
         )
         self._callable: dict[str, _Callable] = {}
@@ -148,6 +150,10 @@ class McpRegistry:
         return Endpoint(url=server.url, transport=server.transport, headers=headers)
 
     async def _discover(self, endpoint: Endpoint) -> Any:
+        if request_id := current_request_id():
+            # Registering or "check now": the request's id goes along to the server.
+            headers = {REQUEST_ID_HEADER: request_id, **endpoint.headers}
+            endpoint = Endpoint(url=endpoint.url, transport=endpoint.transport, headers=headers)
         return await discover(
             endpoint,
             policy=self._policy,
@@ -182,6 +188,11 @@ class McpRegistry:
         server = await self._server(slug)
         await self.calls.flush()
         return await self._db(lambda s: store.tool_stats(session=s, server=server))
+
+    async def health_counts(self) -> dict[tuple[str, str], int]:
+        """How many registered servers are in each (health, status), for the metrics."""
+        servers = await self._db(lambda s: store.list_servers(session=s))
+        return dict(Counter((str(s.health), str(s.status)) for s in servers))
 
     async def register(self, server_in: McpServerCreate, actor: Actor) -> McpServerPublic:
         actor.require(Permission.build)

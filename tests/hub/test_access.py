@@ -95,6 +95,8 @@ GATE_CHECK_PAGE = "/prompts/greeting/gate-checks/{gate_check}"
 _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     # method   path                                    admin   builder member  beta    service anon
     ("GET",    "/healthz",                             200,    200,    200,    200,    200,    200),
+    # Open to whoever reaches the hub, unless SWITCHBOARD_METRICS_TOKEN is set.
+    ("GET",    "/metrics",                             200,    200,    200,    200,    200,    200),
     ("GET",    "/openapi.json",                        200,    200,    200,    200,    200,    200),
     ("GET",    "/docs",                                200,    200,    200,    200,    200,    200),
     ("GET",    "/docs/oauth2-redirect",                200,    200,    200,    200,    200,    200),

@@ -160,7 +160,7 @@ async def test_a_tool_call_with_a_tool_name_longer_than_its_column_does_not_hold
         server_id = server.id
     assert server_id is not None
     calls: BatchWriter[ToolCallEntry] = BatchWriter(
-        engine, McpToolCall, 60, name="mcp-tool-call", max_pending=100
+        engine, McpToolCall, 60, name="mcp_tool_calls", max_pending=100
     )
     tools = ["get_weather", "t" * 201, "get_forecast", "get_alerts"]  # the column holds 200
     for tool in tools:
@@ -182,7 +182,7 @@ async def test_a_tool_call_with_a_tool_name_longer_than_its_column_does_not_hold
         assert [row[0] for row in stored] == [tool for tool in tools if tool not in refused]
     assert [row.entry.tool for row in calls.set_aside_rows()] == refused
     assert calls.figures() == WriterFigures(
-        name="mcp-tool-call",
+        name="mcp_tool_calls",
         pending=0,
         written=len(tools) - len(refused),
         set_aside=len(refused),

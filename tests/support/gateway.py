@@ -116,16 +116,18 @@ def ask(
 
 
 @contextmanager
-def hub_processes(env: dict[str, str], workdir: Path, count: int) -> Iterator[list[str]]:
+def hub_processes(
+    env: dict[str, str], workdir: Path, count: int, log_level: str = "warning"
+) -> Iterator[list[str]]:
     """`count` processes of `uvicorn hub.main:create_app`, started together; yields their
-    base URLs once all answer."""
+    base URLs once all answer. Each writes its log to `workdir/hub-<i>.log`."""
     ports = [free_port() for _ in range(count)]
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for i, port in enumerate(ports):
             command = [
                 *(sys.executable, "-m", "uvicorn", "--factory", "hub.main:create_app"),
-                *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+                *("--host", "127.0.0.1", "--port", str(port), "--log-level", log_level),
             ]
             with (workdir / f"hub-{i}.log").open("wb") as log:
                 processes.append(
