@@ -13,7 +13,6 @@ from chainlit.data.base import BaseDataLayer
 from chainlit.input_widget import Switch
 from chainlit.server import app as chainlit_app
 from chainlit.types import ThreadDict
-from redis.asyncio import Redis
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,7 +27,6 @@ from app.file_store import LocalFileStore, add_file_route
 from app.history import cut_off_reply, to_openai_messages
 from app.home import empty_home_notice, home_profiles
 from app.hub_links import add_hub_links
-from app.reconnect import SessionThreads, resume_on_reconnect
 from app.server_switches import enabled_servers, setting_id
 from app.sharing import (
     SHARE_COMMAND,
@@ -74,26 +72,10 @@ def data_layer() -> BaseDataLayer:
     return SwitchboardDataLayer(get_settings().sqlalchemy_url, files=file_store())
 
 
-@cache
-def session_threads() -> SessionThreads | None:
-    """With Redis (several chat replicas need it), where a reconnect finds its conversation."""
-    settings = get_settings()
-    if not settings.redis_url:
-        return None
-    redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    return SessionThreads(redis, settings.redis_prefix)
-
-
-if (_threads := session_threads()) is not None:
-    resume_on_reconnect(_threads)
-
-
 @cl.on_app_shutdown
 async def close_hub_clients() -> None:
     await agent_host().close()
     await hub_client().aclose()
-    if (threads := session_threads()) is not None:
-        await threads.aclose()
 
 
 @cache
@@ -325,9 +307,6 @@ async def on_message(message: cl.Message) -> None:
     if layer := get_data_layer():
         # Stored before the model is called, not whenever Chainlit's background write lands.
         await layer.create_step(message.to_dict())
-    if (threads := session_threads()) is not None:
-        session = cl.context.session
-        await threads.remember(session.id, session.thread_id)
     context = cl.chat_context.get()
     history = to_openai_messages(context)
     try:

@@ -4,7 +4,9 @@ The proxy (Debian's nginx, `make nginx`) takes the addresses one hub and one cha
 (SWITCHBOARD_HUB_HOST/PORT and SWITCHBOARD_APP_HOST/PORT), so links, sign-in redirects and
 cookies stay what they are with one of each; the replicas listen on the next ports up. The
 hub's routes are balanced across the hub replicas; a browser sticks to one chat replica while
-its socket lives, and reconnects to another when that one goes away (app/reconnect.py).
+its socket lives (by Chainlit's session cookie), and reconnects to another when that one goes
+away: the page is on its conversation's address by then, and the socket it opens again names
+the conversation, which the other replica resumes from the database.
 Replicas share their state through PostgreSQL and Redis, so two or more need both.
 """
 

@@ -3,6 +3,7 @@ page reconnects to the other, and the conversation is there with the part of the
 had streamed, marked as cut off; the next message gets an answer."""
 
 import json
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,9 @@ def test_a_chat_replica_dying_mid_reply_hands_the_conversation_to_another(
         upstream.script(reply=" ".join(WORDS), chunk_delay_s=0.05)
         send(page, QUESTION)
         expect(page.locator(".message-content").filter(has_text="w0 w1 w2").last).to_be_visible()
+        # Chainlit's page moves to the conversation's own address as it begins, and opens its
+        # socket again naming it: that is what a reconnect to another replica resumes.
+        expect(page).to_have_url(re.compile(r"/thread/[0-9a-f-]+$"))
         wait_until(lambda: _stored_reply(postgres_url), what="the reply stored as it streams")
 
         # The replica holding the page's socket is the one the proxy keeps a connection to.

@@ -16,7 +16,7 @@ from hub.core.db import get_engine, migrate
 from hub.core.roles import Role
 from hub.replicas import Topology, start_chat_replicas, start_hub_replicas
 from hub.services.users import create_user
-from tests.conftest import APP_TOKEN, write_catalog
+from tests.conftest import APP_TOKEN, RunningHub, write_catalog
 from tests.support.servers import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -31,12 +31,18 @@ class Running:
     def child(self, name: str) -> Child:
         return next(child for child in self.children if child.name == name)
 
+    @property
+    def hub(self) -> RunningHub:
+        """The hub as one, at the proxy's address."""
+        return RunningHub(url=self.settings.hub_url, settings=self.settings, app_token=APP_TOKEN)
+
 
 @contextmanager
 def running_topology(
-    tmp_path: Path, database_url: str, upstream_url: str, replicas: int = 2
+    tmp_path: Path, database_url: str, upstream_url: str, replicas: int = 2, chat: bool = True
 ) -> Iterator[Running]:
-    """The proxy at settings.hub_url and settings.app_public_url, the replicas behind it."""
+    """The proxy at settings.hub_url and settings.app_public_url, the replicas behind it
+    (with `chat` False, only the hub's)."""
     migrate(database_url)
     env = {
         key: value
@@ -74,7 +80,8 @@ def running_topology(
     children: list[Child] = []
     try:
         start_hub_replicas(children, topology, settings, env, tmp_path / "proxy")
-        start_chat_replicas(children, topology, settings, env)
+        if chat:
+            start_chat_replicas(children, topology, settings, env)
         yield Running(settings, topology, children)
     finally:
         stop_children(children, wait_s=15)
