@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 CHROMIUM := /usr/bin/chromium
+NGINX := /usr/sbin/nginx
 
-.PHONY: run test lint install install-dev install-model chromium bench clean
+.PHONY: run test test-slow lint install install-dev install-model chromium nginx bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,14 +32,24 @@ chromium:
 	  echo "Installing Debian's chromium for the browser tests..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The proxy in front of the replicas of `switchboard run --replicas N` and their tests.
+nginx:
+	@test -x $(NGINX) || { \
+	  echo "Installing Debian's nginx for several replicas..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+
 run: install-model
 	$(BIN)/switchboard run
 
-test: install-model chromium
+test: install-model chromium nginx
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The tests marked slow (several replicas behind the proxy, each over a minute).
+test-slow: install-model chromium nginx
+	$(BIN)/pytest -m slow
 
 bench: install
 	$(BIN)/python bench/gateway_overhead.py

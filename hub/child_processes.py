@@ -14,7 +14,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CHAT", "HUB", "STOP_MARGIN_S", "Child", "start_child", "stop_children", "stop_order"]
+import httpx
+
+__all__ = [
+    "CHAT",
+    "HUB",
+    "STOP_MARGIN_S",
+    "Child",
+    "StartupError",
+    "start_child",
+    "stop_children",
+    "stop_order",
+    "wait_for",
+]
 
 CHAT = "the chat app"
 HUB = "the hub"
@@ -30,6 +42,28 @@ class Child:
     process: subprocess.Popen[bytes]
 
 
+class StartupError(RuntimeError):
+    pass
+
+
+def wait_for(url: str, child: Child, timeout_s: float) -> None:
+    """Wait until `url` answers below 500; StartupError if `child` exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    name = child.name
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise StartupError(
+                f"{name} exited with code {child.process.returncode}; see its log above"
+            )
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise StartupError(f"{name} did not answer at {url} within {timeout_s:.0f} s")
+
+
 def start_child(name: str, command: list[str], cwd: Path, env: dict[str, str]) -> Child:
     # In a process group of its own: Ctrl-C in a terminal reaches only `switchboard run`,
     # which then stops the parts in order, rather than all of them at once.
@@ -37,9 +71,13 @@ def start_child(name: str, command: list[str], cwd: Path, env: dict[str, str]) -
 
 
 def stop_order(children: Sequence[Child]) -> list[Child]:
-    """The chat, then the hub, then the others, the last started first."""
-    rank = {CHAT: 0, HUB: 1}
-    return sorted(reversed(children), key=lambda child: rank.get(child.name, len(rank)))
+    """The chat, then the hub, then the others, the last started first. A replica's name
+    starts with its part's (`the hub replica 2`), and ranks as that part."""
+
+    def rank(child: Child) -> int:
+        return next((at for at, part in enumerate((CHAT, HUB)) if child.name.startswith(part)), 2)
+
+    return sorted(reversed(children), key=rank)
 
 
 def stop_children(children: Sequence[Child], wait_s: float) -> list[str]:

@@ -140,11 +140,19 @@ def db_upgrade() -> None:
 
 
 @cli.command("run")
-def run() -> None:
+def run(
+    replicas: Annotated[
+        int,
+        typer.Option(
+            help="Hub and chat replicas behind nginx; 2 or more need DATABASE_URL "
+            "(PostgreSQL) and REDIS_URL."
+        ),
+    ] = 1,
+) -> None:
     """Start the local model, the hub and the chat app on localhost."""
     from hub.start_platform import run_platform
 
-    raise typer.Exit(run_platform(get_settings()))
+    raise typer.Exit(run_platform(get_settings(), replicas=replicas))
 
 
 @cli.command("hub")

@@ -12,14 +12,23 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 from dotenv import dotenv_values
 
 from hub import localmodel
-from hub.child_processes import CHAT, HUB, STOP_MARGIN_S, Child, start_child, stop_children
+from hub.child_processes import (
+    CHAT,
+    HUB,
+    STOP_MARGIN_S,
+    Child,
+    StartupError,
+    start_child,
+    stop_children,
+    wait_for,
+)
 from hub.core.config import Settings, require_strong_secret
 from hub.core.db import migrate
 from hub.identity import local_provider
+from hub.replicas import Topology, replicas_problem, start_chat_replicas, start_hub_replicas
 from hub.seed import (
     BIGQUERY,
     DATAMODEL,
@@ -39,38 +48,27 @@ __all__ = ["run_platform"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class StartupError(RuntimeError):
-    pass
-
-
-def _wait_for(url: str, child: Child, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    name = child.name
-    while time.monotonic() < deadline:
-        if child.process.poll() is not None:
-            raise StartupError(
-                f"{name} exited with code {child.process.returncode}; see its log above"
-            )
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise StartupError(f"{name} did not answer at {url} within {timeout_s:.0f} s")
-
-
 def _describe(person: local_provider.DemoPerson, settings: Settings) -> str:
     """A demo person as the hub will read their groups: role and teams."""
     rules = group_rules(settings)
     return f"{rules.role(person.groups).value} of {', '.join(rules.teams(person.groups))}"
 
 
+def _ports(ports: tuple[int, ...]) -> str:
+    return ", ".join(str(port) for port in ports)
+
+
 def _start(name: str, command: list[str], env: dict[str, str]) -> Child:
     return start_child(name, command, REPO_ROOT, env)
 
 
-def run_platform(settings: Settings) -> int:
+def run_platform(settings: Settings, replicas: int = 1) -> int:
+    """Start every part and wait; with `replicas` above 1, that many hubs and chats behind
+    a proxy (hub/replicas.py)."""
+    if problem := replicas_problem(settings, replicas):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    topology = Topology.beside(settings, replicas)
     if settings.environment == "production":
         # The chat signs its sessions with this; in production it comes from the environment
         # (or the chat's .env), never from a file generated into the data directory. Checked
@@ -101,7 +99,7 @@ def run_platform(settings: Settings) -> int:
             model = _start("the local model server", localmodel.server_command(settings), env)
             children.append(model)
             model_url = f"http://127.0.0.1:{settings.local_model_port}/v1/models"
-            _wait_for(model_url, model, timeout_s=120)
+            wait_for(model_url, model, timeout_s=120)
         else:
             print(
                 "The local model is not installed ('make run' installs it); "
@@ -114,16 +112,20 @@ def run_platform(settings: Settings) -> int:
             )
             children.append(provider)
             provider_url = local_provider.issuer(settings) + "/.well-known/openid-configuration"
-            _wait_for(provider_url, provider, timeout_s=30)
+            wait_for(provider_url, provider, timeout_s=30)
             env.update(local_provider.provider_env(settings))
-        hub_env = {
-            **env,
-            "SWITCHBOARD_HUB_HOST": settings.hub_host,
-            "SWITCHBOARD_HUB_PORT": str(settings.hub_port),
-        }
-        hub = _start(HUB, [sys.executable, "-m", "hub.serve"], hub_env)
-        children.append(hub)
-        _wait_for(settings.hub_url + "/healthz", hub, timeout_s=60)
+        if replicas > 1:
+            state_dir = settings.data_dir.resolve() / "proxy"
+            start_hub_replicas(children, topology, settings, env, state_dir)
+        else:
+            hub_env = {
+                **env,
+                "SWITCHBOARD_HUB_HOST": settings.hub_host,
+                "SWITCHBOARD_HUB_PORT": str(settings.hub_port),
+            }
+            hub = _start(HUB, [sys.executable, "-m", "hub.serve"], hub_env)
+            children.append(hub)
+            wait_for(settings.hub_url + "/healthz", hub, timeout_s=60)
         print("Starting the local BigQuery with the sample marketplace...", flush=True)
         warehouse = WarehouseSettings(data_dir=settings.data_dir)
         emulator_command = [sys.executable, "-m", "mcp_servers.bigquery.emulator"]
@@ -136,7 +138,7 @@ def run_platform(settings: Settings) -> int:
                 f"{warehouse.emulator_url}/bigquery/v2/projects/{warehouse.project_id}"
                 f"/datasets/{warehouse.dataset}"
             )
-            _wait_for(dataset_url, emulator, timeout_s=120)
+            wait_for(dataset_url, emulator, timeout_s=120)
         registered: list[str] = []
         token = setup_token(settings)
         for module, port, server in (
@@ -148,30 +150,39 @@ def run_platform(settings: Settings) -> int:
             child = _start(f"the {server['slug']} MCP server", command, env)
             children.append(child)
             url = f"http://127.0.0.1:{port}/mcp"
-            _wait_for(url, child, timeout_s=30)
+            wait_for(url, child, timeout_s=30)
             outcome = register_server(settings.hub_url, token, server, url)
             registered.append(f"{server['slug']} at {url} ({outcome})")
-        chat = _start(
-            CHAT,
-            [
-                sys.executable,
-                "-m",
-                "chainlit",
-                "run",
-                "app/main.py",
-                "--headless",
-                "--host",
-                settings.app_host,
-                "--port",
-                str(settings.app_port),
-            ],
-            env,
-        )
-        children.append(chat)
         app_url = f"http://{settings.app_host}:{settings.app_port}"
-        _wait_for(app_url, chat, timeout_s=90)
+        if replicas > 1:
+            start_chat_replicas(children, topology, settings, env)
+        else:
+            chat = _start(
+                CHAT,
+                [
+                    sys.executable,
+                    "-m",
+                    "chainlit",
+                    "run",
+                    "app/main.py",
+                    "--headless",
+                    "--host",
+                    settings.app_host,
+                    "--port",
+                    str(settings.app_port),
+                ],
+                env,
+            )
+            children.append(chat)
+            wait_for(app_url, chat, timeout_s=90)
         print()
         print("Switchboard is running.")
+        if replicas > 1:
+            print(
+                f"  {replicas} hub replicas on ports {_ports(topology.hub_ports)} and "
+                f"{replicas} chat replicas on ports {_ports(topology.chat_ports)}, "
+                "behind nginx at the addresses below"
+            )
         print(f"  Chat: {app_url}")
         print(f"  Hub:  {settings.hub_url}  (API docs at {settings.hub_url}/docs)")
         for line in registered:
