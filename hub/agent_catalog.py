@@ -1,6 +1,11 @@
 """The agent catalog at work: who may read and change an agent, validation against the model
 catalog and the MCP registry, publishing and restoring. Database work runs in worker threads.
 
+Publishing an agent bound to a regression gate freezes its draft as the next version and starts
+a gate check, which makes that version live once it scores no worse than the live one
+(hub/evaluation/gates.py); restoring a version is not gated, but a version the gate held back
+(one that never went live) cannot be restored while the agent is gated.
+
 Someone who may not read an agent gets 404, as if it did not exist; someone who may read it
 but not change it gets 403.
 """
@@ -15,6 +20,9 @@ from sqlmodel import Session
 from agents.spec import AgentSpec
 from hub.core.errors import ConflictError, InvalidError, NotFoundError, PermissionDeniedError
 from hub.core.roles import Permission
+from hub.evaluation.gate_targets import target_of
+from hub.evaluation.gates import check_public, held_versions, start_check
+from hub.evaluation.runs import EvalRuns
 from hub.gateway.model_catalog import ModelCatalog
 from hub.models.actor import Actor
 from hub.models.agent import (
@@ -26,8 +34,10 @@ from hub.models.agent import (
     AgentUpdate,
     AgentVersionPublic,
 )
+from hub.models.eval_gate import GateCheckPublic
 from hub.models.mcp_server import McpServerPublic
 from hub.services import agents as store
+from hub.services import eval_gates as gates_store
 from hub.services import mcp_servers as registry_store
 from hub.services.model_tools import definition_problems
 
@@ -129,11 +139,22 @@ class AgentCatalog:
 
         return await self._db(work)
 
-    async def publish(self, slug: str, actor: Actor) -> AgentVersionPublic:
-        def work(session: Session) -> AgentVersionPublic:
+    async def publish(self, slug: str, actor: Actor) -> AgentVersionPublic | GateCheckPublic:
+        """Freeze the draft as the next version and make it live; for a gated agent with a
+        live version, the gate check that makes it live if it passes."""
+
+        def work(session: Session) -> AgentVersionPublic | GateCheckPublic:
             agent = _editable(session, slug, actor)
             self._check(session, AgentPublic.definition_of(agent))
-            version = store.publish_draft(session=session, agent=agent, actor=actor)
+            version = store.freeze_draft(session=session, agent=agent, actor=actor)
+            runs = EvalRuns(engine=self._engine, models=self._models)
+            target = target_of(session, "agent", slug)
+            number = version.number
+            check = start_check(session, runs=runs, target=target, number=number, actor=actor)
+            if check is not None:
+                return check_public(session, check)
+            store.make_live(session=session, agent=agent, version=version, actor=actor)
+            session.refresh(version)
             return store.version_public(version, version.id)
 
         return await self._db(work)
@@ -154,6 +175,14 @@ class AgentCatalog:
             version = store.get_version(session=session, agent=agent, number=number)
             if version is None:
                 raise NotFoundError(f"{slug!r} has no version {number}.")
+            held = held_versions(session, "agent", slug)
+            gated = gates_store.get_gate(session=session, target_kind="agent", target=slug)
+            if number in held and gated is not None and agent.live_version_id != version.id:
+                raise ConflictError(
+                    f"v{number} of {slug!r} never went live: its gate check {held[number]} held "
+                    "it back, and restoring is for versions that were live. Publish a better "
+                    "draft, or an admin may override that check."
+                )
             store.restore_version(session=session, agent=agent, version=version, actor=actor)
             return store.version_public(version, version.id)
 
@@ -162,6 +191,7 @@ class AgentCatalog:
     async def delete(self, slug: str, actor: Actor) -> None:
         def work(session: Session) -> None:
             agent = _editable(session, slug, actor)
+            gates_store.forget_target(session=session, target_kind="agent", target=slug)
             store.delete_agent(session=session, agent=agent, actor=actor)
 
         await self._db(work)

@@ -278,6 +278,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     app.include_router(sign_in.router)
     app.include_router(pages.router)
+    # Before the agent pages, whose `/agents/{slug}/{action}` would take the gate's forms.
+    app.include_router(eval_gate_pages.router)
     app.include_router(agent_pages.router)
     app.include_router(prompt_pages.router)
     app.include_router(eval_set_pages.router)
@@ -290,5 +292,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(eval_run_pages.router)
     app.include_router(eval_judge_pages.router)
     app.include_router(experiment_pages.router)
-    app.include_router(eval_gate_pages.router)
     return app

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from hub.core.errors import ConflictError, InvalidError, NotFoundError, PermissionDeniedError
 from hub.core.roles import Permission
+from hub.evaluation.gate_targets import target_of
 from hub.evaluation.gates import check_public, start_check
 from hub.evaluation.runs import EvalRuns
 from hub.gateway.model_catalog import ModelCatalog
@@ -201,10 +202,12 @@ class PromptLibrary:
             _version(session, prompt, number)
             if prompt.production_version == number:
                 return store.to_public(session=session, prompt=prompt)
-            runs = EvalRuns(engine=self._engine, models=self.models)
-            check = start_check(session, runs=runs, prompt=prompt, number=number, actor=actor)
-            if check is not None:
-                return check_public(session, check)
+            if not store.was_production(session=session, prompt=prompt, number=number):
+                runs = EvalRuns(engine=self._engine, models=self.models)
+                target = target_of(session, "prompt", name)
+                check = start_check(session, runs=runs, target=target, number=number, actor=actor)
+                if check is not None:
+                    return check_public(session, check)
             changed = store.set_production(
                 session=session, prompt=prompt, version=number, actor=actor
             )

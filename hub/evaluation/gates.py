@@ -1,10 +1,11 @@
-"""The regression gate at work: binding a prompt to a test set and checks, starting a gate check
-when its production is to move to a version that was never production, deciding it once its
-two runs are over, and an admin's override. Only prompts are gated for now; the tables name
-the target's kind so that agents' versions can be gated the same way.
+"""The regression gate at work: binding a prompt or an agent to a test set and checks, starting
+a gate check when its production is to move to a new version (a prompt's version that was never
+production, an agent's draft just published), deciding it once its two runs are over, and an
+admin's override. hub/evaluation/gate_targets.py holds what differs between the two kinds.
 
-Anyone signed in reads gates and gate checks. The prompt's team's builders (and its services)
-and admins bind, change and remove its gate, as they run it; only admins override.
+Anyone signed in reads a prompt's gate and gate checks (an agent's: whoever may read the
+agent). Those who may run the prompt or agent (a prompt's team's builders and services, an
+agent's owner) and admins bind, change and remove its gate; only admins override.
 
 A check's score is the share of the set's cases that passed every check (an error counts as
 not passed). The candidate passes when its score is at least production's less the margin;
@@ -13,7 +14,7 @@ candidate. Checks are decided by the runner's loop in every hub process (hub/eva
 runner.py), each by one conditional UPDATE, so two processes never both move production.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import anyio
@@ -22,7 +23,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from hub.core.errors import ConflictError, NotFoundError, PermissionDeniedError
-from hub.core.roles import Permission, Role
+from hub.core.roles import Role
+from hub.evaluation.gate_targets import (
+    GateTarget,
+    find_target,
+    may_bind,
+    move_production,
+    production_word,
+    target_of,
+)
 from hub.evaluation.run_figures import compare
 from hub.evaluation.runs import EvalRuns
 from hub.gateway.model_catalog import ModelCatalog
@@ -36,16 +45,30 @@ from hub.models.eval_gate import (
     GateSet,
     GateStatus,
 )
-from hub.models.evaluation import Check, EvalRun, EvalSet, ResultStatus, RunCreate, RunStatus
-from hub.models.prompt import Prompt
+from hub.models.evaluation import (
+    Check,
+    EvalRun,
+    EvalSet,
+    ResultStatus,
+    RunCreate,
+    RunStatus,
+    TargetKind,
+)
 from hub.models.service import utcnow
 from hub.services import eval_gates as store
 from hub.services import eval_runs as runs_store
 from hub.services import eval_sets as sets_store
-from hub.services import prompts as prompt_store
 from hub.services.audit import record_event
 
-__all__ = ["GATE_CONCURRENCY", "EvalGates", "check_public", "decide_check", "start_check"]
+__all__ = [
+    "GATE_CONCURRENCY",
+    "EvalGates",
+    "check_public",
+    "decide_check",
+    "held_back",
+    "held_versions",
+    "start_check",
+]
 
 T = TypeVar("T")
 # Cases each of a gate check's runs answers at once.
@@ -54,30 +77,20 @@ GATE_CONCURRENCY = 4
 _EPSILON = 1e-9
 
 
-def _prompt(session: Session, name: str) -> Prompt:
-    prompt = prompt_store.get_prompt(session=session, name=name)
-    if prompt is None:
-        raise NotFoundError(f"No prompt {name!r} exists.")
-    return prompt
-
-
-def _may_bind(actor: Actor, prompt: Prompt) -> None:
-    actor.require(Permission.build)
-    if not actor.can_manage(prompt.team):
-        raise PermissionDeniedError(
-            f"Only team {prompt.team!r}'s builders or an admin can change the gate of the "
-            f"prompt {prompt.name!r}."
-        )
-
-
 def _record(
-    session: Session, actor: Actor | None, action: str, name: str, details: dict[str, Any]
+    session: Session,
+    actor: Actor | None,
+    kind: str,
+    action: str,
+    name: str,
+    details: dict[str, Any],
 ) -> None:
+    """`action` ("gate_set", ...) as the kind's own ("prompt.gate_set", "agent.gate_set")."""
     record_event(
         session=session,
         actor=actor,
-        action=action,
-        object_kind="prompt",
+        action=f"{kind}.{action}",
+        object_kind=kind,
         object_id=name,
         details=details,
     )
@@ -129,41 +142,40 @@ def check_public(session: Session, check: EvalGateCheck) -> GateCheckPublic:
 
 
 def start_check(
-    session: Session, *, runs: EvalRuns, prompt: Prompt, number: int, actor: Actor
+    session: Session, *, runs: EvalRuns, target: GateTarget, number: int, actor: Actor
 ) -> EvalGateCheck | None:
-    """When `prompt` is gated and version `number` has never been production: a gate check
-    with its two runs (committed), or the one already waiting for this version. None when the
-    change of production is not gated: no gate, or a version that was production before (a
-    roll back, or a return to it), or no production version to compare with."""
-    gate = store.get_gate(session=session, target_kind="prompt", target=prompt.name)
-    baseline = prompt.production_version
-    if (
-        gate is None
-        or baseline is None
-        or prompt_store.was_production(session=session, prompt=prompt, number=number)
-    ):
+    """When `target` is gated and has a production version: a gate check of version `number`
+    with its two runs (committed with what the session holds), or the one already waiting for
+    this version. None when the change is not gated: no gate, or no production version to
+    compare with. The caller tells a gated change from one that is not (a prompt's version that
+    was production before, a restored agent version)."""
+    gate = store.get_gate(session=session, target_kind=target.kind, target=target.name)
+    baseline = target.production
+    if gate is None or baseline is None:
         return None
     waiting = store.running_check(
-        session=session, target_kind="prompt", target=prompt.name, candidate=number
+        session=session, target_kind=target.kind, target=target.name, candidate=number
     )
     if waiting is not None:
         return waiting
     test_set = session.get(EvalSet, gate.set_id)
     assert test_set is not None and test_set.id is not None
-    body = RunCreate(
-        set=test_set.name,
-        set_version=test_set.latest_version or None,
-        prompt=prompt.name,
-        version=number,
-        checks=[Check.model_validate(check) for check in gate.checks],
-        concurrency=GATE_CONCURRENCY,
+    body = RunCreate.model_validate(
+        {
+            "set": test_set.name,
+            "set_version": test_set.latest_version or None,
+            target.kind: target.name,
+            "version": number,
+            "checks": gate.checks,
+            "concurrency": GATE_CONCURRENCY,
+        }
     )
     candidate = runs.queue(session, body, actor)
     production = runs.queue(session, body.model_copy(update={"version": baseline}), actor)
     assert candidate.id is not None and production.id is not None
     check = EvalGateCheck(
-        target_kind="prompt",
-        target=prompt.name,
+        target_kind=target.kind,
+        target=target.name,
         candidate_version=number,
         baseline_version=baseline,
         set_id=test_set.id,
@@ -172,7 +184,7 @@ def start_check(
         baseline_run_id=production.id,
         margin=gate.margin,
         cases=candidate.cases,
-        team=prompt.team,
+        team=target.team,
         requested_by_kind=actor.kind,
         requested_by_id=actor.id,
         requested_by=actor.name,
@@ -186,7 +198,7 @@ def start_check(
         "set": test_set.name,
         "set_version": candidate.set_version,
     }
-    _record(session, actor, "prompt.gate_check_started", prompt.name, details)
+    _record(session, actor, target.kind, "gate_check_started", target.name, details)
     session.commit()
     session.refresh(check)
     return check
@@ -214,7 +226,8 @@ def _fail(session: Session, check: EvalGateCheck, message: str) -> None:
         values={"message": message[:2000]},
     ):
         details = {"gate_check": check.id, "candidate_version": check.candidate_version}
-        _record(session, None, "prompt.gate_failed", check.target, {**details, "why": message})
+        why = {**details, "why": message}
+        _record(session, None, check.target_kind, "gate_failed", check.target, why)
     session.commit()
 
 
@@ -232,27 +245,33 @@ def decide_check(session: Session, check_id: int) -> bool:
     baseline = runs_store.get_run(session=session, run_id=check.baseline_run_id)
     if not (_over(candidate) and _over(baseline)):
         return False
-    prompt = prompt_store.get_prompt(session=session, name=check.target)
-    for which, run in (("candidate's", candidate), ("production's", baseline)):
+    target = find_target(session, check.target_kind, check.target)
+    production = production_word(check.target_kind)
+    theirs = f"{production}'s".removeprefix("the ")
+    for which, run in (("candidate's", candidate), (theirs, baseline)):
         if run is None or run.status != RunStatus.finished.value:
             why = run.message if run is not None and run.message else "it was stopped"
             status = run.status if run is not None else "gone"
             _fail(
                 session,
                 check,
-                f"The {which} run is {status} ({why}), so nothing was measured and production "
-                "stays. Ask for the change again, or an admin may override.",
+                f"The {which} run is {status} ({why}), so nothing was measured and "
+                f"{production} stays. Ask for the change again, or an admin may override.",
             )
             return False
-    if prompt is None:
-        _fail(session, check, f"The prompt {check.target!r} is gone.")
+    if target is None:
+        _fail(session, check, f"The {check.target_kind} {check.target!r} is gone.")
         return False
     assert candidate is not None and baseline is not None
-    return _verdict(session, check, prompt, candidate, baseline)
+    return _verdict(session, check, target, candidate, baseline)
 
 
 def _verdict(
-    session: Session, check: EvalGateCheck, prompt: Prompt, candidate: EvalRun, baseline: EvalRun
+    session: Session,
+    check: EvalGateCheck,
+    target: GateTarget,
+    candidate: EvalRun,
+    baseline: EvalRun,
 ) -> bool:
     assert check.id is not None and candidate.id is not None and baseline.id is not None
     before = runs_store.results_with_cases(session=session, run_id=baseline.id)
@@ -266,8 +285,9 @@ def _verdict(
         "baseline_score": passed_before / cases if cases else None,
         "worse": worse,
     }
+    production = production_word(target.kind)
     figures = (
-        f"v{check.candidate_version} passed {passed_after} of {cases} cases, production's "
+        f"v{check.candidate_version} passed {passed_after} of {cases} cases, {production}'s "
         f"v{check.baseline_version} {passed_before}; the margin is {check.margin:g} of the cases"
     )
     if not cases:
@@ -280,10 +300,10 @@ def _verdict(
         rows = ", ".join(str(position) for position in worse) or "none"
         message = f"Refused: {figures}. Rows that got worse: {rows}."
         passes = False
-    if prompt.production_version != check.baseline_version:
+    if target.production != check.baseline_version:
         message += (
-            f" Production moved to v{prompt.production_version} meanwhile; the candidate was "
-            f"compared with v{check.baseline_version}, as measured."
+            f" {production.capitalize()} moved to v{target.production} meanwhile; the candidate "
+            f"was compared with v{check.baseline_version}, as measured."
         )
     status = GateStatus.passed if passes else GateStatus.refused
     if not store.settle(
@@ -304,22 +324,36 @@ def _verdict(
         "margin": check.margin,
         "worse_rows": worse,
     }
-    action = "prompt.gate_passed" if passes else "prompt.gate_refused"
-    _record(session, None, action, prompt.name, details)
-    if not passes or prompt.production_version == check.candidate_version:
+    action = "gate_passed" if passes else "gate_refused"
+    _record(session, None, target.kind, action, target.name, details)
+    if not passes or target.production == check.candidate_version:
         session.commit()
         return False
-    prompt_store.set_production(
-        session=session,
-        prompt=prompt,
-        version=check.candidate_version,
-        actor=_requester(check),
-        gate_check=check.id,
-    )
+    move_production(session, target, check.candidate_version, _requester(check), check.id)
     return True
 
 
+def held_back(checks: Iterable[EvalGateCheck | GateCheckPublic]) -> dict[int, int]:
+    """The versions the gate held back, those of `checks` (newest first) none of which passed
+    or was overridden, each with its newest check."""
+    held: dict[int, int] = {}
+    let_through: set[int] = set()
+    for check in checks:
+        assert check.id is not None
+        if check.status in (GateStatus.passed, GateStatus.overridden):
+            let_through.add(check.candidate_version)
+        held.setdefault(check.candidate_version, check.id)
+    return {number: check for number, check in held.items() if number not in let_through}
+
+
+def held_versions(session: Session, kind: str, name: str) -> dict[int, int]:
+    """The target's versions the gate held back (never production, as far as the gate knows)."""
+    return held_back(store.list_checks(session=session, target_kind=kind, target=name, limit=None))
+
+
 class EvalGates:
+    """The gates of prompts and agents; each call names the kind of its target."""
+
     def __init__(self, *, engine: Engine, models: ModelCatalog, resolver: PromptResolver) -> None:
         self._engine = engine
         self._runs = EvalRuns(engine=engine, models=models)
@@ -332,30 +366,32 @@ class EvalGates:
 
         return await anyio.to_thread.run_sync(run)
 
-    async def get(self, name: str) -> GatePublic | None:
-        """The prompt's gate, None when it has none."""
+    async def get(self, kind: TargetKind, name: str, actor: Actor) -> GatePublic | None:
+        """The target's gate, None when it has none."""
 
         def work(session: Session) -> GatePublic | None:
-            _prompt(session, name)
-            gate = store.get_gate(session=session, target_kind="prompt", target=name)
+            target_of(session, kind, name, actor)
+            gate = store.get_gate(session=session, target_kind=kind, target=name)
             return _gate_public(session, gate) if gate is not None else None
 
         return await self._db(work)
 
-    async def bind(self, name: str, body: GateSet, actor: Actor) -> GatePublic:
-        """Bind the prompt to a test set and checks (or change its gate)."""
+    async def bind(self, kind: TargetKind, name: str, body: GateSet, actor: Actor) -> GatePublic:
+        """Bind the target to a test set and checks (or change its gate)."""
 
         def work(session: Session) -> GatePublic:
-            prompt = _prompt(session, name)
-            _may_bind(actor, prompt)
-            plan = RunCreate(set=body.test_set, prompt=name, checks=body.checks)
+            target = target_of(session, kind, name, actor)
+            may_bind(actor, target)
+            plan = RunCreate.model_validate(
+                {"set": body.test_set, kind: name, "checks": body.checks}
+            )
             # The refusal a run of these checks would get (an unknown set, a bad check).
             self._runs.check_plan(session, plan, actor)
             test_set = sets_store.get_set(session=session, name=body.test_set)
             assert test_set is not None and test_set.id is not None
-            gate = store.get_gate(session=session, target_kind="prompt", target=name)
+            gate = store.get_gate(session=session, target_kind=kind, target=name)
             if gate is None:
-                gate = EvalGate(target_kind="prompt", target=name, set_id=test_set.id, set_by="")
+                gate = EvalGate(target_kind=kind, target=name, set_id=test_set.id, set_by="")
             gate.set_id = test_set.id
             gate.checks = [check.model_dump(mode="json") for check in body.checks]
             gate.margin = body.margin
@@ -367,7 +403,7 @@ class EvalGates:
                 "checks": [check.label for check in body.checks],
                 "margin": body.margin,
             }
-            _record(session, actor, "prompt.gate_set", name, details)
+            _record(session, actor, kind, "gate_set", name, details)
             try:
                 session.commit()
             except IntegrityError as exc:  # bound at the same moment by someone else
@@ -379,41 +415,43 @@ class EvalGates:
 
         return await self._db(work)
 
-    async def remove(self, name: str, actor: Actor) -> None:
+    async def remove(self, kind: TargetKind, name: str, actor: Actor) -> None:
         """Production moves at once from now on; checks already started are still decided."""
 
         def work(session: Session) -> None:
-            prompt = _prompt(session, name)
-            _may_bind(actor, prompt)
-            gate = store.get_gate(session=session, target_kind="prompt", target=name)
+            target = target_of(session, kind, name, actor)
+            may_bind(actor, target)
+            gate = store.get_gate(session=session, target_kind=kind, target=name)
             if gate is None:
-                raise NotFoundError(f"The prompt {name!r} has no gate.")
+                raise NotFoundError(f"The {kind} {name!r} has no gate.")
             session.delete(gate)
-            _record(session, actor, "prompt.gate_removed", name, {})
+            _record(session, actor, kind, "gate_removed", name, {})
             session.commit()
 
         await self._db(work)
 
-    async def checks(self, name: str) -> list[GateCheckPublic]:
-        """The prompt's last 50 gate checks, newest first."""
+    async def checks(self, kind: TargetKind, name: str, actor: Actor) -> list[GateCheckPublic]:
+        """The target's last 50 gate checks, newest first."""
 
         def work(session: Session) -> list[GateCheckPublic]:
-            _prompt(session, name)
-            found = store.list_checks(session=session, target_kind="prompt", target=name)
+            target_of(session, kind, name, actor)
+            found = store.list_checks(session=session, target_kind=kind, target=name)
             return [check_public(session, check) for check in found]
 
         return await self._db(work)
 
-    async def check(self, name: str, check_id: int) -> GateCheckPublic:
-        return await self._db(lambda s: check_public(s, _check(s, name, check_id)))
+    async def check(
+        self, kind: TargetKind, name: str, check_id: int, actor: Actor
+    ) -> GateCheckPublic:
+        return await self._db(lambda s: check_public(s, _check(s, kind, name, check_id, actor)))
 
     async def override(
-        self, name: str, check_id: int, reason: str, actor: Actor
+        self, kind: TargetKind, name: str, check_id: int, reason: str, actor: Actor
     ) -> GateCheckPublic:
         """An admin makes the refused (or failed) candidate production, saying why."""
 
         def work(session: Session) -> GateCheckPublic:
-            check = _check(session, name, check_id)
+            check = _check(session, kind, name, check_id, actor)
             if not actor.is_admin:
                 raise PermissionDeniedError(
                     f"Only an admin can override a gate check; {actor.name!r} is a "
@@ -440,18 +478,12 @@ class EvalGates:
                 "was": check.status,
                 "reason": reason,
             }
-            _record(session, actor, "prompt.gate_overridden", name, details)
-            prompt = _prompt(session, name)
-            if prompt.production_version == check.candidate_version:
+            _record(session, actor, kind, "gate_overridden", name, details)
+            target = target_of(session, kind, name)
+            if target.production == check.candidate_version:
                 session.commit()
             else:
-                prompt_store.set_production(
-                    session=session,
-                    prompt=prompt,
-                    version=check.candidate_version,
-                    actor=actor,
-                    gate_check=check_id,
-                )
+                move_production(session, target, check.candidate_version, actor, check_id)
             session.refresh(check)
             return check_public(session, check)
 
@@ -461,8 +493,11 @@ class EvalGates:
             self._resolver.production_changed()
 
 
-def _check(session: Session, name: str, check_id: int) -> EvalGateCheck:
+def _check(
+    session: Session, kind: TargetKind, name: str, check_id: int, actor: Actor
+) -> EvalGateCheck:
+    target_of(session, kind, name, actor)
     check = store.get_check(session=session, check_id=check_id)
-    if check is None or check.target_kind != "prompt" or check.target != name:
-        raise NotFoundError(f"The prompt {name!r} has no gate check {check_id}.")
+    if check is None or check.target_kind != kind or check.target != name:
+        raise NotFoundError(f"The {kind} {name!r} has no gate check {check_id}.")
     return check

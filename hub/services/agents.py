@@ -32,12 +32,14 @@ __all__ = [
     "can_read",
     "create_agent",
     "delete_agent",
+    "freeze_draft",
     "get_agent",
     "get_version",
     "list_agents",
     "list_item",
     "list_versions",
     "live_version",
+    "make_live",
     "matches",
     "model_chat_spec",
     "publish_draft",
@@ -180,8 +182,9 @@ def update_agent(*, session: Session, agent: Agent, update: AgentUpdate) -> Agen
     return agent
 
 
-def publish_draft(*, session: Session, agent: Agent, actor: Actor) -> AgentVersion:
-    """Freeze the draft as the next version and make it live."""
+def freeze_draft(*, session: Session, agent: Agent, actor: Actor) -> AgentVersion:
+    """Freeze the draft as the next version, not live (flushed, not committed): for a gated
+    agent, whose version goes live once its gate check lets it (hub/evaluation/gates.py)."""
     # Lock the agent's row (PostgreSQL) so two publishes cannot take the same number.
     locked = session.exec(select(Agent).where(Agent.id == agent.id).with_for_update()).one()
     last = session.exec(
@@ -198,11 +201,34 @@ def publish_draft(*, session: Session, agent: Agent, actor: Actor) -> AgentVersi
     )
     session.add(version)
     session.flush()
+    return version
+
+
+def make_live(
+    *,
+    session: Session,
+    agent: Agent,
+    version: AgentVersion,
+    actor: Actor,
+    gate_check: int | None = None,
+) -> None:
+    """Make a version published by `freeze_draft` live, in the audit log as its publishing
+    (naming the gate check that let it through, if any); committed."""
+    locked = session.exec(select(Agent).where(Agent.id == agent.id).with_for_update()).one()
     locked.live_version_id = version.id
     locked.updated_at = utcnow()
     session.add(locked)
-    _record(session, actor, "agent.published", locked, {"version": version.number})
+    details: dict[str, Any] = {"version": version.number}
+    if gate_check is not None:
+        details["gate_check"] = gate_check
+    _record(session, actor, "agent.published", locked, details)
     session.commit()
+
+
+def publish_draft(*, session: Session, agent: Agent, actor: Actor) -> AgentVersion:
+    """Freeze the draft as the next version and make it live."""
+    version = freeze_draft(session=session, agent=agent, actor=actor)
+    make_live(session=session, agent=agent, version=version, actor=actor)
     session.refresh(version)
     return version
 

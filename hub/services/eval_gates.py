@@ -7,12 +7,13 @@ move production; the other's changes nothing.
 
 from typing import Any
 
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, delete, select, update
 
 from hub.models.eval_gate import EvalGate, EvalGateCheck, GateStatus
 from hub.models.service import utcnow
 
 __all__ = [
+    "forget_target",
     "get_check",
     "get_gate",
     "list_checks",
@@ -27,14 +28,29 @@ def get_gate(*, session: Session, target_kind: str, target: str) -> EvalGate | N
     return session.exec(query).first()
 
 
+def forget_target(*, session: Session, target_kind: str, target: str) -> None:
+    """Delete the target's gate and gate checks, when it is deleted (not committed): another
+    target of that name later starts with none."""
+    session.exec(
+        delete(EvalGate).where(
+            col(EvalGate.target_kind) == target_kind, col(EvalGate.target) == target
+        )
+    )
+    session.exec(
+        delete(EvalGateCheck).where(
+            col(EvalGateCheck.target_kind) == target_kind, col(EvalGateCheck.target) == target
+        )
+    )
+
+
 def get_check(*, session: Session, check_id: int) -> EvalGateCheck | None:
     return session.get(EvalGateCheck, check_id)
 
 
 def list_checks(
-    *, session: Session, target_kind: str, target: str, limit: int = 50
+    *, session: Session, target_kind: str, target: str, limit: int | None = 50
 ) -> list[EvalGateCheck]:
-    """The target's gate checks, newest first."""
+    """The target's gate checks, newest first (all of them with `limit` None)."""
     query = (
         select(EvalGateCheck)
         .where(EvalGateCheck.target_kind == target_kind, EvalGateCheck.target == target)

@@ -2,7 +2,9 @@
 
 They use the same `AgentCatalog` calls as the API, so the same people see the same agents:
 someone who may not read an agent gets a 404 page, someone who may read but not change it
-gets 403. Forms post back; a refused form is shown again with what was typed.
+gets 403. Forms post back; a refused form is shown again with what was typed. Publishing an
+agent bound to a regression gate goes to the gate check it started; the agent's page shows the
+gate's form and checks (hub/web/eval_gate_pages.py handles them).
 """
 
 from typing import Any
@@ -18,22 +20,28 @@ from hub.agent_catalog import AgentCatalog
 from hub.api.deps import HubStateDep, OptionalActor
 from hub.api.errors import status_of
 from hub.api.routes.agents import AgentCatalogDep
+from hub.api.routes.eval_gates import eval_gates_of
 from hub.core.errors import NotFoundError, PermissionDeniedError, Refusal
+from hub.evaluation.gates import held_back
 from hub.models.actor import Actor
 from hub.models.agent import AgentCreate, AgentDefinition, AgentPublic, AgentUpdate, Visibility
+from hub.models.eval_gate import GateCheckPublic
 from hub.models.feedback import AgentFeedback
 from hub.models.mcp_server import McpServerPublic
 from hub.services.agents import can_edit, get_agent
 from hub.services.feedback import agent_feedback
+from hub.web.gate_form import gate_form
 from hub.web.pages import page, refusal_of, to_login
 from hub.web.tool_choice import allow_lists, ticked_on_form, ticked_tools
 
-__all__ = ["router"]
+__all__ = ["router", "show_agent"]
 
 router = APIRouter(include_in_schema=False)
 
 _TEXT_FIELDS = ("name", "slug", "description", "visibility", "instructions", "model", "starters")
 _NUMBER_FIELDS = ("max_steps", "max_tokens", "timeout_s")
+# The gate checks the agent's page lists, newest first.
+GATE_CHECKS_SHOWN = 10
 # What the draft-vs-live table compares, in the order it shows them.
 _COMPARED = ("name", "description", *AgentDefinition.model_fields)
 
@@ -195,11 +203,13 @@ async def _after_save(
     """Publish the saved draft, or open the chat to try it, as the button pressed says."""
     if action == "publish":
         try:
-            await agents.publish(slug, actor)
+            published = await agents.publish(slug, actor)
         except Refusal as error:
-            return await _agent_page(
+            return await show_agent(
                 request, actor, agents, hub_state, slug, status_of(error), error
             )
+        if isinstance(published, GateCheckPublic):
+            return _to_gate_check(slug, published)
     if action == "try":
         return RedirectResponse(_chat_url(hub_state), status_code=303)
     return RedirectResponse(f"/agents/{slug}", status_code=303)
@@ -223,7 +233,7 @@ async def edit_agent_form(
             )
     except Refusal as error:
         if isinstance(error, PermissionDeniedError):
-            return await _agent_page(
+            return await show_agent(
                 request, actor, agents, hub_state, slug, status_of(error), error
             )
         return await _not_found(request, actor, error)
@@ -260,7 +270,7 @@ async def update_from_form(
         if isinstance(error, NotFoundError):
             return await _not_found(request, actor, error)
         if isinstance(error, PermissionDeniedError):
-            return await _agent_page(
+            return await show_agent(
                 request, actor, agents, hub_state, slug, status_of(error), error
             )
         status, message = refusal_of(error)
@@ -316,17 +326,24 @@ async def _feedback(hub_state: HubStateDep, slug: str) -> AgentFeedback | None:
     return await anyio.to_thread.run_sync(load)
 
 
-async def _agent_page(
+async def show_agent(
     request: Request,
     actor: Actor,
     agents: AgentCatalog,
     hub_state: HubStateDep,
     slug: str,
     status: int = 200,
-    error: Refusal | None = None,
+    error: Refusal | str | None = None,
+    *,
+    typed_gate: dict[str, str] | None = None,
 ) -> Response:
+    """The agent's page; `error` above it, and `typed_gate` in the gate form when a change of
+    the gate was refused."""
     try:
         agent = await agents.get(slug, actor)
+        gates = eval_gates_of(hub_state)
+        gate = await gates.get("agent", slug, actor)
+        gate_checks = await gates.checks("agent", slug, actor)
     except Refusal as missing:
         return await _not_found(request, actor, missing)
     editable = can_edit(agent, actor)
@@ -341,7 +358,12 @@ async def _agent_page(
         feedback=await _feedback(hub_state, slug) if editable else None,
         shown=agent.live or agent.draft,
         chat_url=_chat_url(hub_state),
-        error=error.message if error else None,
+        error=error.message if isinstance(error, Refusal) else error,
+        gate=gate,
+        gate_form=typed_gate or gate_form(gate),
+        gate_checks=gate_checks[:GATE_CHECKS_SHOWN],
+        held=held_back(gate_checks) if gate is not None else {},
+        models=agents.model_names,
     )
 
 
@@ -355,7 +377,7 @@ async def agent_page(
 ) -> Response:
     if actor is None:
         return to_login(request)
-    return await _agent_page(request, actor, agents, hub_state, slug)
+    return await show_agent(request, actor, agents, hub_state, slug)
 
 
 @router.post("/agents/{slug}/versions/{number}/restore")
@@ -372,8 +394,13 @@ async def restore_from_page(
     try:
         await agents.restore(slug, number, actor)
     except Refusal as error:
-        return await _agent_page(request, actor, agents, hub_state, slug, status_of(error), error)
+        return await show_agent(request, actor, agents, hub_state, slug, status_of(error), error)
     return RedirectResponse(f"/agents/{slug}", status_code=303)
+
+
+def _to_gate_check(slug: str, check: GateCheckPublic) -> Response:
+    """A gated agent's publish: the gate check that decides whether the version goes live."""
+    return RedirectResponse(f"/agents/{slug}/gate-checks/{check.id}", status_code=303)
 
 
 @router.post("/agents/{slug}/{action}")
@@ -390,12 +417,14 @@ async def agent_action(
         return to_login(request)
     try:
         if action == "publish":
-            await agents.publish(slug, actor)
+            published = await agents.publish(slug, actor)
+            if isinstance(published, GateCheckPublic):
+                return _to_gate_check(slug, published)
         elif action == "delete":
             await agents.delete(slug, actor)
             return RedirectResponse("/agents", status_code=303)
         else:
             raise NotFoundError(f"There is no action {action!r} on an agent.")
     except Refusal as error:
-        return await _agent_page(request, actor, agents, hub_state, slug, status_of(error), error)
+        return await show_agent(request, actor, agents, hub_state, slug, status_of(error), error)
     return RedirectResponse(f"/agents/{slug}", status_code=303)

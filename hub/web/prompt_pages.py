@@ -291,8 +291,8 @@ async def show_prompt(
     try:
         prompt = await prompts.get(name)
         versions = await prompts.versions(name)
-        gate = await gates.get(name)
-        gate_checks = await gates.checks(name)
+        gate = await gates.get("prompt", name, actor)
+        gate_checks = await gates.checks("prompt", name, actor)
     except Refusal as refusal:
         return _refused(request, actor, refusal)
     return page(

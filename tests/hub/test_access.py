@@ -10,7 +10,9 @@ and `draft-guide` (never published); alpha's member ran `guide` (trace `run-1`) 
 conversation `t-bob`, whose answer `m-bob` they gave a thumbs down. Alpha's builder made the
 prompt `greeting`, uploaded team alpha's test set `greetings` (two names) and ran `greeting` over
 it twice (`{run}` and `{other_run}`); both runs finished before the table is tried. `greeting`'s
-regression gate is bound to `greetings`, and refused its v3 (gate check `{gate_check}`).
+regression gate is bound to `greetings`, and refused its v3 (gate check `{gate_check}`). Alpha's
+builder's agent `gated-guide` (published for everyone) is gated on team alpha's test set
+`questions`, and its gate refused its v2 (gate check `{agent_gate_check}`).
 
 A route missing from the table fails `test_every_route_of_the_hub_is_in_the_access_table`, so a
 new route comes with its row.
@@ -86,6 +88,11 @@ GATE = "/api/prompts/greeting/gate"
 GATE_BODY = {"set": "greetings", "checks": [{"kind": "contains", "value": "Hello"}]}
 GATE_CHECK = "/api/prompts/greeting/gate-checks/{gate_check}"
 GATE_CHECK_PAGE = "/prompts/greeting/gate-checks/{gate_check}"
+AGENT_GATE = "/api/agents/gated-guide/gate"
+AGENT_GATE_BODY = {"set": "questions", "checks": [{"kind": "contains", "value": "Hello"}]}
+AGENT_GATE_CHECK = "/api/agents/gated-guide/gate-checks/{agent_gate_check}"
+AGENT_GATE_CHECK_PAGE = "/agents/gated-guide/gate-checks/{agent_gate_check}"
+QUESTIONS_CSV = b"message\nHi\nHello?\n"
 
 # `{victim}` is the id of another person's session, there to be ended; `{run}` and `{other_run}`
 # are the two finished runs of `greeting` over `greetings`.
@@ -142,6 +149,13 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    "/api/agents/team-guide",               200,    200,    200,    404,    200,    401),
     ("GET",    "/api/agents/team-guide/live",          200,    200,    200,    404,    200,    401),
     ("GET",    "/api/agents/draft-guide",              200,    200,    404,    404,    404,    401),
+    # `gated-guide`'s regression gate: whoever may read the agent reads it and its gate checks;
+    # its owner and admins bind and remove it (overriding is at the end of the table).
+    ("GET",    AGENT_GATE,                             200,    200,    200,    200,    200,    401),
+    ("PUT",    AGENT_GATE,                             200,    200,    403,    403,    403,    401),
+    ("DELETE", AGENT_GATE,                             204,    204,    403,    403,    403,    401),
+    ("GET",    "/api/agents/gated-guide/gate-checks",  200,    200,    200,    200,    200,    401),
+    ("GET",    AGENT_GATE_CHECK,                       200,    200,    200,    200,    200,    401),
     # Prompts (`greeting` is team alpha's): anyone reads; builders make them for their own
     # team; alpha's builders and admins add versions and ship. Rolling back answers 409 to
     # whoever passed those checks: production never moved, so there is nothing before it.
@@ -256,6 +270,9 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("POST",   "/agents/guide/versions/1/restore",     303,    303,    403,    403,    403,    303),
     ("POST",   "/agents/guide/publish",                303,    303,    403,    403,    403,    303),
     ("POST",   "/agents/guide/delete",                 303,    303,    403,    403,    403,    303),
+    ("POST",   "/agents/gated-guide/gate",             303,    303,    403,    403,    403,    303),
+    ("POST",   "/agents/gated-guide/gate/remove",      303,    303,    403,    403,    403,    303),
+    ("GET",    AGENT_GATE_CHECK_PAGE,                  200,    200,    200,    200,    200,    303),
     ("GET",    "/prompts",                             200,    200,    200,    200,    200,    303),
     ("GET",    "/prompts/new",                         200,    200,    200,    200,    200,    303),
     ("POST",   "/prompts/new",                         303,    303,    403,    303,    303,    303),
@@ -294,9 +311,12 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    RUNS_COMPARED_PAGE,                     200,    200,    200,    200,    200,    303),
     ("GET",    "/static/plotly.min.js",                200,    200,    200,    200,    200,    200),
     # Only admins override a refused gate check. Last in the table: the override makes
-    # `greeting` v3 production (the check is set back to refused after each try).
+    # `greeting` v3 production, and `gated-guide` v2 live (the check is set back to refused
+    # after each try).
     ("POST",   GATE_CHECK + "/override",               200,    403,    403,    403,    403,    401),
     ("POST",   GATE_CHECK_PAGE + "/override",          303,    403,    403,    403,    403,    303),
+    ("POST",   AGENT_GATE_CHECK + "/override",         200,    403,    403,    403,    403,    401),
+    ("POST",   AGENT_GATE_CHECK_PAGE + "/override",    303,    403,    403,    403,    403,    303),
 ]
 # fmt: on
 ACCESS = [Row(*line) for line in _TABLE]
@@ -415,6 +435,12 @@ def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
         },
         ("POST", GATE_CHECK + "/override"): {"json": {"reason": f"{caller} says so"}},
         ("POST", GATE_CHECK_PAGE + "/override"): {"data": {"reason": f"{caller} says so"}},
+        ("PUT", AGENT_GATE): {"json": AGENT_GATE_BODY},
+        ("POST", "/agents/gated-guide/gate"): {
+            "data": {"set": "questions", "other_checks": json.dumps(AGENT_GATE_BODY["checks"])}
+        },
+        ("POST", AGENT_GATE_CHECK + "/override"): {"json": {"reason": f"{caller} says so"}},
+        ("POST", AGENT_GATE_CHECK_PAGE + "/override"): {"data": {"reason": f"{caller} says so"}},
     }
     return sent.get((row.method, row.path), {})
 
@@ -434,6 +460,8 @@ class World:
     has_run: bool = False
     # `greeting`'s refused gate check, once made.
     gate_check_id: int = 0
+    # `gated-guide`'s refused gate check, once made.
+    agent_gate_check_id: int = 0
 
     def session(self) -> Session:
         return Session(get_engine(self.hub.settings.sqlalchemy_url))
@@ -527,6 +555,8 @@ class World:
         self.wait_for_runs()
         if self.gate_check_id:
             self.restore_gate()
+        if self.agent_gate_check_id:
+            self.restore_agent_gate()
         if self.has_run:
             label = {"passed": True, "note": "kept"}
             put = self.send("PUT", "/api/evaluation/runs/1/labels/1", "service", json=label)
@@ -545,6 +575,19 @@ class World:
             bound = self.send("PUT", GATE, "builder", json=GATE_BODY)
             assert bound.status_code == 200, bound.text
 
+    def restore_agent_gate(self) -> None:
+        """`gated-guide`'s gate bound, and its gate check refused."""
+        with self.session() as session:
+            gate = session.exec(select(EvalGate).where(EvalGate.target == "gated-guide")).first()
+            check = session.get(EvalGateCheck, self.agent_gate_check_id)
+            if check is not None and check.status != "refused":
+                check.status = "refused"
+                session.add(check)
+                session.commit()
+        if gate is None:
+            bound = self.send("PUT", AGENT_GATE, "builder", json=AGENT_GATE_BODY)
+            assert bound.status_code == 200, bound.text
+
     def call(self, row: Row, caller: str) -> httpx.Response:
         path = row.path.format(
             victim=self.victim_session(),
@@ -552,6 +595,7 @@ class World:
             run=self.run_id,
             other_run=self.other_run_id,
             gate_check=self.gate_check_id,
+            agent_gate_check=self.agent_gate_check_id,
         )
         return self.send(row.method, path, caller, **_what_to_send(row, caller, self.weather.url))
 
@@ -648,6 +692,7 @@ def world(hub: RunningHub, upstream: ScriptedUpstream) -> Iterator[World]:
         started = world.send("POST", "/api/experiments", "builder", json=EXPERIMENT_BODY)
         assert started.status_code == 201 and started.json()["id"] == 1, started.text
         _refused_gate_check(world, upstream)
+        _refused_agent_gate_check(world, upstream)
         yield world
 
 
@@ -666,6 +711,34 @@ def _refused_gate_check(world: World, upstream: ScriptedUpstream) -> None:
     world.gate_check_id = asked.json()["id"]
     deadline = time.monotonic() + 30
     path = GATE_CHECK.format(gate_check=world.gate_check_id)
+    while (check := world.send("GET", path, "builder").json())["status"] == "running":
+        assert time.monotonic() < deadline, f"the gate check was not decided: {check}"
+        time.sleep(0.05)
+    assert check["status"] == "refused", check
+    upstream.reply_for = None
+
+
+def _refused_agent_gate_check(world: World, upstream: ScriptedUpstream) -> None:
+    """`gated-guide` (v1 says hello) bound to `questions` with a `contains "Hello"` check, and
+    its draft published as v2 (which says goodbye) refused by it."""
+    world.make_agent("gated-guide", "everyone", publish=True)
+    upload = {"name": "questions", "team": "alpha"}
+    questions = ("questions.csv", QUESTIONS_CSV, "text/csv")
+    uploaded = world.send(
+        "POST", "/api/evaluation/sets", "builder", data=upload, files={"file": questions}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    bound = world.send("PUT", AGENT_GATE, "builder", json=AGENT_GATE_BODY)
+    assert bound.status_code == 200, bound.text
+    goodbye = {"instructions": "Say goodbye."}
+    changed = world.send("PATCH", "/api/agents/gated-guide", "builder", json=goodbye)
+    assert changed.status_code == 200, changed.text
+    upstream.reply_for = lambda r: "Bye" if "goodbye" in json.dumps(r["messages"]) else "Hello"
+    asked = world.send("POST", "/api/agents/gated-guide/publish", "builder")
+    assert asked.status_code == 202, asked.text
+    world.agent_gate_check_id = asked.json()["id"]
+    deadline = time.monotonic() + 30
+    path = AGENT_GATE_CHECK.format(agent_gate_check=world.agent_gate_check_id)
     while (check := world.send("GET", path, "builder").json())["status"] == "running":
         assert time.monotonic() < deadline, f"the gate check was not decided: {check}"
         time.sleep(0.05)
@@ -702,7 +775,9 @@ def _routes(settings: Settings) -> list[HubRoute]:
 
 def _route_of(row: Row, routes: list[HubRoute]) -> HubRoute | None:
     """The route that answers the row's request: the first whose method and path match."""
-    path = row.path.format(victim=1, share="a-link", run=1, other_run=2, gate_check=1)
+    path = row.path.format(
+        victim=1, share="a-link", run=1, other_run=2, gate_check=1, agent_gate_check=2
+    )
     path = path.partition("?")[0]
     found = (r for r in routes if r.method == row.method and r.pattern.match(path))
     return next(found, None)

@@ -9,6 +9,7 @@ answers 404, as if it did not exist.
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
 
 from agents.spec import AgentSpec
 from hub.agent_catalog import AgentCatalog
@@ -20,6 +21,7 @@ from hub.models.agent import (
     AgentUpdate,
     AgentVersionPublic,
 )
+from hub.models.eval_gate import GateCheckPublic
 
 __all__ = ["AgentCatalogDep", "router"]
 
@@ -70,12 +72,22 @@ async def delete_agent(slug: str, actor: CurrentActor, agents: AgentCatalogDep) 
     return Response(status_code=204)
 
 
-@router.post("/{slug}/publish", response_model=AgentVersionPublic, status_code=201)
+@router.post(
+    "/{slug}/publish",
+    response_model=AgentVersionPublic,
+    status_code=201,
+    responses={202: {"model": GateCheckPublic, "description": "a gate check was started"}},
+)
 async def publish_agent(
     slug: str, actor: CurrentActor, agents: AgentCatalogDep
-) -> AgentVersionPublic:
-    """Freeze the draft as the next version (v1, v2, ...) and make it live."""
-    return await agents.publish(slug, actor)
+) -> AgentVersionPublic | Response:
+    """Freeze the draft as the next version (v1, v2, ...) and make it live. An agent bound to
+    a regression gate answers 202 with a gate check instead: the version goes live once it
+    passes (hub/api/routes/eval_gates.py)."""
+    published = await agents.publish(slug, actor)
+    if isinstance(published, GateCheckPublic):
+        return JSONResponse(published.model_dump(mode="json"), status_code=202)
+    return published
 
 
 @router.get("/{slug}/versions", response_model=list[AgentVersionPublic])
@@ -90,7 +102,8 @@ async def list_versions(
 async def restore_version(
     slug: str, number: int, actor: CurrentActor, agents: AgentCatalogDep
 ) -> AgentVersionPublic:
-    """Make an earlier version live again (nothing is copied; the draft is left as it is)."""
+    """Make an earlier version live again (nothing is copied; the draft is left as it is).
+    Not gated; 409 for a version a gated agent's gate held back, which never went live."""
     return await agents.restore(slug, number, actor)
 
 
