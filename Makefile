@@ -45,7 +45,7 @@ test: install-model chromium nginx
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slow"
 
 # The tests marked slow (several replicas behind the proxy, each over a minute).
 test-slow: install-model chromium nginx
