@@ -4,14 +4,10 @@ are written when it returns, within a bound, and what is left at shutdown is tri
 
 import asyncio
 import logging
-import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import psycopg
 import pytest
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlmodel import Session
 
 from hub.core.batch_writer import BatchWriter, WriterFigures
@@ -20,7 +16,7 @@ from hub.mcp.registry import ToolCallEntry
 from hub.models.mcp_server import McpServer, McpToolCall
 from hub.services.service_accounts import ensure_service
 from hub.services.usage import UsageEntry, UsageRecorder
-from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.support.outage import database_down
 
 pytestmark = pytest.mark.anyio
 
@@ -63,31 +59,6 @@ def _writer_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return create_engine(url, connect_args={"timeout": 0.05})
     return get_engine(url)
-
-
-@contextmanager
-def _database_down(url: str) -> Iterator[None]:
-    """The database takes no writes meanwhile: on SQLite another connection holds an exclusive
-    lock; PostgreSQL refuses connections to it and ends the open ones."""
-    if url.startswith("sqlite"):
-        lock = sqlite3.connect(make_url(url).database or "", isolation_level=None)
-        lock.execute("BEGIN EXCLUSIVE")
-        try:
-            yield
-        finally:
-            lock.execute("ROLLBACK")
-            lock.close()
-        return
-    name = make_url(url).database
-    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
-        try:
-            yield
-        finally:
-            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
 
 
 async def test_rows_the_database_refuses_are_set_aside_and_every_other_row_is_written(
@@ -200,7 +171,7 @@ async def test_rows_wait_while_the_database_is_down_and_are_written_when_it_retu
     recorder.add(_entry(service_id, 0))
     await recorder.flush()
 
-    with caplog.at_level(logging.WARNING, logger=WRITER_LOG), _database_down(database_url):
+    with caplog.at_level(logging.WARNING, logger=WRITER_LOG), database_down(database_url):
         for marker in range(1, 8):
             recorder.add(_entry(service_id, marker))
         await recorder.flush()
@@ -250,7 +221,7 @@ async def test_past_its_bound_the_writer_drops_the_oldest_rows_and_counts_them(
             arrived.wait(timeout=10)
 
     event.listen(engine, "do_connect", while_writing)
-    with caplog.at_level(logging.WARNING, logger=WRITER_LOG), _database_down(database_url):
+    with caplog.at_level(logging.WARNING, logger=WRITER_LOG), database_down(database_url):
         for marker in range(6):
             recorder.add(_entry(service_id, marker))
         await recorder.flush()
@@ -284,7 +255,7 @@ async def test_closing_while_the_database_is_down_tries_again_then_says_how_many
     for marker in range(4):
         recorder.add(_entry(service_id, marker))
 
-    with caplog.at_level(logging.ERROR, logger=WRITER_LOG), _database_down(database_url):
+    with caplog.at_level(logging.ERROR, logger=WRITER_LOG), database_down(database_url):
         await recorder.close(deadline_s=1.0)
 
     assert caplog.records[-1].getMessage() == (
