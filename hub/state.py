@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from hub.core.config import Settings
 from hub.core.crypto import SecretBox
+from hub.evaluation.live_scorer import LiveScorer
 from hub.gateway.experiment_calls import ExperimentResolver, ShadowCalls
 from hub.gateway.prompt_calls import PromptResolver
 from hub.gateway.proxy import Gateway
@@ -40,3 +41,5 @@ class HubState:
     # The running experiment of each prompt, kept briefly, and the calls recorded in them.
     experiments: ExperimentResolver
     shadow_calls: ShadowCalls
+    # Judges a sample of the calls by name of prompts bound to a live judge.
+    live_scorer: LiveScorer

@@ -14,6 +14,7 @@ from hub.api.routes import (
     feedback,
     gateway_health,
     health,
+    live_judges,
     mcp_servers,
     model_chat,
     prompts,
@@ -45,3 +46,4 @@ api_router.include_router(eval_runs.router)
 api_router.include_router(eval_judges.router)
 api_router.include_router(eval_gates.router)
 api_router.include_router(experiments.router)
+api_router.include_router(live_judges.router)
