@@ -33,6 +33,7 @@ from hub.core.leader import LeaderLock
 from hub.core.logs import configure_logging
 from hub.core.metrics import HubMetrics
 from hub.core.origin_check import origin_refusal
+from hub.evaluation.live_scorer import LiveScorer
 from hub.evaluation.runner import EvalRunner
 from hub.gateway.errors import GatewayError, openai_error_response
 from hub.gateway.experiment_calls import ExperimentResolver, ShadowCalls
@@ -65,6 +66,7 @@ from hub.web import (
     experiment_pages,
     feedback_pages,
     gateway_pages,
+    live_judge_pages,
     pages,
     prompt_pages,
     session_pages,
@@ -239,6 +241,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             query_approval_bytes=settings.query_approval_bytes,
         )
         await runner.start()
+        live_scorer = LiveScorer(
+            engine=engine,
+            gateway=gateway,
+            service_id=evaluation_service_id,
+            refresh_s=settings.live_judge_refresh_s,
+            queue_size=settings.live_judge_queue_size,
+        )
+        await live_scorer.start()
         app.state.hub = HubState(
             settings=settings,
             engine=engine,
@@ -255,12 +265,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             experiments=ExperimentResolver(engine),
             shadow_calls=ShadowCalls(engine, gateway),
             metrics=metrics,
+            live_scorer=live_scorer,
         )
         _freeze_startup_objects()
         try:
             yield
         finally:
             await runner.close()
+            await live_scorer.close()
             await app.state.hub.shadow_calls.close()
             await registry.close()
             await gateway.close()
@@ -292,4 +304,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(eval_run_pages.router)
     app.include_router(eval_judge_pages.router)
     app.include_router(experiment_pages.router)
+    app.include_router(live_judge_pages.router)
     return app

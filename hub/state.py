@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from hub.core.config import Settings
 from hub.core.crypto import SecretBox
 from hub.core.metrics import HubMetrics
+from hub.evaluation.live_scorer import LiveScorer
 from hub.gateway.experiment_calls import ExperimentResolver, ShadowCalls
 from hub.gateway.prompt_calls import PromptResolver
 from hub.gateway.proxy import Gateway
@@ -43,3 +44,5 @@ class HubState:
     shadow_calls: ShadowCalls
     # What GET /metrics shows.
     metrics: HubMetrics
+    # Judges a sample of the calls by name of prompts bound to a live judge.
+    live_scorer: LiveScorer

@@ -14,6 +14,7 @@ from hub.api.routes import (
     feedback,
     gateway_health,
     health,
+    live_judges,
     mcp_servers,
     metrics,
     model_chat,
@@ -48,3 +49,4 @@ api_router.include_router(eval_judges.router)
 api_router.include_router(eval_gates.prompt_router)
 api_router.include_router(eval_gates.agent_router)
 api_router.include_router(experiments.router)
+api_router.include_router(live_judges.router)

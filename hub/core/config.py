@@ -201,6 +201,10 @@ class Settings(BaseSettings):
     usage_max_pending: int = Field(default=100_000, ge=1)
     # How often each hub looks for evaluation runs to work on.
     eval_poll_interval_s: float = Field(default=1.0, gt=0)
+    # Live judges: how often each hub reads which prompts' calls are sampled, and how many
+    # sampled answers wait in its memory to be judged (past it they are dropped and counted).
+    live_judge_refresh_s: float = Field(default=1.0, gt=0)
+    live_judge_queue_size: int = Field(default=1000, ge=1)
     # On SIGTERM: how long open requests (streams) get to finish before they are cut off;
     # `switchboard run` waits that long plus a margin for each part before killing it.
     shutdown_grace_s: int = Field(default=25, ge=1, le=3600)

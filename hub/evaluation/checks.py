@@ -5,7 +5,6 @@ expressions compiled, schemas checked), so a bad one is refused before any case 
 check of each answer gives a `CheckOutcome`.
 """
 
-import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ import orjson
 from jsonschema import SchemaError, ValidationError, validators
 
 from hub.core.errors import InvalidError
-from hub.evaluation.judge_prompts import JudgeVersions, judge_prompt_request
+from hub.evaluation.judge_prompts import JudgeVersions, judge_prompt_request, read_verdict
 from hub.gateway.chat_request import ChatRequest
 from hub.gateway.errors import GatewayError
 from hub.gateway.model_catalog import ModelCatalog
@@ -30,7 +29,6 @@ __all__ = [
     "apply_checks",
     "judge_messages",
     "prepare_checks",
-    "read_verdict",
 ]
 
 # A longer pattern is refused: patterns are written by people, and a bound keeps them readable
@@ -43,7 +41,6 @@ _JUDGE_SYSTEM = (
     'Reply with one JSON object and nothing else: {"score": <a number from 0 to 1>, '
     '"reason": "<one or two sentences>"}. 1 means the answer fully meets the rubric.'
 )
-_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,26 +207,6 @@ def _verdict(check: Check, text: str) -> CheckOutcome:
         judge=check.judge_prompt,
         judge_version=check.judge_version,
     )
-
-
-def read_verdict(text: str) -> tuple[float | None, str]:
-    """A judge's score (0 to 1) and reason; no score, and why, for an answer not of that
-    shape."""
-    found = _OBJECT.search(text)
-    try:
-        verdict = orjson.loads(found.group(0)) if found else None
-    except orjson.JSONDecodeError:
-        verdict = None
-    score = verdict.get("score") if isinstance(verdict, dict) else None
-    if (
-        not isinstance(verdict, dict)
-        or not isinstance(score, int | float)
-        or isinstance(score, bool)
-        or not math.isfinite(score)
-        or not 0 <= score <= 1
-    ):
-        return None, f'The judge did not answer {{"score": 0..1, "reason": ...}}: {text[:300]!r}'
-    return float(score), str(verdict.get("reason", ""))[:2000]
 
 
 async def apply_checks(

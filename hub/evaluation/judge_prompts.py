@@ -7,6 +7,9 @@ one), and it answers `{"score": 0..1, "reason": "..."}`. A run names the judge p
 is made, so every row of a run is judged by one version.
 """
 
+import math
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -14,21 +17,29 @@ from sqlmodel import Session
 
 from hub.core.errors import InvalidError, NotFoundError
 from hub.gateway.chat_request import ChatRequest
+from hub.gateway.completion import read_completion
+from hub.gateway.errors import GatewayError
 from hub.gateway.prompt_calls import PromptCall, render_request
+from hub.gateway.proxy import Gateway
 from hub.models.evaluation import Check, CheckKind
 from hub.models.prompt import Prompt, PromptVersion
 from hub.services import prompts as prompt_store
+from hub.services.service_accounts import ServiceIdentity
 
 __all__ = [
     "JUDGE_VARIABLES",
+    "JudgeVerdict",
     "JudgeVersions",
+    "judge_answer",
     "judge_prompt_request",
     "judge_variables",
     "load_judge_version",
+    "read_verdict",
     "resolve_judge_checks",
 ]
 
 JUDGE_VARIABLES = ("input", "answer", "expected")
+_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 # The judge prompts' versions a run's checks use, by (name, version).
 JudgeVersions = dict[tuple[str, int], PromptVersion]
 
@@ -54,6 +65,63 @@ def judge_prompt_request(
         client_wants_usage=False,
     )
     return render_request(version, call, name=name, where=f"the judge {name!r} v{version.number}")
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeVerdict:
+    passed: bool
+    score: float | None
+    reason: str
+    cost_usd: float
+
+
+def read_verdict(text: str) -> tuple[float | None, str]:
+    """A judge's score (0 to 1) and reason; no score, and why, for an answer not of that
+    shape."""
+    found = _OBJECT.search(text)
+    try:
+        verdict = orjson.loads(found.group(0)) if found else None
+    except orjson.JSONDecodeError:
+        verdict = None
+    score = verdict.get("score") if isinstance(verdict, dict) else None
+    if (
+        not isinstance(verdict, dict)
+        or not isinstance(score, int | float)
+        or isinstance(score, bool)
+        or not math.isfinite(score)
+        or not 0 <= score <= 1
+    ):
+        return None, f'The judge did not answer {{"score": 0..1, "reason": ...}}: {text[:300]!r}'
+    return float(score), str(verdict.get("reason", ""))[:2000]
+
+
+async def judge_answer(
+    gateway: Gateway,
+    service: ServiceIdentity,
+    name: str,
+    version: PromptVersion,
+    variables: dict[str, Any],
+    expected: str | None,
+    answer: str,
+    pass_score: float,
+) -> JudgeVerdict:
+    """The judge version's verdict on one answer, asked through the gateway as `service` and
+    counted under the judge prompt; an answer that is not a verdict counts as a fail, as in a
+    run's judge check."""
+    try:
+        request = judge_prompt_request(name, version, variables, expected, answer)
+        response = await gateway.complete(
+            service=service, request=request, prompt=name, prompt_version=version.number
+        )
+    except GatewayError as error:
+        return JudgeVerdict(False, None, f"The judge could not answer: {error.message}", 0.0)
+    try:
+        completion = read_completion(response, gateway.catalog, request.model)
+    except GatewayError:
+        return JudgeVerdict(False, None, "The judge's answer was not JSON.", 0.0)
+    score, reason = read_verdict(completion.text)
+    passed = score is not None and score >= pass_score
+    return JudgeVerdict(passed, score, reason, completion.cost_usd)
 
 
 def load_judge_version(

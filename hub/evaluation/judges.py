@@ -21,10 +21,7 @@ from hub.core.config import EVALUATION_SERVICE_NAME
 from hub.core.errors import InvalidError, NotFoundError, PermissionDeniedError
 from hub.core.roles import Permission
 from hub.evaluation.agreement import agreement
-from hub.evaluation.checks import read_verdict
-from hub.evaluation.judge_prompts import judge_prompt_request, load_judge_version
-from hub.gateway.completion import read_completion
-from hub.gateway.errors import GatewayError
+from hub.evaluation.judge_prompts import JudgeVerdict, judge_answer, load_judge_version
 from hub.gateway.proxy import Gateway
 from hub.models.actor import Actor
 from hub.models.eval_judge import (
@@ -48,7 +45,7 @@ from hub.services import prompts as prompt_store
 from hub.services.audit import record_event
 from hub.services.service_accounts import ServiceIdentity
 
-__all__ = ["CALIBRATION_CONCURRENCY", "EvalJudges"]
+__all__ = ["CALIBRATION_CONCURRENCY", "EvalJudges", "require_manager"]
 
 T = TypeVar("T")
 CALIBRATION_CONCURRENCY = 8
@@ -61,14 +58,6 @@ class _Row:
     answer: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Verdict:
-    passed: bool
-    score: float | None
-    reason: str
-    cost_usd: float
-
-
 def _run(session: Session, run_id: int) -> EvalRun:
     run = runs_store.get_run(session=session, run_id=run_id)
     if run is None:
@@ -76,7 +65,7 @@ def _run(session: Session, run_id: int) -> EvalRun:
     return run
 
 
-def _may_manage(actor: Actor, team: str, what: str) -> None:
+def require_manager(actor: Actor, team: str, what: str) -> None:
     actor.require(Permission.build)
     if not actor.can_manage(team):
         raise PermissionDeniedError(f"Only team {team!r}'s builders or an admin can {what}.")
@@ -177,7 +166,7 @@ class EvalJudges:
 
         def work(session: Session) -> LabelPublic:
             run = _run(session, run_id)
-            _may_manage(actor, run.team, f"label the rows of run {run_id}")
+            require_manager(actor, run.team, f"label the rows of run {run_id}")
             result = store.result_of(session=session, run_id=run_id, case_id=case_id)
             if result is None:
                 raise NotFoundError(f"Run {run_id} has no row for case {case_id}.")
@@ -203,7 +192,7 @@ class EvalJudges:
     async def delete_label(self, run_id: int, case_id: int, actor: Actor) -> None:
         def work(session: Session) -> None:
             run = _run(session, run_id)
-            _may_manage(actor, run.team, f"label the rows of run {run_id}")
+            require_manager(actor, run.team, f"label the rows of run {run_id}")
             if not store.delete_label(session=session, run_id=run_id, case_id=case_id):
                 raise NotFoundError(f"Run {run_id} has no label for case {case_id}.")
 
@@ -218,7 +207,9 @@ class EvalJudges:
         far it agrees with people."""
 
         def plan(session: Session) -> tuple[Prompt, PromptVersion, list[_Row]]:
-            _may_manage(actor, _judge_prompt(session, name).team, f"calibrate the judge {name!r}")
+            require_manager(
+                actor, _judge_prompt(session, name).team, f"calibrate the judge {name!r}"
+            )
             prompt, version = load_judge_version(session, name, body.version)
             _run(session, body.run)
             rows = [
@@ -244,9 +235,18 @@ class EvalJudges:
         )
         limit = asyncio.Semaphore(CALIBRATION_CONCURRENCY)
 
-        async def judged(row: _Row) -> _Verdict:
+        async def judged(row: _Row) -> JudgeVerdict:
             async with limit:
-                return await self._judge(service, name, version, row, body.pass_score)
+                return await judge_answer(
+                    self._gateway,
+                    service,
+                    name,
+                    version,
+                    row.case.variables,
+                    row.case.expected,
+                    row.answer,
+                    body.pass_score,
+                )
 
         verdicts = await asyncio.gather(*(judged(row) for row in rows))
 
@@ -296,33 +296,6 @@ class EvalJudges:
 
         return await self._db(save)
 
-    async def _judge(
-        self,
-        service: ServiceIdentity,
-        name: str,
-        version: PromptVersion,
-        row: _Row,
-        pass_score: float,
-    ) -> _Verdict:
-        """The judge's verdict on one row; an answer that is not a verdict counts as a fail,
-        as in a run's judge check."""
-        try:
-            request = judge_prompt_request(
-                name, version, row.case.variables, row.case.expected, row.answer
-            )
-            response = await self._gateway.complete(
-                service=service, request=request, prompt=name, prompt_version=version.number
-            )
-        except GatewayError as error:
-            return _Verdict(False, None, f"The judge could not answer: {error.message}", 0.0)
-        try:
-            completion = read_completion(response, self._gateway.catalog, request.model)
-        except GatewayError:
-            return _Verdict(False, None, "The judge's answer was not JSON.", 0.0)
-        score, reason = read_verdict(completion.text)
-        passed = score is not None and score >= pass_score
-        return _Verdict(passed, score, reason, completion.cost_usd)
-
     async def judge(self, name: str) -> JudgePublic:
         """The judge prompt's calibrations, newest first (the newest with its disagreements),
         its threshold and whether it counts as calibrated."""
@@ -356,7 +329,7 @@ class EvalJudges:
 
         def work(session: Session) -> None:
             prompt = _judge_prompt(session, name)
-            _may_manage(actor, prompt.team, f"set the threshold of the judge {name!r}")
+            require_manager(actor, prompt.team, f"set the threshold of the judge {name!r}")
             store.set_threshold(session=session, prompt=name, kappa=kappa, by=actor.name)
             record_event(
                 session=session,

@@ -1,6 +1,7 @@
 """The OpenAI-compatible endpoints under /v1."""
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -61,9 +62,10 @@ async def prompt_completions(request: Request) -> Response:
     its production version (or the `version` pinned) rendered with them, answered as a chat
     completion (`"stream": true` streams). A missing or unknown variable is a 400 that names
     it. With a `unit` and a running experiment on the prompt, the unit's arm is served and
-    the other arm answers in the background (hub/gateway/experiment_calls.py). A plain
-    Starlette endpoint answered ahead of the middleware stack, as `chat_completions` is: it
-    is a model call too."""
+    the other arm answers in the background (hub/gateway/experiment_calls.py). A sample of the
+    calls of a prompt with a live judge is judged after the answer
+    (hub/evaluation/live_scorer.py). A plain Starlette endpoint answered ahead of the
+    middleware stack, as `chat_completions` is: it is a model call too."""
     hub_state: HubState = request.app.state.hub
     service = await service_of(request, hub_state)
     name: str = request.path_params["name"]
@@ -71,7 +73,8 @@ async def prompt_completions(request: Request) -> Response:
     experiment = await hub_state.experiments.running(name) if call.unit is not None else None
     if experiment is None or call.unit is None:
         version = await hub_state.prompts.version_to_serve(name, call.version)
-        return await _serve(hub_state, service, name, version, call)
+        response = await _serve(hub_state, service, name, version, call)
+        return _handed_on(response, call, _sampled(hub_state, name, version, call))
     running, unit = experiment, call.unit
     arm = arm_of(running.id, unit, running.split)
     version = await hub_state.prompts.version_to_serve(name, running.version_of(arm))
@@ -87,9 +90,31 @@ async def prompt_completions(request: Request) -> Response:
     def served(text: str) -> None:
         hub_state.shadow_calls.start(ServedCall(running, service, unit, arm, text), other_answer)
 
+    return _handed_on(response, call, [served, *_sampled(hub_state, name, version, call)])
+
+
+def _sampled(
+    hub_state: HubState, name: str, version: PromptVersion, call: PromptCall
+) -> list[Callable[[str], None]]:
+    """What takes the answer to the live judge when this call is in its sample."""
+    picked = hub_state.live_scorer.pick(name, version.number, call.variables)
+    return [picked] if picked is not None else []
+
+
+def _handed_on(
+    response: Response, call: PromptCall, takers: list[Callable[[str], None]]
+) -> Response:
+    """`response`, its text handed to each of `takers` once it is complete."""
+    if not takers:
+        return response
+
+    def done(text: str) -> None:
+        for take in takers:
+            take(text)
+
     if call.stream:
-        return when_streamed(response, served)
-    served(answer_text(response))
+        return when_streamed(response, done)
+    done(answer_text(response))
     return response
 
 

@@ -11,6 +11,7 @@ import hub.models.eval_judge
 import hub.models.evaluation
 import hub.models.experiment
 import hub.models.feedback
+import hub.models.live_judge
 import hub.models.mcp_server
 import hub.models.prompt
 import hub.models.service

@@ -93,6 +93,9 @@ AGENT_GATE_BODY = {"set": "questions", "checks": [{"kind": "contains", "value": 
 AGENT_GATE_CHECK = "/api/agents/gated-guide/gate-checks/{agent_gate_check}"
 AGENT_GATE_CHECK_PAGE = "/agents/gated-guide/gate-checks/{agent_gate_check}"
 QUESTIONS_CSV = b"message\nHi\nHello?\n"
+LIVE_JUDGE = "/api/prompts/greeting/live-judge"
+LIVE_JUDGE_PAGE = "/prompts/greeting/live-judge"
+LIVE_JUDGE_BODY = {"judge": "greeting-judge", "share": 0.5}
 
 # `{victim}` is the id of another person's session, there to be ended; `{run}` and `{other_run}`
 # are the two finished runs of `greeting` over `greetings`.
@@ -175,6 +178,12 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("DELETE", GATE,                                   204,    204,    403,    403,    204,    401),
     ("GET",    "/api/prompts/greeting/gate-checks",    200,    200,    200,    200,    200,    401),
     ("GET",    GATE_CHECK,                             200,    200,    200,    200,    200,    401),
+    # `greeting`'s live judge: anyone reads its live scores; alpha's builders and admins bind
+    # and remove it. Binding answers 422 to whoever passed that check (`greeting-judge` is not
+    # calibrated), and removing 404 (no live judge is bound).
+    ("GET",    LIVE_JUDGE,                             200,    200,    200,    200,    200,    401),
+    ("PUT",    LIVE_JUDGE,                             422,    422,    403,    403,    422,    401),
+    ("DELETE", LIVE_JUDGE,                             404,    404,    403,    403,    404,    401),
     # A prompt served by name, for services.
     ("POST",   "/v1/prompts/greeting/completions",     401,    401,    401,    401,    200,    401),
     # The playground: any builder tries a prompt, saved or not.
@@ -284,6 +293,9 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    "/prompts/greeting/diff",               200,    200,    200,    200,    200,    303),
     ("POST",   "/prompts/greeting/gate",               303,    303,    403,    403,    303,    303),
     ("POST",   "/prompts/greeting/gate/remove",        303,    303,    403,    403,    303,    303),
+    ("GET",    LIVE_JUDGE_PAGE,                        200,    200,    200,    200,    200,    303),
+    ("POST",   LIVE_JUDGE_PAGE,                        422,    422,    403,    403,    422,    303),
+    ("POST",   LIVE_JUDGE_PAGE + "/delete",            404,    404,    403,    403,    404,    303),
     ("GET",    GATE_CHECK_PAGE,                        200,    200,    200,    200,    200,    303),
     ("GET",    "/traces",                              200,    200,    200,    200,    200,    303),
     ("GET",    "/traces/run-1",                        200,    200,    200,    404,    404,    303),
@@ -430,6 +442,8 @@ def _what_to_send(row: Row, caller: str, mcp_url: str) -> dict[str, Any]:
         ("POST", JUDGE_PAGE + "/calibrations"): {"data": {"run": "1"}},
         ("POST", JUDGE_PAGE + "/threshold"): {"data": {"kappa": "0.5"}},
         ("PUT", GATE): {"json": GATE_BODY},
+        ("PUT", LIVE_JUDGE): {"json": LIVE_JUDGE_BODY},
+        ("POST", LIVE_JUDGE_PAGE): {"data": {**LIVE_JUDGE_BODY, "share": "0.5"}},
         ("POST", "/prompts/greeting/gate"): {
             "data": {"set": "greetings", "other_checks": json.dumps(GATE_BODY["checks"])}
         },
