@@ -1,7 +1,9 @@
 """Alembic environment: runs the hub's migrations against the configured URL."""
 
+import zlib
+
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import engine_from_config, pool, text
 from sqlmodel import SQLModel
 
 import hub.models.agent
@@ -22,6 +24,10 @@ import hub.models.user
 import hub.models.web_session  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 target_metadata = SQLModel.metadata
+
+# Every hub replica migrates as it starts. On PostgreSQL they take turns under this lock,
+# held until the migrations commit, so the next one finds the schema already up to date.
+MIGRATIONS_LOCK = zlib.crc32(b"switchboard: database migrations")
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:
@@ -44,6 +50,9 @@ def run_migrations_online() -> None:
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                lock = text("SELECT pg_advisory_xact_lock(:key)")
+                connection.execute(lock, {"key": MIGRATIONS_LOCK})
             context.run_migrations()
 
 

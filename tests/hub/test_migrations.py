@@ -1,17 +1,25 @@
 """Migrations over data written before them, on SQLite and on this machine's PostgreSQL."""
 
 import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlmodel import Session, select
 
 from hub.api.deps import service_actor, user_actor
-from hub.core.db import get_engine, migrate
+from hub.core.db import MIGRATIONS_DIR, get_engine, migrate
 from hub.models.agent import Agent
 from hub.models.service import Service
 from hub.models.user import User
 from hub.services import agents
 from hub.services.service_accounts import ServiceIdentity
+from tests.conftest import _postgres_database
 
 WHEN = "2026-11-30 12:00:00"
 
@@ -175,3 +183,37 @@ def test_feedback_goes_to_the_agent_now_under_its_slug_only_if_given_since_it_wa
         rows = connection.execute(text("SELECT message_id, agent_id FROM feedback"))
         credited = {message: agent for message, agent in rows}
     assert credited == {"m-morning": None, "m-afternoon": agent_id, "m-model": None}
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from _postgres_database()
+
+
+_MIGRATE_AT = """
+import sys, time
+from hub.core.db import migrate
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+migrate(sys.argv[1])
+"""
+
+
+@pytest.mark.postgres
+def test_replicas_starting_together_on_an_empty_postgres_database_all_migrate_it(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Every hub replica migrates as it starts: three at the same moment all succeed."""
+    start_at = time.time() + 10  # once each process has imported the hub
+    logs = [tmp_path / f"migrate-{n}.log" for n in range(3)]
+    processes = []
+    for log in logs:
+        with log.open("wb") as out:
+            command = [sys.executable, "-c", _MIGRATE_AT, postgres_url, str(start_at)]
+            processes.append(subprocess.Popen(command, stderr=out))
+    codes = [process.wait(timeout=120) for process in processes]
+    assert codes == [0, 0, 0], [log.read_text()[-2000:] for log in logs]
+    with get_engine(postgres_url).connect() as connection:
+        versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    assert [version for (version,) in versions] == list(
+        ScriptDirectory(str(MIGRATIONS_DIR)).get_heads()
+    )
