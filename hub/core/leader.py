@@ -15,12 +15,15 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-__all__ = ["SCHEDULED_CHECKS_LOCK", "LeaderLock"]
+__all__ = ["LEADER_APPLICATION", "SCHEDULED_CHECKS_LOCK", "LeaderLock"]
 
 logger = logging.getLogger(__name__)
 
 # An advisory lock's key is a number; this one is made from a name nothing else uses.
 SCHEDULED_CHECKS_LOCK = zlib.crc32(b"switchboard: scheduled MCP health checks and discovery")
+
+# How the leader's connection names itself to PostgreSQL, followed by "host:pid".
+LEADER_APPLICATION = "switchboard leader"
 
 _SERVER_KEEPALIVES = (
     "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
@@ -39,11 +42,19 @@ class LeaderLock:
         if url.startswith("postgresql"):
             # Not the app's pool: the connection is held for as long as this process leads.
             # The keepalives make the server notice a leader whose machine vanished (and free
-            # the lock) within about half a minute rather than the system's two hours.
+            # the lock) within about half a minute rather than the system's two hours. The
+            # application name tells an admin which replica leads (pg_stat_activity).
             self._engine = create_engine(
-                url, poolclass=NullPool, connect_args={"options": _SERVER_KEEPALIVES}
+                url,
+                poolclass=NullPool,
+                connect_args={
+                    "options": _SERVER_KEEPALIVES,
+                    "application_name": f"{LEADER_APPLICATION} {self._me}"[:63],
+                },
             )
         self._held: Connection | None = None
+        # Said once per outage: a database that stays down would otherwise fill the log.
+        self._unreachable = False
 
     def is_leader(self) -> bool:
         if self._engine is None:
@@ -61,22 +72,34 @@ class LeaderLock:
         try:
             connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except DBAPIError as error:
-            logger.warning("%s cannot try to lead %s: %s", self._me, self._work, error)
+            self._cannot_try(error)
             return False
         try:
             taken = connection.execute(
                 text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
             ).scalar_one()
         except DBAPIError as error:
-            logger.warning("%s cannot try to lead %s: %s", self._me, self._work, error)
+            self._cannot_try(error)
             connection.close()
             return False
+        if self._unreachable:
+            logger.warning("%s reaches the database again", self._me)
+            self._unreachable = False
         if not taken:
             connection.close()
             return False
         self._held = connection
         logger.warning("%s leads %s now", self._me, self._work)
         return True
+
+    def _cannot_try(self, error: DBAPIError) -> None:
+        if self._unreachable:
+            logger.debug("%s still cannot try to lead %s: %s", self._me, self._work, error)
+            return
+        self._unreachable = True
+        logger.warning(
+            "%s cannot try to lead %s until the database answers: %s", self._me, self._work, error
+        )
 
     def _release(self) -> None:
         if self._held is not None:

@@ -18,6 +18,7 @@ from hub.core.leader import LeaderLock
 from hub.main import create_app
 from tests.conftest import APP_TOKEN, POSTGRES_ADMIN_DSN, RunningHub, _postgres_database
 from tests.support.mcp_server import McpTestServer
+from tests.support.outage import database_down
 from tests.support.servers import ThreadedServer
 
 WORK = "the scheduled MCP health checks"
@@ -77,6 +78,25 @@ def test_of_two_replicas_exactly_one_leads_and_the_other_takes_over_when_it_dies
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.postgres
+def test_a_database_down_is_logged_once_and_its_return_once(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="hub.core.leader")
+    lock = LeaderLock(postgres_url, work=WORK)
+    try:
+        with database_down(postgres_url):
+            for _ in range(5):
+                assert not lock.is_leader()
+        assert lock.is_leader()
+    finally:
+        lock.close()
+    said = [record.getMessage() for record in caplog.records]
+    assert sum("cannot try to lead" in line for line in said) == 1, said
+    assert sum(line.endswith("reaches the database again") for line in said) == 1, said
+    assert sum(line.endswith(f"leads {WORK} now") for line in said) == 1, said
 
 
 def test_on_sqlite_the_one_process_leads(tmp_path: Path) -> None:
