@@ -12,7 +12,13 @@ import uvicorn
 
 from hub.core.config import Settings, get_settings
 
-__all__ = ["serve_hub"]
+__all__ = ["KEEP_ALIVE_S", "serve_hub"]
+
+# Longer than a proxy in front keeps an idle connection to a replica (hub/deploy's nginx: 60 s;
+# ingress-nginx and cloud load balancers: 60 s by default), so the proxy, not the hub, closes
+# idle connections. With uvicorn's 5 s, a proxy could send a request on a connection the hub was
+# closing, and nginx answers that with a 502 it never retries for a POST.
+KEEP_ALIVE_S = 75
 
 # uvicorn's exit code for an app that could not start (its own `uvicorn.run` uses it too).
 _STARTUP_FAILURE = 3
@@ -26,6 +32,7 @@ def serve_hub(settings: Settings) -> int:
         host=settings.hub_host,
         port=settings.hub_port,
         access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
     server = uvicorn.Server(config)

@@ -3,6 +3,7 @@
 the compose plugin is present, and what a platform team relies on: probes on routes that exist,
 time to drain, one image, the proxy's configuration in step with its template."""
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 
 from hub.core.config import Settings
 from hub.replicas import proxy_config
+from hub.serve import KEEP_ALIVE_S
 from tests.conftest import RunningHub
 
 DEPLOY = Path(__file__).resolve().parents[2] / "hub" / "deploy"
@@ -46,6 +48,7 @@ def test_every_manifest_is_valid_for_kubernetes() -> None:
         "Deployment",
         "Deployment",
         "Ingress",
+        "PersistentVolumeClaim",
         "Secret",
         "Service",
         "Service",
@@ -85,6 +88,22 @@ def test_each_replica_is_given_longer_to_stop_than_it_drains() -> None:
             assert int(service["stop_grace_period"].removesuffix("s")) > grace_s
 
 
+def test_every_chat_replica_mounts_one_shared_volume_at_the_data_dir() -> None:
+    """Files people attach are written by one replica and read by any other."""
+    manifests = _manifests()
+    data_dir = next(doc for doc in manifests if doc["kind"] == "ConfigMap")["data"][
+        "SWITCHBOARD_DATA_DIR"
+    ]
+    claims = {
+        doc["metadata"]["name"]: doc for doc in manifests if doc["kind"] == "PersistentVolumeClaim"
+    }
+    pod = _deployments()["chat"]["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == data_dir]
+    claim = claims[volumes[mount["name"]]["persistentVolumeClaim"]["claimName"]]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
 def test_the_cluster_files_run_one_image_with_the_same_commands() -> None:
     compose = _compose()["services"]
     manifests_images = {
@@ -122,6 +141,15 @@ def test_the_compose_proxy_configuration_is_the_template_filled_in() -> None:
     )
     assert (DEPLOY / "nginx.compose.conf").read_text() == expected
     assert "{{" not in expected
+
+
+def test_the_proxy_closes_idle_hub_connections_before_the_hub_would() -> None:
+    """Else the proxy may send a request on a connection the hub is closing: a 502 for a POST."""
+    template = (DEPLOY / "nginx.conf.template").read_text()
+    upstream = re.search(r"upstream hub \{(.*?)\n    \}", template, re.DOTALL)
+    assert upstream is not None
+    (timeout,) = re.findall(r"keepalive_timeout (\d+)s;", upstream.group(1))
+    assert int(timeout) < KEEP_ALIVE_S
 
 
 @pytest.mark.skipif(
