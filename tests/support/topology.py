@@ -39,10 +39,15 @@ class Running:
 
 @contextmanager
 def running_topology(
-    tmp_path: Path, database_url: str, upstream_url: str, replicas: int = 2, chat: bool = True
+    tmp_path: Path,
+    database_url: str,
+    upstream_url: str,
+    replicas: int = 2,
+    chat: bool = True,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Running]:
     """The proxy at settings.hub_url and settings.app_public_url, the replicas behind it
-    (with `chat` False, only the hub's)."""
+    (with `chat` False, only the hub's); `extra_env` adds settings of every replica."""
     migrate(database_url)
     env = {
         key: value
@@ -63,6 +68,7 @@ def running_topology(
         SWITCHBOARD_USAGE_FLUSH_INTERVAL_S="0.05",
         SB_TEST_PROVIDER_KEY="sk-test-provider-key",
     )
+    env.update(extra_env or {})
     settings = Settings(
         environment="test",
         data_dir=tmp_path / "data",
