@@ -139,7 +139,8 @@ def hub_processes(
                         stderr=subprocess.STDOUT,
                     )
                 )
-        deadline = time.monotonic() + 30
+        # Generous: hubs starting together on a loaded machine import for a while.
+        deadline = time.monotonic() + 60
         for i, (port, process) in enumerate(zip(ports, processes, strict=True)):
             while True:
                 log = workdir / f"hub-{i}.log"
