@@ -51,9 +51,11 @@ from hub.identity.attempts import SignInAttempts
 from hub.identity.oidc import OidcClient
 from hub.mcp.netguard import NetworkPolicy
 from hub.mcp.registry import McpRegistry
+from hub.models.service import utcnow
 from hub.observed_requests import observe_request
 from hub.services import audit
 from hub.services.service_accounts import TokenResolver, ensure_service
+from hub.services.traces import purge_forgotten
 from hub.services.usage import UsageRecorder
 from hub.state import HubState
 from hub.web import (
@@ -216,6 +218,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             playground_service_id, evaluation_service_id = (
                 _internal_service(session, name)
                 for name in (PLAYGROUND_SERVICE_NAME, EVALUATION_SERVICE_NAME)
+            )
+            # Also done on every conversation deletion; this catches a quiet stretch.
+            purge_forgotten(
+                session=session, now=utcnow(), keep_days=settings.deleted_conversation_trace_days
             )
         recorder = UsageRecorder(
             engine, settings.usage_flush_interval_s, settings.usage_max_pending
