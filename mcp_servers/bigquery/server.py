@@ -257,6 +257,7 @@ def _run(
     )
     # Our own id, so the job can be cancelled even when the call that creates it times out.
     job_id = f"switchboard_{uuid.uuid4().hex}"
+    job: bigquery.QueryJob | None = None
     try:
         job = warehouse.client.query(
             checked.sql, job_config=config, job_id=job_id, **limits.deadlines()
@@ -264,7 +265,9 @@ def _run(
         result = job.result(max_results=max_rows + 1, timeout=limits.timeout_s)
         rows = [dict(row.items()) for row in result]
     except (TimeoutError, RetryError) as error:
-        _cancel(job_id, warehouse)
+        # The job's own location when BigQuery answered with it (jobs.cancel needs it).
+        location = job.location if job is not None else None
+        _cancel(job_id, location or warehouse.settings.location, warehouse)
         raise ToolError(
             f"The query ran past the time-out of {limits.timeout_s:g} s and was cancelled in "
             "BigQuery. Make it cheaper: filter on the date first, read fewer columns or "
@@ -294,12 +297,12 @@ def _run(
     )
 
 
-def _cancel(job_id: str, warehouse: _Warehouse) -> None:
+def _cancel(job_id: str, location: str | None, warehouse: _Warehouse) -> None:
     """Cancel a job in BigQuery (jobs.cancel), so a query that ran out of time stops there."""
     try:
         warehouse.client.cancel_job(
             job_id,
-            location=warehouse.settings.location,
+            location=location,
             retry=DEFAULT_RETRY.with_deadline(_CANCEL_TIMEOUT_S),
             timeout=_CANCEL_TIMEOUT_S,
         )

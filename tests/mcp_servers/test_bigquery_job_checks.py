@@ -91,6 +91,8 @@ async def test_a_query_that_runs_past_its_time_out_is_cancelled_in_bigquery(
     assert "ran past the time-out of 1 s and was cancelled in BigQuery" in message
     assert len(bigquery.jobs) == 1
     assert bigquery.cancelled == bigquery.jobs
+    # jobs.cancel needs the job's location, which only BigQuery's answer gave (none is set).
+    assert bigquery.cancel_locations == ["US"]
 
 
 @pytest.mark.anyio

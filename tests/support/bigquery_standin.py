@@ -4,8 +4,8 @@ The local emulator reports no referenced tables and finishes every query at once
 checks that rest on BigQuery's own answers (the dry run's list of tables, a job that runs past
 its time-out) are tried against this instead, through the official client: point
 `WarehouseSettings(emulator=standin.base_url)` at it. A dry run answers with the tables it is
-told to report; a real job never finishes until it is cancelled; every job and every
-`jobs.cancel` call is recorded.
+told to report; a real job (in location US) never finishes; every job and every `jobs.cancel`
+call is recorded.
 """
 
 import asyncio
@@ -35,6 +35,7 @@ class StandInBigQuery:
     dry_runs: list[str] = field(default_factory=list)  # the SQL of each dry run
     jobs: list[str] = field(default_factory=list)  # the ids of real jobs, in order
     cancelled: list[str] = field(default_factory=list)
+    cancel_locations: list[str | None] = field(default_factory=list)
     _server: ThreadedServer | None = None
 
     @property
@@ -120,5 +121,6 @@ class StandInBigQuery:
     async def _cancel(self, request: Request) -> JSONResponse:
         project, job_id = request.path_params["project"], request.path_params["job_id"]
         self.cancelled.append(job_id)
+        self.cancel_locations.append(request.query_params.get("location"))
         job = self._job(project, job_id, {"query": {}})
         return JSONResponse({"kind": "bigquery#jobCancelResponse", "job": job})
