@@ -51,13 +51,12 @@ from hub.identity.attempts import SignInAttempts
 from hub.identity.oidc import OidcClient
 from hub.mcp.netguard import NetworkPolicy
 from hub.mcp.registry import McpRegistry
-from hub.models.service import utcnow
 from hub.observed_requests import observe_request
 from hub.services import audit
 from hub.services.service_accounts import TokenResolver, ensure_service
-from hub.services.traces import purge_forgotten
 from hub.services.usage import UsageRecorder
 from hub.state import HubState
+from hub.trace_sweeper import TraceSweeper
 from hub.web import (
     agent_pages,
     audit_pages,
@@ -219,10 +218,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 _internal_service(session, name)
                 for name in (PLAYGROUND_SERVICE_NAME, EVALUATION_SERVICE_NAME)
             )
-            # Also done on every conversation deletion; this catches a quiet stretch.
-            purge_forgotten(
-                session=session, now=utcnow(), keep_days=settings.deleted_conversation_trace_days
-            )
         recorder = UsageRecorder(
             engine, settings.usage_flush_interval_s, settings.usage_max_pending
         )
@@ -255,6 +250,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue_size=settings.live_judge_queue_size,
         )
         await live_scorer.start()
+        sweeper = TraceSweeper(
+            engine=engine,
+            keep_days=settings.deleted_conversation_trace_days,
+            interval_s=settings.trace_sweep_interval_s,
+        )
+        await sweeper.start()
         app.state.hub = HubState(
             settings=settings,
             engine=engine,
@@ -277,6 +278,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await sweeper.close()
             await runner.close()
             await live_scorer.close()
             await app.state.hub.shadow_calls.close()

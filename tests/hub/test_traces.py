@@ -19,6 +19,7 @@ from hub.models.service import utcnow
 from hub.models.trace import TraceRun, TraceStep
 from hub.services.traces import purge_forgotten
 from hub.services.users import create_user, get_user
+from tests.app.conftest import wait_until
 from tests.conftest import APP_TOKEN, RunningHub
 from tests.support.owners import as_person, as_service, namesakes, publish_agent, traced_run
 from tests.support.servers import ThreadedServer
@@ -366,3 +367,26 @@ def test_with_no_audit_period_a_deleted_conversations_traces_go_at_once(
         assert _forget(hub, hub.app_token, "chat-a").status_code == 204
 
         assert _stored(hub) == (["run-b1"], ["s-b1"])
+
+
+def test_the_hub_removes_traces_past_their_audit_period_without_another_deletion(
+    hub_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = hub_settings.model_copy(update={"trace_sweep_interval_s": 0.05})
+    monkeypatch.setenv("SB_TEST_PROVIDER_KEY", "sk-test-provider-key")
+    with ThreadedServer(create_app(settings)):
+        engine = get_engine(settings.sqlalchemy_url)
+        now = utcnow()
+        deleted = {"expired": now - timedelta(days=31), "recent": now - timedelta(days=29)}
+        with Session(engine) as session:
+            for run_id, deleted_at in [*deleted.items(), ("live", None)]:
+                record = RunRecord.model_validate(_run(run_id, "bob-key"))
+                session.add(TraceRun(**record.model_dump(), conversation_deleted_at=deleted_at))
+            session.commit()
+
+        def remaining() -> set[str]:
+            with Session(engine) as session:
+                return set(session.exec(select(TraceRun.id)).all())
+
+        wait_until(lambda: "expired" not in remaining(), what="the expired run to be removed")
+        assert remaining() == {"recent", "live"}
