@@ -325,6 +325,17 @@ class HubClient:
         path = f"/api/feedback/{path_segment(message_id)}"
         await self._for_person("DELETE", path, user=user, expect=204)
 
+    async def forget_conversation(self, conversation_id: str) -> None:
+        """Tell the hub a conversation was deleted: its traces go, after the hub's audit
+        period (`deleted_conversation_trace_days`)."""
+        query = urlencode({"conversation": conversation_id})
+        response = await self._request("DELETE", f"/api/traces?{query}")
+        if response.status_code != 204:
+            raise HubError(
+                f"The hub could not forget conversation {conversation_id!r}: "
+                f"{_error_detail(response)}"
+            )
+
     async def call_tool(
         self,
         *,

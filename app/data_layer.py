@@ -8,6 +8,7 @@ so threads look the same whichever database they came from.
 """
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +81,16 @@ class RatedAnswer:
 
 
 class SwitchboardDataLayer(SQLAlchemyDataLayer):
-    def __init__(self, database_url: str, files: BaseStorageClient | None = None) -> None:
+    """`forget`, when given, is called with a conversation's id before it is deleted, for what
+    is kept of it outside these tables (the agent's checkpoints, the hub's traces)."""
+
+    def __init__(
+        self,
+        database_url: str,
+        files: BaseStorageClient | None = None,
+        forget: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self._forget = forget
         conninfo, ssl_require = async_database_url(database_url)
         self._is_sqlite = conninfo.startswith("sqlite")
         # SQLite: wait for the hub's writers instead of failing with "database is locked".
@@ -137,6 +147,14 @@ class SwitchboardDataLayer(SQLAlchemyDataLayer):
                 query=f'UPDATE threads SET {assignments} WHERE "id" = :id',
                 parameters={**changes, "id": thread_id},
             )
+
+    async def delete_thread(self, thread_id: str) -> None:
+        """The conversation, its steps, feedback and attached files (Chainlit's part), after
+        what is kept of it elsewhere: should that fail, the conversation is still there to
+        delete again, rather than gone with its memory and traces left behind."""
+        if self._forget is not None:
+            await self._forget(thread_id)
+        await super().delete_thread(thread_id)
 
     async def get_all_user_threads(
         self, user_id: str | None = None, thread_id: str | None = None

@@ -81,7 +81,9 @@ add_metrics_route(chainlit_app, chat_metrics(), get_settings().metrics_token)
 
 @cl.data_layer
 def data_layer() -> BaseDataLayer:
-    return SwitchboardDataLayer(get_settings().sqlalchemy_url, files=file_store())
+    return SwitchboardDataLayer(
+        get_settings().sqlalchemy_url, files=file_store(), forget=agent_host().forget
+    )
 
 
 @cl.on_app_shutdown

@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 import chainlit as cl
 from chainlit.data import get_data_layer
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from openai.types.chat import ChatCompletionMessageParam
 
 from agents.checkpoint import open_checkpointer
@@ -74,9 +75,11 @@ class AgentHost:
         self._stack = AsyncExitStack()
         self._runner: AgentRunner | None = None
         self._tracer: Tracer | None = None
+        self._checkpointer: BaseCheckpointSaver[str] | None = None
 
     async def start(self) -> None:
         checkpointer = await self._stack.enter_async_context(open_checkpointer(self._database_url))
+        self._checkpointer = checkpointer
         tracer = self._tracer = await self._stack.enter_async_context(
             Tracer(self._hub.hub_url, self._hub.token, otlp_endpoint=self._otlp_endpoint)
         )
@@ -85,6 +88,16 @@ class AgentHost:
     async def close(self) -> None:
         await self._stack.aclose()
         self._runner = None
+        self._checkpointer = None
+
+    async def forget(self, conversation_id: str) -> None:
+        """A conversation is being deleted: its agent memory (every checkpoint of its thread)
+        goes now, and the hub is told, which keeps its traces for the audit period only."""
+        if self._checkpointer is None:
+            await self.start()
+        assert self._checkpointer is not None
+        await self._checkpointer.adelete_thread(conversation_id)
+        await self._hub.forget_conversation(conversation_id)
 
     async def run(
         self,

@@ -56,6 +56,7 @@ from hub.services import audit
 from hub.services.service_accounts import TokenResolver, ensure_service
 from hub.services.usage import UsageRecorder
 from hub.state import HubState
+from hub.trace_sweeper import TraceSweeper
 from hub.web import (
     agent_pages,
     audit_pages,
@@ -249,6 +250,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue_size=settings.live_judge_queue_size,
         )
         await live_scorer.start()
+        sweeper = TraceSweeper(
+            engine=engine,
+            keep_days=settings.deleted_conversation_trace_days,
+            interval_s=settings.trace_sweep_interval_s,
+        )
+        await sweeper.start()
         app.state.hub = HubState(
             settings=settings,
             engine=engine,
@@ -271,6 +278,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await sweeper.close()
             await runner.close()
             await live_scorer.close()
             await app.state.hub.shadow_calls.close()

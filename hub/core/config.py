@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     mcp_discovery_timeout_s: float = 15.0
     mcp_call_timeout_s: float = 60.0
     web_session_days: int = 7
+    # Traces of a deleted conversation are kept this many days for audit (admins only), then
+    # removed; 0 removes them with the conversation.
+    deleted_conversation_trace_days: int = Field(default=30, ge=0)
+    trace_sweep_interval_s: float = Field(default=3600.0, gt=0)
     # Agent runs are also exported as OpenTelemetry spans (GenAI conventions) when set, e.g.
     # http://127.0.0.1:4318 for a collector, Langfuse, Phoenix or Jaeger speaking OTLP/HTTP.
     otlp_endpoint: str = ""

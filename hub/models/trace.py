@@ -22,6 +22,8 @@ class TraceRun(SQLModel, table=True):
     agent_owner_id: str = Field(max_length=64, index=True)
     # The conversation (Chainlit thread) the run belongs to.
     conversation_id: str | None = Field(default=None, max_length=64, index=True)
+    # When that conversation was deleted: the run is kept for audit, then removed.
+    conversation_deleted_at: datetime | None = Field(default=None, index=True)
     user: str = Field(max_length=100, index=True)
     user_kind: str = Field(max_length=20)
     user_id: str = Field(max_length=64, index=True)

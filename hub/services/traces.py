@@ -5,9 +5,10 @@ Who ran it and who owns the agent are compared as (kind, id), never by name: a p
 like a service, or a new person with a deleted one's name, reads none of their traces.
 """
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, or_
+from sqlalchemy import ColumnElement, Connection, and_, delete, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -16,7 +17,14 @@ from hub.core.errors import InvalidError
 from hub.models.actor import Actor
 from hub.models.trace import TraceRun, TraceRunPublic, TraceStep, TraceStepPublic
 
-__all__ = ["can_read", "get_trace", "list_traces", "record_batch"]
+__all__ = [
+    "can_read",
+    "forget_conversation",
+    "get_trace",
+    "list_traces",
+    "purge_forgotten",
+    "record_batch",
+]
 
 _LIST_LIMIT = 200
 _RUN_COLUMNS = tuple(name for name in RunRecord.model_fields if name != "id")
@@ -73,8 +81,46 @@ def _insert_steps(connection: Connection, rows: list[dict[str, Any]]) -> None:
     connection.execute(statement, rows)
 
 
+def forget_conversation(
+    *, session: Session, conversation_id: str, now: datetime, keep_days: int
+) -> None:
+    """A conversation was deleted: its runs are kept `keep_days` for audit (admins only read
+    them meanwhile), or removed now when that is 0. Runs whose time is up go too."""
+    runs = col(TraceRun.conversation_id) == conversation_id
+    if keep_days == 0:
+        _delete_runs(session, runs)
+    else:
+        session.execute(
+            update(TraceRun)
+            .where(runs, col(TraceRun.conversation_deleted_at).is_(None))
+            .values(conversation_deleted_at=now)
+        )
+    _delete_runs(session, _expired(now, keep_days))
+    session.commit()
+
+
+def purge_forgotten(*, session: Session, now: datetime, keep_days: int) -> None:
+    """Remove the runs of conversations deleted more than `keep_days` ago."""
+    _delete_runs(session, _expired(now, keep_days))
+    session.commit()
+
+
+def _expired(now: datetime, keep_days: int) -> ColumnElement[bool]:
+    return col(TraceRun.conversation_deleted_at) <= now - timedelta(days=keep_days)
+
+
+def _delete_runs(session: Session, runs: ColumnElement[bool]) -> None:
+    # Steps first: SQLite enforces no foreign keys unless asked, so no cascade there.
+    run_ids = select(TraceRun.id).where(runs)
+    session.execute(delete(TraceStep).where(col(TraceStep.run_id).in_(run_ids)))
+    session.execute(delete(TraceRun).where(runs))
+
+
 def can_read(run: TraceRun, actor: Actor) -> bool:
-    """Who ran it, the agent's owner, and admins; nobody else."""
+    """Who ran it, the agent's owner, and admins; nobody else. A run of a deleted
+    conversation, kept for audit, only admins."""
+    if run.conversation_deleted_at is not None:
+        return actor.is_admin
     return (
         actor.is_admin
         or actor.has_identity(run.user_kind, run.user_id)
@@ -84,11 +130,14 @@ def can_read(run: TraceRun, actor: Actor) -> bool:
 
 def _readable_by(actor: Actor) -> ColumnElement[bool]:
     """`can_read` as a condition on the `trace_run` table (for anyone but admins)."""
-    return or_(
-        and_(col(TraceRun.user_kind) == actor.kind, col(TraceRun.user_id) == actor.id),
-        and_(
-            col(TraceRun.agent_owner_kind) == actor.kind,
-            col(TraceRun.agent_owner_id) == actor.id,
+    return and_(
+        col(TraceRun.conversation_deleted_at).is_(None),
+        or_(
+            and_(col(TraceRun.user_kind) == actor.kind, col(TraceRun.user_id) == actor.id),
+            and_(
+                col(TraceRun.agent_owner_kind) == actor.kind,
+                col(TraceRun.agent_owner_id) == actor.id,
+            ),
         ),
     )
 

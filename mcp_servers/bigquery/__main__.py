@@ -23,8 +23,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--max-rows", type=int, default=defaults.max_rows, help="rows returned to the model"
     )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=defaults.timeout_s,
+        help="seconds a query may run before it is cancelled in BigQuery",
+    )
     args = parser.parse_args(argv)
-    limits = QueryLimits(max_bytes=args.max_bytes, max_rows=args.max_rows)
+    limits = QueryLimits(max_bytes=args.max_bytes, max_rows=args.max_rows, timeout_s=args.timeout)
     build_server(limits=limits, host=args.host, port=args.port).run("streamable-http")
 
 

@@ -2,6 +2,9 @@
 
 The text is parsed with sqlglot in the BigQuery dialect and accepted only when it is exactly one
 read-only query (SELECT, WITH ... SELECT, set operations) over tables in the allowed datasets.
+Table names are read as BigQuery reads them (`names.py`), not as sqlglot tidies them, and a
+name the guard cannot read that way is refused. Time travel (FOR SYSTEM_TIME AS OF) and
+SESSION_USER() are refused unless the policy allows them.
 The check is an allow-list: every node of the parsed tree must be of a type a read-only SELECT
 can contain. Functions are the built-ins minus those that reach outside BigQuery or run models,
 refused by name wherever they appear; user-defined and table-valued functions are refused.
@@ -9,8 +12,8 @@ A token scan of the raw text then backs up the tree walk (pipe syntax, denied na
 
 The SQL passed on is the caller's text with surrounding whitespace stripped, never sqlglot's
 regenerated SQL, so BigQuery's own errors point at what the model wrote. Whatever runs it must
-still dry-run it and insist on statement type SELECT: that catches any place where sqlglot and
-BigQuery read the same text differently.
+still dry-run it, insist on statement type SELECT and check the tables the dry run reports:
+that catches any place where sqlglot and BigQuery read the same text differently.
 """
 
 import re
@@ -21,6 +24,16 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokenizer_core import Token, TokenType
+
+from mcp_servers.bigquery.names import (
+    GuardDialect,
+    ascii_fold,
+    check_quoted_identifiers,
+    is_array_path,
+    read_path,
+    written_parts,
+)
+from mcp_servers.bigquery.refusal import QueryRefusedError
 
 __all__ = ["MAX_QUERY_CHARS", "CheckedQuery", "GuardPolicy", "QueryRefusedError", "check_query"]
 
@@ -34,7 +47,7 @@ _ALLOWED_NODES: frozenset[type[exp.Expr]] = frozenset(
         *(exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.With, exp.CTE),
         *(exp.From, exp.Join, exp.Where, exp.Group, exp.Having, exp.Qualify, exp.Order),
         *(exp.Ordered, exp.Limit, exp.Offset, exp.Window, exp.WindowSpec, exp.Distinct),
-        *(exp.GroupingSets, exp.Cube, exp.Rollup, exp.Pivot, exp.TableSample, exp.Version),
+        *(exp.GroupingSets, exp.Cube, exp.Rollup, exp.Pivot, exp.TableSample),
         *(exp.Table, exp.TableAlias, exp.Alias, exp.Aliases, exp.Column, exp.Identifier),
         *(exp.Star, exp.Dot, exp.Bracket, exp.Paren, exp.Tuple, exp.Slice, exp.Lambda),
         *(exp.Literal, exp.RawString, exp.ByteString, exp.HexString, exp.Null, exp.Boolean),
@@ -70,9 +83,19 @@ _NEVER_NAMES = frozenset({"EXTERNAL_QUERY", "EXTERNAL_OBJECT_TRANSFORM"})
 _MODEL_NAMESPACES = frozenset({"ML", "AI"})
 _ALLOWED_NAMESPACES = frozenset({"SAFE", "NET", "HLL_COUNT", "KLL_QUANTILES"})
 _MODEL_CLASS = re.compile(r"(AI|ML)[A-Z]")
+_SESSION_USER = "SESSION_USER"
 # Dataset-level INFORMATION_SCHEMA views that only describe the dataset's own tables.
 _INFORMATION_SCHEMA_VIEWS = frozenset(
     {"TABLES", "COLUMNS", "COLUMN_FIELD_PATHS", "TABLE_OPTIONS", "PARTITIONS", "VIEWS"}
+)
+_TIME_TRAVEL = (
+    "Time travel (FOR SYSTEM_TIME AS OF) is not allowed here: it reads rows as they were, "
+    "including rows deleted since. Remove the FOR SYSTEM_TIME AS OF clause and query the "
+    "table as it is now."
+)
+_SESSION_USER_REFUSAL = (
+    "SESSION_USER() is not allowed here: it reports the account the server runs queries as. "
+    "Remove it from the query."
 )
 _STATEMENT_NAMES: dict[type[exp.Expr], str] = {
     exp.Delete: "DELETE",
@@ -100,10 +123,6 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 _TOKEN_REPR = re.compile(r"<Token token_type: [^,]+, text: ([^,]*),[^>]*>")
 
 
-class QueryRefusedError(ValueError):
-    """The query was not sent; the message says what is wrong and how to fix it."""
-
-
 @dataclass(frozen=True, slots=True)
 class GuardPolicy:
     """Where queries may read: datasets of `project`, or "project.dataset" in other projects."""
@@ -111,6 +130,10 @@ class GuardPolicy:
     project: str
     default_dataset: str
     allowed_datasets: frozenset[str]
+    # FOR SYSTEM_TIME AS OF reads rows as they were, including rows deleted since.
+    allow_time_travel: bool = False
+    # SESSION_USER() tells the query who runs it: the server's own account.
+    allow_session_user: bool = False
 
     def __post_init__(self) -> None:
         if not self.project or not self.allowed_datasets:
@@ -138,6 +161,8 @@ def check_query(sql: str, policy: GuardPolicy) -> CheckedQuery:
     text = sql.strip()
     _check_text(text)
     root = _parse_single_query(text)
+    tokens: list[Token] = sqlglot.tokenize(text, read=DIALECT)
+    check_quoted_identifiers(text, tokens)
     tables: set[str] = set()
     for node in root.walk():
         if isinstance(node, exp.Table):
@@ -145,12 +170,16 @@ def check_query(sql: str, policy: GuardPolicy) -> CheckedQuery:
             if name is not None:
                 tables.add(name)
         elif isinstance(node, exp.Func):
-            _check_function(node)
+            _check_function(node, policy)
         elif isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
             _check_namespace(node)
-        elif type(node) not in _ALLOWED_NODES and not isinstance(node, exp.JSONPathPart):
+        elif isinstance(node, exp.Version) and not policy.allow_time_travel:
+            raise QueryRefusedError(_TIME_TRAVEL)
+        elif type(node) not in _ALLOWED_NODES and not isinstance(
+            node, exp.JSONPathPart | exp.Version
+        ):
             raise QueryRefusedError(_unsupported(node))
-    _check_tokens(text)
+    _check_tokens(tokens, policy)
     return CheckedQuery(sql=text, tables=tuple(sorted(tables)))
 
 
@@ -178,7 +207,7 @@ def _check_text(text: str) -> None:
 
 def _parse_single_query(text: str) -> exp.Expr:
     try:
-        parsed = sqlglot.parse(text, read=DIALECT)
+        parsed = sqlglot.parse(text, read=GuardDialect)
     except RecursionError:
         raise QueryRefusedError(
             f"The query is nested too deeply to check. Flatten it with CTEs. {_FIX}"
@@ -254,7 +283,7 @@ def _snippet(node: exp.Expr) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _check_function(node: exp.Func) -> None:
+def _check_function(node: exp.Func, policy: GuardPolicy) -> None:
     if isinstance(node, exp.Anonymous):
         name = node.name
         if "." in name:
@@ -268,6 +297,8 @@ def _check_function(node: exp.Func) -> None:
         _refuse_denied_name(name)
         if name.startswith(("AI_", "ML_")):
             raise QueryRefusedError(_model_refusal(name))
+        if name == _SESSION_USER and not policy.allow_session_user:
+            raise QueryRefusedError(_SESSION_USER_REFUSAL)
 
 
 def _refuse_denied_name(name: str) -> None:
@@ -306,48 +337,42 @@ def _udf_refusal(name: str) -> str:
 
 
 def _resolve_table(table: exp.Table, root: exp.Expr, policy: GuardPolicy) -> str | None:
-    """The fully qualified name `table` reads, or None for a reference to a CTE."""
-    if isinstance(table.this, exp.Dot):
-        raise QueryRefusedError(
-            f"`{_snippet(table)}` has too many parts. Name tables as dataset.table or "
-            "project.dataset.table."
-        )
-    if not isinstance(table.this, exp.Identifier):
+    """The fully qualified name `table` reads, or None for a CTE or an array of a FROM item."""
+    if not isinstance(table.this, exp.Identifier | exp.Dot):
         function = _snippet(table).split("(", 1)[0]
         if table.db.upper() in _MODEL_NAMESPACES:
             raise QueryRefusedError(_model_refusal(function))
         if isinstance(table.this, exp.Func):
-            _check_function(table.this)
+            _check_function(table.this, policy)
         raise QueryRefusedError(
             f"Table-valued functions such as {function} are not allowed. Read the tables "
             f"directly with FROM dataset.table. {_FIX}"
         )
-    name, dataset, project = table.name, table.db, table.catalog
-    if not dataset and not project and name.lower() in _visible_ctes(table):
+    if is_array_path(table):
         return None
-    if name.upper().startswith("INFORMATION_SCHEMA."):
-        view = name.split(".", 1)[1].upper()
-        if not dataset:
+    path = read_path(written_parts(table))
+    name = path.name
+    if path.dataset is None and ascii_fold(name) in _visible_ctes(table):
+        return None
+    if path.view is not None:
+        if path.dataset is None:
             raise QueryRefusedError(
                 f"Qualify INFORMATION_SCHEMA with a dataset, for example "
-                f"{policy.default_dataset}.INFORMATION_SCHEMA.{view}."
+                f"{policy.default_dataset}.INFORMATION_SCHEMA.{path.view}."
             )
-        if view not in _INFORMATION_SCHEMA_VIEWS:
+        if path.view not in _INFORMATION_SCHEMA_VIEWS:
             raise QueryRefusedError(
-                f"INFORMATION_SCHEMA.{view} is not allowed. Use one of: "
+                f"INFORMATION_SCHEMA.{path.view} is not allowed. Use one of: "
                 f"{', '.join(sorted(_INFORMATION_SCHEMA_VIEWS))}, qualified with an allowed "
                 "dataset."
             )
-        name = f"INFORMATION_SCHEMA.{view}"
-    elif "." in name:
-        raise QueryRefusedError(f"`{name}` is not a table name. Name tables as dataset.table.")
-    project = project or policy.project
-    dataset = dataset or policy.default_dataset
+    project = path.project or policy.project
+    dataset = path.dataset or policy.default_dataset
     full_name = f"{project}.{dataset}.{name}"
     if not policy.allows(project, dataset):
         hint = ""
-        if not table.catalog and table.db.lower() in _aliases(root):
-            hint = f" If {table.db}.{name} is an array column, write UNNEST({table.db}.{name})."
+        if path.project is None and ascii_fold(dataset) in _aliases(root):
+            hint = f" If {dataset}.{name} is an array column, write UNNEST({dataset}.{name})."
         raise QueryRefusedError(
             f"The query reads {full_name}, which is outside the allowed datasets "
             f"({policy.describe()}). Query only tables in: {policy.describe()}.{hint}"
@@ -356,7 +381,7 @@ def _resolve_table(table: exp.Table, root: exp.Expr, policy: GuardPolicy) -> str
 
 
 def _visible_ctes(table: exp.Table) -> set[str]:
-    """Lower-cased names of the CTEs `table` can refer to where it stands."""
+    """Case-folded names of the CTEs `table` can refer to where it stands."""
     names: set[str] = set()
     node: exp.Expr = table
     while node.parent is not None:
@@ -365,35 +390,55 @@ def _visible_ctes(table: exp.Table) -> set[str]:
             ctes = list(parent.expressions)
             # A CTE sees the ones before it, and itself in WITH RECURSIVE.
             end = ctes.index(node) + (1 if parent.args.get("recursive") else 0)
-            names.update(cte.alias_or_name.lower() for cte in ctes[:end])
+            names.update(ascii_fold(cte.alias_or_name) for cte in ctes[:end])
             node = parent.parent or parent  # skip the owner's full list of CTEs
             continue
         if isinstance(parent, exp.Query):
-            names.update(cte.alias_or_name.lower() for cte in parent.ctes)
+            names.update(ascii_fold(cte.alias_or_name) for cte in parent.ctes)
         node = parent
     return names
 
 
 def _aliases(root: exp.Expr) -> set[str]:
-    return {alias.name.lower() for alias in root.find_all(exp.TableAlias) if alias.name}
+    return {ascii_fold(alias.name) for alias in root.find_all(exp.TableAlias) if alias.name}
 
 
-def _check_tokens(text: str) -> None:
+def _check_tokens(tokens: list[Token], policy: GuardPolicy) -> None:
     """Backstop over the raw tokens, in case the parse tree hides a name."""
-    tokens: list[Token] = sqlglot.tokenize(text, read=DIALECT)
     for index, token in enumerate(tokens):
         if token.token_type == TokenType.PIPE_GT:
             raise QueryRefusedError(f"Pipe syntax (|>) is not supported. {_FIX}")
         if token.token_type in _STRING_TOKENS:
             continue
+        word = ascii_fold(token.text).upper()
+        if token.token_type == TokenType.VAR and not token.text.isascii():
+            raise QueryRefusedError(
+                f"`{token.text}` has characters BigQuery does not accept in an unquoted name. "
+                "Write names in ASCII letters, digits and underscores, or quote them in backticks."
+            )
         following = tokens[index + 1 : index + 4]
         called = bool(following) and following[0].token_type == TokenType.L_PAREN
-        if called or token.text.upper() in _NEVER_NAMES:
+        if called or word in _NEVER_NAMES:
             _refuse_denied_name(token.text)
+        if word == _SESSION_USER and not policy.allow_session_user:
+            raise QueryRefusedError(_SESSION_USER_REFUSAL)
+        if _is_time_travel(tokens, index) and not policy.allow_time_travel:
+            raise QueryRefusedError(_TIME_TRAVEL)
         if (
-            token.text.upper() in _MODEL_NAMESPACES
+            word in _MODEL_NAMESPACES
             and len(following) == 3
             and following[0].token_type == TokenType.DOT
             and following[2].token_type == TokenType.L_PAREN
         ):
             raise QueryRefusedError(_model_refusal(f"{token.text}.{following[1].text}"))
+
+
+def _is_time_travel(tokens: list[Token], index: int) -> bool:
+    """Whether tokens[index] starts SYSTEM_TIME (or SYSTEM TIME) after FOR."""
+    if index == 0 or tokens[index - 1].token_type != TokenType.FOR:
+        return False
+    word = ascii_fold(tokens[index].text).upper()
+    following = tokens[index + 1 : index + 2]
+    return word == "SYSTEM_TIME" or (
+        word == "SYSTEM" and bool(following) and ascii_fold(following[0].text).upper() == "TIME"
+    )

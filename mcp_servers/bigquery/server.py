@@ -2,11 +2,15 @@
 
 Two guards stand between a model and the warehouse. Layer one (`guard.check_query`) parses the
 SQL before anything reaches BigQuery: one SELECT, allowed datasets only. Layer two is BigQuery
-itself: every query is dry-run first and refused above the byte limit, and every real job
-carries `maximum_bytes_billed`, labels, and returns at most `max_rows` rows to the model.
+itself: every query is dry-run first and refused unless BigQuery reads it as a SELECT whose
+tables (the dry run's own list) are all in the allowed datasets, and above the byte limit.
+Every real job carries `maximum_bytes_billed`, labels and a time-out (after which it is
+cancelled in BigQuery), and returns at most `max_rows` rows to the model.
 """
 
+import logging
 import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from google.api_core.exceptions import GoogleAPIError
+from google.api_core.exceptions import GoogleAPIError, RetryError
 from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_RETRY
 from mcp.server.fastmcp import Context, FastMCP
@@ -34,19 +38,26 @@ READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHin
 # On-demand price per TiB scanned, for telling people what a query costs.
 USD_PER_TIB = 6.25
 _LABEL_VALUE = re.compile(r"[^a-z0-9_-]")
-QUERY_TIMEOUT_S = 60.0
-# A query the warehouse keeps failing must not be retried for the client's default 10 minutes.
-_DEADLINES: dict[str, Any] = {
-    "retry": DEFAULT_RETRY.with_deadline(QUERY_TIMEOUT_S),
-    "job_retry": None,
-    "timeout": QUERY_TIMEOUT_S,
-}
+# BigQuery lists at most this many tables a query references; a longer list is cut short.
+MAX_LISTED_TABLES = 50
+_CANCEL_TIMEOUT_S = 10.0
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class QueryLimits:
     max_bytes: int = 10 * 1024**3
     max_rows: int = 200
+    timeout_s: float = 60.0
+
+    def deadlines(self) -> dict[str, Any]:
+        """A query the warehouse keeps failing must not be retried for the client's default
+        10 minutes: every call gives up after the time-out."""
+        return {
+            "retry": DEFAULT_RETRY.with_deadline(self.timeout_s),
+            "job_retry": None,
+            "timeout": self.timeout_s,
+        }
 
 
 class TableInfo(BaseModel):
@@ -149,12 +160,13 @@ def _dry_run(checked: CheckedQuery, warehouse: _Warehouse) -> DryRun:
         default_dataset=f"{warehouse.settings.project_id}.{warehouse.policy.default_dataset}",
     )
     try:
-        job = warehouse.client.query(checked.sql, job_config=config, **_DEADLINES)
+        job = warehouse.client.query(checked.sql, job_config=config, **warehouse.limits.deadlines())
     except GoogleAPIError as error:
         raise ToolError(f"BigQuery could not plan the query: {_message(error)}") from error
     # Layer two: what BigQuery itself reads the statement as, whatever the parser thought.
     if job.statement_type not in (None, "SELECT"):
         raise ToolError(f"Query refused: BigQuery reads it as {job.statement_type}, not SELECT.")
+    _check_referenced(job, warehouse.policy)
     scanned = int(job.total_bytes_processed or 0)
     estimated = scanned == 0 and warehouse.settings.uses_emulator
     if estimated:
@@ -168,6 +180,27 @@ def _dry_run(checked: CheckedQuery, warehouse: _Warehouse) -> DryRun:
         within_limit=scanned <= warehouse.limits.max_bytes,
         limit_bytes=warehouse.limits.max_bytes,
     )
+
+
+def _check_referenced(job: bigquery.QueryJob, policy: GuardPolicy) -> None:
+    """Layer two: every table (and property graph) the dry run says the query reads must be in
+    an allowed dataset, however the text spelled it."""
+    tables = list(job.referenced_tables)
+    graphs = list(job.referenced_property_graphs)
+    read = [(t.project, t.dataset_id, t.table_id) for t in tables]
+    read += [(g.project, g.dataset_id, g.property_graph_id) for g in graphs]
+    outside = sorted({f"{p}.{d}.{n}" for p, d, n in read if not policy.allows(p, d)})
+    if outside:
+        raise ToolError(
+            f"Query refused: BigQuery reports that it reads {', '.join(outside)}, outside the "
+            f"allowed datasets ({policy.describe()}). Query only tables in: {policy.describe()}."
+        )
+    if len(tables) >= MAX_LISTED_TABLES:
+        raise ToolError(
+            f"Query refused: it reads {MAX_LISTED_TABLES} tables or more, and BigQuery lists no "
+            "more than that, so they cannot all be checked. Read fewer tables, for example a "
+            "narrower _TABLE_SUFFIX range of a wildcard table."
+        )
 
 
 # BigQuery's storage sizes per value; a STRING is counted at a typical length.
@@ -213,16 +246,33 @@ def _run(
             f"limit of {warehouse.limits.max_bytes:,}. Select fewer columns, filter on the "
             "date first, or aggregate over a shorter period."
         )
+    limits = warehouse.limits
     config = bigquery.QueryJobConfig(
         use_legacy_sql=False,
-        maximum_bytes_billed=warehouse.limits.max_bytes,
+        maximum_bytes_billed=limits.max_bytes,
         labels=labels,
         default_dataset=f"{warehouse.settings.project_id}.{warehouse.policy.default_dataset}",
+        # BigQuery stops the job itself too, should this process die before it can cancel.
+        job_timeout_ms=int(limits.timeout_s * 1000),
     )
+    # Our own id, so the job can be cancelled even when the call that creates it times out.
+    job_id = f"switchboard_{uuid.uuid4().hex}"
+    job: bigquery.QueryJob | None = None
     try:
-        job = warehouse.client.query(checked.sql, job_config=config, **_DEADLINES)
-        result = job.result(max_results=max_rows + 1, timeout=QUERY_TIMEOUT_S)
+        job = warehouse.client.query(
+            checked.sql, job_config=config, job_id=job_id, **limits.deadlines()
+        )
+        result = job.result(max_results=max_rows + 1, timeout=limits.timeout_s)
         rows = [dict(row.items()) for row in result]
+    except (TimeoutError, RetryError) as error:
+        # The job's own location when BigQuery answered with it (jobs.cancel needs it).
+        location = job.location if job is not None else None
+        _cancel(job_id, location or warehouse.settings.location, warehouse)
+        raise ToolError(
+            f"The query ran past the time-out of {limits.timeout_s:g} s and was cancelled in "
+            "BigQuery. Make it cheaper: filter on the date first, read fewer columns or "
+            "aggregate over a shorter period."
+        ) from error
     except GoogleAPIError as error:
         raise ToolError(f"The query failed in BigQuery: {_message(error)}") from error
     columns = [
@@ -245,6 +295,19 @@ def _run(
         cost_usd=_cost(scanned),
         job_id=str(job.job_id),
     )
+
+
+def _cancel(job_id: str, location: str | None, warehouse: _Warehouse) -> None:
+    """Cancel a job in BigQuery (jobs.cancel), so a query that ran out of time stops there."""
+    try:
+        warehouse.client.cancel_job(
+            job_id,
+            location=location,
+            retry=DEFAULT_RETRY.with_deadline(_CANCEL_TIMEOUT_S),
+            timeout=_CANCEL_TIMEOUT_S,
+        )
+    except (GoogleAPIError, OSError):  # requests' errors are OSErrors
+        logger.warning("could not cancel BigQuery job %s", job_id, exc_info=True)
 
 
 def _table_name(table: str, warehouse: _Warehouse) -> str:
@@ -280,6 +343,8 @@ def build_server(
             project=settings.project_id,
             default_dataset=settings.dataset,
             allowed_datasets=frozenset({settings.dataset}),
+            allow_time_travel=settings.allow_time_travel,
+            allow_session_user=settings.allow_session_user,
         )
         yield _Warehouse(warehouse_client, settings, policy, limits)
 

@@ -53,6 +53,15 @@ class WarehouseSettings(BaseSettings):
         default=None,
         description="Service-account JSON for real BigQuery; unset means default credentials.",
     )
+    allow_time_travel: bool = Field(
+        default=False,
+        description="Accept FOR SYSTEM_TIME AS OF, which reads rows as they were (deleted "
+        "rows included).",
+    )
+    allow_session_user: bool = Field(
+        default=False,
+        description="Accept SESSION_USER(), which tells a query the account it runs as.",
+    )
     data_dir: Path = Field(
         default=Path("data"),
         validation_alias="SWITCHBOARD_DATA_DIR",

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import chainlit as cl
 import pytest
@@ -9,9 +10,16 @@ from alembic import command
 from alembic.config import Config
 from chainlit.context import init_http_context
 from chainlit.types import Feedback, Pagination, ThreadFilter
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import empty_checkpoint
 from sqlalchemy import inspect
+from sqlmodel import Session, select
 
+from agents.checkpoint import open_checkpointer
+from agents.hub_client import HubClient
+from agents.tracing.records import RunRecord, TraceBatch
 from app.data_layer import SwitchboardDataLayer, async_database_url
+from app.file_store import LocalFileStore
 from app.history import (
     CUT_OFF_MARKER,
     CUT_OFF_NOTE,
@@ -19,8 +27,12 @@ from app.history import (
     reply_metadata,
     to_openai_messages,
 )
+from app.turns import AgentHost
 from app.unfinished_reply import UnfinishedReply
 from hub.core.db import MIGRATIONS_DIR, get_engine, migrate
+from hub.models.trace import TraceRun
+from hub.services.traces import record_batch
+from tests.conftest import RunningHub
 
 pytestmark = pytest.mark.anyio
 
@@ -185,3 +197,77 @@ async def test_a_reply_is_stored_as_it_streams_marked_cut_off_until_it_is_sent_w
         assert [r.getMessage() for r in caplog.records if "error occurred" in r.getMessage()] == []
     finally:
         await layer.close()
+
+
+@pytest.fixture
+def hub_database_url(database_url: str) -> str:
+    """The hub, the chat's tables and the agent's checkpoints on one database."""
+    return database_url
+
+
+def _checkpoint_config(thread_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+
+
+async def test_deleting_a_conversation_deletes_its_agent_memory_and_files_and_its_traces_expire(
+    hub: RunningHub, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    files = LocalFileStore(tmp_path / "chat-files")
+    kept, deleted = str(uuid.uuid4()), str(uuid.uuid4())
+    async with HubClient(hub_url=hub.url, token=hub.app_token) as hub_client:
+        host = AgentHost(hub=hub_client, database_url=database_url)
+        layer = SwitchboardDataLayer(database_url, files=files, forget=host.forget)
+        try:
+            ada = await layer.create_user(cl.User(identifier="ada"))
+            assert ada is not None
+            attached: dict[str, Path] = {}
+            for thread_id in (kept, deleted):
+                init_http_context(thread_id=thread_id)
+                question = cl.Message(content="Top category?", author="ada", type="user_message")
+                await layer.create_step(question.to_dict())
+                await layer.update_thread(thread_id, name="Top category?", user_id=ada.id)
+                table = cl.File(name="answer.csv", content=b"category,posts\n", for_id=question.id)
+                await layer.create_element(table)
+                attached[thread_id] = files.path_of(f"{ada.id}/{table.id}/answer.csv")
+            async with open_checkpointer(database_url) as saver:
+                for thread_id in (kept, deleted):
+                    await saver.aput(
+                        _checkpoint_config(thread_id),
+                        empty_checkpoint(),
+                        {"source": "input", "step": -1, "parents": {}},
+                        {},
+                    )
+            with Session(get_engine(database_url)) as session:
+                for thread_id in (kept, deleted):
+                    run = RunRecord(
+                        id=str(uuid.uuid4()),
+                        agent_slug="data-analyst",
+                        agent_owner="platform",
+                        agent_owner_kind="service",
+                        agent_owner_id="1",
+                        conversation_id=thread_id,
+                        user="ada",
+                        user_kind="user",
+                        user_id="ada-key",
+                        started_at=START,
+                    )
+                    record_batch(session=session, batch=TraceBatch(runs=[run]))
+            assert all(path.exists() for path in attached.values())
+
+            await layer.delete_thread(deleted)
+
+            assert await layer.get_thread(deleted) is None
+            assert await layer.get_thread(kept) is not None
+            assert (attached[deleted].exists(), attached[kept].exists()) == (False, True)
+            async with open_checkpointer(database_url) as saver:
+                assert await saver.aget_tuple(_checkpoint_config(deleted)) is None
+                assert await saver.aget_tuple(_checkpoint_config(kept)) is not None
+            with Session(get_engine(database_url)) as session:
+                runs = {run.conversation_id: run for run in session.exec(select(TraceRun))}
+            # Kept for the hub's audit period (30 days by default), then removed there.
+            assert runs[deleted].conversation_deleted_at is not None
+            assert runs[kept].conversation_deleted_at is None
+        finally:
+            await layer.close()
+            await host.close()

@@ -195,6 +195,7 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    "/api/traces/run-1",                    200,    200,    200,    404,    404,    401),
     # The agent runtime sends them with the chat app's token; nobody else may.
     ("POST",   "/api/traces/batch",                    403,    403,    403,    403,    403,    401),
+    ("DELETE", "/api/traces?conversation=t-bob",       403,    403,    403,    403,    403,    401),
     # Share links: `{share}` is the member's link for team alpha; a person shares only their
     # own conversation (`t-bob` is the member's); services neither share nor read links.
     ("POST",   "/api/shares",                          404,    404,    201,    404,    403,    401),

@@ -8,16 +8,21 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from agents.tracing.records import RunRecord, StepRecord
+from hub.core.config import Settings
 from hub.core.db import get_engine
 from hub.core.roles import Role
+from hub.main import create_app
 from hub.models.service import utcnow
 from hub.models.trace import TraceRun, TraceStep
+from hub.services.traces import purge_forgotten
 from hub.services.users import create_user, get_user
-from tests.conftest import RunningHub
-from tests.support.owners import as_person, namesakes, publish_agent, traced_run
+from tests.app.conftest import wait_until
+from tests.conftest import APP_TOKEN, RunningHub
+from tests.support.owners import as_person, as_service, namesakes, publish_agent, traced_run
+from tests.support.servers import ThreadedServer
 
 PASSWORD = "pw-traces"
 
@@ -284,3 +289,104 @@ def test_a_step_of_a_run_the_hub_never_had_is_refused_and_nothing_of_its_batch_i
     assert refused.status_code == 422
     assert "runs the hub has no record of: 'run-never'" in refused.json()["detail"]
     assert clients["bob"].get("/api/traces/run-5").status_code == 404
+
+
+def _conversation_runs(hub: RunningHub) -> None:
+    """bob's runs: two in conversation "chat-a" (with a step each), one in "chat-b"."""
+    bob = _key(hub, "bob")
+    runs = [
+        _run("run-a1", bob, conversation_id="chat-a"),
+        _run("run-a2", bob, conversation_id="chat-a"),
+        _run("run-b1", bob, conversation_id="chat-b"),
+    ]
+    steps = [_step("s-a1", "run-a1", 1), _step("s-a2", "run-a2", 1), _step("s-b1", "run-b1", 1)]
+    assert _send(hub, hub.app_token, {"runs": runs, "steps": steps}).status_code == 204
+
+
+def _forget(hub: RunningHub, token: str, conversation: str) -> httpx.Response:
+    return httpx.delete(
+        f"{hub.url}/api/traces",
+        params={"conversation": conversation},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+def _stored(hub: RunningHub) -> tuple[list[str], list[str]]:
+    """The runs of conversations and the steps `_conversation_runs` wrote, still stored."""
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        runs = session.exec(select(TraceRun).where(col(TraceRun.conversation_id).is_not(None)))
+        steps = session.exec(select(TraceStep).where(col(TraceStep.id).startswith("s-")))
+        return sorted(run.id for run in runs), sorted(step.id for step in steps)
+
+
+def test_a_deleted_conversations_traces_are_kept_for_admins_only_then_removed(
+    hub: RunningHub, clients: dict[str, httpx.Client], request: pytest.FixtureRequest
+) -> None:
+    _conversation_runs(hub)
+    assert hub.settings.deleted_conversation_trace_days == 30
+    person = clients["bob"].delete("/api/traces?conversation=chat-a", headers={"Origin": hub.url})
+    assert person.status_code == 403
+
+    assert _forget(hub, hub.app_token, "chat-a").status_code == 204
+
+    listed = [run["id"] for run in clients["bob"].get("/api/traces").json()]
+    assert "run-a1" not in listed and "run-a2" not in listed and "run-b1" in listed
+    assert clients["bob"].get("/api/traces/run-a1").status_code == 404
+    admin = as_service(hub, hub.new_service("auditor", team="platform", admin=True))
+    request.addfinalizer(admin.close)
+    assert admin.get("/api/traces/run-a1").json()["timeline"][0]["id"] == "s-a1"
+    # Deleted again (a retry): the audit period still counts from the first deletion.
+    assert _forget(hub, hub.app_token, "chat-a").status_code == 204
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        forgotten = session.get(TraceRun, "run-a1")
+        assert forgotten is not None and forgotten.conversation_deleted_at is not None
+        deleted_at = forgotten.conversation_deleted_at
+        purge_forgotten(session=session, now=deleted_at + timedelta(days=29), keep_days=30)
+    assert _stored(hub) == (["run-a1", "run-a2", "run-b1"], ["s-a1", "s-a2", "s-b1"])
+
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        purge_forgotten(session=session, now=deleted_at + timedelta(days=30), keep_days=30)
+    assert _stored(hub) == (["run-b1"], ["s-b1"])
+    assert admin.get("/api/traces/run-a1").status_code == 404
+
+
+def test_with_no_audit_period_a_deleted_conversations_traces_go_at_once(
+    hub_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = hub_settings.model_copy(update={"deleted_conversation_trace_days": 0})
+    monkeypatch.setenv("SB_TEST_PROVIDER_KEY", "sk-test-provider-key")
+    with ThreadedServer(create_app(settings)) as server:
+        hub = RunningHub(url=server.base_url, settings=settings, app_token=APP_TOKEN)
+        with Session(get_engine(settings.sqlalchemy_url)) as session:
+            create_user(
+                session=session, username="bob", password=PASSWORD, team="t", role=Role.builder
+            )
+        _conversation_runs(hub)
+
+        assert _forget(hub, hub.app_token, "chat-a").status_code == 204
+
+        assert _stored(hub) == (["run-b1"], ["s-b1"])
+
+
+def test_the_hub_removes_traces_past_their_audit_period_without_another_deletion(
+    hub_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = hub_settings.model_copy(update={"trace_sweep_interval_s": 0.05})
+    monkeypatch.setenv("SB_TEST_PROVIDER_KEY", "sk-test-provider-key")
+    with ThreadedServer(create_app(settings)):
+        engine = get_engine(settings.sqlalchemy_url)
+        now = utcnow()
+        deleted = {"expired": now - timedelta(days=31), "recent": now - timedelta(days=29)}
+        with Session(engine) as session:
+            for run_id, deleted_at in [*deleted.items(), ("live", None)]:
+                record = RunRecord.model_validate(_run(run_id, "bob-key"))
+                session.add(TraceRun(**record.model_dump(), conversation_deleted_at=deleted_at))
+            session.commit()
+
+        def remaining() -> set[str]:
+            with Session(engine) as session:
+                return set(session.exec(select(TraceRun.id)).all())
+
+        wait_until(lambda: "expired" not in remaining(), what="the expired run to be removed")
+        assert remaining() == {"recent", "live"}

@@ -1,5 +1,7 @@
 """Layer one of the BigQuery SQL guard: what it refuses, what it lets through, and why."""
 
+from dataclasses import replace
+
 import pytest
 
 from mcp_servers.bigquery.guard import (
@@ -25,6 +27,8 @@ MODELS = "ML.* and AI.* functions run models"
 UDF = "user-defined or namespaced function"
 TVF = "Table-valued functions"
 EXTERNAL = "EXTERNAL_QUERY is not allowed: it runs a query on an external database"
+TIME_TRAVEL = "Time travel (FOR SYSTEM_TIME AS OF) is not allowed here"
+SESSION = "SESSION_USER() is not allowed here"
 
 
 def refusal(sql: str) -> str:
@@ -165,6 +169,59 @@ REFUSED = [
     pytest.param("SELECT * FROM a.b.c.d", "too many parts", id="four-part-name"),
     pytest.param(r"SELECT * FROM `secret\x2et`", OUTSIDE, id="escaped-dot-in-a-quoted-name"),
     pytest.param(r"SELECT * FROM `se\u0063ret`.t", OUTSIDE, id="escaped-letter-in-a-dataset"),
+    # A name in one pair of backticks is a table to BigQuery even when its first part is also
+    # the alias of an earlier FROM item; sqlglot read these as arrays of that item.
+    pytest.param(
+        "SELECT * FROM marketplace.orders AS secret, `secret.t`", OUTSIDE, id="after-an-alias"
+    ),
+    pytest.param(
+        "SELECT * FROM marketplace.orders AS secret CROSS JOIN `secret.t` AS t",
+        OUTSIDE,
+        id="after-an-alias-cross-join",
+    ),
+    pytest.param(
+        "SELECT * FROM marketplace.orders AS `acme-analytics`, `acme-analytics.secret.t`",
+        OUTSIDE,
+        id="after-an-alias-with-the-project",
+    ),
+    pytest.param(
+        "SELECT * FROM marketplace.orders AS secret, `secret.events_*`",
+        OUTSIDE,
+        id="after-an-alias-wildcard-table",
+    ),
+    pytest.param(
+        "SELECT * FROM marketplace.orders AS secret, `secret.INFORMATION_SCHEMA.TABLES`",
+        OUTSIDE,
+        id="after-an-alias-information-schema",
+    ),
+    pytest.param(
+        r"SELECT * FROM marketplace.orders AS secret, `secret\x2et`",
+        OUTSIDE,
+        id="after-an-alias-escaped-dot",
+    ),
+    pytest.param(
+        "SELECT * FROM marketplace.orders AS secret, secret.INFORMATION_SCHEMA.TABLES",
+        OUTSIDE,
+        id="after-an-alias-information-schema-unquoted",
+    ),
+    # Names BigQuery cannot read as written, which sqlglot quietly mended.
+    pytest.param(
+        "SELECT * FROM `evil.acme-analytics.marketplace.INFORMATION_SCHEMA.TABLES`",
+        "has too many parts",
+        id="information-schema-with-a-part-before-the-project",
+    ),
+    pytest.param(
+        "SELECT * FROM evil.`acme-analytics`.marketplace.INFORMATION_SCHEMA.TABLES",
+        "has too many parts",
+        id="information-schema-with-five-parts",
+    ),
+    pytest.param("SELECT * FROM `.marketplace.orders`", "empty part", id="leading-dot"),
+    pytest.param("SELECT * FROM ``.marketplace.orders", "empty part", id="empty-project"),
+    pytest.param("SELECT * FROM `acme-analytics..orders`", "empty part", id="empty-dataset"),
+    pytest.param(
+        r"SELECT * FROM `secret\56t`", "escape sequence", id="octal-escape-with-two-digits"
+    ),
+    pytest.param(r"SELECT * FROM `market\place`.orders", "escape sequence", id="unknown-escape"),
     # EXTERNAL_QUERY wherever it hides.
     pytest.param("SELECT * FROM EXTERNAL_QUERY('acme.us.pg', 'SELECT 1')", EXTERNAL, id="eq"),
     pytest.param(
@@ -223,6 +280,27 @@ REFUSED = [
     pytest.param("SELECT OBJ.GET_ACCESS_URL(ref, 'r') FROM orders", UDF, id="obj-signed-urls"),
     # Anything else that is not plain GoogleSQL text.
     pytest.param("SELECT * FROM orders WHERE id = @id", "Query parameters", id="parameter"),
+    # Off unless the policy allows them.
+    pytest.param(
+        "SELECT * FROM orders FOR SYSTEM_TIME AS OF "
+        "TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 HOUR)",
+        TIME_TRAVEL,
+        id="time-travel",
+    ),
+    pytest.param(
+        "SELECT * FROM orders FOR SYSTEM TIME AS OF TIMESTAMP '2026-01-01'",
+        TIME_TRAVEL,
+        id="time-travel-spelled-with-a-space",
+    ),
+    pytest.param(
+        "SELECT * FROM (SELECT * FROM finance.ledger FOR SYSTEM_TIME AS OF '2026-01-01')",
+        TIME_TRAVEL,
+        id="time-travel-in-a-subquery",
+    ),
+    pytest.param("SELECT SESSION_USER() AS me", SESSION, id="session-user"),
+    pytest.param(
+        "SELECT * FROM orders WHERE seller = session_user()", SESSION, id="session-user-filter"
+    ),
     pytest.param("SELECT @@project_id", "system variables", id="system-variable"),
     pytest.param("FROM orders |> WHERE total > 1", "Pipe syntax", id="pipe-syntax"),
     pytest.param(
@@ -369,11 +447,30 @@ ACCEPTED = [
         (ORDERS,),
         id="built-in-functions-and-literals",
     ),
+    pytest.param("SELECT * FROM orders TABLESAMPLE SYSTEM (10 PERCENT)", (ORDERS,), id="sampling"),
     pytest.param(
-        "SELECT * FROM orders FOR SYSTEM_TIME AS OF "
-        "TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 HOUR) TABLESAMPLE SYSTEM (10 PERCENT)",
+        "SELECT * FROM marketplace.orders AS o, `o`.`items` AS i, i.parts",
         (ORDERS,),
-        id="time-travel-and-sampling",
+        id="array-paths-quoted-part-by-part",
+    ),
+    pytest.param(
+        "SELECT * FROM marketplace.orders AS O, o.items",
+        (ORDERS,),
+        id="an-alias-matches-without-regard-to-case",
+    ),
+    pytest.param(
+        "SELECT * FROM `acme-analytics`.`marketplace`.`orders`", (ORDERS,), id="every-part-quoted"
+    ),
+    pytest.param(
+        "SELECT * FROM acme-analytics.marketplace.orders", (ORDERS,), id="unquoted-dashed-project"
+    ),
+    pytest.param(
+        "SELECT table_name FROM `acme-analytics.marketplace.INFORMATION_SCHEMA.TABLES`",
+        ("acme-analytics.marketplace.INFORMATION_SCHEMA.TABLES",),
+        id="information-schema-in-one-pair-of-backticks",
+    ),
+    pytest.param(
+        r"SELECT * FROM `marketplace\x2eorders`", (ORDERS,), id="an-escape-bigquery-reads-too"
     ),
     pytest.param(
         "SELECT * FROM (SELECT sku, quarter, sales FROM orders) "
@@ -443,3 +540,15 @@ def test_a_policy_whose_default_dataset_is_not_allowed_is_rejected():
             default_dataset="staging",
             allowed_datasets=frozenset({"marketplace"}),
         )
+
+
+def test_time_travel_and_session_user_are_accepted_when_the_policy_allows_them():
+    sql = (
+        "SELECT SESSION_USER() AS me, o.* FROM orders AS o FOR SYSTEM_TIME AS OF "
+        "TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 HOUR)"
+    )
+    for allowed in ({"allow_time_travel": True}, {"allow_session_user": True}):
+        with pytest.raises(QueryRefusedError):
+            check_query(sql, replace(POLICY, **allowed))
+    both = replace(POLICY, allow_time_travel=True, allow_session_user=True)
+    assert check_query(sql, both).tables == (ORDERS,)
