@@ -5,6 +5,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from hub.api.contract import ShareCreate
 from hub.api.deps import CurrentActor, HubStateDep, SessionDep
+from hub.api.paging import PageDep
 from hub.core.errors import TooLargeError
 from hub.models.share import MAX_SNAPSHOT_BYTES, SharePublic, ShareView
 from hub.services.shares import (
@@ -40,12 +41,14 @@ def make(
 
 
 @router.get("", response_model=list[SharePublic])
-def mine(actor: CurrentActor, session: SessionDep, hub_state: HubStateDep) -> list[SharePublic]:
-    """The caller's links, newest first, with whether each is active, expired or revoked."""
+def mine(
+    actor: CurrentActor, session: SessionDep, hub_state: HubStateDep, page: PageDep
+) -> list[SharePublic]:
+    """The caller's links, newest first, with whether each is active, expired or revoked.
+    Paged."""
     hub_url = hub_state.settings.hub_public_url
-    return [
-        to_public(share, hub_url=hub_url) for share in list_shares(session=session, actor=actor)
-    ]
+    shares = page.of(list_shares(session=session, actor=actor))
+    return [to_public(share, hub_url=hub_url) for share in shares]
 
 
 @router.get("/{share_id}", response_model=ShareView)

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Response
 
 from agents.tracing.records import TraceBatch
 from hub.api.deps import ChatApp, CurrentActor, SessionDep
+from hub.api.paging import PageDep
 from hub.core.errors import NotFoundError
 from hub.models.trace import TraceRunPublic
 from hub.services.traces import get_trace, list_traces, record_batch
@@ -26,11 +27,21 @@ def record(batch: TraceBatch, app: ChatApp, session: SessionDep) -> Response:
 def list_runs(
     actor: CurrentActor,
     session: SessionDep,
+    page: PageDep,
     agent: str | None = None,
     conversation: str | None = None,
 ) -> list[TraceRunPublic]:
-    """Newest first: the runs the caller made, runs of the caller's agents (all, for admins)."""
-    return list_traces(session=session, actor=actor, agent=agent, conversation=conversation)
+    """Newest first: the runs the caller made, runs of the caller's agents (all, for admins).
+    Paged."""
+    runs = list_traces(
+        session=session,
+        actor=actor,
+        agent=agent,
+        conversation=conversation,
+        offset=page.offset,
+        limit=page.fetch,
+    )
+    return page.answer(runs)
 
 
 @router.get("/{run_id}", response_model=TraceRunPublic)
