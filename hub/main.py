@@ -20,6 +20,8 @@ from agents.tracing.sender import BATCH_PATH as TRACE_BATCH_PATH
 from hub.api.errors import refusal_response
 from hub.api.main import api_router
 from hub.api.routes.mcp_servers import TOOL_CALL_PATH, call_tool
+from hub.api.routes.shares import SHARE_BODY_LIMIT
+from hub.api.routes.shares import router as shares_router
 from hub.api.uploads import UPLOAD_LIMIT, UPLOAD_PATHS
 from hub.body_limits import BodyLimit, BodyLimits
 from hub.core.config import (
@@ -137,6 +139,7 @@ def _body_limits(app: ASGIApp, settings: Settings) -> BodyLimits:
             CHAT_COMPLETIONS_PATH: model_call,
             PROMPT_COMPLETIONS_PATH: model_call,
             TRACE_BATCH_PATH: traces,
+            shares_router.prefix: SHARE_BODY_LIMIT,
             **dict.fromkeys(UPLOAD_PATHS, UPLOAD_LIMIT),
         },
     )
