@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 _CONNECT_TIMEOUT_S = 5.0
+# The most pages of one list the client reads (of 100 items each, by default).
+_MAX_PAGES = 100
 # A tool call may take a while (a warehouse query); the hub has its own limit per server.
 TOOL_CALL_TIMEOUT_S = 60.0
 # The header the hub reads a person's session cookie from (the chat app only).
@@ -218,11 +220,32 @@ class HubClient:
         if response.status_code not in (204, 422):
             raise HubError(f"The hub could not end the sign-in: {_error_detail(response)}")
 
+    async def _every_page(
+        self, path: str, *, what: str, params: dict[str, str], headers: dict[str, str]
+    ) -> list[Any]:
+        """Every item of one of the hub's paged lists, following each page's `Link: rel=next`
+        (a path on the hub), at most `_MAX_PAGES` of them."""
+        items: list[Any] = []
+        url: str | None = path
+        for _ in range(_MAX_PAGES):
+            if url is None:
+                break
+            response = await self._request("GET", url, params=params, headers=headers)
+            if response.status_code != 200:
+                raise HubError(f"The hub could not list {what}: {_error_detail(response)}")
+            items += response.json()
+            following = response.links.get("next", {}).get("url", "")
+            # The next page's link carries the whole query.
+            on_the_hub = following.startswith("/") and not following.startswith("//")
+            url = following if following and on_the_hub else None
+            params = {}
+        return items
+
     async def list_mcp_servers(self) -> list[McpServerInfo]:
         """The active MCP servers, with the tools they offer (none while under review)."""
-        response = await self._request("GET", "/api/mcp/servers", params={"status": "active"})
-        if response.status_code != 200:
-            raise HubError(f"The hub could not list MCP servers: {_error_detail(response)}")
+        servers = await self._every_page(
+            "/api/mcp/servers", what="MCP servers", params={"status": "active"}, headers={}
+        )
         return [
             McpServerInfo(
                 slug=str(item["slug"]),
@@ -237,17 +260,16 @@ class HubClient:
                     for tool in item.get("tools", [])
                 ),
             )
-            for item in response.json()
+            for item in servers
         ]
 
     async def list_agents(self, *, user: str) -> list[AgentInfo]:
         """The published agents `user` may use, then their own drafts (to try them)."""
         headers = {"X-Switchboard-User": user}
-        published = await self._request("GET", "/api/agents", headers=headers)
-        mine = await self._request("GET", "/api/agents", params={"mine": "true"}, headers=headers)
-        for response in (published, mine):
-            if response.status_code != 200:
-                raise HubError(f"The hub could not list agents: {_error_detail(response)}")
+        published = await self._every_page("/api/agents", what="agents", params={}, headers=headers)
+        mine = await self._every_page(
+            "/api/agents", what="agents", params={"mine": "true"}, headers=headers
+        )
         agents = [
             AgentInfo(
                 slug=str(item["slug"]),
@@ -256,7 +278,7 @@ class HubClient:
                 starters=tuple(item.get("starters") or ()),
                 is_draft=False,
             )
-            for item in published.json()
+            for item in published
             if item.get("live_version") is not None
         ]
         agents += [
@@ -267,7 +289,7 @@ class HubClient:
                 starters=tuple(item.get("starters") or ()),
                 is_draft=True,
             )
-            for item in mine.json()
+            for item in mine
             if item.get("owner") == user
         ]
         return agents

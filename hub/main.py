@@ -14,11 +14,16 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from agents.tracing.sender import BATCH_PATH as TRACE_BATCH_PATH
 from hub.api.errors import refusal_response
 from hub.api.main import api_router
 from hub.api.routes.mcp_servers import TOOL_CALL_PATH, call_tool
+from hub.api.routes.shares import SHARE_BODY_LIMIT
+from hub.api.routes.shares import router as shares_router
+from hub.api.uploads import UPLOAD_LIMIT, UPLOAD_PATHS
+from hub.body_limits import BodyLimit, BodyLimits
 from hub.core.config import (
     APP_SERVICE_NAME,
     EVALUATION_SERVICE_NAME,
@@ -120,6 +125,27 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+def _body_limits(app: ASGIApp, settings: Settings) -> BodyLimits:
+    model_call = BodyLimit(
+        settings.model_call_body_max_bytes,
+        "a model call",
+        "Send fewer or smaller images, or link them by URL.",
+    )
+    # A batch's steps carry model calls' messages.
+    traces = BodyLimit(settings.model_call_body_max_bytes, "a batch of traces")
+    return BodyLimits(
+        app,
+        default=BodyLimit(settings.request_body_max_bytes, "a request"),
+        routes={
+            CHAT_COMPLETIONS_PATH: model_call,
+            PROMPT_COMPLETIONS_PATH: model_call,
+            TRACE_BATCH_PATH: traces,
+            shares_router.prefix: SHARE_BODY_LIMIT,
+            **dict.fromkeys(UPLOAD_PATHS, UPLOAD_LIMIT),
+        },
+    )
+
+
 def _registry(settings: Settings, engine: Engine, box: SecretBox) -> McpRegistry:
     return McpRegistry(
         engine=engine,
@@ -169,20 +195,22 @@ class _HubApp(FastAPI):
     """The hub's FastAPI app, with the model-call and tool-call routes answered ahead of its
     middleware stack (hub/hot_routes.py); they stay out of the OpenAPI docs (the README
     documents them). Every HTTP request is observed (its request id and metrics:
-    hub/observed_requests.py) and passes the cross-site check first (hub/core/origin_check.py);
-    the others carry the caller's address to the audit log (hub/services/audit.py)."""
+    hub/observed_requests.py), has its body's size limited (hub/body_limits.py) and passes the
+    cross-site check (hub/core/origin_check.py) first; the others carry the caller's address
+    to the audit log (hub/services/audit.py)."""
 
     # Origins besides the request's own that the hub's pages are served from (create_app).
     trusted_origins: tuple[str, ...] = ()
 
-    def __init__(self, metrics: HubMetrics, **options: Any) -> None:
+    def __init__(self, metrics: HubMetrics, settings: Settings, **options: Any) -> None:
         super().__init__(**options)
         self._hot_routes = HotRoutes(self, HOT_ROUTES)
         self._metrics = metrics
+        self._limited = _body_limits(self._answer, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await observe_request(scope, receive, send, self._answer, self._metrics.http)
+            await observe_request(scope, receive, send, self._limited, self._metrics.http)
         else:
             await self._answer(scope, receive, send)
 
@@ -289,7 +317,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await redis.aclose()
             engine.dispose()
 
-    app = _HubApp(metrics, title="Switchboard hub", version="0.1.0", lifespan=lifespan)
+    app = _HubApp(metrics, settings, title="Switchboard hub", version="0.1.0", lifespan=lifespan)
     app.trusted_origins = (settings.hub_public_url,)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,44 +1,36 @@
-"""A form with one file, read with a size limit: the body is refused (413) as soon as it
-passes the limit, before the rest of it is read, rather than spooled to disk whole."""
+"""A form with one file: a test set's cases. Its body's size is limited before it is read, as
+every body's is (hub/body_limits.py), by `UPLOAD_LIMIT` on the routes in `UPLOAD_PATHS`."""
 
 from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
-from starlette.types import Message
 
-from hub.core.errors import InvalidError, TooLargeError
+from hub.body_limits import BodyLimit
+from hub.core.errors import InvalidError
 from hub.evaluation.case_files import MAX_FILE_BYTES
 from hub.evaluation.sets import Upload
 
-__all__ = ["MAX_UPLOAD_BYTES", "multipart_body", "read_upload"]
+__all__ = ["UPLOAD_LIMIT", "UPLOAD_PATHS", "multipart_body", "read_upload"]
 
 # The file, and room for the form's other fields and the multipart framing.
-MAX_UPLOAD_BYTES = MAX_FILE_BYTES + 64 * 1024
-
-
-def _too_large(size: str) -> TooLargeError:
-    return TooLargeError(
-        f"The upload is {size} bytes; the limit is {MAX_FILE_BYTES:,} bytes (10 MB) for the "
-        "file. Split it into smaller test sets."
-    )
+UPLOAD_LIMIT = BodyLimit(
+    MAX_FILE_BYTES + 64 * 1024,
+    "a test set upload",
+    f"The file may hold {MAX_FILE_BYTES:,} bytes (10 MB); split it into smaller test sets.",
+)
+# The routes that read their form with `read_upload`: the API's and the pages'.
+UPLOAD_PATHS = (
+    "/api/evaluation/sets",
+    "/api/evaluation/sets/{name}/versions",
+    "/evaluation/sets/new",
+    "/evaluation/sets/{name}/versions",
+)
 
 
 async def read_upload(request: Request) -> Upload:
     """The multipart form's text fields and its one file, `file`."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_UPLOAD_BYTES:
-        raise _too_large(f"{int(length):,}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_UPLOAD_BYTES:
-            raise _too_large(f"over {MAX_UPLOAD_BYTES:,}")
-
-    async def replay() -> Message:
-        return {"type": "http.request", "body": bytes(body), "more_body": False}
-
-    async with Request(request.scope, replay).form(max_files=1, max_fields=20) as form:
+    async with request.form(max_files=1, max_fields=20) as form:
         file = form.get("file")
         if not isinstance(file, UploadFile):
             raise InvalidError(

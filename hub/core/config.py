@@ -213,6 +213,12 @@ class Settings(BaseSettings):
     # `switchboard run` waits that long plus a margin for each part before killing it.
     shutdown_grace_s: int = Field(default=25, ge=1, le=3600)
 
+    # The most a request body may hold, checked before it is parsed or its sender is known
+    # (hub/body_limits.py): any route, and the model calls (images travel inside them as
+    # base64) and the chat app's trace batches. Test set uploads take their file's limit.
+    request_body_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    model_call_body_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+
     # Log lines on stderr: "text", or "json" (one object a line) for a log collector.
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -211,12 +211,16 @@ class Experiments:
         self._resolver.changed()
         return made
 
-    async def find(self, prompt: str | None) -> list[ExperimentPublic]:
+    async def find(
+        self, prompt: str | None, *, offset: int = 0, limit: int = 200
+    ) -> list[ExperimentPublic]:
+        """The newest first: `offset` skipped, at most `limit`."""
+
         def work(session: Session) -> list[ExperimentPublic]:
-            return [
-                experiment_public(session, e, analyses=False)
-                for e in store.list_experiments(session=session, prompt=prompt)
-            ]
+            found = store.list_experiments(
+                session=session, prompt=prompt, offset=offset, limit=limit
+            )
+            return [experiment_public(session, e, analyses=False) for e in found]
 
         return await self._db(work)
 

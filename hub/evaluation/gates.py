@@ -430,12 +430,16 @@ class EvalGates:
 
         await self._db(work)
 
-    async def checks(self, kind: TargetKind, name: str, actor: Actor) -> list[GateCheckPublic]:
-        """The target's last 50 gate checks, newest first."""
+    async def checks(
+        self, kind: TargetKind, name: str, actor: Actor, *, offset: int = 0, limit: int = 50
+    ) -> list[GateCheckPublic]:
+        """The target's gate checks, newest first: `offset` skipped, at most `limit`."""
 
         def work(session: Session) -> list[GateCheckPublic]:
             target_of(session, kind, name, actor)
-            found = store.list_checks(session=session, target_kind=kind, target=name)
+            found = store.list_checks(
+                session=session, target_kind=kind, target=name, offset=offset, limit=limit
+            )
             return [check_public(session, check) for check in found]
 
         return await self._db(work)

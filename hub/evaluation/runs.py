@@ -307,8 +307,11 @@ class EvalRuns:
 
         return await self._db(work)
 
-    async def find(self, set_name: str | None, prompt: str | None) -> list[RunPublic]:
-        """The newest runs first, of one set and one prompt when named."""
+    async def find(
+        self, set_name: str | None, prompt: str | None, *, offset: int = 0, limit: int = 200
+    ) -> list[RunPublic]:
+        """The newest runs first, of one set and one prompt when named: `offset` skipped, at
+        most `limit`."""
 
         def work(session: Session) -> list[RunPublic]:
             set_id = None
@@ -317,7 +320,9 @@ class EvalRuns:
                 if test_set is None or test_set.id is None:
                     return []
                 set_id = test_set.id
-            runs = store.list_runs(session=session, set_id=set_id, prompt=prompt)
+            runs = store.list_runs(
+                session=session, set_id=set_id, prompt=prompt, offset=offset, limit=limit
+            )
             return self._public(session, runs)
 
         return await self._db(work)

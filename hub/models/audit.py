@@ -14,7 +14,14 @@ from sqlmodel import Field, SQLModel
 
 from hub.models.service import utcnow
 
-__all__ = ["ACTIONS", "AuditActorKind", "AuditEvent", "AuditEventPublic", "AuditFilter"]
+__all__ = [
+    "ACTIONS",
+    "AuditActorKind",
+    "AuditEvent",
+    "AuditEventPublic",
+    "AuditFilter",
+    "AuditSearch",
+]
 
 # What is recorded (the action of each event), by what it changes.
 ACTIONS = (
@@ -88,8 +95,8 @@ class AuditEventPublic(SQLModel):
 _ACTION = re.compile(r"[a-z_]+(\.[a-z_]+)*(\.\*)?")
 
 
-class AuditFilter(SQLModel):
-    """Which events to list: who, what, when, and a page of them. Empty values mean any."""
+class AuditSearch(SQLModel):
+    """Which events to list: who, what, when. Empty values mean any."""
 
     actor: str | None = Field(
         default=None, max_length=200, description="a name, a person's key or a service's id"
@@ -99,8 +106,6 @@ class AuditFilter(SQLModel):
     )
     since: datetime | None = Field(default=None, description="from (ISO 8601; UTC if no zone)")
     until: datetime | None = Field(default=None, description="until (ISO 8601; UTC if no zone)")
-    limit: int = Field(default=100, ge=1, le=500)
-    offset: int = Field(default=0, ge=0)
 
     @field_validator("actor", "action", mode="before")
     @classmethod
@@ -146,3 +151,10 @@ class AuditFilter(SQLModel):
         if self.since and self.until and self.since > self.until:
             raise ValueError("'since' is after 'until'; swap them")
         return self
+
+
+class AuditFilter(AuditSearch):
+    """Which events the audit page lists, and a page of them."""
+
+    limit: int = Field(default=100, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)

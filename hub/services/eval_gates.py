@@ -48,13 +48,14 @@ def get_check(*, session: Session, check_id: int) -> EvalGateCheck | None:
 
 
 def list_checks(
-    *, session: Session, target_kind: str, target: str, limit: int | None = 50
+    *, session: Session, target_kind: str, target: str, offset: int = 0, limit: int | None = 50
 ) -> list[EvalGateCheck]:
     """The target's gate checks, newest first (all of them with `limit` None)."""
     query = (
         select(EvalGateCheck)
         .where(EvalGateCheck.target_kind == target_kind, EvalGateCheck.target == target)
         .order_by(col(EvalGateCheck.id).desc())
+        .offset(offset)
         .limit(limit)
     )
     return list(session.exec(query).all())

@@ -66,9 +66,9 @@ def get_run(*, session: Session, run_id: int) -> EvalRun | None:
 
 
 def list_runs(
-    *, session: Session, set_id: int | None, prompt: str | None, limit: int = 200
+    *, session: Session, set_id: int | None, prompt: str | None, offset: int = 0, limit: int = 200
 ) -> list[EvalRun]:
-    query = select(EvalRun).order_by(col(EvalRun.id).desc()).limit(limit)
+    query = select(EvalRun).order_by(col(EvalRun.id).desc()).offset(offset).limit(limit)
     if set_id is not None:
         query = query.where(EvalRun.set_id == set_id)
     if prompt:

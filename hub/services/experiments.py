@@ -35,8 +35,10 @@ def get_experiment(*, session: Session, experiment_id: int) -> Experiment | None
     return session.get(Experiment, experiment_id)
 
 
-def list_experiments(*, session: Session, prompt: str | None) -> list[Experiment]:
-    query = select(Experiment).order_by(col(Experiment.id).desc()).limit(200)
+def list_experiments(
+    *, session: Session, prompt: str | None, offset: int = 0, limit: int = 200
+) -> list[Experiment]:
+    query = select(Experiment).order_by(col(Experiment.id).desc()).offset(offset).limit(limit)
     if prompt:
         query = query.where(Experiment.prompt == prompt)
     return list(session.exec(query))

@@ -65,7 +65,7 @@ def list_servers(
     team: str | None = None,
     status: McpStatus | None = None,
 ) -> list[McpServer]:
-    query = select(McpServer).order_by(col(McpServer.name))
+    query = select(McpServer).order_by(col(McpServer.name), col(McpServer.slug))
     if team:
         query = query.where(McpServer.team == team)
     if status:

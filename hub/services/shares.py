@@ -172,7 +172,7 @@ def list_shares(*, session: Session, actor: Actor) -> list[Share]:
     query = (
         select(Share)
         .where(Share.owner_kind == actor.kind, Share.owner_id == actor.id)
-        .order_by(col(Share.created_at).desc())
+        .order_by(col(Share.created_at).desc(), col(Share.id).desc())
     )
     return list(session.exec(query))
 

@@ -156,9 +156,21 @@ def get_trace(*, session: Session, run_id: str, actor: Actor) -> TraceRunPublic 
 
 
 def list_traces(
-    *, session: Session, actor: Actor, agent: str | None = None, conversation: str | None = None
+    *,
+    session: Session,
+    actor: Actor,
+    agent: str | None = None,
+    conversation: str | None = None,
+    offset: int = 0,
+    limit: int = _LIST_LIMIT,
 ) -> list[TraceRunPublic]:
-    query = select(TraceRun).order_by(col(TraceRun.started_at).desc()).limit(_LIST_LIMIT)
+    """Newest first (runs that started together in their ids' order)."""
+    query = (
+        select(TraceRun)
+        .order_by(col(TraceRun.started_at).desc(), col(TraceRun.id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
     if agent:
         query = query.where(TraceRun.agent_slug == agent)
     if conversation:

@@ -82,7 +82,7 @@ def list_web_sessions(*, session: Session) -> list[WebSessionPublic]:
         select(WebSession, User)
         .join(User, col(User.id) == WebSession.user_id)
         .where(WebSession.expires_at > utcnow())
-        .order_by(col(WebSession.created_at).desc())
+        .order_by(col(WebSession.created_at).desc(), col(WebSession.id).desc())
     )
     return [
         WebSessionPublic(

@@ -26,6 +26,7 @@ from tests.support.servers import free_port, stop_process
 __all__ = [
     "FAST",
     "REDIS_URL",
+    "HubProcess",
     "Model",
     "RedisHubs",
     "ask",
@@ -33,6 +34,7 @@ __all__ = [
     "hub_processes",
     "new_service",
     "redis_hubs",
+    "started_hubs",
     "write_models",
 ]
 
@@ -115,12 +117,27 @@ def ask(
     )
 
 
+@dataclass(frozen=True)
+class HubProcess:
+    url: str
+    pid: int
+
+
 @contextmanager
 def hub_processes(
     env: dict[str, str], workdir: Path, count: int, log_level: str = "warning"
 ) -> Iterator[list[str]]:
     """`count` processes of `uvicorn hub.main:create_app`, started together; yields their
     base URLs once all answer. Each writes its log to `workdir/hub-<i>.log`."""
+    with started_hubs(env, workdir, count, log_level) as hubs:
+        yield [hub.url for hub in hubs]
+
+
+@contextmanager
+def started_hubs(
+    env: dict[str, str], workdir: Path, count: int, log_level: str = "warning"
+) -> Iterator[list[HubProcess]]:
+    """As `hub_processes`, yielding each hub's URL and process id."""
     ports = [free_port() for _ in range(count)]
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -154,7 +171,10 @@ def hub_processes(
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"a hub did not start:\n{log.read_text()}")
                 time.sleep(0.05)
-        yield [f"http://127.0.0.1:{port}" for port in ports]
+        yield [
+            HubProcess(f"http://127.0.0.1:{port}", process.pid)
+            for port, process in zip(ports, processes, strict=True)
+        ]
     finally:
         for process in processes:
             stop_process(process)

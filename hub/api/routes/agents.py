@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from agents.spec import AgentSpec
 from hub.agent_catalog import AgentCatalog
 from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.paging import PageDep
 from hub.models.agent import (
     AgentCreate,
     AgentListItem,
@@ -46,11 +47,15 @@ async def create_agent(
 
 @router.get("", response_model=list[AgentListItem])
 async def list_agents(
-    actor: CurrentActor, agents: AgentCatalogDep, q: str | None = None, mine: bool = False
+    actor: CurrentActor,
+    agents: AgentCatalogDep,
+    page: PageDep,
+    q: str | None = None,
+    mine: bool = False,
 ) -> list[AgentListItem]:
     """Published agents the caller may use, searched by `q` in slug, name and description;
-    with `mine=true`, the caller's own agents, unpublished drafts included."""
-    return await agents.find(actor, text=q, mine=mine)
+    with `mine=true`, the caller's own agents, unpublished drafts included. Paged."""
+    return page.of(await agents.find(actor, text=q, mine=mine))
 
 
 @router.get("/{slug}", response_model=AgentPublic)
@@ -92,10 +97,10 @@ async def publish_agent(
 
 @router.get("/{slug}/versions", response_model=list[AgentVersionPublic])
 async def list_versions(
-    slug: str, actor: CurrentActor, agents: AgentCatalogDep
+    slug: str, actor: CurrentActor, agents: AgentCatalogDep, page: PageDep
 ) -> list[AgentVersionPublic]:
-    """Published versions, newest first, with who published each."""
-    return await agents.versions(slug, actor)
+    """Published versions, newest first, with who published each. Paged."""
+    return page.of(await agents.versions(slug, actor))
 
 
 @router.post("/{slug}/versions/{number}/restore", response_model=AgentVersionPublic)

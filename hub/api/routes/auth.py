@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from hub.api.deps import AdminActor, ChatApp, CurrentActor, SessionDep
+from hub.api.paging import PageDep
 from hub.core.errors import NotFoundError, UnauthenticatedError
 from hub.models.user import UserPublic
 from hub.models.web_session import WebSessionPublic
@@ -57,9 +58,9 @@ async def who_am_i(actor: CurrentActor) -> dict[str, object]:
 
 
 @router.get("/sessions", response_model=list[WebSessionPublic])
-def sessions(admin: AdminActor, session: SessionDep) -> list[WebSessionPublic]:
-    """Every session still valid, newest first (admins)."""
-    return list_web_sessions(session=session)
+def sessions(admin: AdminActor, session: SessionDep, page: PageDep) -> list[WebSessionPublic]:
+    """Every session still valid, newest first (admins). Paged."""
+    return page.of(list_web_sessions(session=session))
 
 
 @router.delete("/sessions/{session_id}", status_code=204)

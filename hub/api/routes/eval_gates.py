@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.paging import PageDep
 from hub.core.errors import NotFoundError
 from hub.evaluation.gates import EvalGates
 from hub.models.eval_gate import GateCheckPublic, GateOverride, GatePublic, GateSet
@@ -61,10 +62,12 @@ def _gate_routes(kind: TargetKind) -> APIRouter:
 
     @router.get("/{name}/gate-checks", response_model=list[GateCheckPublic])
     async def list_gate_checks(
-        name: str, actor: CurrentActor, gates: EvalGatesDep
+        name: str, actor: CurrentActor, gates: EvalGatesDep, page: PageDep
     ) -> list[GateCheckPublic]:
-        """The last 50 gate checks, newest first."""
-        return await gates.checks(kind, name, actor)
+        """The gate checks, newest first. Paged."""
+        return page.answer(
+            await gates.checks(kind, name, actor, offset=page.offset, limit=page.fetch)
+        )
 
     @router.get("/{name}/gate-checks/{check_id}", response_model=GateCheckPublic)
     async def get_gate_check(

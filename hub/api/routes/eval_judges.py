@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.paging import PageDep
 from hub.evaluation.judges import EvalJudges
 from hub.models.eval_judge import (
     CalibrationCreate,
@@ -33,9 +34,11 @@ router = APIRouter(prefix="/api/evaluation", tags=["evaluation"])
 
 
 @router.get("/runs/{run_id}/labels", response_model=list[LabelPublic])
-async def list_labels(run_id: int, _: CurrentActor, judges: EvalJudgesDep) -> list[LabelPublic]:
-    """People's labels on the run's rows, in the cases' order."""
-    return await judges.labels(run_id)
+async def list_labels(
+    run_id: int, _: CurrentActor, judges: EvalJudgesDep, page: PageDep
+) -> list[LabelPublic]:
+    """People's labels on the run's rows, in the cases' order. Paged."""
+    return page.of(await judges.labels(run_id))
 
 
 @router.put("/runs/{run_id}/labels/{case_id}", response_model=LabelPublic)

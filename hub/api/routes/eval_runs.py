@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.paging import PageDep
 from hub.evaluation.runs import EvalRuns
 from hub.models.evaluation import (
     ResultPage,
@@ -46,11 +47,12 @@ async def create_run(body: RunCreate, actor: CurrentActor, runs: EvalRunsDep) ->
 async def list_runs(
     _: CurrentActor,
     runs: EvalRunsDep,
+    page: PageDep,
     test_set: Annotated[str | None, Query(alias="set", max_length=63)] = None,
     prompt: Annotated[str | None, Query(max_length=63)] = None,
 ) -> list[RunPublic]:
-    """The newest runs first, with their progress."""
-    return await runs.find(test_set, prompt)
+    """The newest runs first, with their progress. Paged."""
+    return page.answer(await runs.find(test_set, prompt, offset=page.offset, limit=page.fetch))
 
 
 @router.get("/{run_id}", response_model=RunPublic)

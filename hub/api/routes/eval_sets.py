@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.paging import PageDep
 from hub.api.uploads import multipart_body, read_upload
 from hub.evaluation.sets import MAX_CASES_PER_PAGE, EvalSetLibrary, Upload
 from hub.models.evaluation import (
@@ -48,12 +49,13 @@ async def create_set(
 async def list_sets(
     _: CurrentActor,
     sets: EvalSetLibraryDep,
+    page: PageDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
     team: Annotated[str | None, Query(max_length=100)] = None,
 ) -> list[EvalSetListItem]:
     """Every test set with its latest version and number of cases, searched by `q` in name
-    and description."""
-    return await sets.find(q, team)
+    and description. Paged."""
+    return page.of(await sets.find(q, team))
 
 
 @router.get("/{name}", response_model=EvalSetPublic)

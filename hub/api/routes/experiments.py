@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.paging import PageDep
 from hub.evaluation.experiments import Experiments
 from hub.models.experiment import (
     CallPage,
@@ -44,11 +45,12 @@ async def start_experiment(
 async def list_experiments(
     _: CurrentActor,
     experiments: ExperimentsDep,
+    page: PageDep,
     prompt: Annotated[str | None, Query(max_length=63)] = None,
 ) -> list[ExperimentPublic]:
     """The newest experiments first, with their counts (the analyses are in each one's own
-    answer)."""
-    return await experiments.find(prompt)
+    answer). Paged."""
+    return page.answer(await experiments.find(prompt, offset=page.offset, limit=page.fetch))
 
 
 @router.get("/{experiment_id}", response_model=ExperimentPublic)

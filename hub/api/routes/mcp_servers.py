@@ -18,6 +18,7 @@ from hub.api.deps import (
     is_chat_app,
     service_of,
 )
+from hub.api.paging import PageDep
 from hub.models.mcp_server import (
     McpServerCreate,
     McpServerPublic,
@@ -105,13 +106,15 @@ async def register_server(
 def list_servers(
     actor: CurrentActor,
     session: SessionDep,
+    page: PageDep,
     q: str | None = None,
     tag: str | None = None,
     team: str | None = None,
     status: McpStatus | None = None,
 ) -> list[McpServerPublic]:
+    """Paged."""
     servers = store.list_servers(session=session, text=q, tag=tag, team=team, status=status)
-    return [store.to_public(session=session, server=server) for server in servers]
+    return [store.to_public(session=session, server=server) for server in page.of(servers)]
 
 
 @router.get("/{slug}", response_model=McpServerPublic)
@@ -157,10 +160,10 @@ async def delete_server(slug: str, actor: CurrentActor, registry: RegistryDep) -
 
 @router.get("/{slug}/snapshots", response_model=list[McpSnapshotPublic])
 async def list_snapshots(
-    slug: str, actor: CurrentActor, registry: RegistryDep
+    slug: str, actor: CurrentActor, registry: RegistryDep, page: PageDep
 ) -> list[McpSnapshotPublic]:
-    """What the server offered at each change, newest first, and who approved it."""
-    return await registry.snapshots(slug)
+    """What the server offered at each change, newest first, and who approved it. Paged."""
+    return page.of(await registry.snapshots(slug))
 
 
 @router.get("/{slug}/stats", response_model=list[ToolStats])

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.responses import JSONResponse, Response
 
 from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.paging import PageDep
 from hub.core.config import PLAYGROUND_SERVICE_NAME
 from hub.core.roles import Permission
 from hub.gateway.prompt_calls import PromptCall, render_request, variable_values
@@ -55,12 +56,13 @@ async def create_prompt(
 async def list_prompts(
     _: CurrentActor,
     prompts: PromptLibraryDep,
+    page: PageDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
     team: Annotated[str | None, Query(max_length=100)] = None,
 ) -> list[PromptListItem]:
     """Every prompt with its team and production version, and its calls by name and their cost
-    in the last 7 days, searched by `q` in name and description."""
-    return await prompts.find(q, team)
+    in the last 7 days, searched by `q` in name and description. Paged."""
+    return page.of(await prompts.find(q, team))
 
 
 @router.get("/{name}", response_model=PromptPublic)
@@ -79,10 +81,10 @@ async def add_version(
 
 @router.get("/{name}/versions", response_model=list[PromptVersionPublic])
 async def list_versions(
-    name: str, _: CurrentActor, prompts: PromptLibraryDep
+    name: str, _: CurrentActor, prompts: PromptLibraryDep, page: PageDep
 ) -> list[PromptVersionPublic]:
-    """Every version, newest first."""
-    return await prompts.versions(name)
+    """Every version, newest first. Paged."""
+    return page.of(await prompts.versions(name))
 
 
 @router.get("/{name}/versions/{number}", response_model=PromptVersionPublic)

@@ -1,11 +1,12 @@
 """Share links of conversations: the chat makes them for their owner; people list, read and
 revoke them (pages for people are in hub/web/share_pages.py)."""
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Response
 
 from hub.api.contract import ShareCreate
 from hub.api.deps import CurrentActor, HubStateDep, SessionDep
-from hub.core.errors import TooLargeError
+from hub.api.paging import PageDep
+from hub.body_limits import BodyLimit
 from hub.models.share import MAX_SNAPSHOT_BYTES, SharePublic, ShareView
 from hub.services.shares import (
     create_share,
@@ -15,22 +16,20 @@ from hub.services.shares import (
     view_share,
 )
 
-__all__ = ["router"]
+__all__ = ["SHARE_BODY_LIMIT", "router"]
 
 router = APIRouter(prefix="/api/shares", tags=["shares"])
 
 
-async def _small_enough(request: Request) -> None:
-    """Refuse an oversized snapshot before reading it."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_SNAPSHOT_BYTES:
-        raise TooLargeError(
-            f"This conversation is too large to share ({int(length):,} bytes; the limit is "
-            f"{MAX_SNAPSHOT_BYTES:,}). Share a shorter one, or one with fewer large tables.",
-        )
+# An oversized snapshot is refused before it is read (hub/body_limits.py).
+SHARE_BODY_LIMIT = BodyLimit(
+    MAX_SNAPSHOT_BYTES,
+    "a shared conversation",
+    "Share a shorter one, or one with fewer large tables.",
+)
 
 
-@router.post("", response_model=SharePublic, status_code=201, dependencies=[Depends(_small_enough)])
+@router.post("", response_model=SharePublic, status_code=201)
 def make(
     share_in: ShareCreate, actor: CurrentActor, session: SessionDep, hub_state: HubStateDep
 ) -> SharePublic:
@@ -40,12 +39,14 @@ def make(
 
 
 @router.get("", response_model=list[SharePublic])
-def mine(actor: CurrentActor, session: SessionDep, hub_state: HubStateDep) -> list[SharePublic]:
-    """The caller's links, newest first, with whether each is active, expired or revoked."""
+def mine(
+    actor: CurrentActor, session: SessionDep, hub_state: HubStateDep, page: PageDep
+) -> list[SharePublic]:
+    """The caller's links, newest first, with whether each is active, expired or revoked.
+    Paged."""
     hub_url = hub_state.settings.hub_public_url
-    return [
-        to_public(share, hub_url=hub_url) for share in list_shares(session=session, actor=actor)
-    ]
+    shares = page.of(list_shares(session=session, actor=actor))
+    return [to_public(share, hub_url=hub_url) for share in shares]
 
 
 @router.get("/{share_id}", response_model=ShareView)

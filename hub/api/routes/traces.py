@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Response
 
 from agents.tracing.records import TraceBatch
 from hub.api.deps import ChatApp, CurrentActor, HubStateDep, SessionDep
+from hub.api.paging import PageDep
 from hub.core.errors import NotFoundError
 from hub.models.service import utcnow
 from hub.models.trace import TraceRunPublic
@@ -47,11 +48,21 @@ def forget(
 def list_runs(
     actor: CurrentActor,
     session: SessionDep,
+    page: PageDep,
     agent: str | None = None,
     conversation: str | None = None,
 ) -> list[TraceRunPublic]:
-    """Newest first: the runs the caller made, runs of the caller's agents (all, for admins)."""
-    return list_traces(session=session, actor=actor, agent=agent, conversation=conversation)
+    """Newest first: the runs the caller made, runs of the caller's agents (all, for admins).
+    Paged."""
+    runs = list_traces(
+        session=session,
+        actor=actor,
+        agent=agent,
+        conversation=conversation,
+        offset=page.offset,
+        limit=page.fetch,
+    )
+    return page.answer(runs)
 
 
 @router.get("/{run_id}", response_model=TraceRunPublic)
