@@ -244,6 +244,16 @@ class McpRegistry:
         changes = update.model_dump(
             exclude_unset=True, exclude={"auth_header_name", "auth_header_value", "clear_auth"}
         )
+        if update.auth_header_name is not None and update.auth_header_value is None:
+            raise InvalidError("Give the auth header's value with its name.")
+        moved = "url" in changes and changes["url"] != server.url
+        new_secret = update.clear_auth or update.auth_header_value is not None
+        if moved and server.auth_secret_encrypted is not None and not new_secret:
+            # The secret was given for the old address; the new one may belong to anyone.
+            raise InvalidError(
+                "The stored auth secret is never sent to a new address: give auth_header_value "
+                "again with the new url, or clear_auth: true to use none."
+            )
         for key, value in changes.items():
             setattr(server, key, value)
         if update.clear_auth:
@@ -254,12 +264,11 @@ class McpRegistry:
                 raise InvalidError("Give the auth header's name with its value.")
             server.auth_header_name = name
             server.auth_secret_encrypted = self._box.encrypt(update.auth_header_value)
-        auth_changed = update.clear_auth or update.auth_header_value is not None
-        reconnect = bool({"url", "transport"} & changes.keys()) or auth_changed
+        reconnect = bool({"url", "transport"} & changes.keys()) or new_secret
         discovery = await self._checked_discovery(self._endpoint(server)) if reconnect else None
         server.updated_at = utcnow()
         # Which fields changed, never their values: the auth header's value is a secret.
-        changed = sorted(changes.keys() | ({"auth"} if auth_changed else set()))
+        changed = sorted(changes.keys() | ({"auth"} if new_secret else set()))
 
         def save(session: Session) -> McpServerPublic:
             merged = session.merge(server)
@@ -272,7 +281,9 @@ class McpRegistry:
             )
             session.commit()
             if discovery is not None:
-                store.record_discovery(session=session, server=merged, discovery=discovery)
+                store.record_discovery(
+                    session=session, server=merged, discovery=discovery, new_address=moved
+                )
             return store.to_public(session=session, server=merged)
 
         saved = await self._db(save)
@@ -302,13 +313,26 @@ class McpRegistry:
         self._changed(server)
         return saved
 
-    async def approve(self, slug: str, actor: Actor) -> McpServerPublic:
+    async def approve(self, slug: str, actor: Actor, digest: str | None) -> McpServerPublic:
+        """Approve the pending snapshot whose `digest` the owner was shown; refused when another
+        check filed a different one since (the owner has not read that one)."""
         server = await self._managed(slug, actor)
 
         def save(session: Session) -> McpServerPublic:
             merged = _fresh(session, server)
-            if store.approve_pending(session=session, server=merged, actor=actor) is None:
+            pending = store.pending_snapshot(session=session, server=merged)
+            if pending is None:
                 raise ConflictError(f"{slug!r} has no tool changes waiting for review.")
+            if not digest:
+                raise InvalidError(
+                    "Give the digest of the pending snapshot you reviewed (pending_digest)."
+                )
+            if pending.digest != digest:
+                raise ConflictError(
+                    f"The tools of {slug!r} changed again since the snapshot you reviewed; "
+                    "nothing was approved. Read the changes now waiting and approve those."
+                )
+            store.approve_pending(session=session, server=merged, actor=actor)
             return store.to_public(session=session, server=merged)
 
         saved = await self._db(save)
