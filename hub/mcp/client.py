@@ -23,11 +23,24 @@ from mcp.shared.exceptions import McpError
 from hub.mcp.netguard import AddressRefusedError, NetworkPolicy, guarded_client
 from hub.models.mcp_server import McpTransport
 
-__all__ = ["Endpoint", "McpUnavailableError", "describe_failure", "open_session"]
+__all__ = ["Endpoint", "McpUnavailableError", "describe_failure", "open_session", "unavailable"]
 
 
 class McpUnavailableError(Exception):
-    """The server could not be reached or did not speak MCP; `str()` says what failed."""
+    """The server could not be reached or did not speak MCP; `str()` says what failed.
+    `public` says which kind of failure it was without what the network layer reported
+    (addresses a name resolved to): for members; the full message is for the log and admins."""
+
+    def __init__(self, message: str, *, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or message
+
+
+def unavailable(error: BaseException, url: str) -> McpUnavailableError:
+    """The `McpUnavailableError` for `error`, met talking to the server at `url`."""
+    return McpUnavailableError(
+        describe_failure(error, url), public=describe_failure(error, url, public=True)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +57,18 @@ def _leaf(error: BaseException) -> BaseException:
     return error
 
 
-def describe_failure(error: BaseException, url: str) -> str:
-    """A sentence for a person: what went wrong talking to the server at `url`."""
+def describe_failure(error: BaseException, url: str, *, public: bool = False) -> str:
+    """A sentence for a person: what went wrong talking to the server at `url`. With `public`,
+    only the kind of failure, without the text of the network layer (which may hold the
+    addresses a name resolved to)."""
     error = _leaf(error)
     if isinstance(error, AddressRefusedError):
-        return str(error)
+        return error.public if public else str(error)
     if isinstance(error, httpx.ConnectError | aiohttp.ClientConnectorError):
+        if public and str(error).startswith("Could not resolve"):  # netguard's words
+            return f"could not connect to {url}: its host name does not resolve"
+        if public:
+            return f"could not connect to {url} (connection refused); is it running?"
         return f"could not connect to {url} ({error or 'connection refused'}); is it running?"
     if isinstance(error, httpx.TimeoutException | TimeoutError):
         return f"{url} did not answer in time"
@@ -61,11 +80,12 @@ def describe_failure(error: BaseException, url: str) -> str:
         )
     if isinstance(error, McpError):
         return f"{url} answered with an MCP error: {error.error.message}"
+    detail = "" if public else f": {error}"
     if isinstance(
         error, httpx.HTTPError | aiohttp.ClientError | OSError | anyio.BrokenResourceError
     ):
-        return f"the connection to {url} failed: {type(error).__name__}: {error}"
-    return f"{url} did not speak MCP: {type(error).__name__}: {error}"
+        return f"the connection to {url} failed: {type(error).__name__}{detail}"
+    return f"{url} did not speak MCP: {type(error).__name__}{detail}"
 
 
 class _FailFast:
@@ -132,6 +152,6 @@ async def open_session(
             anyio.ClosedResourceError,
             ExceptionGroup,
         ) as error:
-            raise McpUnavailableError(describe_failure(error, endpoint.url)) from error
+            raise unavailable(error, endpoint.url) from error
     if fail_fast.error is not None:
-        raise McpUnavailableError(describe_failure(fail_fast.error, endpoint.url))
+        raise unavailable(fail_fast.error, endpoint.url)

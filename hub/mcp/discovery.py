@@ -13,7 +13,7 @@ import orjson
 from mcp import ClientSession
 from mcp.shared.exceptions import McpError
 
-from hub.mcp.client import Endpoint, McpUnavailableError, describe_failure, open_session
+from hub.mcp.client import Endpoint, McpUnavailableError, open_session, unavailable
 from hub.mcp.netguard import NetworkPolicy
 
 __all__ = [
@@ -195,7 +195,7 @@ async def discover(
             f"{timeout_s:.0f} s; is it an MCP server?"
         ) from error
     except McpError as error:
-        raise McpUnavailableError(describe_failure(error, endpoint.url)) from error
+        raise unavailable(error, endpoint.url) from error
     refused: list[str] = []
     return Discovery(
         tools=_accepted("tool", tools, refused),

@@ -26,7 +26,7 @@ from mcp.shared.version import SUPPORTED_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from hub.core.request_ids import REQUEST_ID_HEADER, current_request_id
-from hub.mcp.client import Endpoint, McpUnavailableError, describe_failure
+from hub.mcp.client import Endpoint, McpUnavailableError, unavailable
 from hub.mcp.netguard import (
     AddressRefusedError,
     GuardedResolver,
@@ -231,7 +231,7 @@ class HttpSession:
         except TimeoutError:
             raise McpUnavailableError(f"{self.url} did not answer in time") from None
         except (AddressRefusedError, aiohttp.ClientError, OSError) as error:
-            raise McpUnavailableError(describe_failure(error, self.url)) from error
+            raise unavailable(error, self.url) from error
         try:
             result = await self._call(params)
         except TimeoutError:
@@ -239,7 +239,7 @@ class HttpSession:
                 f"{tool} did not answer within {self._call_timeout_s:g} s"
             ) from None
         except (AddressRefusedError, aiohttp.ClientError, OSError) as error:
-            raise McpUnavailableError(describe_failure(error, self.url)) from error
+            raise unavailable(error, self.url) from error
         try:
             types.CallToolResult.model_validate(result)
         except ValidationError as error:

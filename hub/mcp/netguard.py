@@ -67,7 +67,13 @@ _NUMERIC_IPV4 = re.compile(r"[0-9a-fx.]+", re.IGNORECASE)
 
 
 class AddressRefusedError(ValueError):
-    """str(error) is a message for a person: what was refused and what to do."""
+    """str(error) is a message for a person: what was refused and what to do. `public` says
+    the same without the addresses a name resolved to (for members; the full one is for the
+    log and admins)."""
+
+    def __init__(self, message: str, *, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or message
 
 
 def normalise_ip(ip: IPAddress) -> IPAddress:
@@ -157,18 +163,27 @@ class NetworkPolicy:
         address = normalise_ip(ip)
         shown = str(ip) if address == ip else f"{ip} (IPv4 {address})"
         subject = host if host == shown else f"{host} resolves to {shown}, which"
+        # What a name resolves to stays in the log: it maps the internal network.
+        named = parse_ip_literal(host) is None
         if reason := _never_allowed(address):
+            advice = (
+                "the hub never connects to these. Register the MCP server by an address it "
+                "can be reached at instead."
+            )
             raise AddressRefusedError(
-                f"{subject} is {reason} address; the hub never connects to these. Register the "
-                "MCP server by an address it can be reached at instead."
+                f"{subject} is {reason} address; {advice}",
+                public=f"{host} resolves to {reason} address; {advice}" if named else None,
             )
         reason = _internal(address)
         if reason and not (self.allows(ip) or self.allows(address)):
+            outside = f"{reason} address outside the networks the hub may reach"
+            allow = (
+                "If the MCP server is meant to be internal, an admin can allow it with "
+                f"{ALLOWED_NETWORKS_SETTING}, a comma-separated list of CIDRs"
+            )
             raise AddressRefusedError(
-                f"{subject} is {reason} address outside the networks the hub may reach. If the "
-                f"MCP server is meant to be internal, an admin can allow it with "
-                f"{ALLOWED_NETWORKS_SETTING} (a comma-separated list of CIDRs, e.g. "
-                f"{address}/{address.max_prefixlen})."
+                f"{subject} is {outside}. {allow} (e.g. {address}/{address.max_prefixlen}).",
+                public=f"{host} resolves to {outside}. {allow}." if named else None,
             )
 
 

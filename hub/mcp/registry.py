@@ -4,6 +4,7 @@ runs in worker threads; network work is async."""
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from hub.core.errors import (
     InvalidError,
     NotFoundError,
     PermissionDeniedError,
+    TooSoonError,
     UnsuitableError,
     UpstreamError,
 )
@@ -96,6 +98,7 @@ class McpRegistry:
         discovery_timeout_s: float,
         call_timeout_s: float,
         check_interval_s: float,
+        check_now_interval_s: float,
         flush_interval_s: float,
         max_pending_calls: int,
         leader: LeaderLock,
@@ -106,6 +109,9 @@ class McpRegistry:
         self._connect_timeout_s = connect_timeout_s
         self._discovery_timeout_s = discovery_timeout_s
         self._check_interval_s = check_interval_s
+        self._check_now_interval_s = check_now_interval_s
+        # When "check now" last ran per server id (time.monotonic()), for its rate limit.
+        self._checked_now: dict[int, float] = {}
         self._leader = leader
         self.pool = SessionPool(
             policy=policy, connect_timeout_s=connect_timeout_s, call_timeout_s=call_timeout_s
@@ -211,7 +217,7 @@ class McpRegistry:
         if server_in.auth_header_name and server_in.auth_header_value:
             headers[server_in.auth_header_name] = server_in.auth_header_value
         endpoint = Endpoint(url=server_in.url, transport=server_in.transport, headers=headers)
-        discovery = await self._checked_discovery(endpoint)
+        discovery = await self._checked_discovery(endpoint, actor)
         encrypted = (
             self._box.encrypt(server_in.auth_header_value) if server_in.auth_header_value else None
         )
@@ -230,14 +236,20 @@ class McpRegistry:
         logger.info("%s registered MCP server %s at %s", actor.name, created.slug, created.url)
         return created
 
-    async def _checked_discovery(self, endpoint: Endpoint) -> Any:
+    async def _checked_discovery(self, endpoint: Endpoint, actor: Actor) -> Any:
+        """Discover a server being registered or changed. A refusal names the kind of failure;
+        the addresses a name resolved to go to the log, and only an admin is told them."""
         try:
             check_url_syntax(endpoint.url)
             return await self._discover(endpoint)
-        except AddressRefusedError as error:
-            raise UnsuitableError(f"Refused: {error}") from error
-        except McpUnavailableError as error:
-            raise UnsuitableError(f"Could not use this server: {error}") from error
+        except (AddressRefusedError, McpUnavailableError) as error:
+            logger.warning(
+                "%s could not use the MCP server at %s: %s", actor.name, endpoint.url, error
+            )
+            reason = str(error) if actor.is_admin else error.public
+            if isinstance(error, AddressRefusedError):
+                raise UnsuitableError(f"Refused: {reason}") from error
+            raise UnsuitableError(f"Could not use this server: {reason}") from error
 
     async def update(self, slug: str, update: McpServerUpdate, actor: Actor) -> McpServerPublic:
         server = await self._managed(slug, actor)
@@ -265,7 +277,9 @@ class McpRegistry:
             server.auth_header_name = name
             server.auth_secret_encrypted = self._box.encrypt(update.auth_header_value)
         reconnect = bool({"url", "transport"} & changes.keys()) or new_secret
-        discovery = await self._checked_discovery(self._endpoint(server)) if reconnect else None
+        discovery = (
+            await self._checked_discovery(self._endpoint(server), actor) if reconnect else None
+        )
         server.updated_at = utcnow()
         # Which fields changed, never their values: the auth header's value is a secret.
         changed = sorted(changes.keys() | ({"auth"} if new_secret else set()))
@@ -355,8 +369,23 @@ class McpRegistry:
     async def check(self, slug: str, actor: Actor) -> McpServerPublic:
         """Discover now (the owning team and admins); record health and any tool changes."""
         server = await self._managed(slug, actor)
+        self._limit_check_now(server)
         await self._check(server)
         return await self.public(slug)
+
+    def _limit_check_now(self, server: McpServer) -> None:
+        assert server.id is not None
+        now = time.monotonic()
+        last = self._checked_now.get(server.id)
+        if last is not None and now - last < self._check_now_interval_s:
+            wait = math.ceil(self._check_now_interval_s - (now - last))
+            raise TooSoonError(
+                f"{server.slug!r} was checked moments ago; check it again in {wait} s (once per "
+                f"{self._check_now_interval_s:g} s per server; the hub also checks every server "
+                f"every {self._check_interval_s:g} s).",
+                retry_after_s=wait,
+            )
+        self._checked_now[server.id] = now
 
     async def _check(self, server: McpServer) -> None:
         # One check at a time per server: a scheduled check and "check now" at the same moment
@@ -372,12 +401,13 @@ class McpRegistry:
         try:
             discovery = await self._discover(self._endpoint(server))
         except (McpUnavailableError, AddressRefusedError) as error:
-            reason = str(error)
+            # Everyone reads last_error: it says the kind of failure, the log says the rest.
+            reason = error.public
             await self._db(
                 lambda s: store.record_down(session=s, server=_fresh(s, server), error=reason)
             )
             if server.health != McpHealth.down:
-                logger.warning("MCP server %s is down: %s", server.slug, reason)
+                logger.warning("MCP server %s is down: %s", server.slug, error)
             self._changed(server)
             return
         changes = await self._db(
@@ -455,9 +485,10 @@ class McpRegistry:
             )
         except McpUnavailableError as error:
             record.latency_ms = (time.perf_counter() - started) * 1000
-            record.is_error, record.error = True, str(error)[:1000]
+            record.is_error, record.error = True, error.public[:1000]
             self.calls.add(record)
-            raise UpstreamError(f"The tool call failed: {error}") from error
+            logger.info("A call of %s on %s failed: %s", tool, slug, error)
+            raise UpstreamError(f"The tool call failed: {error.public}") from error
         record.latency_ms = (time.perf_counter() - started) * 1000
         if result.get("isError"):
             text = " ".join(

@@ -149,3 +149,15 @@ def test_approving_names_the_snapshot_read_and_a_newer_one_is_not_approved(
         assert approved.status_code == 200, approved.text
         described = {t["name"]: t["description"] for t in approved.json()["tools"]}
         assert "evil.example" in described["get_weather"]
+
+
+def test_a_refused_connection_is_named_without_the_address_the_name_resolved_to(
+    client: httpx.Client,
+) -> None:
+    refused = register_weather(client, "http://localhost:9/mcp")
+    assert refused.status_code == 400
+    detail = refused.json()["detail"]
+    assert detail == (
+        "Could not use this server: could not connect to http://localhost:9/mcp "
+        "(connection refused); is it running?"
+    )
