@@ -20,7 +20,12 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError
 
-from hub.mcp.netguard import AddressRefusedError, NetworkPolicy, guarded_client
+from hub.mcp.netguard import (
+    AddressRefusedError,
+    MessageTooLargeError,
+    NetworkPolicy,
+    guarded_client,
+)
 from hub.models.mcp_server import McpTransport
 
 __all__ = ["Endpoint", "McpUnavailableError", "describe_failure", "open_session", "unavailable"]
@@ -64,6 +69,8 @@ def describe_failure(error: BaseException, url: str, *, public: bool = False) ->
     error = _leaf(error)
     if isinstance(error, AddressRefusedError):
         return error.public if public else str(error)
+    if isinstance(error, MessageTooLargeError):
+        return str(error)
     if isinstance(error, httpx.ConnectError | aiohttp.ClientConnectorError):
         if public and str(error).startswith("Could not resolve"):  # netguard's words
             return f"could not connect to {url}: its host name does not resolve"
@@ -96,18 +103,26 @@ class _FailFast:
         self.error: Exception | None = None
 
     async def __call__(self, message: Any) -> None:
-        if isinstance(message, Exception) and self.error is None:
-            self.error = message
+        if isinstance(message, Exception):
+            self.fail(message)
+
+    def fail(self, error: Exception) -> None:
+        if self.error is None:
+            self.error = error
             self.scope.cancel()
 
 
 @asynccontextmanager
 async def _streams(
-    endpoint: Endpoint, policy: NetworkPolicy, connect_timeout_s: float, read_timeout_s: float
+    endpoint: Endpoint,
+    policy: NetworkPolicy,
+    connect_timeout_s: float,
+    read_timeout_s: float,
+    fail_fast: _FailFast,
 ) -> AsyncIterator[tuple[Any, Any]]:
     timeout = httpx.Timeout(connect_timeout_s, read=read_timeout_s)
     if endpoint.transport == McpTransport.sse:
-        factory = partial(guarded_client, policy)
+        factory = partial(guarded_client, policy, on_too_large=fail_fast.fail)
         async with sse_client(
             endpoint.url,
             headers=endpoint.headers,
@@ -117,7 +132,9 @@ async def _streams(
         ) as (read, write):
             yield read, write
         return
-    client = guarded_client(policy, headers=endpoint.headers, timeout=timeout)
+    client = guarded_client(
+        policy, headers=endpoint.headers, timeout=timeout, on_too_large=fail_fast.fail
+    )
     async with client, streamable_http_client(endpoint.url, http_client=client) as (read, write, _):
         yield read, write
 
@@ -136,7 +153,10 @@ async def open_session(
         fail_fast = _FailFast(scope)
         try:
             async with (
-                _streams(endpoint, policy, connect_timeout_s, read_timeout_s) as (read, write),
+                _streams(endpoint, policy, connect_timeout_s, read_timeout_s, fail_fast) as (
+                    read,
+                    write,
+                ),
                 ClientSession(read, write, message_handler=fail_fast) as session,
             ):
                 with anyio.fail_after(connect_timeout_s + read_timeout_s):

@@ -161,3 +161,21 @@ def test_a_refused_connection_is_named_without_the_address_the_name_resolved_to(
         "Could not use this server: could not connect to http://localhost:9/mcp "
         "(connection refused); is it running?"
     )
+
+
+def test_a_long_description_is_cut_with_a_mark_and_an_oversized_answer_is_refused(
+    client: httpx.Client,
+) -> None:
+    wordy = "Current weather for a city. " + "Mind the details. " * 400
+    with McpTestServer(wordy) as weather:
+        registered = register_weather(client, weather.url)
+    assert registered.status_code == 201, registered.text
+    described = {t["name"]: t["description"] for t in registered.json()["tools"]}
+    cut = described["get_weather"]
+    assert cut == wordy[:4000] + f" [cut by the hub: {len(wordy)} characters in all]"
+
+    huge = "x" * (17 * 2**20)  # the tool list is one message of over 16 MiB
+    with McpTestServer(huge) as flooding:
+        refused = register_weather(client, flooding.url, slug="flood")
+    assert refused.status_code == 400, refused.text[:300]
+    assert "sent a message over 16 MiB" in refused.json()["detail"]
