@@ -328,8 +328,8 @@ class McpRegistry:
         return saved
 
     async def approve(self, slug: str, actor: Actor, digest: str | None) -> McpServerPublic:
-        """Approve the pending snapshot whose `digest` the owner was shown; refused when another
-        check filed a different one since (the owner has not read that one)."""
+        """Approve the pending snapshot whose `digest` (`pending_digest`) the owner was shown;
+        refused when another was filed since (the owner has not read that one)."""
         server = await self._managed(slug, actor)
 
         def save(session: Session) -> McpServerPublic:
@@ -341,7 +341,7 @@ class McpRegistry:
                 raise InvalidError(
                     "Give the digest of the pending snapshot you reviewed (pending_digest)."
                 )
-            if pending.digest != digest:
+            if store.approval_digest(pending) != digest:
                 raise ConflictError(
                     f"The tools of {slug!r} changed again since the snapshot you reviewed; "
                     "nothing was approved. Read the changes now waiting and approve those."

@@ -229,5 +229,6 @@ class McpServerPublic(SQLModel):
     # What the last check found, when it differs from the approved tools (owners review it).
     pending_changes: list[str] = Field(default_factory=list)
     pending_tools: list[ToolInfo] = Field(default_factory=list)
-    # Approving names it: what the owner read is what gets approved.
+    # Names the pending snapshot; approving gives it back, so what the owner read is what gets
+    # approved.
     pending_digest: str | None = None

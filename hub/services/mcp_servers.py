@@ -1,5 +1,6 @@
 """The MCP server registry in the database: records, snapshots of their tools, call statistics."""
 
+import hashlib
 import statistics
 from collections import defaultdict
 from datetime import timedelta
@@ -25,6 +26,7 @@ from hub.models.service import utcnow
 from hub.services.audit import record_event
 
 __all__ = [
+    "approval_digest",
     "approve_pending",
     "create_server",
     "delete_server",
@@ -89,6 +91,12 @@ def list_servers(
 
 def _snapshot(session: Session, snapshot_id: int | None) -> McpSnapshot | None:
     return session.get(McpSnapshot, snapshot_id) if snapshot_id is not None else None
+
+
+def approval_digest(snapshot: McpSnapshot) -> str:
+    """What an approval names: this snapshot, not only its tools (the same tools filed again,
+    as at a new address, are another snapshot to read)."""
+    return hashlib.sha256(f"{snapshot.id}:{snapshot.digest}".encode()).hexdigest()
 
 
 def pending_snapshot(*, session: Session, server: McpServer) -> McpSnapshot | None:
@@ -320,7 +328,7 @@ def to_public(*, session: Session, server: McpServer) -> McpServerPublic:
         has_auth=server.auth_secret_encrypted is not None,
         pending_changes=list(pending.changes) if pending else [],
         pending_tools=_tool_infos(pending),
-        pending_digest=pending.digest if pending else None,
+        pending_digest=approval_digest(pending) if pending else None,
     )
 
 

@@ -179,3 +179,23 @@ def test_a_long_description_is_cut_with_a_mark_and_an_oversized_answer_is_refuse
         refused = register_weather(client, flooding.url, slug="flood")
     assert refused.status_code == 400, refused.text[:300]
     assert "sent a message over 16 MiB" in refused.json()["detail"]
+
+
+def test_an_approval_read_before_a_move_does_not_approve_the_new_address(
+    client: httpx.Client,
+) -> None:
+    described = "Weather in Celsius."
+    with McpTestServer() as weather, McpTestServer(described) as lookalike:
+        assert register_weather(client, weather.url).status_code == 201
+        weather.redeploy(described)
+        read = client.post(f"{SERVER}/check").json()
+        assert read["status"] == "needs_review"
+        # A teammate moves the server to an address that offers exactly those tools.
+        moved = client.patch(SERVER, json={"url": lookalike.url}).json()
+        assert moved["pending_changes"][0] == f"new address {lookalike.url}"
+
+        stale = client.post(f"{SERVER}/approve", json={"digest": read["pending_digest"]})
+        assert stale.status_code == 409, stale.text
+        assert client.get(SERVER).json()["status"] == "needs_review"
+        approved = client.post(f"{SERVER}/approve", json={"digest": moved["pending_digest"]})
+        assert approved.status_code == 200, approved.text
