@@ -155,6 +155,7 @@ def _registry(settings: Settings, engine: Engine, box: SecretBox) -> McpRegistry
         discovery_timeout_s=settings.mcp_discovery_timeout_s,
         call_timeout_s=settings.mcp_call_timeout_s,
         check_interval_s=settings.mcp_check_interval_s,
+        check_now_interval_s=settings.mcp_check_now_interval_s,
         flush_interval_s=settings.usage_flush_interval_s,
         max_pending_calls=settings.usage_max_pending,
         leader=LeaderLock(settings.sqlalchemy_url, work="the scheduled MCP health checks"),

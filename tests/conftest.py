@@ -151,6 +151,8 @@ def hub_settings(
         app_service_token=APP_TOKEN,
         usage_flush_interval_s=0.05,
         mcp_check_interval_s=0.5,
+        # Tests press "check now" at will; tests/hub/test_mcp_changes.py sets the limit.
+        mcp_check_now_interval_s=0.0,
         mcp_discovery_timeout_s=5.0,
     )
 

@@ -13,6 +13,7 @@ from hub.core.errors import (
     PermissionDeniedError,
     Refusal,
     TooLargeError,
+    TooSoonError,
     UnauthenticatedError,
     UnsuitableError,
     UpstreamError,
@@ -30,6 +31,7 @@ _STATUS: dict[type[Refusal], int] = {
     GoneError: 410,
     TooLargeError: 413,
     InvalidError: 422,
+    TooSoonError: 429,
     UpstreamError: 502,
 }
 
@@ -50,6 +52,9 @@ async def refusal_response(request: Request, exc: Exception) -> Response:
             )
         return openai_error_response(status, exc.message)
     if path.startswith("/api/") or not isinstance(exc, PermissionDeniedError):
-        return JSONResponse({"detail": exc.message}, status_code=status)
+        response = JSONResponse({"detail": exc.message}, status_code=status)
+        if isinstance(exc, TooSoonError):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
     # A page's form or button: the reason in words, as the cross-site check gives it.
     return PlainTextResponse(exc.message, status_code=status)

@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     # Link-local and cloud metadata addresses are refused whatever this says.
     mcp_allowed_networks: str = ""
     mcp_check_interval_s: float = 60.0
+    # "Check now" on one server at most once per this many seconds (per hub replica).
+    mcp_check_now_interval_s: float = Field(default=10.0, ge=0)
     mcp_connect_timeout_s: float = 5.0
     mcp_discovery_timeout_s: float = 15.0
     mcp_call_timeout_s: float = 60.0

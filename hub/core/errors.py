@@ -10,6 +10,7 @@ __all__ = [
     "PermissionDeniedError",
     "Refusal",
     "TooLargeError",
+    "TooSoonError",
     "UnauthenticatedError",
     "UnsuitableError",
     "UpstreamError",
@@ -58,6 +59,14 @@ class GoneError(Refusal):
 
 class TooLargeError(Refusal):
     """What was sent is over a size limit; the message gives both sizes."""
+
+
+class TooSoonError(Refusal):
+    """Asked again sooner than a limit allows; `retry_after_s` says when it will be."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class UpstreamError(Refusal):

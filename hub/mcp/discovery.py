@@ -13,10 +13,13 @@ import orjson
 from mcp import ClientSession
 from mcp.shared.exceptions import McpError
 
-from hub.mcp.client import Endpoint, McpUnavailableError, describe_failure, open_session
+from hub.mcp.client import Endpoint, McpUnavailableError, open_session, unavailable
 from hub.mcp.netguard import NetworkPolicy
 
 __all__ = [
+    "MAX_DESCRIPTION",
+    "MAX_ENTRIES",
+    "MAX_SCHEMA_BYTES",
     "Discovery",
     "discover",
     "name_problem",
@@ -34,6 +37,13 @@ _MAX_PAGES = 50
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 # Prompt and resource names are only shown: any printable text of a bounded length.
 _MAX_LABEL = 200
+# What the hub keeps of a server's offer (a whole message is at most MAX_MESSAGE_BYTES): this
+# many tools, prompts and resources each (tools by name, the others in the server's order),
+# descriptions cut at this many characters, and a tool whose schemas take more bytes than this
+# is left out.
+MAX_ENTRIES = 300
+MAX_DESCRIPTION = 4000
+MAX_SCHEMA_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +85,46 @@ def name_problem(kind: str, name: str) -> str | None:
     return None
 
 
+def _size_problem(kind: str, entry: dict[str, Any]) -> str | None:
+    if kind != "tool":
+        return None
+    size = len(_canonical([entry.get("input_schema"), entry.get("output_schema")]))
+    if size <= MAX_SCHEMA_BYTES:
+        return None
+    return (
+        f"tool {entry['name']!r} was refused: its schemas take {size} bytes, more than the "
+        f"{MAX_SCHEMA_BYTES} the hub keeps"
+    )
+
+
+def _cut(entry: dict[str, Any]) -> dict[str, Any]:
+    """`entry` with its description cut at MAX_DESCRIPTION characters, marked where it was."""
+    description = entry.get("description") or ""
+    if len(description) <= MAX_DESCRIPTION:
+        return entry
+    mark = f" [cut by the hub: {len(description)} characters in all]"
+    return {**entry, "description": description[:MAX_DESCRIPTION] + mark}
+
+
 def _accepted(kind: str, entries: list[dict[str, Any]], refused: list[str]) -> list[dict[str, Any]]:
-    """The entries whose names pass `name_problem`; each refusal is logged and noted."""
+    """The entries whose names pass `name_problem` and that fit the hub's limits, their
+    descriptions cut to size; each refusal is logged and noted."""
     kept = []
     for entry in entries:
-        problem = name_problem(kind, entry["name"])
+        problem = name_problem(kind, entry["name"]) or _size_problem(kind, entry)
         if problem is None:
-            kept.append(entry)
+            kept.append(_cut(entry))
         else:
             logger.warning("MCP discovery: %s", problem)
             refused.append(problem)
+    if len(kept) > MAX_ENTRIES:
+        problem = (
+            f"{len(kept) - MAX_ENTRIES} of {len(kept)} {kind}s were left out: the hub keeps "
+            f"the first {MAX_ENTRIES}"
+        )
+        logger.warning("MCP discovery: %s", problem)
+        refused.append(problem)
+        kept = kept[:MAX_ENTRIES]
     return kept
 
 
@@ -195,7 +235,7 @@ async def discover(
             f"{timeout_s:.0f} s; is it an MCP server?"
         ) from error
     except McpError as error:
-        raise McpUnavailableError(describe_failure(error, endpoint.url)) from error
+        raise unavailable(error, endpoint.url) from error
     refused: list[str] = []
     return Discovery(
         tools=_accepted("tool", tools, refused),

@@ -26,8 +26,9 @@ from mcp.shared.version import SUPPORTED_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from hub.core.request_ids import REQUEST_ID_HEADER, current_request_id
-from hub.mcp.client import Endpoint, McpUnavailableError, describe_failure
+from hub.mcp.client import Endpoint, McpUnavailableError, unavailable
 from hub.mcp.netguard import (
+    MAX_MESSAGE_BYTES,
     AddressRefusedError,
     GuardedResolver,
     NetworkPolicy,
@@ -45,8 +46,6 @@ _CLIENT_INFO = {"name": "switchboard-hub", "version": "1"}
 # After its answer, a server should end the call's SSE stream (in well under a ms); reading to
 # that end lets the connection be used again. One that keeps it open loses the connection.
 _DRAIN_S = 0.1
-# The largest message the hub reads from a server; a larger one fails the call.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # How long closing a session (DELETE) may take; it is a courtesy to the server.
 _CLOSE_S = 2.0
 
@@ -231,7 +230,7 @@ class HttpSession:
         except TimeoutError:
             raise McpUnavailableError(f"{self.url} did not answer in time") from None
         except (AddressRefusedError, aiohttp.ClientError, OSError) as error:
-            raise McpUnavailableError(describe_failure(error, self.url)) from error
+            raise unavailable(error, self.url) from error
         try:
             result = await self._call(params)
         except TimeoutError:
@@ -239,7 +238,7 @@ class HttpSession:
                 f"{tool} did not answer within {self._call_timeout_s:g} s"
             ) from None
         except (AddressRefusedError, aiohttp.ClientError, OSError) as error:
-            raise McpUnavailableError(describe_failure(error, self.url)) from error
+            raise unavailable(error, self.url) from error
         try:
             types.CallToolResult.model_validate(result)
         except ValidationError as error:

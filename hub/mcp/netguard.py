@@ -8,7 +8,7 @@ original), so a DNS answer that changes between check and connect (rebinding) ca
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +18,13 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 __all__ = [
     "ALLOWED_NETWORKS_SETTING",
+    "MAX_MESSAGE_BYTES",
     "AddressRefusedError",
     "GuardedResolver",
     "GuardedTransport",
     "IPAddress",
     "IPNetwork",
+    "MessageTooLargeError",
     "NetworkPolicy",
     "check_url_syntax",
     "guarded_client",
@@ -66,8 +68,22 @@ _SPECIAL = tuple(ipaddress.ip_network(n) for n in ("192.0.0.0/24", "fec0::/10", 
 _NUMERIC_IPV4 = re.compile(r"[0-9a-fx.]+", re.IGNORECASE)
 
 
+# The largest message the hub reads from an MCP server (an SSE event, or a whole body).
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+class MessageTooLargeError(httpx.ReadError):
+    """A server sent a message over MAX_MESSAGE_BYTES; str(error) says so to a person."""
+
+
 class AddressRefusedError(ValueError):
-    """str(error) is a message for a person: what was refused and what to do."""
+    """str(error) is a message for a person: what was refused and what to do. `public` says
+    the same without the addresses a name resolved to (for members; the full one is for the
+    log and admins)."""
+
+    def __init__(self, message: str, *, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or message
 
 
 def normalise_ip(ip: IPAddress) -> IPAddress:
@@ -157,18 +173,27 @@ class NetworkPolicy:
         address = normalise_ip(ip)
         shown = str(ip) if address == ip else f"{ip} (IPv4 {address})"
         subject = host if host == shown else f"{host} resolves to {shown}, which"
+        # What a name resolves to stays in the log: it maps the internal network.
+        named = parse_ip_literal(host) is None
         if reason := _never_allowed(address):
+            advice = (
+                "the hub never connects to these. Register the MCP server by an address it "
+                "can be reached at instead."
+            )
             raise AddressRefusedError(
-                f"{subject} is {reason} address; the hub never connects to these. Register the "
-                "MCP server by an address it can be reached at instead."
+                f"{subject} is {reason} address; {advice}",
+                public=f"{host} resolves to {reason} address; {advice}" if named else None,
             )
         reason = _internal(address)
         if reason and not (self.allows(ip) or self.allows(address)):
+            outside = f"{reason} address outside the networks the hub may reach"
+            allow = (
+                "If the MCP server is meant to be internal, an admin can allow it with "
+                f"{ALLOWED_NETWORKS_SETTING}, a comma-separated list of CIDRs"
+            )
             raise AddressRefusedError(
-                f"{subject} is {reason} address outside the networks the hub may reach. If the "
-                f"MCP server is meant to be internal, an admin can allow it with "
-                f"{ALLOWED_NETWORKS_SETTING} (a comma-separated list of CIDRs, e.g. "
-                f"{address}/{address.max_prefixlen})."
+                f"{subject} is {outside}. {allow} (e.g. {address}/{address.max_prefixlen}).",
+                public=f"{host} resolves to {outside}. {allow}." if named else None,
             )
 
 
@@ -220,8 +245,17 @@ async def resolve_checked(host: str, port: int, policy: NetworkPolicy) -> str:
 class GuardedTransport(httpx.AsyncBaseTransport):
     """Checks the destination of every request, each redirect hop included, and pins it."""
 
-    def __init__(self, policy: NetworkPolicy, **transport_kwargs: Any) -> None:
+    def __init__(
+        self,
+        policy: NetworkPolicy,
+        *,
+        on_too_large: Callable[[MessageTooLargeError], None] | None = None,
+        **transport_kwargs: Any,
+    ) -> None:
         self._policy = policy
+        # Told when a response passes MAX_MESSAGE_BYTES: the MCP SDK only logs a failed SSE
+        # stream and its caller would wait for its time-out.
+        self._on_too_large = on_too_large
         self._transport_kwargs = transport_kwargs
         # One pool per original origin: pooled by IP alone, a TLS connection made for one name
         # could carry requests for another name on the same address.
@@ -252,12 +286,56 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         key = (url.scheme, host, port)
         if key not in self._transports:
             self._transports[key] = httpx.AsyncHTTPTransport(**self._transport_kwargs)
-        return await self._transports[key].handle_async_request(pinned)
+        response = await self._transports[key].handle_async_request(pinned)
+        events = response.headers.get("content-type", "").lower().startswith("text/event-stream")
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _CappedStream(
+            response.stream, events=events, url=str(url), on_too_large=self._on_too_large
+        )
+        return response
 
     async def aclose(self) -> None:
         transports, self._transports = list(self._transports.values()), {}
         for transport in transports:
             await transport.aclose()
+
+
+class _CappedStream(httpx.AsyncByteStream):
+    """A response body that fails once one message passes MAX_MESSAGE_BYTES: an event of an
+    SSE stream (which may run for a long time), else the whole body."""
+
+    def __init__(
+        self,
+        stream: httpx.AsyncByteStream,
+        *,
+        events: bool,
+        url: str,
+        on_too_large: Callable[[MessageTooLargeError], None] | None,
+    ) -> None:
+        self._stream = stream
+        self._events = events
+        self._url = url
+        self._on_too_large = on_too_large
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self._stream:
+            # Bytes since the last blank line (an event's end); a break split over two chunks
+            # is missed, which only counts a little more.
+            end = max(chunk.rfind(b"\n\n"), chunk.rfind(b"\r\n\r\n")) if self._events else -1
+            size = len(chunk) - end if end >= 0 else size + len(chunk)
+            if size > MAX_MESSAGE_BYTES:
+                error = MessageTooLargeError(
+                    f"{self._url} sent a message over {MAX_MESSAGE_BYTES // 2**20} MiB; the hub "
+                    "reads none larger"
+                )
+                if self._on_too_large is not None:
+                    self._on_too_large(error)
+                raise error
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 class GuardedResolver(AbstractResolver):
@@ -292,6 +370,7 @@ def guarded_client(
     headers: dict[str, str] | None = None,
     timeout: httpx.Timeout | None = None,
     auth: httpx.Auth | None = None,
+    on_too_large: Callable[[MessageTooLargeError], None] | None = None,
 ) -> httpx.AsyncClient:
     """An AsyncClient that only reaches what `policy` allows and follows no redirects itself.
 
@@ -303,5 +382,5 @@ def guarded_client(
         auth=auth,
         follow_redirects=False,
         trust_env=False,
-        transport=GuardedTransport(policy),
+        transport=GuardedTransport(policy, on_too_large=on_too_large),
     )

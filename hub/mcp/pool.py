@@ -105,7 +105,10 @@ class SessionPool:
             pooled.stop.set()
             raise McpUnavailableError(f"{endpoint.url} did not open a session in time") from error
         if not pooled.usable:
-            raise McpUnavailableError(str(pooled.error or f"{endpoint.url} closed the session"))
+            failed = pooled.error
+            if isinstance(failed, McpUnavailableError):
+                raise McpUnavailableError(str(failed), public=failed.public)
+            raise McpUnavailableError(f"{endpoint.url} closed the session")
         return pooled
 
     def _http_session(self, server_id: int, version: str, endpoint: Endpoint) -> HttpSession:

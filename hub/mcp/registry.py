@@ -4,6 +4,7 @@ runs in worker threads; network work is async."""
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from hub.core.errors import (
     InvalidError,
     NotFoundError,
     PermissionDeniedError,
+    TooSoonError,
     UnsuitableError,
     UpstreamError,
 )
@@ -96,6 +98,7 @@ class McpRegistry:
         discovery_timeout_s: float,
         call_timeout_s: float,
         check_interval_s: float,
+        check_now_interval_s: float,
         flush_interval_s: float,
         max_pending_calls: int,
         leader: LeaderLock,
@@ -106,6 +109,9 @@ class McpRegistry:
         self._connect_timeout_s = connect_timeout_s
         self._discovery_timeout_s = discovery_timeout_s
         self._check_interval_s = check_interval_s
+        self._check_now_interval_s = check_now_interval_s
+        # When "check now" last ran per server id (time.monotonic()), for its rate limit.
+        self._checked_now: dict[int, float] = {}
         self._leader = leader
         self.pool = SessionPool(
             policy=policy, connect_timeout_s=connect_timeout_s, call_timeout_s=call_timeout_s
@@ -211,7 +217,7 @@ class McpRegistry:
         if server_in.auth_header_name and server_in.auth_header_value:
             headers[server_in.auth_header_name] = server_in.auth_header_value
         endpoint = Endpoint(url=server_in.url, transport=server_in.transport, headers=headers)
-        discovery = await self._checked_discovery(endpoint)
+        discovery = await self._checked_discovery(endpoint, actor)
         encrypted = (
             self._box.encrypt(server_in.auth_header_value) if server_in.auth_header_value else None
         )
@@ -230,20 +236,36 @@ class McpRegistry:
         logger.info("%s registered MCP server %s at %s", actor.name, created.slug, created.url)
         return created
 
-    async def _checked_discovery(self, endpoint: Endpoint) -> Any:
+    async def _checked_discovery(self, endpoint: Endpoint, actor: Actor) -> Any:
+        """Discover a server being registered or changed. A refusal names the kind of failure;
+        the addresses a name resolved to go to the log, and only an admin is told them."""
         try:
             check_url_syntax(endpoint.url)
             return await self._discover(endpoint)
-        except AddressRefusedError as error:
-            raise UnsuitableError(f"Refused: {error}") from error
-        except McpUnavailableError as error:
-            raise UnsuitableError(f"Could not use this server: {error}") from error
+        except (AddressRefusedError, McpUnavailableError) as error:
+            logger.warning(
+                "%s could not use the MCP server at %s: %s", actor.name, endpoint.url, error
+            )
+            reason = str(error) if actor.is_admin else error.public
+            if isinstance(error, AddressRefusedError):
+                raise UnsuitableError(f"Refused: {reason}") from error
+            raise UnsuitableError(f"Could not use this server: {reason}") from error
 
     async def update(self, slug: str, update: McpServerUpdate, actor: Actor) -> McpServerPublic:
         server = await self._managed(slug, actor)
         changes = update.model_dump(
             exclude_unset=True, exclude={"auth_header_name", "auth_header_value", "clear_auth"}
         )
+        if update.auth_header_name is not None and update.auth_header_value is None:
+            raise InvalidError("Give the auth header's value with its name.")
+        moved = "url" in changes and changes["url"] != server.url
+        new_secret = update.clear_auth or update.auth_header_value is not None
+        if moved and server.auth_secret_encrypted is not None and not new_secret:
+            # The secret was given for the old address; the new one may belong to anyone.
+            raise InvalidError(
+                "The stored auth secret is never sent to a new address: give auth_header_value "
+                "again with the new url, or clear_auth: true to use none."
+            )
         for key, value in changes.items():
             setattr(server, key, value)
         if update.clear_auth:
@@ -254,12 +276,13 @@ class McpRegistry:
                 raise InvalidError("Give the auth header's name with its value.")
             server.auth_header_name = name
             server.auth_secret_encrypted = self._box.encrypt(update.auth_header_value)
-        auth_changed = update.clear_auth or update.auth_header_value is not None
-        reconnect = bool({"url", "transport"} & changes.keys()) or auth_changed
-        discovery = await self._checked_discovery(self._endpoint(server)) if reconnect else None
+        reconnect = bool({"url", "transport"} & changes.keys()) or new_secret
+        discovery = (
+            await self._checked_discovery(self._endpoint(server), actor) if reconnect else None
+        )
         server.updated_at = utcnow()
         # Which fields changed, never their values: the auth header's value is a secret.
-        changed = sorted(changes.keys() | ({"auth"} if auth_changed else set()))
+        changed = sorted(changes.keys() | ({"auth"} if new_secret else set()))
 
         def save(session: Session) -> McpServerPublic:
             merged = session.merge(server)
@@ -272,7 +295,9 @@ class McpRegistry:
             )
             session.commit()
             if discovery is not None:
-                store.record_discovery(session=session, server=merged, discovery=discovery)
+                store.record_discovery(
+                    session=session, server=merged, discovery=discovery, new_address=moved
+                )
             return store.to_public(session=session, server=merged)
 
         saved = await self._db(save)
@@ -302,13 +327,26 @@ class McpRegistry:
         self._changed(server)
         return saved
 
-    async def approve(self, slug: str, actor: Actor) -> McpServerPublic:
+    async def approve(self, slug: str, actor: Actor, digest: str | None) -> McpServerPublic:
+        """Approve the pending snapshot whose `digest` (`pending_digest`) the owner was shown;
+        refused when another was filed since (the owner has not read that one)."""
         server = await self._managed(slug, actor)
 
         def save(session: Session) -> McpServerPublic:
             merged = _fresh(session, server)
-            if store.approve_pending(session=session, server=merged, actor=actor) is None:
+            pending = store.pending_snapshot(session=session, server=merged)
+            if pending is None:
                 raise ConflictError(f"{slug!r} has no tool changes waiting for review.")
+            if not digest:
+                raise InvalidError(
+                    "Give the digest of the pending snapshot you reviewed (pending_digest)."
+                )
+            if store.approval_digest(pending) != digest:
+                raise ConflictError(
+                    f"The tools of {slug!r} changed again since the snapshot you reviewed; "
+                    "nothing was approved. Read the changes now waiting and approve those."
+                )
+            store.approve_pending(session=session, server=merged, actor=actor)
             return store.to_public(session=session, server=merged)
 
         saved = await self._db(save)
@@ -331,8 +369,23 @@ class McpRegistry:
     async def check(self, slug: str, actor: Actor) -> McpServerPublic:
         """Discover now (the owning team and admins); record health and any tool changes."""
         server = await self._managed(slug, actor)
+        self._limit_check_now(server)
         await self._check(server)
         return await self.public(slug)
+
+    def _limit_check_now(self, server: McpServer) -> None:
+        assert server.id is not None
+        now = time.monotonic()
+        last = self._checked_now.get(server.id)
+        if last is not None and now - last < self._check_now_interval_s:
+            wait = math.ceil(self._check_now_interval_s - (now - last))
+            raise TooSoonError(
+                f"{server.slug!r} was checked moments ago; check it again in {wait} s (once per "
+                f"{self._check_now_interval_s:g} s per server; the hub also checks every server "
+                f"every {self._check_interval_s:g} s).",
+                retry_after_s=wait,
+            )
+        self._checked_now[server.id] = now
 
     async def _check(self, server: McpServer) -> None:
         # One check at a time per server: a scheduled check and "check now" at the same moment
@@ -348,12 +401,13 @@ class McpRegistry:
         try:
             discovery = await self._discover(self._endpoint(server))
         except (McpUnavailableError, AddressRefusedError) as error:
-            reason = str(error)
+            # Everyone reads last_error: it says the kind of failure, the log says the rest.
+            reason = error.public
             await self._db(
                 lambda s: store.record_down(session=s, server=_fresh(s, server), error=reason)
             )
             if server.health != McpHealth.down:
-                logger.warning("MCP server %s is down: %s", server.slug, reason)
+                logger.warning("MCP server %s is down: %s", server.slug, error)
             self._changed(server)
             return
         changes = await self._db(
@@ -431,9 +485,10 @@ class McpRegistry:
             )
         except McpUnavailableError as error:
             record.latency_ms = (time.perf_counter() - started) * 1000
-            record.is_error, record.error = True, str(error)[:1000]
+            record.is_error, record.error = True, error.public[:1000]
             self.calls.add(record)
-            raise UpstreamError(f"The tool call failed: {error}") from error
+            logger.info("A call of %s on %s failed: %s", tool, slug, error)
+            raise UpstreamError(f"The tool call failed: {error.public}") from error
         record.latency_ms = (time.perf_counter() - started) * 1000
         if result.get("isError"):
             text = " ".join(

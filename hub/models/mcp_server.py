@@ -17,6 +17,7 @@ from hub.models.service import utcnow
 __all__ = [
     "HEADER_NAME_PATTERN",
     "SLUG_PATTERN",
+    "McpApproval",
     "McpHealth",
     "McpServer",
     "McpServerBase",
@@ -71,6 +72,20 @@ class McpServerBase(SQLModel):
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
+def _checked_tags(tags: list[str] | None) -> list[str] | None:
+    if tags is None:
+        return None
+    if len(tags) > 20:
+        raise ValueError("at most 20 tags")
+    return _clean_tags(tags)
+
+
+def _checked_header_name(name: str | None) -> str | None:
+    if name is not None and name.lower() in _RESERVED_HEADERS:
+        raise ValueError(f"{name!r} is set by the hub itself; choose another header")
+    return name
+
+
 class McpServerCreate(McpServerBase):
     slug: str = Field(
         description="lower-case letters, digits and dashes", schema_extra={"pattern": SLUG_PATTERN}
@@ -80,22 +95,16 @@ class McpServerCreate(McpServerBase):
     )
     auth_header_value: str | None = Field(default=None, min_length=1, max_length=4000)
 
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, tags: list[str]) -> list[str]:
-        if len(tags) > 20:
-            raise ValueError("at most 20 tags")
-        return _clean_tags(tags)
-
-    @field_validator("auth_header_name")
-    @classmethod
-    def _header(cls, name: str | None) -> str | None:
-        if name is not None and name.lower() in _RESERVED_HEADERS:
-            raise ValueError(f"{name!r} is set by the hub itself; choose another header")
-        return name
+    # A registration and an update are checked by the same functions.
+    _tags = field_validator("tags")(_checked_tags)
+    _header = field_validator("auth_header_name")(_checked_header_name)
 
 
 class McpServerUpdate(SQLModel):
+    """Fields left out stay as they are. A new `url` drops the stored auth secret unless
+    `auth_header_value` is given again (or `clear_auth`); the hub never sends a secret to an
+    address other than the one it was given for."""
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     transport: McpTransport | None = None
@@ -107,10 +116,8 @@ class McpServerUpdate(SQLModel):
     auth_header_value: str | None = Field(default=None, min_length=1, max_length=4000)
     clear_auth: bool = False
 
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, tags: list[str] | None) -> list[str] | None:
-        return None if tags is None else _clean_tags(tags)
+    _tags = field_validator("tags")(_checked_tags)
+    _header = field_validator("auth_header_name")(_checked_header_name)
 
 
 class McpServer(McpServerBase, table=True):
@@ -156,6 +163,12 @@ class McpSnapshot(SQLModel, table=True):
     changes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     approved_at: datetime | None = None
     approved_by: str | None = Field(default=None, max_length=100)
+
+
+class McpApproval(SQLModel):
+    """What an owner approves: the pending snapshot they read, by its digest."""
+
+    digest: str | None = Field(default=None, max_length=64)
 
 
 class McpSnapshotPublic(SQLModel):
@@ -216,3 +229,6 @@ class McpServerPublic(SQLModel):
     # What the last check found, when it differs from the approved tools (owners review it).
     pending_changes: list[str] = Field(default_factory=list)
     pending_tools: list[ToolInfo] = Field(default_factory=list)
+    # Names the pending snapshot; approving gives it back, so what the owner read is what gets
+    # approved.
+    pending_digest: str | None = None

@@ -1,5 +1,6 @@
 """The MCP server registry in the database: records, snapshots of their tools, call statistics."""
 
+import hashlib
 import statistics
 from collections import defaultdict
 from datetime import timedelta
@@ -25,6 +26,7 @@ from hub.models.service import utcnow
 from hub.services.audit import record_event
 
 __all__ = [
+    "approval_digest",
     "approve_pending",
     "create_server",
     "delete_server",
@@ -33,6 +35,7 @@ __all__ = [
     "list_snapshots",
     "offerable_servers",
     "offered_tools",
+    "pending_snapshot",
     "record_change",
     "record_discovery",
     "record_down",
@@ -88,6 +91,17 @@ def list_servers(
 
 def _snapshot(session: Session, snapshot_id: int | None) -> McpSnapshot | None:
     return session.get(McpSnapshot, snapshot_id) if snapshot_id is not None else None
+
+
+def approval_digest(snapshot: McpSnapshot) -> str:
+    """What an approval names: this snapshot, not only its tools (the same tools filed again,
+    as at a new address, are another snapshot to read)."""
+    return hashlib.sha256(f"{snapshot.id}:{snapshot.digest}".encode()).hexdigest()
+
+
+def pending_snapshot(*, session: Session, server: McpServer) -> McpSnapshot | None:
+    """The snapshot waiting for its owner's review, if any."""
+    return _snapshot(session, server.pending_snapshot_id)
 
 
 def offered_tools(*, session: Session, server: McpServer) -> list[dict[str, Any]]:
@@ -167,12 +181,15 @@ def _new_snapshot(server_id: int, discovery: Discovery, changes: list[str]) -> M
     )
 
 
-def record_discovery(*, session: Session, server: McpServer, discovery: Discovery) -> list[str]:
+def record_discovery(
+    *, session: Session, server: McpServer, discovery: Discovery, new_address: bool = False
+) -> list[str]:
     """Mark the server up and compare what it offers now with what was approved.
 
     Unchanged: nothing more. Only tools removed: the new list is taken as it is (a tool
-    that is gone cannot do harm). A new or changed tool: the server needs review and offers
-    no tools until its owner approves the new snapshot. Returns the changes found."""
+    that is gone cannot do harm). A new or changed tool, or a `new_address` (what was approved
+    at the old one says nothing of who answers at the new one): the server needs review and
+    offers no tools until its owner approves the new snapshot. Returns the changes found."""
     server.health = McpHealth.up
     server.health_checked_at = utcnow()
     server.init_latency_ms = discovery.init_latency_ms
@@ -180,11 +197,17 @@ def record_discovery(*, session: Session, server: McpServer, discovery: Discover
     # Up, but say what it offered that the hub left out (names it refused).
     server.last_error = discovery.refused_summary
     approved = _snapshot(session, server.approved_snapshot_id)
+    assert server.id is not None
     changes: list[str] = []
-    if approved is None or approved.digest != discovery.digest:
+    if new_address:
+        changes = [f"new address {server.url}"]
+        changes += tool_changes(approved.tools if approved else [], discovery.tools)
+        # Nothing is approved at the new address, so later checks keep it waiting for review.
+        server.approved_snapshot_id = None
+        _file_for_review(session, server, _new_snapshot(server.id, discovery, changes))
+    elif approved is None or approved.digest != discovery.digest:
         changes = tool_changes(approved.tools if approved else [], discovery.tools)
         pending = _snapshot(session, server.pending_snapshot_id)
-        assert server.id is not None
         if all(change.endswith(" removed") for change in changes):
             snapshot = _new_snapshot(server.id, discovery, changes)
             snapshot.approved_at, snapshot.approved_by = utcnow(), "hub (tools removed)"
@@ -194,12 +217,7 @@ def record_discovery(*, session: Session, server: McpServer, discovery: Discover
             if server.status == McpStatus.needs_review:
                 server.status = McpStatus.active
         elif pending is None or pending.digest != discovery.digest:
-            snapshot = _new_snapshot(server.id, discovery, changes)
-            session.add(snapshot)
-            session.flush()
-            server.pending_snapshot_id = snapshot.id
-            if server.status == McpStatus.active:
-                server.status = McpStatus.needs_review
+            _file_for_review(session, server, _new_snapshot(server.id, discovery, changes))
     elif server.pending_snapshot_id is not None:
         # The server went back to what was approved.
         server.pending_snapshot_id = None
@@ -208,6 +226,14 @@ def record_discovery(*, session: Session, server: McpServer, discovery: Discover
     session.add(server)
     session.commit()
     return changes
+
+
+def _file_for_review(session: Session, server: McpServer, snapshot: McpSnapshot) -> None:
+    session.add(snapshot)
+    session.flush()
+    server.pending_snapshot_id = snapshot.id
+    if server.status == McpStatus.active:
+        server.status = McpStatus.needs_review
 
 
 def record_down(*, session: Session, server: McpServer, error: str) -> None:
@@ -302,6 +328,7 @@ def to_public(*, session: Session, server: McpServer) -> McpServerPublic:
         has_auth=server.auth_secret_encrypted is not None,
         pending_changes=list(pending.changes) if pending else [],
         pending_tools=_tool_infos(pending),
+        pending_digest=approval_digest(pending) if pending else None,
     )
 
 

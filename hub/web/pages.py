@@ -192,7 +192,8 @@ async def server_action(
         return to_login(request)
     try:
         if action == "approve":
-            await registry.approve(slug, actor)
+            digest = str((await request.form()).get("digest", "")) or None
+            await registry.approve(slug, actor, digest)
         elif action == "check":
             await registry.check(slug, actor)
         elif action in ("disable", "enable"):

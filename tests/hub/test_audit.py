@@ -155,8 +155,10 @@ def test_every_change_leaves_one_event_with_who_what_when_and_on_what(
         _ok(ada.post("/servers/weather/disable"), 303)
         _ok(ada.post("/api/mcp/servers/weather/enable"))
         weather.redeploy("Weather, and a description that changed.")
-        assert _ok(ada.post("/api/mcp/servers/weather/check")).json()["status"] == "needs_review"
-        _ok(ada.post("/api/mcp/servers/weather/approve"))
+        checked = _ok(ada.post("/api/mcp/servers/weather/check")).json()
+        assert checked["status"] == "needs_review"
+        approval = {"digest": checked["pending_digest"]}
+        _ok(ada.post("/api/mcp/servers/weather/approve", json=approval))
         expected += [
             people.by("ada", f"mcp_server.{action}", "mcp_server", "weather")
             for action in ("registered", "changed", "disabled", "enabled", "approved")

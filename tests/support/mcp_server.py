@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import anyio
+import httpx
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from pydantic import BaseModel
@@ -25,6 +26,7 @@ __all__ = [
     "DOTTED_TOOL",
     "McpTestServer",
     "build_weather_server",
+    "register_weather",
 ]
 
 DEFAULT_DESCRIPTION = "Current weather for a city: temperature in Celsius and the sky."
@@ -141,6 +143,20 @@ def _add_odd_names(server: FastMCP) -> None:
     @server.resource("weather://notes", name=CRAFTED_RESOURCE)
     def notes() -> str:
         return "A resource with a line break in its name."
+
+
+def register_weather(client: httpx.Client, url: str, **extra: object) -> httpx.Response:
+    """Register the server at `url` as team weather's `weather` through the API."""
+    body = {
+        "slug": "weather",
+        "name": "Weather",
+        "description": "Forecasts and current conditions for office cities.",
+        "team": "weather",
+        "url": url,
+        "tags": ["Weather", "demo"],
+        **extra,
+    }
+    return client.post("/api/mcp/servers", json=body)
 
 
 class _Confirmation(BaseModel):

@@ -20,6 +20,7 @@ from hub.api.deps import (
 )
 from hub.api.paging import PageDep
 from hub.models.mcp_server import (
+    McpApproval,
     McpServerCreate,
     McpServerPublic,
     McpServerUpdate,
@@ -140,9 +141,12 @@ async def enable_server(slug: str, actor: CurrentActor, registry: RegistryDep) -
 
 
 @router.post("/{slug}/approve", response_model=McpServerPublic)
-async def approve_tools(slug: str, actor: CurrentActor, registry: RegistryDep) -> McpServerPublic:
-    """Accept the tool changes the last check found; the tools are offered again."""
-    return await registry.approve(slug, actor)
+async def approve_tools(
+    slug: str, actor: CurrentActor, registry: RegistryDep, approval: McpApproval | None = None
+) -> McpServerPublic:
+    """Accept the tool changes the last check found, named by their `pending_digest`; the
+    tools are offered again. 409 when the pending changes are no longer those."""
+    return await registry.approve(slug, actor, approval.digest if approval else None)
 
 
 @router.post("/{slug}/check", response_model=McpServerPublic)
