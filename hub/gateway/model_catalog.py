@@ -76,6 +76,9 @@ class ModelEntry(BaseModel):
     # What a chat with the model asks for at most per answer (an agent sets its own); unset,
     # the model's own limit. A small model that does not stop by itself needs one.
     chat_max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+    # The most tokens one answer can have: a call that sets no (or a larger) max_tokens holds
+    # this much output of its service's budget while it runs.
+    max_output_tokens: int = Field(default=4096, ge=1, le=1_000_000)
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         return (

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from hub.core.metrics import GatewayMetrics
 from hub.gateway.attempt import Answer, Failure, call_deployment
 from hub.gateway.breaker import Admission, Breaker, BreakerState
-from hub.gateway.chat_request import ChatRequest
+from hub.gateway.chat_request import ChatRequest, estimated_prompt_tokens, output_cap
 from hub.gateway.errors import GatewayError
 from hub.gateway.event_stream import EventStreamResponse
 from hub.gateway.limits import Limits
@@ -126,12 +126,45 @@ class Gateway:
             self._recorder, self._limits, self._metrics, service, record, started
         )
         if service.limited:
+            budgeted = service.monthly_budget_usd is not None
             try:
-                await self._limits.admit(service)
+                accounting.reserved_usd = await self._limits.admit(
+                    service, self._most_cost(asked, request) if budgeted else 0.0
+                )
             except GatewayError as refused:
                 # In the usage too, so a team sees how often it hits its limits.
                 accounting.finish(asked, refused.status, refused.message)
                 raise
+        try:
+            return await self._answer(asked, request, accounting, deadline)
+        except BaseException:
+            # A call that failed was settled by `finish`; one cut short (cancelled, a bug)
+            # gives back what it reserved here.
+            accounting.release()
+            raise
+
+    def _most_cost(self, asked: ModelEntry, request: ChatRequest) -> float:
+        """What the call can cost at most, at the dearest of the models that may answer it:
+        its prompt's estimated tokens, and the cap of each of its `n` answers (the request's,
+        at most the model's)."""
+        body = request.body
+        prompt = estimated_prompt_tokens(body)
+        cap = output_cap(body)
+        answers = body.get("n")
+        answers = answers if isinstance(answers, int) and answers > 1 else 1
+        return max(
+            entry.cost_usd(
+                prompt,
+                answers
+                * (entry.max_output_tokens if cap is None else min(cap, entry.max_output_tokens)),
+            )
+            for entry in self._chains[asked.name]
+        )
+
+    async def _answer(
+        self, asked: ModelEntry, request: ChatRequest, accounting: Accounting, deadline: float
+    ) -> Response:
+        record = accounting.record
         failure: Failure | None = None
         for entry in self._chains[asked.name]:
             outcome = await self._try_model(entry, request, accounting, deadline)

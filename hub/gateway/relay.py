@@ -17,7 +17,7 @@ import orjson
 from hub.core.metrics import GatewayMetrics
 from hub.gateway.attempt import Answer
 from hub.gateway.breaker import Breaker
-from hub.gateway.chat_request import ChatRequest
+from hub.gateway.chat_request import ChatRequest, estimated_prompt_tokens
 from hub.gateway.limits import Limits
 from hub.gateway.model_catalog import Deployment, ModelEntry
 from hub.services.service_accounts import ServiceIdentity
@@ -37,10 +37,7 @@ def usage_of(document: dict[str, Any]) -> tuple[int, int]:
 def _estimate_stream_usage(record: UsageEntry, body: dict[str, Any], events: int) -> None:
     """For upstreams that never report usage in streams (llama.cpp's server): each content
     event carries about one token, and a prompt has about one token per four characters."""
-    prompt_chars = sum(
-        len(m["content"]) for m in body.get("messages", []) if isinstance(m.get("content"), str)
-    )
-    record.input_tokens = -(-prompt_chars // 4)
+    record.input_tokens = estimated_prompt_tokens(body)
     # Less the role event, the finish event and [DONE].
     record.output_tokens = max(events - 3, 0)
     record.usage_estimated = True
@@ -82,6 +79,8 @@ class Accounting:
     service: ServiceIdentity
     record: UsageEntry
     started: float
+    # What the call holds of the service's budget until it ends.
+    reserved_usd: float = 0.0
 
     def finish(self, entry: ModelEntry, status: int, error: str | None) -> None:
         record = self.record
@@ -101,8 +100,15 @@ class Accounting:
             cost_usd=record.cost_usd,
         )
         tokens = record.input_tokens + record.output_tokens
-        if self.service.limited and (tokens or record.cost_usd):
-            self.limits.spend(self.service, tokens, record.cost_usd)
+        reserved, self.reserved_usd = self.reserved_usd, 0.0
+        if self.service.limited and (tokens or record.cost_usd or reserved):
+            self.limits.spend(self.service, tokens, record.cost_usd, reserved)
+
+    def release(self) -> None:
+        """Give back what the call reserved of the budget when it ends without `finish`."""
+        if self.reserved_usd:
+            reserved, self.reserved_usd = self.reserved_usd, 0.0
+            self.limits.spend(self.service, 0, 0.0, reserved)
 
 
 def _split_events(buffer: bytes, record: UsageEntry, keep_usage: bool) -> tuple[bytes, bytes]:

@@ -101,12 +101,23 @@ def gateway_settings(workdir: Path, *models: Model, **options: Any) -> Settings:
 
 
 def ask(
-    url: str, token: str, model: str, *, stream: bool = False, timeout: float = 30.0
+    url: str,
+    token: str,
+    model: str,
+    *,
+    stream: bool = False,
+    max_tokens: int | None = None,
+    timeout: float = 30.0,
 ) -> httpx.Response:
     """One chat completion through the hub at `url`, read to its end."""
-    body = {"model": model, "messages": [{"role": "user", "content": "hello there"}]}
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "hello there"}],
+    }
     if stream:
         body["stream"] = True
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
     return httpx.post(
         url + "/v1/chat/completions",
         json=body,
