@@ -2,7 +2,9 @@
 
 A stream is passed on event by event as it arrives. It ends with `[DONE]` (or a finish
 reason); an upstream that breaks off or stops short of that gets an error event appended, so
-the client never mistakes a cut answer for a whole one.
+the client never mistakes a cut answer for a whole one. A client that asked for usage
+(`stream_options.include_usage`) gets it in the last chunk before `[DONE]`, as OpenAI sends
+it: the provider's, or, from a provider that reports none, the estimate the call is billed on.
 """
 
 import re
@@ -27,6 +29,8 @@ __all__ = ["Accounting", "ModelRename", "relay_stream", "usage_of"]
 
 _EVENT_ENDS = (b"\n\n", b"\r\n\r\n")
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
+# A chunk's id, the first in a stream's first event.
+_ID = re.compile(rb'"id":\s*"((?:[^"\\]|\\.)*)"')
 
 
 def usage_of(document: dict[str, Any]) -> tuple[int, int]:
@@ -111,14 +115,15 @@ class Accounting:
             self.limits.spend(self.service, 0, 0.0, reserved)
 
 
-def _split_events(buffer: bytes, record: UsageEntry, keep_usage: bool) -> tuple[bytes, bytes]:
-    """Split complete SSE events off `buffer`; return (bytes to send, the incomplete rest).
-    Only an event that carries usage is parsed (the rest pass through as bytes): its tokens
-    go on the record, and it is dropped when the client did not ask for usage and it carries
-    no choices."""
+def _split_events(buffer: bytes, record: UsageEntry, keep_usage: bool) -> tuple[bytes, bytes, bool]:
+    """Split complete SSE events off `buffer`; return (bytes to send, the incomplete rest,
+    whether they carried usage). Only an event that carries usage is parsed (the rest pass
+    through as bytes): its tokens go on the record, and it is dropped when the client did not
+    ask for usage and it carries no choices."""
     end = _after_last_event(buffer, 0, len(buffer))
     complete, rest = buffer[:end], buffer[end:]
     out: list[bytes] = []
+    seen = False
     start = 0
     while (mark := _usage_mark(complete, start)) >= 0:
         event_start = _after_last_event(complete, start, mark)
@@ -132,14 +137,15 @@ def _split_events(buffer: bytes, record: UsageEntry, keep_usage: bool) -> tuple[
             out.append(event)
             continue
         if isinstance(chunk, dict) and chunk.get("usage"):
+            seen = True
             record.input_tokens, record.output_tokens = usage_of(chunk)
             if not keep_usage and not chunk.get("choices"):
                 continue
         out.append(event)
     if not out:
-        return complete, rest
+        return complete, rest, seen
     out.append(complete[start:])
-    return b"".join(out), rest
+    return b"".join(out), rest, seen
 
 
 def _after_last_event(data: bytes, start: int, end: int) -> int:
@@ -166,6 +172,25 @@ def _ends(events: bytes) -> bool:
     return b"[DONE]" in events or b'"finish_reason":"' in events or b'"finish_reason": "' in events
 
 
+def _usage_event(first: bytes, entry: ModelEntry, record: UsageEntry) -> bytes:
+    """A last chunk with the record's usage and no choices, with the stream's id."""
+    found = _ID.search(first)
+    usage = {
+        "prompt_tokens": record.input_tokens,
+        "completion_tokens": record.output_tokens,
+        "total_tokens": record.input_tokens + record.output_tokens,
+    }
+    chunk: dict[str, Any] = {
+        "id": found.group(1).decode(errors="replace") if found else "chatcmpl-switchboard",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": entry.name,
+        "choices": [],
+        "usage": usage,
+    }
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
 def _error_event(message: str) -> bytes:
     return b"data: " + orjson.dumps({"error": {"message": message, "type": "upstream_error"}})
 
@@ -187,14 +212,30 @@ async def relay_stream(
     buffer = b""
     events = 0
     ended = False
+    # Whether the client still has to be given the usage.
+    owed = keep_usage
+
+    def usage_event() -> bytes:
+        nonlocal owed
+        owed = False
+        _estimate_stream_usage(record, request.body, events)
+        return _usage_event(answer.first, entry, record)
+
+    def with_usage(out: bytes) -> bytes:
+        """`out` with the usage event ahead of its [DONE], when one is owed."""
+        if owed and (done := out.find(b"[DONE]")) >= 0:
+            at = out.rfind(b"data:", 0, done)
+            return out[:at] + usage_event() + out[at:]
+        return out
 
     def complete_events(data: bytes) -> bytes:
-        nonlocal buffer, events, ended
-        out, buffer = _split_events(buffer + data, record, keep_usage)
+        nonlocal buffer, events, ended, owed
+        out, buffer, seen = _split_events(buffer + data, record, keep_usage)
+        owed = owed and not seen
         if out:
             events += out.count(b"data:")
             ended = ended or _ends(out)
-            out = rename.stream(out)
+            out = rename.stream(with_usage(out))
         return out
 
     def settle(status: int, error: str | None) -> None:
@@ -218,8 +259,14 @@ async def relay_stream(
                 yield out, False
             data = await content.readany()
         if buffer:
+            events += buffer.count(b"data:")
             ended = ended or _ends(buffer)
-            last += rename.stream(buffer)
+            last += rename.stream(with_usage(buffer))
+        if ended and owed:
+            # Ended on a finish reason with no [DONE] after it.
+            if last and not last.endswith(b"\n\n"):
+                last += b"\n\n"
+            last += usage_event()
         if not ended:
             await breaker.failure(deployment.name, probe=False)
             message = f"Upstream {deployment.name} ended its stream before the answer was complete."

@@ -3,20 +3,23 @@ it goes upstream and settles to its real cost when it ends, on one hub and on hu
 Redis; a call that fails gives its reservation back."""
 
 import asyncio
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import Session, select
 
 from hub.core.config import Settings
-from hub.core.db import get_engine
 from hub.main import create_app
-from hub.models.usage import UsageRecord
-from tests.support.gateway import FAST, Model, gateway_settings, new_service, redis_hubs
+from tests.support.gateway import (
+    FAST,
+    Model,
+    gateway_settings,
+    new_service,
+    redis_hubs,
+    usage_rows,
+)
 from tests.support.servers import ThreadedServer
 from tests.support.upstream import ScriptedUpstream
 
@@ -71,19 +74,6 @@ async def _all_at_once(urls: list[str], token: str, calls: int) -> list[httpx.Re
         )
 
 
-def _rows(settings: Settings, service: str, count: int) -> list[UsageRecord]:
-    """The service's usage rows, once `count` are written."""
-    deadline = time.monotonic() + 10
-    while True:
-        with Session(get_engine(settings.sqlalchemy_url)) as session:
-            rows = list(
-                session.exec(select(UsageRecord).where(UsageRecord.service_name == service)).all()
-            )
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("where", ["memory", "redis"])
 def test_two_hundred_concurrent_calls_spend_at_most_eleven_calls_worth_of_a_budget_for_ten(
     tmp_path: Path, upstream: ScriptedUpstream, where: str
@@ -93,7 +83,7 @@ def test_two_hundred_concurrent_calls_spend_at_most_eleven_calls_worth_of_a_budg
     with _hubs(where, tmp_path, upstream) as (urls, settings):
         token = new_service(settings, "bursty", monthly_budget_usd=10 * ONE_CALL_USD)
         responses = asyncio.run(_all_at_once(urls, token, 200))
-        rows = _rows(settings, "bursty", 200)
+        rows = usage_rows(settings, "bursty", 200)
 
     answered = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code != 200]

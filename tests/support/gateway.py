@@ -15,11 +15,12 @@ from typing import Any
 import httpx
 import redis
 import yaml
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from hub.core.config import Settings
 from hub.core.db import get_engine, migrate
 from hub.models.service import ServiceCreate
+from hub.models.usage import UsageRecord
 from hub.services.service_accounts import create_service, set_limits
 from tests.support.servers import free_port, stop_process
 
@@ -33,6 +34,7 @@ __all__ = [
     "hub_processes",
     "new_service",
     "redis_hubs",
+    "usage_rows",
     "write_models",
 ]
 
@@ -235,3 +237,16 @@ def redis_hubs(
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def usage_rows(settings: Settings, service: str, count: int = 1) -> list[UsageRecord]:
+    """The usage rows of `service` in the hub's database, once `count` are written (they are
+    written in batches), or what there is after 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        with Session(get_engine(settings.sqlalchemy_url)) as session:
+            query = select(UsageRecord).where(UsageRecord.service_name == service)
+            rows = list(session.exec(query).all())
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
