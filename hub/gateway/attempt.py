@@ -14,6 +14,7 @@ import orjson
 from hub.core.request_ids import REQUEST_ID_HEADER, current_request_id
 from hub.gateway.errors import GatewayError
 from hub.gateway.model_catalog import Deployment
+from hub.gateway.redaction import redacted
 from hub.gateway.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 
 __all__ = ["Answer", "Failure", "call_deployment"]
@@ -37,22 +38,24 @@ class Failure:
     retry_after_s: float | None = None
 
 
-def _upstream_error_message(status: int, body: bytes) -> str:
+def _upstream_error_message(body: bytes) -> str:
+    """The provider's error message, with what looks like a key, a host or an address taken
+    out."""
     try:
         parsed = orjson.loads(body)
         error = parsed.get("error", parsed) if isinstance(parsed, dict) else parsed
         message = error.get("message") if isinstance(error, dict) else None
-        if isinstance(message, str) and message:
-            return message
-        return str(error)[:500]
+        if not (isinstance(message, str) and message):
+            message = str(error)[:500]
     except (orjson.JSONDecodeError, AttributeError):
-        return body[:500].decode(errors="replace") or "(empty body)"
+        message = body[:500].decode(errors="replace") or "(empty body)"
+    return redacted(message[:2000])
 
 
 def _status_failure(
     deployment: Deployment, status: int, payload: bytes, retry_after: str | None
 ) -> Failure:
-    message = _upstream_error_message(status, payload)
+    message = _upstream_error_message(payload)
     if status in RETRYABLE_STATUSES:
         error = GatewayError(
             502,
@@ -167,13 +170,17 @@ async def call_deployment(
         return _timed_out(deployment, waited, what)
     except aiohttp.ClientConnectorError as exc:
         error = GatewayError(
-            502, f"Could not reach upstream {deployment.name}: {exc}", type="upstream_error"
+            502,
+            f"Could not reach upstream {deployment.name}: {redacted(str(exc))}",
+            type="upstream_error",
         )
         return Failure(error, retryable=True)
     except aiohttp.ClientError as exc:
         if upstream is not None:
             upstream.close()
         error = GatewayError(
-            502, f"Upstream {deployment.name} broke off its answer: {exc}", type="upstream_error"
+            502,
+            f"Upstream {deployment.name} broke off its answer: {redacted(str(exc))}",
+            type="upstream_error",
         )
         return Failure(error, retryable=True)

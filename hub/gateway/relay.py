@@ -22,6 +22,7 @@ from hub.gateway.breaker import Breaker
 from hub.gateway.chat_request import ChatRequest, estimated_prompt_tokens
 from hub.gateway.limits import Limits
 from hub.gateway.model_catalog import Deployment, ModelEntry
+from hub.gateway.redaction import redacted
 from hub.services.service_accounts import ServiceIdentity
 from hub.services.usage import UsageEntry, UsageRecorder
 
@@ -274,7 +275,8 @@ async def relay_stream(
     except (aiohttp.ClientError, TimeoutError) as exc:
         settle(502, f"upstream stream broke off: {exc}")
         await breaker.failure(deployment.name, probe=False)
-        yield _error_event(f"Upstream {deployment.name} broke off: {exc}") + b"\n\n", True
+        message = f"Upstream {deployment.name} broke off: {redacted(str(exc))}"
+        yield _error_event(message) + b"\n\n", True
         return
     except BaseException:
         # Closed or cancelled while waiting: the client went away.
