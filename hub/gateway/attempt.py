@@ -55,6 +55,15 @@ def _upstream_error_message(body: bytes) -> str:
 def _status_failure(
     deployment: Deployment, status: int, payload: bytes, retry_after: str | None
 ) -> Failure:
+    if 300 <= status < 400:
+        error = GatewayError(
+            502,
+            f"Upstream {deployment.name} answered with a redirect (status {status}), which the "
+            "gateway does not follow; its catalog entry's base_url may be out of date.",
+            type="upstream_error",
+            code=f"upstream_{status}",
+        )
+        return Failure(error, retryable=False)
     message = _upstream_error_message(payload)
     if status in RETRYABLE_STATUSES:
         error = GatewayError(
@@ -100,19 +109,26 @@ async def _post(
     (RFC 9112, 9.3.1). Such a loss shows at once; a connection dropped later may have
     carried a request the server was working on, and is left to the retries, which count.
     After a quiet spell several pooled connections can be closed at once, and each failure
-    drops one, so it tries a few."""
+    drops one, so it tries a few. A redirect is never followed: it would carry the prompt
+    (and, to the same host, the provider's key) somewhere the catalog does not name."""
     for _ in range(_STALE_RESENDS):
         sent = time.monotonic()
         try:
             return await http.post(
-                url, data=body, headers=headers, timeout=time_limits or http.timeout
+                url,
+                data=body,
+                headers=headers,
+                timeout=time_limits or http.timeout,
+                allow_redirects=False,
             )
         except aiohttp.ClientConnectorError:
             raise
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
             if time.monotonic() - sent > _STALE_WITHIN_S:
                 raise
-    return await http.post(url, data=body, headers=headers, timeout=time_limits or http.timeout)
+    return await http.post(
+        url, data=body, headers=headers, timeout=time_limits or http.timeout, allow_redirects=False
+    )
 
 
 async def call_deployment(

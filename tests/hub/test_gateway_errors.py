@@ -191,3 +191,18 @@ def test_an_unreachable_upstream_is_a_502_that_names_the_deployment(tmp_path, mo
 )
 def test_a_providers_message_without_keys_or_hosts_passes_unchanged(message: str):
     assert redacted(message) == message
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_from_a_provider_is_a_502_and_the_prompt_goes_no_further(
+    hub: RunningHub, upstream: ScriptedUpstream, spare: ScriptedUpstream, status: int
+):
+    upstream.script(status=status, headers={"location": spare.url + "/chat/completions"})
+    for stream in (False, True):
+        response = _post(hub, hub.app_token, {**HELLO, "stream": stream})
+        assert response.status_code == 502
+        message = str(_error(response)["message"])
+        assert f"redirect (status {status})" in message and spare.url not in message
+    assert spare.hits == 0
+    # Not retried: the same redirect would come back.
+    assert upstream.hits == 2
