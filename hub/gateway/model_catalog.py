@@ -8,6 +8,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from hub.gateway.media_urls import MediaUrls
+
 __all__ = [
     "Deployment",
     "ModelCapabilities",
@@ -79,6 +81,8 @@ class ModelEntry(BaseModel):
     # The most tokens one answer can have: a call that sets no (or a larger) max_tokens holds
     # this much output of its service's budget while it runs.
     max_output_tokens: int = Field(default=4096, ge=1, le=1_000_000)
+    # The image and file URLs in messages the model's servers are given; others are refused.
+    media_urls: MediaUrls = Field(default_factory=MediaUrls)
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         return (

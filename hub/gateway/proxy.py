@@ -26,6 +26,7 @@ from hub.gateway.chat_request import ChatRequest, estimated_prompt_tokens, outpu
 from hub.gateway.errors import GatewayError
 from hub.gateway.event_stream import EventStreamResponse
 from hub.gateway.limits import Limits
+from hub.gateway.media_urls import media_refusal
 from hub.gateway.model_catalog import Deployment, ModelCatalog, ModelEntry
 from hub.gateway.relay import Accounting, ModelRename, relay_stream, usage_of
 from hub.gateway.retry import RetryPolicy
@@ -109,6 +110,9 @@ class Gateway:
         """Answer `request`; its usage record carries the agent, or the prompt and version
         served by name, it was made for."""
         asked = self.entry(request.model)
+        refusal = media_refusal(asked.name, asked.media_urls, request.body)
+        if refusal is not None:
+            raise refusal
         started = time.perf_counter()
         deadline = time.monotonic() + self.policy.deadline_s
         record = UsageEntry(
@@ -167,6 +171,8 @@ class Gateway:
         record = accounting.record
         failure: Failure | None = None
         for entry in self._chains[asked.name]:
+            if entry is not asked and media_refusal(entry.name, entry.media_urls, request.body):
+                continue  # a fallback that is not given the request's image or file URLs
             outcome = await self._try_model(entry, request, accounting, deadline)
             if isinstance(outcome, Response):
                 return outcome

@@ -25,6 +25,7 @@ from hub.services.service_accounts import create_service, set_limits
 from tests.support.servers import free_port, stop_process
 
 __all__ = [
+    "APP_TOKEN",
     "FAST",
     "REDIS_URL",
     "Model",
@@ -63,6 +64,8 @@ class Model:
     fallbacks: Sequence[str] = ()
     prices: tuple[float, float] = (2.0, 8.0)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    # More fields of the catalog entry (media_urls, provider_options, ...).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def yaml(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,7 @@ class Model:
                 for i, url in enumerate(self.urls)
             ],
             "fallbacks": list(self.fallbacks),
+            **self.extra,
         }
 
 
