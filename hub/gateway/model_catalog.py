@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from hub.gateway.media_urls import MediaUrls
+from hub.gateway.provider_options import OptionRule, ProviderOption
 
 __all__ = [
     "Deployment",
@@ -83,6 +84,8 @@ class ModelEntry(BaseModel):
     max_output_tokens: int = Field(default=4096, ge=1, le=1_000_000)
     # The image and file URLs in messages the model's servers are given; others are refused.
     media_urls: MediaUrls = Field(default_factory=MediaUrls)
+    # Per provider-side option (store, service_tier, n, audio): pass, drop or refuse (unset).
+    provider_options: dict[ProviderOption, OptionRule] = Field(default_factory=dict)
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         return (

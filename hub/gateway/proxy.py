@@ -13,7 +13,6 @@ upstream for it to bill the call).
 import asyncio
 import math
 import time
-from typing import Any
 
 import aiohttp
 import orjson
@@ -28,6 +27,7 @@ from hub.gateway.event_stream import EventStreamResponse
 from hub.gateway.limits import Limits
 from hub.gateway.media_urls import media_refusal
 from hub.gateway.model_catalog import Deployment, ModelCatalog, ModelEntry
+from hub.gateway.provider_options import options_refusal, without_dropped
 from hub.gateway.relay import Accounting, ModelRename, relay_stream, usage_of
 from hub.gateway.retry import RetryPolicy
 from hub.services.service_accounts import ServiceIdentity
@@ -110,7 +110,7 @@ class Gateway:
         """Answer `request`; its usage record carries the agent, or the prompt and version
         served by name, it was made for."""
         asked = self.entry(request.model)
-        refusal = media_refusal(asked.name, asked.media_urls, request.body)
+        refusal = _refusal(asked, request)
         if refusal is not None:
             raise refusal
         started = time.perf_counter()
@@ -171,8 +171,8 @@ class Gateway:
         record = accounting.record
         failure: Failure | None = None
         for entry in self._chains[asked.name]:
-            if entry is not asked and media_refusal(entry.name, entry.media_urls, request.body):
-                continue  # a fallback that is not given the request's image or file URLs
+            if entry is not asked and _refusal(entry, request):
+                continue  # a fallback that would refuse the request's URLs or options
             outcome = await self._try_model(entry, request, accounting, deadline)
             if isinstance(outcome, Response):
                 return outcome
@@ -250,7 +250,7 @@ class Gateway:
             outcome = await call_deployment(
                 self._client(),
                 deployment,
-                self._body(request, deployment),
+                self._body(request, entry, deployment),
                 stream_timeout=self._stream_timeout if request.stream else None,
                 policy=policy,
                 deadline=deadline,
@@ -297,8 +297,9 @@ class Gateway:
         return self._http
 
     @staticmethod
-    def _body(request: ChatRequest, deployment: Deployment) -> bytes:
-        body: dict[str, Any] = dict(request.body, model=deployment.model)
+    def _body(request: ChatRequest, entry: ModelEntry, deployment: Deployment) -> bytes:
+        body = without_dropped(entry.provider_options, request.body)
+        body = dict(body, model=deployment.model)
         if request.stream:
             body["stream_options"] = dict(body.get("stream_options") or {}, include_usage=True)
         return orjson.dumps(body)
@@ -331,6 +332,13 @@ class Gateway:
             relay_stream(answer, entry, deployment, request, accounting, rename, self.breaker),
             headers={**headers, "cache-control": "no-cache"},
         )
+
+
+def _refusal(entry: ModelEntry, request: ChatRequest) -> GatewayError | None:
+    """Why `entry` may not be given `request` (its URLs or its options), or None."""
+    return media_refusal(entry.name, entry.media_urls, request.body) or options_refusal(
+        entry.name, entry.provider_options, request.body
+    )
 
 
 def _expired(deadline: float) -> bool:
