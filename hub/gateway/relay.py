@@ -32,6 +32,8 @@ _EVENT_ENDS = (b"\n\n", b"\r\n\r\n")
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
 # A chunk's id, the first in a stream's first event.
 _ID = re.compile(rb'"id":\s*"((?:[^"\\]|\\.)*)"')
+# The event that ends a stream (an answer's text may say "[DONE]" too, inside a chunk).
+_DONE = re.compile(rb"(?m)^data:[ \t]*\[DONE\]")
 
 
 def usage_of(document: dict[str, Any]) -> tuple[int, int]:
@@ -224,8 +226,8 @@ async def relay_stream(
 
     def with_usage(out: bytes) -> bytes:
         """`out` with the usage event ahead of its [DONE], when one is owed."""
-        if owed and (done := out.find(b"[DONE]")) >= 0:
-            at = out.rfind(b"data:", 0, done)
+        if owed and (done := _DONE.search(out)):
+            at = done.start()
             return out[:at] + usage_event() + out[at:]
         return out
 

@@ -139,11 +139,13 @@ def test_langchain_chat_openai_gets_completions_and_tool_calls(
     assert message.tool_calls[0]["args"] == {"city": "Lima"}
 
 
+# The second answer says "[DONE]" itself: the usage still comes last.
+@pytest.mark.parametrize("reply", [REPLY, "Write [DONE] when you are done, then stop."])
 def test_a_stream_gets_the_usage_it_is_billed_for_when_the_provider_reports_none(
-    hub: RunningHub, upstream: ScriptedUpstream
+    hub: RunningHub, upstream: ScriptedUpstream, reply: str
 ):
     # Like llama.cpp's server, the upstream sends no usage in streams, even when asked.
-    upstream.script(reply=REPLY, usage_in_stream=False)
+    upstream.script(reply=reply, usage_in_stream=False)
     stream = _client(hub, hub.new_service("sdk-counter")).chat.completions.create(
         model="test-model",
         messages=[{"role": "user", "content": "count my tokens, please"}],
@@ -152,7 +154,7 @@ def test_a_stream_gets_the_usage_it_is_billed_for_when_the_provider_reports_none
     )
     chunks = list(stream)
 
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == REPLY
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == reply
     last = chunks[-1]
     assert last.choices == [] and last.usage is not None
     assert [c for c in chunks if c.usage is not None] == [last]
