@@ -81,18 +81,29 @@ def _over_budget(
     service: ServiceIdentity, spent: float, held: float, asked: float, now: float
 ) -> GatewayError:
     """`spent` this month, `held` by calls under way, `asked` by the call refused."""
+    budget = service.monthly_budget_usd or 0.0
     start = _month_start(now)
     resets = _next_month(start)
-    wait = max(1, math.ceil(resets.timestamp() - now))
     under_way = f", {_money(held)} held by calls under way" if held > 0 else ""
-    needs = f"; this call could cost up to {_money(asked)}" if asked > 0 else ""
+    needs = (
+        f"; this call could cost up to {_money(asked)} (a lower max_tokens holds less)"
+        if asked > 0
+        else ""
+    )
+    if held > 0 and spent + asked <= budget:
+        # It fits once the calls under way have settled.
+        wait = 1
+        then = "it may fit once the calls under way end; try again shortly."
+    else:
+        wait = max(1, math.ceil(resets.timestamp() - now))
+        then = (
+            f"it renews on {resets:%Y-%m-%d}. An admin can raise it with "
+            "'switchboard service limits'."
+        )
     return GatewayError(
         429,
-        f"Service {service.name!r} has used its monthly budget of "
-        f"{_money(service.monthly_budget_usd or 0.0)} ({_money(spent)} spent since "
-        f"{start:%Y-%m-%d}{under_way}{needs}); "
-        f"it renews on {resets:%Y-%m-%d}. An admin can raise it with "
-        "'switchboard service limits'.",
+        f"Service {service.name!r} has used its monthly budget of {_money(budget)} "
+        f"({_money(spent)} spent since {start:%Y-%m-%d}{under_way}{needs}); {then}",
         type="rate_limit_error",
         code="monthly_budget_exceeded",
         headers={"retry-after": str(wait)},
