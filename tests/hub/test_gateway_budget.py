@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -43,14 +44,16 @@ RESERVED_USD = _usd(-(-len(PROMPT) // 4), MAX_TOKENS)
 def _hubs(
     where: str, workdir: Path, upstream: ScriptedUpstream
 ) -> Iterator[tuple[list[str], Settings]]:
-    """The URLs of one hub counting in memory, or of two hub processes sharing Redis."""
+    """The URLs of one hub counting in memory, or of two hub processes sharing Redis, which
+    wait for an upstream that answers slowly."""
     models = [Model("primary", [upstream.url], prices=(INPUT_USD, OUTPUT_USD))]
+    options = {**FAST, "upstream_first_byte_timeout_s": 20.0, "request_deadline_s": 30.0}
     if where == "memory":
-        settings = gateway_settings(workdir, *models)
+        settings = gateway_settings(workdir, *models, **options)
         with ThreadedServer(create_app(settings)) as server:
             yield [server.base_url], settings
     else:
-        with redis_hubs(workdir, models, FAST) as hubs:
+        with redis_hubs(workdir, models, options) as hubs:
             yield [hubs.a, hubs.b], hubs.settings
 
 
@@ -118,3 +121,30 @@ def test_a_call_that_fails_gives_back_what_it_reserved(
     assert after.status_code == 429
     message = after.json()["error"]["message"]
     assert "monthly budget" in message and "could cost up to" in message
+
+
+def test_a_call_refused_for_what_calls_under_way_hold_may_try_again_shortly(
+    tmp_path: Path, upstream: ScriptedUpstream
+):
+    upstream.script(reply=REPLY, delay_s=1.0)
+    with _hubs("memory", tmp_path, upstream) as (urls, settings):
+        token = new_service(settings, "patient", monthly_budget_usd=1.5 * RESERVED_USD)
+
+        async def one_under_way_then_another() -> tuple[httpx.Response, httpx.Response]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                first = asyncio.create_task(_call(client, urls[0], token))
+                # Once the first call is at the upstream, it holds its reservation.
+                with anyio.fail_after(10):
+                    while True:
+                        if upstream.hits:
+                            break
+                        await anyio.sleep(0.01)
+                second = await _call(client, urls[0], token)
+                return await first, second
+
+        first, second = asyncio.run(one_under_way_then_another())
+
+    assert first.status_code == 200
+    assert second.status_code == 429 and second.headers["retry-after"] == "1"
+    message = second.json()["error"]["message"]
+    assert "held by calls under way" in message and "try again shortly" in message
