@@ -32,6 +32,9 @@ _EVENT_ENDS = (b"\n\n", b"\r\n\r\n")
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
 # A chunk's id, the first in a stream's first event.
 _ID = re.compile(rb'"id":\s*"((?:[^"\\]|\\.)*)"')
+# An event that may be a provider's error (inside a JSON string a quote is escaped, so an
+# answer's text does not match).
+_ERROR_EVENT = re.compile(rb'(?m)^data:[ \t]*(\{.*"error".*\})[ \t]*\r?$')
 # The event that ends a stream (an answer's text may say "[DONE]" too, inside a chunk).
 _DONE = re.compile(rb"(?m)^data:[ \t]*\[DONE\]")
 
@@ -194,6 +197,25 @@ def _usage_event(first: bytes, entry: ModelEntry, record: UsageEntry) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
+def _redact_error_event(found: re.Match[bytes]) -> bytes:
+    try:
+        chunk = orjson.loads(found.group(1))
+    except orjson.JSONDecodeError:
+        return found.group(0)
+    error = chunk.get("error") if isinstance(chunk, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return found.group(0)
+    error["message"] = redacted(error["message"])
+    return b"data: " + orjson.dumps(chunk)
+
+
+def _redact_errors(events: bytes) -> bytes:
+    """`events` with keys, hosts and addresses taken out of the provider's error events."""
+    if b'"error"' not in events:
+        return events
+    return _ERROR_EVENT.sub(_redact_error_event, events)
+
+
 def _error_event(message: str) -> bytes:
     return b"data: " + orjson.dumps({"error": {"message": message, "type": "upstream_error"}})
 
@@ -238,7 +260,7 @@ async def relay_stream(
         if out:
             events += out.count(b"data:")
             ended = ended or _ends(out)
-            out = rename.stream(with_usage(out))
+            out = rename.stream(with_usage(_redact_errors(out)))
         return out
 
     def settle(status: int, error: str | None) -> None:
@@ -264,7 +286,7 @@ async def relay_stream(
         if buffer:
             events += buffer.count(b"data:")
             ended = ended or _ends(buffer)
-            last += rename.stream(with_usage(buffer))
+            last += rename.stream(with_usage(_redact_errors(buffer)))
         if ended and owed:
             # Ended on a finish reason with no [DONE] after it.
             if last and not last.endswith(b"\n\n"):

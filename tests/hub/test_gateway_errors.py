@@ -1,5 +1,7 @@
 """Bad requests get OpenAI-shaped 4xx answers that say what to fix; upstream failures get 502."""
 
+import json
+
 import httpx
 import openai
 import pytest
@@ -206,3 +208,21 @@ def test_a_redirect_from_a_provider_is_a_502_and_the_prompt_goes_no_further(
     assert spare.hits == 0
     # Not retried: the same redirect would come back.
     assert upstream.hits == 2
+
+
+def test_a_providers_error_event_in_a_stream_is_passed_on_without_keys_or_hosts(
+    hub: RunningHub, upstream: ScriptedUpstream
+):
+    upstream.script(reply="one two three four", drop_after_chunks=2, stream_error=LEAKY)
+    response = _post(hub, hub.app_token, {**HELLO, "stream": True})
+    assert response.status_code == 200
+    errors = [
+        json.loads(line.removeprefix("data: "))["error"]["message"]
+        for line in response.text.splitlines()
+        if line.startswith("data: {") and '"error"' in line
+    ]
+    # The provider's, then the gateway's own: the stream stopped short.
+    assert len(errors) == 2
+    assert errors[0].startswith("Incorrect API key provided: [key].")
+    for secret in SECRETS:
+        assert secret not in response.text
