@@ -14,6 +14,7 @@ import orjson
 from hub.core.request_ids import REQUEST_ID_HEADER, current_request_id
 from hub.gateway.errors import GatewayError
 from hub.gateway.model_catalog import Deployment
+from hub.gateway.redaction import redacted
 from hub.gateway.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 
 __all__ = ["Answer", "Failure", "call_deployment"]
@@ -37,22 +38,33 @@ class Failure:
     retry_after_s: float | None = None
 
 
-def _upstream_error_message(status: int, body: bytes) -> str:
+def _upstream_error_message(body: bytes) -> str:
+    """The provider's error message, with what looks like a key, a host or an address taken
+    out."""
     try:
         parsed = orjson.loads(body)
         error = parsed.get("error", parsed) if isinstance(parsed, dict) else parsed
         message = error.get("message") if isinstance(error, dict) else None
-        if isinstance(message, str) and message:
-            return message
-        return str(error)[:500]
+        if not (isinstance(message, str) and message):
+            message = str(error)[:500]
     except (orjson.JSONDecodeError, AttributeError):
-        return body[:500].decode(errors="replace") or "(empty body)"
+        message = body[:500].decode(errors="replace") or "(empty body)"
+    return redacted(message[:2000])
 
 
 def _status_failure(
     deployment: Deployment, status: int, payload: bytes, retry_after: str | None
 ) -> Failure:
-    message = _upstream_error_message(status, payload)
+    if 300 <= status < 400:
+        error = GatewayError(
+            502,
+            f"Upstream {deployment.name} answered with a redirect (status {status}), which the "
+            "gateway does not follow; its catalog entry's base_url may be out of date.",
+            type="upstream_error",
+            code=f"upstream_{status}",
+        )
+        return Failure(error, retryable=False)
+    message = _upstream_error_message(payload)
     if status in RETRYABLE_STATUSES:
         error = GatewayError(
             502,
@@ -97,19 +109,26 @@ async def _post(
     (RFC 9112, 9.3.1). Such a loss shows at once; a connection dropped later may have
     carried a request the server was working on, and is left to the retries, which count.
     After a quiet spell several pooled connections can be closed at once, and each failure
-    drops one, so it tries a few."""
+    drops one, so it tries a few. A redirect is never followed: it would carry the prompt
+    (and, to the same host, the provider's key) somewhere the catalog does not name."""
     for _ in range(_STALE_RESENDS):
         sent = time.monotonic()
         try:
             return await http.post(
-                url, data=body, headers=headers, timeout=time_limits or http.timeout
+                url,
+                data=body,
+                headers=headers,
+                timeout=time_limits or http.timeout,
+                allow_redirects=False,
             )
         except aiohttp.ClientConnectorError:
             raise
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
             if time.monotonic() - sent > _STALE_WITHIN_S:
                 raise
-    return await http.post(url, data=body, headers=headers, timeout=time_limits or http.timeout)
+    return await http.post(
+        url, data=body, headers=headers, timeout=time_limits or http.timeout, allow_redirects=False
+    )
 
 
 async def call_deployment(
@@ -167,13 +186,17 @@ async def call_deployment(
         return _timed_out(deployment, waited, what)
     except aiohttp.ClientConnectorError as exc:
         error = GatewayError(
-            502, f"Could not reach upstream {deployment.name}: {exc}", type="upstream_error"
+            502,
+            f"Could not reach upstream {deployment.name}: {redacted(str(exc))}",
+            type="upstream_error",
         )
         return Failure(error, retryable=True)
     except aiohttp.ClientError as exc:
         if upstream is not None:
             upstream.close()
         error = GatewayError(
-            502, f"Upstream {deployment.name} broke off its answer: {exc}", type="upstream_error"
+            502,
+            f"Upstream {deployment.name} broke off its answer: {redacted(str(exc))}",
+            type="upstream_error",
         )
         return Failure(error, retryable=True)

@@ -7,7 +7,15 @@ import orjson
 
 from hub.gateway.errors import GatewayError
 
-__all__ = ["ALLOWED_FIELDS", "ChatRequest", "bad_request", "parse_chat_request", "stream_choice"]
+__all__ = [
+    "ALLOWED_FIELDS",
+    "ChatRequest",
+    "bad_request",
+    "estimated_prompt_tokens",
+    "output_cap",
+    "parse_chat_request",
+    "stream_choice",
+]
 
 # OpenAI's chat-completion parameters. Anything else is refused, so a client can never steer
 # where the gateway connects or what it sends (api_base, base_url, headers, api_key, ...).
@@ -57,6 +65,31 @@ class ChatRequest:
     body: dict[str, Any]
     stream: bool
     client_wants_usage: bool
+
+
+def estimated_prompt_tokens(body: dict[str, Any]) -> int:
+    """About one token per four characters of the messages' text (a string content, or the
+    text of its parts): what the gateway counts when a provider reports no usage."""
+    chars = 0
+    for message in body.get("messages", ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                text = part.get("text") if isinstance(part, dict) else None
+                if isinstance(text, str):
+                    chars += len(text)
+    return -(-chars // 4)
+
+
+def output_cap(body: dict[str, Any]) -> int | None:
+    """The most tokens the request lets the answer have, when it says."""
+    for field in ("max_completion_tokens", "max_tokens"):
+        cap = body.get(field)
+        if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+            return cap
+    return None
 
 
 def bad_request(message: str, param: str | None = None) -> GatewayError:

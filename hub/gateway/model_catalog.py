@@ -8,6 +8,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from hub.gateway.media_urls import MediaUrls
+from hub.gateway.provider_options import OptionRule, ProviderOption
+
 __all__ = [
     "Deployment",
     "ModelCapabilities",
@@ -76,6 +79,13 @@ class ModelEntry(BaseModel):
     # What a chat with the model asks for at most per answer (an agent sets its own); unset,
     # the model's own limit. A small model that does not stop by itself needs one.
     chat_max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+    # The most tokens one answer can have: a call that sets no (or a larger) max_tokens holds
+    # this much output of its service's budget while it runs.
+    max_output_tokens: int = Field(default=4096, ge=1, le=1_000_000)
+    # The image and file URLs in messages the model's servers are given; others are refused.
+    media_urls: MediaUrls = Field(default_factory=MediaUrls)
+    # Per provider-side option (store, service_tier, n, audio): pass, drop or refuse (unset).
+    provider_options: dict[ProviderOption, OptionRule] = Field(default_factory=dict)
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         return (

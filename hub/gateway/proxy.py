@@ -13,7 +13,6 @@ upstream for it to bill the call).
 import asyncio
 import math
 import time
-from typing import Any
 
 import aiohttp
 import orjson
@@ -22,11 +21,13 @@ from starlette.responses import Response
 from hub.core.metrics import GatewayMetrics
 from hub.gateway.attempt import Answer, Failure, call_deployment
 from hub.gateway.breaker import Admission, Breaker, BreakerState
-from hub.gateway.chat_request import ChatRequest
+from hub.gateway.chat_request import ChatRequest, estimated_prompt_tokens, output_cap
 from hub.gateway.errors import GatewayError
 from hub.gateway.event_stream import EventStreamResponse
 from hub.gateway.limits import Limits
+from hub.gateway.media_urls import media_refusal
 from hub.gateway.model_catalog import Deployment, ModelCatalog, ModelEntry
+from hub.gateway.provider_options import options_refusal, without_dropped
 from hub.gateway.relay import Accounting, ModelRename, relay_stream, usage_of
 from hub.gateway.retry import RetryPolicy
 from hub.services.service_accounts import ServiceIdentity
@@ -109,6 +110,9 @@ class Gateway:
         """Answer `request`; its usage record carries the agent, or the prompt and version
         served by name, it was made for."""
         asked = self.entry(request.model)
+        refusal = _refusal(asked, request)
+        if refusal is not None:
+            raise refusal
         started = time.perf_counter()
         deadline = time.monotonic() + self.policy.deadline_s
         record = UsageEntry(
@@ -126,14 +130,49 @@ class Gateway:
             self._recorder, self._limits, self._metrics, service, record, started
         )
         if service.limited:
+            budgeted = service.monthly_budget_usd is not None
             try:
-                await self._limits.admit(service)
+                accounting.reserved_usd = await self._limits.admit(
+                    service, self._most_cost(asked, request) if budgeted else 0.0
+                )
             except GatewayError as refused:
                 # In the usage too, so a team sees how often it hits its limits.
                 accounting.finish(asked, refused.status, refused.message)
                 raise
+        try:
+            return await self._answer(asked, request, accounting, deadline)
+        except BaseException:
+            # A call that failed was settled by `finish`; one cut short (cancelled, a bug)
+            # gives back what it reserved here.
+            accounting.release()
+            raise
+
+    def _most_cost(self, asked: ModelEntry, request: ChatRequest) -> float:
+        """What the call can cost at most, at the dearest of the models that may answer it:
+        its prompt's estimated tokens, and the cap of each of its `n` answers (the request's,
+        at most the model's)."""
+        body = request.body
+        prompt = estimated_prompt_tokens(body)
+        cap = output_cap(body)
+        answers = body.get("n")
+        answers = answers if isinstance(answers, int) and answers > 1 else 1
+        return max(
+            entry.cost_usd(
+                prompt,
+                answers
+                * (entry.max_output_tokens if cap is None else min(cap, entry.max_output_tokens)),
+            )
+            for entry in self._chains[asked.name]
+        )
+
+    async def _answer(
+        self, asked: ModelEntry, request: ChatRequest, accounting: Accounting, deadline: float
+    ) -> Response:
+        record = accounting.record
         failure: Failure | None = None
         for entry in self._chains[asked.name]:
+            if entry is not asked and _refusal(entry, request):
+                continue  # a fallback that would refuse the request's URLs or options
             outcome = await self._try_model(entry, request, accounting, deadline)
             if isinstance(outcome, Response):
                 return outcome
@@ -211,7 +250,7 @@ class Gateway:
             outcome = await call_deployment(
                 self._client(),
                 deployment,
-                self._body(request, deployment),
+                self._body(request, entry, deployment),
                 stream_timeout=self._stream_timeout if request.stream else None,
                 policy=policy,
                 deadline=deadline,
@@ -258,8 +297,9 @@ class Gateway:
         return self._http
 
     @staticmethod
-    def _body(request: ChatRequest, deployment: Deployment) -> bytes:
-        body: dict[str, Any] = dict(request.body, model=deployment.model)
+    def _body(request: ChatRequest, entry: ModelEntry, deployment: Deployment) -> bytes:
+        body = without_dropped(entry.provider_options, request.body)
+        body = dict(body, model=deployment.model)
         if request.stream:
             body["stream_options"] = dict(body.get("stream_options") or {}, include_usage=True)
         return orjson.dumps(body)
@@ -292,6 +332,13 @@ class Gateway:
             relay_stream(answer, entry, deployment, request, accounting, rename, self.breaker),
             headers={**headers, "cache-control": "no-cache"},
         )
+
+
+def _refusal(entry: ModelEntry, request: ChatRequest) -> GatewayError | None:
+    """Why `entry` may not be given `request` (its URLs or its options), or None."""
+    return media_refusal(entry.name, entry.media_urls, request.body) or options_refusal(
+        entry.name, entry.provider_options, request.body
+    )
 
 
 def _expired(deadline: float) -> bool:

@@ -2,7 +2,9 @@
 
 A stream is passed on event by event as it arrives. It ends with `[DONE]` (or a finish
 reason); an upstream that breaks off or stops short of that gets an error event appended, so
-the client never mistakes a cut answer for a whole one.
+the client never mistakes a cut answer for a whole one. A client that asked for usage
+(`stream_options.include_usage`) gets it in the last chunk before `[DONE]`, as OpenAI sends
+it: the provider's, or, from a provider that reports none, the estimate the call is billed on.
 """
 
 import re
@@ -17,9 +19,10 @@ import orjson
 from hub.core.metrics import GatewayMetrics
 from hub.gateway.attempt import Answer
 from hub.gateway.breaker import Breaker
-from hub.gateway.chat_request import ChatRequest
+from hub.gateway.chat_request import ChatRequest, estimated_prompt_tokens
 from hub.gateway.limits import Limits
 from hub.gateway.model_catalog import Deployment, ModelEntry
+from hub.gateway.redaction import redacted
 from hub.services.service_accounts import ServiceIdentity
 from hub.services.usage import UsageEntry, UsageRecorder
 
@@ -27,6 +30,13 @@ __all__ = ["Accounting", "ModelRename", "relay_stream", "usage_of"]
 
 _EVENT_ENDS = (b"\n\n", b"\r\n\r\n")
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
+# A chunk's id, the first in a stream's first event.
+_ID = re.compile(rb'"id":\s*"((?:[^"\\]|\\.)*)"')
+# An event that may be a provider's error (inside a JSON string a quote is escaped, so an
+# answer's text does not match).
+_ERROR_EVENT = re.compile(rb'(?m)^data:[ \t]*(\{.*"error".*\})[ \t]*\r?$')
+# The event that ends a stream (an answer's text may say "[DONE]" too, inside a chunk).
+_DONE = re.compile(rb"(?m)^data:[ \t]*\[DONE\]")
 
 
 def usage_of(document: dict[str, Any]) -> tuple[int, int]:
@@ -37,10 +47,7 @@ def usage_of(document: dict[str, Any]) -> tuple[int, int]:
 def _estimate_stream_usage(record: UsageEntry, body: dict[str, Any], events: int) -> None:
     """For upstreams that never report usage in streams (llama.cpp's server): each content
     event carries about one token, and a prompt has about one token per four characters."""
-    prompt_chars = sum(
-        len(m["content"]) for m in body.get("messages", []) if isinstance(m.get("content"), str)
-    )
-    record.input_tokens = -(-prompt_chars // 4)
+    record.input_tokens = estimated_prompt_tokens(body)
     # Less the role event, the finish event and [DONE].
     record.output_tokens = max(events - 3, 0)
     record.usage_estimated = True
@@ -82,6 +89,8 @@ class Accounting:
     service: ServiceIdentity
     record: UsageEntry
     started: float
+    # What the call holds of the service's budget until it ends.
+    reserved_usd: float = 0.0
 
     def finish(self, entry: ModelEntry, status: int, error: str | None) -> None:
         record = self.record
@@ -101,18 +110,26 @@ class Accounting:
             cost_usd=record.cost_usd,
         )
         tokens = record.input_tokens + record.output_tokens
-        if self.service.limited and (tokens or record.cost_usd):
-            self.limits.spend(self.service, tokens, record.cost_usd)
+        reserved, self.reserved_usd = self.reserved_usd, 0.0
+        if self.service.limited and (tokens or record.cost_usd or reserved):
+            self.limits.spend(self.service, tokens, record.cost_usd, reserved)
+
+    def release(self) -> None:
+        """Give back what the call reserved of the budget when it ends without `finish`."""
+        if self.reserved_usd:
+            reserved, self.reserved_usd = self.reserved_usd, 0.0
+            self.limits.spend(self.service, 0, 0.0, reserved)
 
 
-def _split_events(buffer: bytes, record: UsageEntry, keep_usage: bool) -> tuple[bytes, bytes]:
-    """Split complete SSE events off `buffer`; return (bytes to send, the incomplete rest).
-    Only an event that carries usage is parsed (the rest pass through as bytes): its tokens
-    go on the record, and it is dropped when the client did not ask for usage and it carries
-    no choices."""
+def _split_events(buffer: bytes, record: UsageEntry, keep_usage: bool) -> tuple[bytes, bytes, bool]:
+    """Split complete SSE events off `buffer`; return (bytes to send, the incomplete rest,
+    whether they carried usage). Only an event that carries usage is parsed (the rest pass
+    through as bytes): its tokens go on the record, and it is dropped when the client did not
+    ask for usage and it carries no choices."""
     end = _after_last_event(buffer, 0, len(buffer))
     complete, rest = buffer[:end], buffer[end:]
     out: list[bytes] = []
+    seen = False
     start = 0
     while (mark := _usage_mark(complete, start)) >= 0:
         event_start = _after_last_event(complete, start, mark)
@@ -126,14 +143,15 @@ def _split_events(buffer: bytes, record: UsageEntry, keep_usage: bool) -> tuple[
             out.append(event)
             continue
         if isinstance(chunk, dict) and chunk.get("usage"):
+            seen = True
             record.input_tokens, record.output_tokens = usage_of(chunk)
             if not keep_usage and not chunk.get("choices"):
                 continue
         out.append(event)
     if not out:
-        return complete, rest
+        return complete, rest, seen
     out.append(complete[start:])
-    return b"".join(out), rest
+    return b"".join(out), rest, seen
 
 
 def _after_last_event(data: bytes, start: int, end: int) -> int:
@@ -160,6 +178,44 @@ def _ends(events: bytes) -> bool:
     return b"[DONE]" in events or b'"finish_reason":"' in events or b'"finish_reason": "' in events
 
 
+def _usage_event(first: bytes, entry: ModelEntry, record: UsageEntry) -> bytes:
+    """A last chunk with the record's usage and no choices, with the stream's id."""
+    found = _ID.search(first)
+    usage = {
+        "prompt_tokens": record.input_tokens,
+        "completion_tokens": record.output_tokens,
+        "total_tokens": record.input_tokens + record.output_tokens,
+    }
+    chunk: dict[str, Any] = {
+        "id": found.group(1).decode(errors="replace") if found else "chatcmpl-switchboard",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": entry.name,
+        "choices": [],
+        "usage": usage,
+    }
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def _redact_error_event(found: re.Match[bytes]) -> bytes:
+    try:
+        chunk = orjson.loads(found.group(1))
+    except orjson.JSONDecodeError:
+        return found.group(0)
+    error = chunk.get("error") if isinstance(chunk, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return found.group(0)
+    error["message"] = redacted(error["message"])
+    return b"data: " + orjson.dumps(chunk)
+
+
+def _redact_errors(events: bytes) -> bytes:
+    """`events` with keys, hosts and addresses taken out of the provider's error events."""
+    if b'"error"' not in events:
+        return events
+    return _ERROR_EVENT.sub(_redact_error_event, events)
+
+
 def _error_event(message: str) -> bytes:
     return b"data: " + orjson.dumps({"error": {"message": message, "type": "upstream_error"}})
 
@@ -181,14 +237,30 @@ async def relay_stream(
     buffer = b""
     events = 0
     ended = False
+    # Whether the client still has to be given the usage.
+    owed = keep_usage
+
+    def usage_event() -> bytes:
+        nonlocal owed
+        owed = False
+        _estimate_stream_usage(record, request.body, events)
+        return _usage_event(answer.first, entry, record)
+
+    def with_usage(out: bytes) -> bytes:
+        """`out` with the usage event ahead of its [DONE], when one is owed."""
+        if owed and (done := _DONE.search(out)):
+            at = done.start()
+            return out[:at] + usage_event() + out[at:]
+        return out
 
     def complete_events(data: bytes) -> bytes:
-        nonlocal buffer, events, ended
-        out, buffer = _split_events(buffer + data, record, keep_usage)
+        nonlocal buffer, events, ended, owed
+        out, buffer, seen = _split_events(buffer + data, record, keep_usage)
+        owed = owed and not seen
         if out:
             events += out.count(b"data:")
             ended = ended or _ends(out)
-            out = rename.stream(out)
+            out = rename.stream(with_usage(_redact_errors(out)))
         return out
 
     def settle(status: int, error: str | None) -> None:
@@ -212,8 +284,14 @@ async def relay_stream(
                 yield out, False
             data = await content.readany()
         if buffer:
+            events += buffer.count(b"data:")
             ended = ended or _ends(buffer)
-            last += rename.stream(buffer)
+            last += rename.stream(with_usage(_redact_errors(buffer)))
+        if ended and owed:
+            # Ended on a finish reason with no [DONE] after it.
+            if last and not last.endswith(b"\n\n"):
+                last += b"\n\n"
+            last += usage_event()
         if not ended:
             await breaker.failure(deployment.name, probe=False)
             message = f"Upstream {deployment.name} ended its stream before the answer was complete."
@@ -221,7 +299,8 @@ async def relay_stream(
     except (aiohttp.ClientError, TimeoutError) as exc:
         settle(502, f"upstream stream broke off: {exc}")
         await breaker.failure(deployment.name, probe=False)
-        yield _error_event(f"Upstream {deployment.name} broke off: {exc}") + b"\n\n", True
+        message = f"Upstream {deployment.name} broke off: {redacted(str(exc))}"
+        yield _error_event(message) + b"\n\n", True
         return
     except BaseException:
         # Closed or cancelled while waiting: the client went away.

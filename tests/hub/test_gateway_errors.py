@@ -1,9 +1,12 @@
 """Bad requests get OpenAI-shaped 4xx answers that say what to fix; upstream failures get 502."""
 
+import json
+
 import httpx
 import openai
 import pytest
 
+from hub.gateway.redaction import redacted
 from tests.conftest import RunningHub
 from tests.support.servers import free_port
 from tests.support.upstream import ScriptedUpstream
@@ -117,6 +120,42 @@ def test_an_upstream_refusal_of_the_request_is_passed_on_as_400(
     assert "context length exceeded" in str(_error(response)["message"])
 
 
+LEAKY = (
+    "Incorrect API key provided: sk-proj-Abc123Def456Ghi789. Sent with Authorization: Bearer "
+    "tok.en-value_42 to https://gpu-7.inference.internal:8443/v1/chat at 10.20.30.40 "
+    "(fd00::1a2b) via vllm-eu.cluster.local and sidecar:9000."
+)
+SECRETS = [
+    "sk-proj",
+    "Abc123Def456Ghi789",
+    "tok.en-value_42",
+    "https://",
+    "gpu-7",
+    "inference.internal",
+    "10.20.30.40",
+    "fd00::1a2b",
+    "vllm-eu",
+    "cluster.local",
+    "sidecar",
+]
+
+
+@pytest.mark.parametrize("status", [400, 401, 503])
+def test_keys_hosts_and_addresses_in_a_providers_error_do_not_reach_the_caller(
+    hub: RunningHub, upstream: ScriptedUpstream, status: int
+):
+    upstream.script(status=status, error_message=LEAKY)
+    for stream in (False, True):
+        response = _post(hub, hub.app_token, {**HELLO, "stream": stream})
+        assert response.status_code == (400 if status == 400 else 502)
+        message = str(_error(response)["message"])
+        for secret in SECRETS:
+            assert secret not in message
+        # The rest of the provider's message still says what went wrong.
+        assert "Incorrect API key provided: [key]." in message
+        assert "at [address]" in message and "[url]" in message
+
+
 def test_an_unreachable_upstream_is_a_502_that_names_the_deployment(tmp_path, monkeypatch):
     from hub.core.config import Settings
     from hub.main import create_app
@@ -138,6 +177,52 @@ def test_an_unreachable_upstream_is_a_502_that_names_the_deployment(tmp_path, mo
             headers={"authorization": "Bearer sb-test-app-token"},
         )
     assert response.status_code == 502
-    assert "Could not reach upstream openai-compatible/local/scripted-model" in str(
-        _error(response)["message"]
-    )
+    message = str(_error(response)["message"])
+    assert "Could not reach upstream openai-compatible/local/scripted-model" in message
+    # Not where it is: the deployment's address is the hub's business.
+    assert "127.0.0.1" not in message and "[address]" in message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "This model's maximum context length is 8192 tokens; gpt-4o-mini got 9000.",
+        "1 validation error: messages.0.content Field required",
+        "claude-3.5-sonnet does not take images, e.g. image_url parts.",
+    ],
+)
+def test_a_providers_message_without_keys_or_hosts_passes_unchanged(message: str):
+    assert redacted(message) == message
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_from_a_provider_is_a_502_and_the_prompt_goes_no_further(
+    hub: RunningHub, upstream: ScriptedUpstream, spare: ScriptedUpstream, status: int
+):
+    upstream.script(status=status, headers={"location": spare.url + "/chat/completions"})
+    for stream in (False, True):
+        response = _post(hub, hub.app_token, {**HELLO, "stream": stream})
+        assert response.status_code == 502
+        message = str(_error(response)["message"])
+        assert f"redirect (status {status})" in message and spare.url not in message
+    assert spare.hits == 0
+    # Not retried: the same redirect would come back.
+    assert upstream.hits == 2
+
+
+def test_a_providers_error_event_in_a_stream_is_passed_on_without_keys_or_hosts(
+    hub: RunningHub, upstream: ScriptedUpstream
+):
+    upstream.script(reply="one two three four", drop_after_chunks=2, stream_error=LEAKY)
+    response = _post(hub, hub.app_token, {**HELLO, "stream": True})
+    assert response.status_code == 200
+    errors = [
+        json.loads(line.removeprefix("data: "))["error"]["message"]
+        for line in response.text.splitlines()
+        if line.startswith("data: {") and '"error"' in line
+    ]
+    # The provider's, then the gateway's own: the stream stopped short.
+    assert len(errors) == 2
+    assert errors[0].startswith("Incorrect API key provided: [key].")
+    for secret in SECRETS:
+        assert secret not in response.text

@@ -55,7 +55,7 @@ def test_over_its_rpm_a_service_gets_429_from_either_hub_sharing_redis(
         billing = new_service(hubs.settings, "billing")
         batch = new_service(hubs.settings, "batch")
         _limits(hubs.settings, "billing", "--rpm", "3")
-        _limits(hubs.settings, "batch", "--budget-usd", "0.00001")
+        _limits(hubs.settings, "batch", "--budget-usd", "0.00005")
         _same_minute()
         for url in (hubs.a, hubs.b, hubs.a):
             assert ask(url, billing, "primary").status_code == 200
@@ -63,26 +63,31 @@ def test_over_its_rpm_a_service_gets_429_from_either_hub_sharing_redis(
             _refused(ask(url, billing, "primary"), "'billing'", "3 requests per minute")
         assert upstream.hits == 3
 
-        # The budget: one call spends more than it on hub a; hub b then refuses the next.
-        assert ask(hubs.a, batch, "primary").status_code == 200
-        deadline = time.monotonic() + 3
-        while (response := ask(hubs.b, batch, "primary")).status_code == 200:
-            assert time.monotonic() < deadline, "hub b never saw the spend of hub a"
-            time.sleep(0.05)
-        _refused(response, "'batch'", "monthly budget of $1e-05")
+        # The budget holds one call of at most 5 tokens out (4.6e-05 at most, 4.4e-05 spent)
+        # but not two: after the call on hub a, hub b refuses the next.
+        assert ask(hubs.a, batch, "primary", max_tokens=5).status_code == 200
+        _refused(
+            ask(hubs.b, batch, "primary", max_tokens=5),
+            "'batch'",
+            "monthly budget of $5e-05",
+            "could cost up to $4.6e-05",
+        )
 
 
 def test_limits_hold_in_memory_without_redis(tmp_path: Path, upstream: ScriptedUpstream):
     settings = gateway_settings(tmp_path, Model("primary", [upstream.url]))
-    frugal = new_service(settings, "frugal", monthly_budget_usd=0.00001)
+    frugal = new_service(settings, "frugal", monthly_budget_usd=0.00005)
     chatty = new_service(settings, "chatty", tpm=5)
     steady = new_service(settings, "steady", rpm=2)
     free = new_service(settings, "free")
+    free_of_caps = new_service(settings, "uncapped", monthly_budget_usd=0.01)
     _same_minute()
     with ThreadedServer(create_app(settings)) as server:
         url = server.base_url
-        assert ask(url, frugal, "primary").status_code == 200
-        _refused(ask(url, frugal, "primary"), "monthly budget of $1e-05", "renews on")
+        assert ask(url, frugal, "primary", max_tokens=5).status_code == 200
+        _refused(ask(url, frugal, "primary", max_tokens=5), "monthly budget of $5e-05", "renews on")
+        # With no max_tokens a call holds the model's max_output_tokens (4096 unless set).
+        _refused(ask(url, free_of_caps, "primary"), "could cost up to $0.03")
         # The first call's tokens (7) pass the limit of 5 a minute: the next call waits.
         assert ask(url, chatty, "primary").status_code == 200
         _refused(ask(url, chatty, "primary"), "5 tokens per minute")
@@ -93,9 +98,15 @@ def test_limits_hold_in_memory_without_redis(tmp_path: Path, upstream: ScriptedU
     with Session(get_engine(settings.sqlalchemy_url)) as session:
         rows = summarize_usage(session=session, start=None, end=None, group_by=["service"])
     by_service = {row.service: (row.requests, row.errors) for row in rows}
-    assert by_service == {"chatty": (2, 1), "free": (5, 0), "frugal": (2, 1), "steady": (3, 1)}
+    assert by_service == {
+        "chatty": (2, 1),
+        "free": (5, 0),
+        "frugal": (2, 1),
+        "steady": (3, 1),
+        "uncapped": (1, 1),
+    }
     with Session(get_engine(settings.sqlalchemy_url)) as session:
         refused = session.exec(select(UsageRecord).where(UsageRecord.status_code == 429)).all()
-    assert len(refused) == 3
+    assert len(refused) == 4
     assert all(r.input_tokens == r.output_tokens == 0 and r.cost_usd == 0 for r in refused)
     assert all(r.attempts == 0 and "limit" in (r.error or "") for r in refused)

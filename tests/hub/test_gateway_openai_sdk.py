@@ -8,6 +8,7 @@ from langchain_openai import ChatOpenAI
 from openai import AsyncOpenAI, OpenAI
 
 from tests.conftest import RunningHub
+from tests.support.gateway import usage_rows
 from tests.support.upstream import ScriptedUpstream
 
 REPLY = "Switchboard routes every call, byte for byte: naïve café ✓."
@@ -136,3 +137,56 @@ def test_langchain_chat_openai_gets_completions_and_tool_calls(
     message = llm.bind_tools([WEATHER_TOOL]).invoke("weather in Lima?")
     assert message.tool_calls[0]["name"] == "get_weather"
     assert message.tool_calls[0]["args"] == {"city": "Lima"}
+
+
+# The second answer says "[DONE]" itself: the usage still comes last.
+@pytest.mark.parametrize("reply", [REPLY, "Write [DONE] when you are done, then stop."])
+def test_a_stream_gets_the_usage_it_is_billed_for_when_the_provider_reports_none(
+    hub: RunningHub, upstream: ScriptedUpstream, reply: str
+):
+    # Like llama.cpp's server, the upstream sends no usage in streams, even when asked.
+    upstream.script(reply=reply, usage_in_stream=False)
+    stream = _client(hub, hub.new_service("sdk-counter")).chat.completions.create(
+        model="test-model",
+        messages=[{"role": "user", "content": "count my tokens, please"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == reply
+    last = chunks[-1]
+    assert last.choices == [] and last.usage is not None
+    assert [c for c in chunks if c.usage is not None] == [last]
+    (row,) = usage_rows(hub.settings, "sdk-counter")
+    assert row.usage_estimated and row.input_tokens > 0 and row.output_tokens > 0
+    assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (
+        row.input_tokens,
+        row.output_tokens,
+    )
+    assert last.usage.total_tokens == row.input_tokens + row.output_tokens
+    assert last.model == "test-model"
+
+
+def test_langchain_streaming_with_usage_gets_what_the_call_is_billed_for(
+    hub: RunningHub, upstream: ScriptedUpstream
+):
+    upstream.script(reply=REPLY, usage_in_stream=False)
+    llm = ChatOpenAI(
+        model="test-model",
+        base_url=hub.url + "/v1",
+        api_key=hub.new_service("langchain-counter"),
+        max_retries=0,
+        stream_usage=True,
+    )
+    message: AIMessageChunk | None = None
+    for chunk in llm.stream("count my tokens, please"):
+        message = chunk if message is None else message + chunk
+
+    assert message is not None and message.content == REPLY
+    usage = message.usage_metadata
+    (row,) = usage_rows(hub.settings, "langchain-counter")
+    assert row.input_tokens > 0 and row.output_tokens > 0
+    assert usage is not None
+    assert (usage["input_tokens"], usage["output_tokens"]) == (row.input_tokens, row.output_tokens)
+    assert usage["total_tokens"] == row.input_tokens + row.output_tokens

@@ -15,15 +15,17 @@ from typing import Any
 import httpx
 import redis
 import yaml
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from hub.core.config import Settings
 from hub.core.db import get_engine, migrate
 from hub.models.service import ServiceCreate
+from hub.models.usage import UsageRecord
 from hub.services.service_accounts import create_service, set_limits
 from tests.support.servers import free_port, stop_process
 
 __all__ = [
+    "APP_TOKEN",
     "FAST",
     "REDIS_URL",
     "HubProcess",
@@ -35,6 +37,7 @@ __all__ = [
     "new_service",
     "redis_hubs",
     "started_hubs",
+    "usage_rows",
     "write_models",
 ]
 
@@ -63,6 +66,8 @@ class Model:
     fallbacks: Sequence[str] = ()
     prices: tuple[float, float] = (2.0, 8.0)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    # More fields of the catalog entry (media_urls, provider_options, ...).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def yaml(self) -> dict[str, Any]:
         return {
@@ -80,6 +85,7 @@ class Model:
                 for i, url in enumerate(self.urls)
             ],
             "fallbacks": list(self.fallbacks),
+            **self.extra,
         }
 
 
@@ -103,12 +109,23 @@ def gateway_settings(workdir: Path, *models: Model, **options: Any) -> Settings:
 
 
 def ask(
-    url: str, token: str, model: str, *, stream: bool = False, timeout: float = 30.0
+    url: str,
+    token: str,
+    model: str,
+    *,
+    stream: bool = False,
+    max_tokens: int | None = None,
+    timeout: float = 30.0,
 ) -> httpx.Response:
     """One chat completion through the hub at `url`, read to its end."""
-    body = {"model": model, "messages": [{"role": "user", "content": "hello there"}]}
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "hello there"}],
+    }
     if stream:
         body["stream"] = True
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
     return httpx.post(
         url + "/v1/chat/completions",
         json=body,
@@ -245,3 +262,16 @@ def redis_hubs(
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def usage_rows(settings: Settings, service: str, count: int = 1) -> list[UsageRecord]:
+    """The usage rows of `service` in the hub's database, once `count` are written (they are
+    written in batches), or what there is after 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        with Session(get_engine(settings.sqlalchemy_url)) as session:
+            query = select(UsageRecord).where(UsageRecord.service_name == service)
+            rows = list(session.exec(query).all())
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)

@@ -45,6 +45,9 @@ class Behaviour:
     # Break the connection after this many content chunks (0: before the stream's first byte),
     # as a provider's crashed or overloaded server does.
     cut_after_chunks: int | None = None
+    # After `drop_after_chunks` content chunks, send this error event before closing the
+    # stream, as OpenAI does when a stream fails on its side.
+    stream_error: str | None = None
     # False: ignore stream_options.include_usage, as llama.cpp's server does.
     usage_in_stream: bool = True
     # Answer this share of requests (at random) with `status` 503 instead, as a flaky
@@ -247,6 +250,9 @@ class ScriptedUpstream:
             else:
                 for n, piece in enumerate(_chunks(behaviour.reply)):
                     if behaviour.drop_after_chunks is not None and n >= behaviour.drop_after_chunks:
+                        if behaviour.stream_error is not None:
+                            error = {"message": behaviour.stream_error, "type": "server_error"}
+                            yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
                         finished = True
                         return
                     if behaviour.cut_after_chunks is not None and n >= behaviour.cut_after_chunks:
