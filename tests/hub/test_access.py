@@ -806,6 +806,8 @@ def test_every_route_of_the_hub_is_in_the_access_table(hub_settings: Settings) -
     assert missing == [], f"add a row to ACCESS for each of {missing}"
 
 
+# Every route for every caller: about a minute on an idle machine, several on a loaded one.
+@pytest.mark.timeout(600)
 def test_each_caller_gets_what_the_access_table_says_on_every_route(world: World) -> None:
     wrong = []
     for row in ACCESS:
