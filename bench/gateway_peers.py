@@ -2,14 +2,17 @@
 completion over a direct call to the same upstream, and the CPU time each spends per call, at
 1, 16 and 64 concurrent clients, streaming and not.
 
-The scripted upstream, the hub, LiteLLM's proxy (one worker), Portkey's gateway (node) and
-this load generator each run in their own process, as in bench/gateway_overhead.py, whose load
-this reuses: clients spread over one upstream delay, a stream timed to its end. The four paths
-(direct, hub, LiteLLM, Portkey) take turns in slices within one run, so a drift in the
-machine's load hits them all; every path sends the same request to the same upstream, and
-each answer's text is checked once per cell (and every call's status and stream end always),
-so a gateway that fails is not measured as fast: one whose answer is wrong is left out of the
-cell and reported as failed, with what it answered.
+The scripted upstream, the hub, LiteLLM's proxy (one worker), Portkey's gateway (node), a
+floor and this load generator each run in their own process, as in bench/gateway_overhead.py,
+whose load this reuses: clients spread over one upstream delay, a stream timed to its end. The
+floor is bench/bare_proxy.py, a forwarder on the hub's own server stack that only passes the
+request and the answer through: what it adds is what any Python gateway on that stack adds on
+this machine before doing any work. The five paths (direct, hub, LiteLLM, Portkey, floor) take
+turns in slices within one run, so a drift in the machine's load hits them all; every path
+sends the same request to the same upstream, and each answer's text is checked once per cell
+(and every call's status and stream end always), so a gateway that fails is not measured as
+fast: one whose answer is wrong is left out of the cell and reported as failed, with what it
+answered.
 
 "Added" is a difference of percentiles over the same number of calls: a gateway's p50 minus
 the direct path's p50 (and p99 minus p99). CPU per call is the user and system time of the
@@ -48,10 +51,12 @@ from bench.gateway_overhead import (
     BenchError,
     Samples,
     Target,
+    _free_port,
     _load,
     _run,
     hub_catalog,
     hub_process,
+    run_server,
     start_upstream,
 )
 from bench.peer_gateways import (
@@ -280,6 +285,7 @@ def _all_running(delay_ms: float, peers_folder: Path) -> Iterator[tuple[Target, 
             )
         )
         portkey_url, portkey = stack.enter_context(start_portkey(portkey_folder, workdir))
+        floor_url, floor = stack.enter_context(_bare_proxy(upstream_url))
         portkey_headers = {
             "x-portkey-provider": "openai",
             "x-portkey-custom-host": upstream_url,
@@ -303,8 +309,28 @@ def _all_running(delay_ms: float, peers_folder: Path) -> Iterator[tuple[Target, 
                     Target(portkey_url + "/v1/chat/completions", UPSTREAM_MODEL, portkey_headers),
                     portkey.pid,
                 ),
+                Gateway(
+                    "floor",
+                    Target(floor_url + "/v1/chat/completions", UPSTREAM_MODEL, {}),
+                    floor.pid,
+                ),
             ],
         )
+
+
+@contextmanager
+def _bare_proxy(upstream_url: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """bench/bare_proxy.py in front of the upstream; yield its base URL and its process."""
+    port = _free_port()
+    command = [
+        *(sys.executable, "-m", "uvicorn", "bench.bare_proxy:app"),
+        *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+        "--no-access-log",
+    ]
+    env = {**os.environ, "BARE_PROXY_UPSTREAM": upstream_url}
+    url = f"http://127.0.0.1:{port}"
+    with run_server(command, health_url=url + "/", cwd=REPO_ROOT, env=env) as process:
+        yield url, process
 
 
 def _bearer(token: str) -> dict[str, str]:
