@@ -106,6 +106,7 @@ def test_no_operation_fails_or_breaks_its_schema_for_any_caller(
         _fuzz(operation, callers[caller_kind], findings)
 
     print(f"{caller_kind}: {findings.summary()}")
+    assert findings.cases >= findings.operations > 0
     assert not findings.failures, findings.summary()
 
 
