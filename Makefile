@@ -7,7 +7,7 @@ PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 CHROMIUM := /usr/bin/chromium
 NGINX := /usr/sbin/nginx
 
-.PHONY: run test test-slow lint install install-dev install-model chromium nginx bench clean
+.PHONY: run test test-slow fuzz lint install install-dev install-model chromium nginx bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ test: install-model chromium nginx
 # The tests marked slow (several replicas behind the proxy, each over a minute).
 test-slow: install-model chromium nginx
 	$(BIN)/pytest -m slow
+
+# The API fuzzing of `make test` with many more examples per operation (a few minutes).
+fuzz: install
+	SWITCHBOARD_FUZZ_EXAMPLES=100 $(BIN)/pytest tests/hub/test_fuzz_api.py -s --timeout 1800
 
 bench: install
 	$(BIN)/python bench/gateway_overhead.py

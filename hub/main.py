@@ -17,7 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents.tracing.sender import BATCH_PATH as TRACE_BATCH_PATH
-from hub.api.errors import refusal_response
+from hub.api.errors import declare_error_body, refusal_response
 from hub.api.main import api_router
 from hub.api.routes.mcp_servers import TOOL_CALL_PATH, call_tool
 from hub.api.routes.shares import SHARE_BODY_LIMIT
@@ -208,6 +208,11 @@ class _HubApp(FastAPI):
         self._hot_routes = HotRoutes(self, HOT_ROUTES)
         self._metrics = metrics
         self._limited = _body_limits(self._answer, settings)
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = declare_error_body(super().openapi())
+        return self.openapi_schema
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

@@ -26,6 +26,8 @@ MAX_ERROR = 2000
 MAX_STEP_NAME = 200
 
 _ID = Field(min_length=1, max_length=36)
+# The largest count the database's integer columns hold (signed 64 bits).
+_MAX_INT = 2**63 - 1
 
 
 class RunRecord(BaseModel):
@@ -34,7 +36,7 @@ class RunRecord(BaseModel):
 
     id: str = _ID
     agent_slug: str = Field(max_length=63)
-    agent_version: int | None = None
+    agent_version: int | None = Field(default=None, ge=-_MAX_INT - 1, le=_MAX_INT)
     # The agent's owner and who ran it: a name to show, and (kind, id), which decide who
     # reads the trace.
     agent_owner: str = Field(max_length=100)
@@ -48,9 +50,9 @@ class RunRecord(BaseModel):
     ended_at: datetime | None = None
     status: str = Field(default="running", min_length=1, max_length=20)
     error: str | None = Field(default=None, max_length=MAX_ERROR)
-    steps: int = Field(default=0, ge=0)
-    input_tokens: int = Field(default=0, ge=0)
-    output_tokens: int = Field(default=0, ge=0)
+    steps: int = Field(default=0, ge=0, le=_MAX_INT)
+    input_tokens: int = Field(default=0, ge=0, le=_MAX_INT)
+    output_tokens: int = Field(default=0, ge=0, le=_MAX_INT)
     cost_usd: float = Field(default=0.0, ge=0)
 
 
@@ -60,7 +62,7 @@ class StepRecord(BaseModel):
     id: str = _ID
     run_id: str = _ID
     parent_id: str | None = Field(default=None, max_length=36)
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=_MAX_INT)
     kind: str = Field(min_length=1, max_length=20)
     name: str = Field(max_length=MAX_STEP_NAME)
     started_at: datetime
@@ -68,8 +70,8 @@ class StepRecord(BaseModel):
     latency_ms: float = Field(ge=0)
     input: Any = None
     output: Any = None
-    input_tokens: int = Field(default=0, ge=0)
-    output_tokens: int = Field(default=0, ge=0)
+    input_tokens: int = Field(default=0, ge=0, le=_MAX_INT)
+    output_tokens: int = Field(default=0, ge=0, le=_MAX_INT)
     cost_usd: float = Field(default=0.0, ge=0)
     error: str | None = Field(default=None, max_length=MAX_ERROR)
 

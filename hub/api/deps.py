@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlmodel import Session
 
 from hub.core.config import APP_SERVICE_NAME
@@ -33,12 +33,17 @@ __all__ = [
     "HubStateDep",
     "OptionalActor",
     "RegistryDep",
+    "RowId",
     "SessionDep",
     "is_chat_app",
     "service_actor",
     "service_of",
     "user_actor",
 ]
+
+# A row's id or version number in a path: what the database can hold (a signed 64-bit
+# integer), so a larger one is a clear 422 rather than an overflow in the database driver.
+RowId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
 
 # The chat app (and only it) calls on behalf of the person signed in to it.
 ACTING_FOR_HEADER = "x-switchboard-user"

@@ -2,6 +2,8 @@
 body for the API (`{"detail": ...}`), the OpenAI-compatible gateway (OpenAI's error shape) and
 the pages (the reason in words)."""
 
+from typing import Any
+
 from fastapi import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -20,7 +22,22 @@ from hub.core.errors import (
 )
 from hub.gateway.errors import openai_error_response
 
-__all__ = ["refusal_response", "status_of"]
+__all__ = ["declare_error_body", "refusal_response", "status_of"]
+
+# What the API answers a request it refuses as invalid (422), in its OpenAPI document: the
+# reason in words (hub/main.py's handlers), not FastAPI's list of validation errors.
+_ERROR_BODY: dict[str, Any] = {
+    "title": "HTTPValidationError",
+    "type": "object",
+    "properties": {
+        "detail": {
+            "title": "Detail",
+            "type": "string",
+            "description": "What is wrong with the request and what to send instead.",
+        }
+    },
+    "required": ["detail"],
+}
 
 _STATUS: dict[type[Refusal], int] = {
     UnsuitableError: 400,
@@ -58,3 +75,12 @@ async def refusal_response(request: Request, exc: Exception) -> Response:
         return response
     # A page's form or button: the reason in words, as the cross-site check gives it.
     return PlainTextResponse(exc.message, status_code=status)
+
+
+def declare_error_body(openapi: dict[str, Any]) -> dict[str, Any]:
+    """`openapi` with the 422 answers declared as the API sends them."""
+    schemas = openapi.get("components", {}).get("schemas", {})
+    if "HTTPValidationError" in schemas:
+        schemas["HTTPValidationError"] = _ERROR_BODY
+        schemas.pop("ValidationError", None)
+    return openapi

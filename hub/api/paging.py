@@ -12,10 +12,12 @@ from fastapi import Depends, Query, Request, Response
 
 from hub.core.errors import InvalidError
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Page", "PageDep"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_OFFSET", "Page", "PageDep"]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
+# What the database can skip to (a signed 64-bit integer): beyond it, a clear 422.
+MAX_OFFSET = 2**63 - 1
 
 T = TypeVar("T")
 
@@ -60,8 +62,8 @@ async def _page(
 ) -> Page:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidError(f"limit must be from 1 to {MAX_LIMIT}; it was {limit}.")
-    if offset < 0:
-        raise InvalidError(f"offset must be 0 or more; it was {offset}.")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidError(f"offset must be from 0 to {MAX_OFFSET}; it was {offset}.")
     return Page(offset=offset, limit=limit, request=request, response=response)
 
 

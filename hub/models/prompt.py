@@ -136,7 +136,11 @@ class PromptDefinition(SQLModel):
     def _response_format(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
         if schema is None:
             return None
-        if len(orjson.dumps(schema)) > MAX_SCHEMA_CHARS:
+        try:
+            encoded = orjson.dumps(schema)
+        except orjson.JSONEncodeError as exc:
+            raise ValueError(f"the JSON schema cannot be stored as JSON: {exc}") from exc
+        if len(encoded) > MAX_SCHEMA_CHARS:
             raise ValueError(f"the JSON schema is over {MAX_SCHEMA_CHARS} characters")
         if not isinstance(schema.get("type"), str):
             raise ValueError('a JSON schema with a "type", such as {"type": "object", ...}')

@@ -17,7 +17,7 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from hub.agent_catalog import AgentCatalog
-from hub.api.deps import HubStateDep, OptionalActor
+from hub.api.deps import HubStateDep, OptionalActor, RowId
 from hub.api.errors import status_of
 from hub.api.routes.agents import AgentCatalogDep
 from hub.api.routes.eval_gates import eval_gates_of
@@ -384,7 +384,7 @@ async def agent_page(
 async def restore_from_page(
     request: Request,
     slug: str,
-    number: int,
+    number: RowId,
     actor: OptionalActor,
     agents: AgentCatalogDep,
     hub_state: HubStateDep,

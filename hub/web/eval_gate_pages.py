@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
-from hub.api.deps import HubStateDep, OptionalActor
+from hub.api.deps import HubStateDep, OptionalActor, RowId
 from hub.api.routes.agents import AgentCatalogDep
 from hub.api.routes.eval_gates import EvalGatesDep
 from hub.api.routes.eval_runs import EvalRunsDep
@@ -167,7 +167,7 @@ async def _check_page(
     runs: EvalRuns,
     kind: TargetKind,
     name: str,
-    check_id: int,
+    check_id: RowId,
     *,
     status: int = 200,
     error: str | None = None,
@@ -217,7 +217,7 @@ async def _override(
     runs: EvalRuns,
     kind: TargetKind,
     name: str,
-    check_id: int,
+    check_id: RowId,
 ) -> Response:
     reason = str((await request.form()).get("reason", ""))
     try:
@@ -243,7 +243,7 @@ async def _override(
 async def gate_check_page(
     request: Request,
     name: str,
-    check_id: int,
+    check_id: RowId,
     actor: OptionalActor,
     gates: EvalGatesDep,
     runs: EvalRunsDep,
@@ -257,7 +257,7 @@ async def gate_check_page(
 async def override_from_form(
     request: Request,
     name: str,
-    check_id: int,
+    check_id: RowId,
     actor: OptionalActor,
     gates: EvalGatesDep,
     runs: EvalRunsDep,
@@ -271,7 +271,7 @@ async def override_from_form(
 async def agent_gate_check_page(
     request: Request,
     slug: str,
-    check_id: int,
+    check_id: RowId,
     actor: OptionalActor,
     gates: EvalGatesDep,
     runs: EvalRunsDep,
@@ -285,7 +285,7 @@ async def agent_gate_check_page(
 async def agent_override_from_form(
     request: Request,
     slug: str,
-    check_id: int,
+    check_id: RowId,
     actor: OptionalActor,
     gates: EvalGatesDep,
     runs: EvalRunsDep,

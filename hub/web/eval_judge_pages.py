@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
-from hub.api.deps import OptionalActor
+from hub.api.deps import OptionalActor, RowId
 from hub.api.routes.eval_judges import EvalJudgesDep
 from hub.api.routes.eval_runs import EvalRunsDep
 from hub.core.errors import Refusal
@@ -37,7 +37,7 @@ def _may_manage(actor: Actor, team: str) -> bool:
 async def _label_page(
     request: Request,
     actor: Actor,
-    run_id: int,
+    run_id: RowId,
     runs: EvalRuns,
     judges: EvalJudges,
     *,
@@ -70,7 +70,7 @@ async def _label_page(
 
 @router.get("/evaluation/runs/{run_id}/label")
 async def label_page(
-    request: Request, run_id: int, actor: OptionalActor, runs: EvalRunsDep, judges: EvalJudgesDep
+    request: Request, run_id: RowId, actor: OptionalActor, runs: EvalRunsDep, judges: EvalJudgesDep
 ) -> Response:
     if actor is None:
         return to_login(request)
@@ -79,7 +79,7 @@ async def label_page(
 
 @router.post("/evaluation/runs/{run_id}/label")
 async def label_from_form(
-    request: Request, run_id: int, actor: OptionalActor, runs: EvalRunsDep, judges: EvalJudgesDep
+    request: Request, run_id: RowId, actor: OptionalActor, runs: EvalRunsDep, judges: EvalJudgesDep
 ) -> Response:
     """One row's Pass or Fail with its note."""
     if actor is None:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from hub.api.deps import OptionalActor
+from hub.api.deps import OptionalActor, RowId
 from hub.api.routes.eval_runs import EvalRunsDep
 from hub.core.errors import InvalidError, Refusal
 from hub.evaluation.agent_answers import case_conversation
@@ -214,7 +214,7 @@ def _whole(text: str | None) -> int:
 
 @router.get("/evaluation/runs/{run_id}")
 async def run_page(
-    request: Request, run_id: int, actor: OptionalActor, runs: EvalRunsDep
+    request: Request, run_id: RowId, actor: OptionalActor, runs: EvalRunsDep
 ) -> Response:
     if actor is None:
         return to_login(request)
@@ -265,7 +265,7 @@ async def run_page(
 
 @router.post("/evaluation/runs/{run_id}/cancel")
 async def cancel_from_form(
-    request: Request, run_id: int, actor: OptionalActor, runs: EvalRunsDep
+    request: Request, run_id: RowId, actor: OptionalActor, runs: EvalRunsDep
 ) -> Response:
     if actor is None:
         return to_login(request)
@@ -275,7 +275,7 @@ async def cancel_from_form(
 
 @router.get("/evaluation/runs/{before}/compare/{after}")
 async def compare_page(
-    request: Request, before: int, after: int, actor: OptionalActor, runs: EvalRunsDep
+    request: Request, before: RowId, after: RowId, actor: OptionalActor, runs: EvalRunsDep
 ) -> Response:
     if actor is None:
         return to_login(request)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
-from hub.api.deps import OptionalActor
+from hub.api.deps import OptionalActor, RowId
 from hub.api.routes.experiments import ExperimentsDep
 from hub.core.errors import Refusal
 from hub.models.experiment import ExperimentCreate
@@ -80,7 +80,7 @@ async def experiment_from_form(
 
 @router.get("/experiments/{experiment_id}")
 async def experiment_page(
-    request: Request, experiment_id: int, actor: OptionalActor, experiments: ExperimentsDep
+    request: Request, experiment_id: RowId, actor: OptionalActor, experiments: ExperimentsDep
 ) -> Response:
     if actor is None:
         return to_login(request)
@@ -108,7 +108,7 @@ async def experiment_page(
 
 @router.post("/experiments/{experiment_id}/stop")
 async def stop_from_form(
-    request: Request, experiment_id: int, actor: OptionalActor, experiments: ExperimentsDep
+    request: Request, experiment_id: RowId, actor: OptionalActor, experiments: ExperimentsDep
 ) -> Response:
     if actor is None:
         return to_login(request)

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
-from hub.api.deps import HubStateDep, OptionalActor
+from hub.api.deps import HubStateDep, OptionalActor, RowId
 from hub.core.roles import Permission
 from hub.models.actor import Actor
 from hub.models.web_session import WebSessionPublic
@@ -45,7 +45,7 @@ async def sessions_page(request: Request, actor: OptionalActor, hub_state: HubSt
 
 @router.post("/sessions/{session_id}/revoke")
 async def revoke_session(
-    request: Request, session_id: int, actor: OptionalActor, hub_state: HubStateDep
+    request: Request, session_id: RowId, actor: OptionalActor, hub_state: HubStateDep
 ) -> Response:
     if actor is None:
         return to_login(request)

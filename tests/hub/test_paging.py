@@ -111,6 +111,7 @@ def test_a_limit_out_of_range_is_refused_with_the_range(
         limit: root.get(path, params={"limit": limit}) for limit in ("0", "-5", str(MAX_LIMIT + 1))
     }
     negative_offset = root.get(path, params={"offset": "-1"})
+    huge_offset = root.get(path, params={"offset": str(2**63)})
 
     assert {limit: answer.status_code for limit, answer in answers.items()} == dict.fromkeys(
         answers, 422
@@ -120,4 +121,10 @@ def test_a_limit_out_of_range_is_refused_with_the_range(
             f"limit must be from 1 to {MAX_LIMIT}; it was {limit}."
         ), path
     assert negative_offset.status_code == 422
-    assert negative_offset.json()["detail"] == "offset must be 0 or more; it was -1."
+    assert negative_offset.json()["detail"] == (
+        "offset must be from 0 to 9223372036854775807; it was -1."
+    )
+    assert huge_offset.status_code == 422, path
+    assert huge_offset.json()["detail"] == (
+        f"offset must be from 0 to 9223372036854775807; it was {2**63}."
+    )

@@ -93,6 +93,12 @@ def test_a_run_streams_the_rendered_prompt_and_is_counted_for_the_runners_team(
         ({"model": "gpt-nowhere"}, 422, "'gpt-nowhere' is not in the catalog"),
         ({"messages": []}, 422, "messages"),
         ({"parameters": {"temperature": 9}}, 422, "temperature"),
+        # An integer JSON carries but the hub cannot store (over 64 bits).
+        (
+            {"response_format": {"type": "object", "maxProperties": 2**64}},
+            422,
+            "the JSON schema cannot be stored as JSON: Integer exceeds 64-bit range",
+        ),
     ],
 )
 def test_a_bad_run_is_refused_with_what_to_fix(

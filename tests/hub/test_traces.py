@@ -277,6 +277,11 @@ def test_a_batch_over_the_limit_or_the_columns_sizes_is_refused_saying_so(
     assert too_long.status_code == 422
     assert "runs.0.user: String should have at most 100 characters" in too_long.text
 
+    # More tokens than the database's integers hold (64 bits).
+    too_large = _send(hub, hub.app_token, {"runs": [_run("run-4", "k-bob", input_tokens=2**63)]})
+    assert too_large.status_code == 422
+    assert "runs.0.input_tokens: Input should be less than or equal to" in too_large.text
+
 
 def test_a_step_of_a_run_the_hub_never_had_is_refused_and_nothing_of_its_batch_is_written(
     hub: RunningHub, clients: dict[str, httpx.Client]

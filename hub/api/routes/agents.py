@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from agents.spec import AgentSpec
 from hub.agent_catalog import AgentCatalog
-from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.deps import CurrentActor, HubStateDep, RowId
 from hub.api.paging import PageDep
 from hub.models.agent import (
     AgentCreate,
@@ -105,7 +105,7 @@ async def list_versions(
 
 @router.post("/{slug}/versions/{number}/restore", response_model=AgentVersionPublic)
 async def restore_version(
-    slug: str, number: int, actor: CurrentActor, agents: AgentCatalogDep
+    slug: str, number: RowId, actor: CurrentActor, agents: AgentCatalogDep
 ) -> AgentVersionPublic:
     """Make an earlier version live again (nothing is copied; the draft is left as it is).
     Not gated; 409 for a version a gated agent's gate held back, which never went live."""

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
 
-from hub.api.deps import AdminActor, ChatApp, CurrentActor, SessionDep
+from hub.api.deps import AdminActor, ChatApp, CurrentActor, RowId, SessionDep
 from hub.api.paging import PageDep
 from hub.core.errors import NotFoundError, UnauthenticatedError
 from hub.models.user import UserPublic
@@ -64,7 +64,7 @@ def sessions(admin: AdminActor, session: SessionDep, page: PageDep) -> list[WebS
 
 
 @router.delete("/sessions/{session_id}", status_code=204)
-def revoke_session(session_id: int, admin: AdminActor, session: SessionDep) -> Response:
+def revoke_session(session_id: RowId, admin: AdminActor, session: SessionDep) -> Response:
     """End someone's session at once, in the hub and the chat (admins)."""
     if not end_web_session_by_id(session=session, session_id=session_id, actor=admin):
         raise NotFoundError(f"No session {session_id}.")

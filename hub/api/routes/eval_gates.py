@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.deps import CurrentActor, HubStateDep, RowId
 from hub.api.paging import PageDep
 from hub.core.errors import NotFoundError
 from hub.evaluation.gates import EvalGates
@@ -71,14 +71,14 @@ def _gate_routes(kind: TargetKind) -> APIRouter:
 
     @router.get("/{name}/gate-checks/{check_id}", response_model=GateCheckPublic)
     async def get_gate_check(
-        name: str, check_id: int, actor: CurrentActor, gates: EvalGatesDep
+        name: str, check_id: RowId, actor: CurrentActor, gates: EvalGatesDep
     ) -> GateCheckPublic:
         """The check's status, its runs' progress, both scores and the rows that got worse."""
         return await gates.check(kind, name, check_id, actor)
 
     @router.post("/{name}/gate-checks/{check_id}/override", response_model=GateCheckPublic)
     async def override_gate_check(
-        name: str, check_id: int, body: GateOverride, actor: CurrentActor, gates: EvalGatesDep
+        name: str, check_id: RowId, body: GateOverride, actor: CurrentActor, gates: EvalGatesDep
     ) -> GateCheckPublic:
         """Admins: move production to a refused (or failed) candidate anyway, saying why."""
         return await gates.override(kind, name, check_id, body.reason, actor)

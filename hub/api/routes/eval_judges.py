@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.deps import CurrentActor, HubStateDep, RowId
 from hub.api.paging import PageDep
 from hub.evaluation.judges import EvalJudges
 from hub.models.eval_judge import (
@@ -35,7 +35,7 @@ router = APIRouter(prefix="/api/evaluation", tags=["evaluation"])
 
 @router.get("/runs/{run_id}/labels", response_model=list[LabelPublic])
 async def list_labels(
-    run_id: int, _: CurrentActor, judges: EvalJudgesDep, page: PageDep
+    run_id: RowId, _: CurrentActor, judges: EvalJudgesDep, page: PageDep
 ) -> list[LabelPublic]:
     """People's labels on the run's rows, in the cases' order. Paged."""
     return page.of(await judges.labels(run_id))
@@ -43,7 +43,7 @@ async def list_labels(
 
 @router.put("/runs/{run_id}/labels/{case_id}", response_model=LabelPublic)
 async def set_label(
-    run_id: int, case_id: int, body: LabelSet, actor: CurrentActor, judges: EvalJudgesDep
+    run_id: RowId, case_id: RowId, body: LabelSet, actor: CurrentActor, judges: EvalJudgesDep
 ) -> LabelPublic:
     """Mark the row pass or fail with a note (the latest label wins); the run's team's
     builders and admins."""
@@ -52,7 +52,7 @@ async def set_label(
 
 @router.delete("/runs/{run_id}/labels/{case_id}", status_code=204)
 async def delete_label(
-    run_id: int, case_id: int, actor: CurrentActor, judges: EvalJudgesDep
+    run_id: RowId, case_id: RowId, actor: CurrentActor, judges: EvalJudgesDep
 ) -> Response:
     """Take the row's label back."""
     await judges.delete_label(run_id, case_id, actor)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.deps import CurrentActor, HubStateDep, RowId
 from hub.api.paging import PageDep
 from hub.evaluation.runs import EvalRuns
 from hub.models.evaluation import (
@@ -56,14 +56,14 @@ async def list_runs(
 
 
 @router.get("/{run_id}", response_model=RunPublic)
-async def get_run(run_id: int, _: CurrentActor, runs: EvalRunsDep) -> RunPublic:
+async def get_run(run_id: RowId, _: CurrentActor, runs: EvalRunsDep) -> RunPublic:
     """The run, its progress and the figures of its results so far."""
     return await runs.get(run_id)
 
 
 @router.get("/{run_id}/results", response_model=ResultPage)
 async def run_results(
-    run_id: int,
+    run_id: RowId,
     _: CurrentActor,
     runs: EvalRunsDep,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -75,14 +75,14 @@ async def run_results(
 
 
 @router.post("/{run_id}/cancel", response_model=RunPublic)
-async def cancel_run(run_id: int, actor: CurrentActor, runs: EvalRunsDep) -> RunPublic:
+async def cancel_run(run_id: RowId, actor: CurrentActor, runs: EvalRunsDep) -> RunPublic:
     """Send no more cases; those being answered finish."""
     return await runs.cancel(run_id, actor)
 
 
 @router.get("/{before}/compare/{after}", response_model=RunComparison)
 async def compare_runs(
-    before: int, after: int, _: CurrentActor, runs: EvalRunsDep
+    before: RowId, after: RowId, _: CurrentActor, runs: EvalRunsDep
 ) -> RunComparison:
     """The cases that passed in `after` and not in `before`, and the other way round."""
     return await runs.compare(before, after)

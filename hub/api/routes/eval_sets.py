@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.deps import CurrentActor, HubStateDep, RowId
 from hub.api.paging import PageDep
 from hub.api.uploads import multipart_body, read_upload
 from hub.evaluation.sets import MAX_CASES_PER_PAGE, EvalSetLibrary, Upload
@@ -80,7 +80,7 @@ async def add_version(
 @router.get("/{name}/versions/{number}/cases", response_model=EvalCasePage)
 async def list_cases(
     name: str,
-    number: int,
+    number: RowId,
     _: CurrentActor,
     sets: EvalSetLibraryDep,
     offset: Annotated[int, Query(ge=0)] = 0,

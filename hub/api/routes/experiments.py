@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.deps import CurrentActor, HubStateDep, RowId
 from hub.api.paging import PageDep
 from hub.evaluation.experiments import Experiments
 from hub.models.experiment import (
@@ -55,7 +55,7 @@ async def list_experiments(
 
 @router.get("/{experiment_id}", response_model=ExperimentPublic)
 async def get_experiment(
-    experiment_id: int, _: CurrentActor, experiments: ExperimentsDep
+    experiment_id: RowId, _: CurrentActor, experiments: ExperimentsDep
 ) -> ExperimentPublic:
     """The experiment, its counts, the diluted and the post-exposure analyses."""
     return await experiments.get(experiment_id)
@@ -63,7 +63,7 @@ async def get_experiment(
 
 @router.get("/{experiment_id}/calls", response_model=CallPage)
 async def experiment_calls(
-    experiment_id: int,
+    experiment_id: RowId,
     _: CurrentActor,
     experiments: ExperimentsDep,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -76,7 +76,7 @@ async def experiment_calls(
 
 @router.post("/{experiment_id}/outcomes", response_model=OutcomePublic)
 async def report_outcome(
-    experiment_id: int, body: OutcomeIn, actor: CurrentActor, experiments: ExperimentsDep
+    experiment_id: RowId, body: OutcomeIn, actor: CurrentActor, experiments: ExperimentsDep
 ) -> OutcomePublic:
     """A unit's outcome (a later report replaces it); the prompt's team's services and
     builders, and admins."""
@@ -85,7 +85,7 @@ async def report_outcome(
 
 @router.post("/{experiment_id}/stop", response_model=ExperimentPublic)
 async def stop_experiment(
-    experiment_id: int, actor: CurrentActor, experiments: ExperimentsDep
+    experiment_id: RowId, actor: CurrentActor, experiments: ExperimentsDep
 ) -> ExperimentPublic:
     """Serve production again to every call; the figures stay."""
     return await experiments.stop(experiment_id, actor)

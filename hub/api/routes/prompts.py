@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import JSONResponse, Response
 
-from hub.api.deps import CurrentActor, HubStateDep
+from hub.api.deps import CurrentActor, HubStateDep, RowId
 from hub.api.paging import PageDep
 from hub.core.config import PLAYGROUND_SERVICE_NAME
 from hub.core.roles import Permission
@@ -89,7 +89,7 @@ async def list_versions(
 
 @router.get("/{name}/versions/{number}", response_model=PromptVersionPublic)
 async def get_version(
-    name: str, number: int, _: CurrentActor, prompts: PromptLibraryDep
+    name: str, number: RowId, _: CurrentActor, prompts: PromptLibraryDep
 ) -> PromptVersionPublic:
     return await prompts.version(name, number)
 
