@@ -98,6 +98,9 @@ def test_a_builder_publishes_an_agent_that_runs_in_chat_and_restores_v1_after_v2
     upstream.script(reply="Still clear.")
     page.goto(chat_app.url)
     _pick_profile(page, "agent:weather-helper")
+    # The agent's starter shows once the chat has switched to it; a message sent before that
+    # could still go to the model the page opened with.
+    expect(page.get_by_role("button", name="Weather in Lisbon?", exact=True)).to_be_visible()
     send(page, "And now?")
     expect(page.locator(".message-content").filter(has_text="Still clear.").last).to_be_visible()
     wait_until(lambda: len(upstream.requests) == 3, what="the third model call")
