@@ -15,10 +15,11 @@ from typing import Any
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.data.storage_clients.base import BaseStorageClient
 from chainlit.step import StepDict
-from chainlit.types import ThreadDict
+from chainlit.types import PageInfo, PaginatedResponse, Pagination, ThreadDict, ThreadFilter
 from sqlalchemy.engine import make_url
 
 from app.history import REPLY_MARKER
+from app.search import matching_threads, words_of
 from app.sharing import SHARE_COMMAND
 
 __all__ = ["RatedAnswer", "StoredFeedback", "SwitchboardDataLayer", "async_database_url"]
@@ -166,6 +167,42 @@ class SwitchboardDataLayer(SQLAlchemyDataLayer):
             for step in thread["steps"]:
                 _decode_step(step)
         return threads
+
+    async def list_threads(
+        self, pagination: Pagination, filters: ThreadFilter
+    ) -> PaginatedResponse[ThreadDict]:
+        """The sidebar's search answered from the full-text index (app/search.py) rather than
+        by reading every conversation; a search without words finds nothing."""
+        if filters.search is None or not filters.userId:
+            return await super().list_threads(pagination, filters)
+        found = await matching_threads(
+            self.engine, filters.userId, words_of(filters.search), feedback=filters.feedback
+        )
+        ids = [thread.id for thread in found]
+        start = ids.index(pagination.cursor) + 1 if pagination.cursor in ids else 0
+        page = found[start : start + pagination.first]
+        threads: list[ThreadDict] = [
+            {
+                "id": thread.id,
+                "createdAt": thread.created_at,
+                "name": thread.name,
+                "userId": thread.user_id,
+                "userIdentifier": thread.user_identifier,
+                "tags": _decoded(thread.tags),
+                "metadata": _decoded(thread.metadata) or {},
+                "steps": [],
+                "elements": [],
+            }
+            for thread in page
+        ]
+        return PaginatedResponse(
+            pageInfo=PageInfo(
+                hasNextPage=len(found) > start + pagination.first,
+                startCursor=page[0].id if page else None,
+                endCursor=page[-1].id if page else None,
+            ),
+            data=threads,
+        )
 
     async def create_step(self, step_dict: StepDict) -> None:
         # The Share command is an instruction to the chat, not part of the conversation.
