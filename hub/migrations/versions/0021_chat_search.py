@@ -161,6 +161,8 @@ _POSTGRESQL_UP = [
     "CREATE INDEX ix_chat_search_entry_thread_id ON chat_search_entry (thread_id)",
     *_BACKFILL,
     "CREATE INDEX ix_chat_search_entry_document ON chat_search_entry USING GIN (document)",
+    # Statistics for the planner now, rather than after autovacuum's next round.
+    "ANALYZE chat_search_entry",
     f"""
     CREATE FUNCTION chat_search_index_step() RETURNS trigger AS $$
     BEGIN
