@@ -173,7 +173,7 @@ class SwitchboardDataLayer(SQLAlchemyDataLayer):
     ) -> PaginatedResponse[ThreadDict]:
         """The sidebar's search answered from the full-text index (app/search.py) rather than
         by reading every conversation; a search without words finds nothing."""
-        if filters.search is None or not filters.userId:
+        if not filters.search or not filters.userId:
             return await super().list_threads(pagination, filters)
         found = await matching_threads(
             self.engine, filters.userId, words_of(filters.search), feedback=filters.feedback

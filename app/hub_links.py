@@ -1,4 +1,4 @@
-"""Links from the chat's header to the hub's pages the person may use.
+"""Links from the chat's header to its search page and to the hub's pages the person may use.
 
 Chainlit 2.12 draws `ui.header_links` from the settings the page asks for at
 `GET /project/settings`, and takes them from config.toml: the same links for everyone. This
@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from agents.hub_client import HubError
+from app.search_page import SEARCH_ROUTE
 from app.sign_in import HubSessions
 from hub.core.roles import Permission, Role, allows
 from hub.identity.cookies import SESSION_COOKIE
@@ -45,7 +46,8 @@ _LANGUAGE = "^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,4})?(-[a-zA-Z0-9]{2,8})?(-x-[a-zA-Z0-
 
 
 def header_links(*, hub_url: str, role: str | None) -> list[HeaderLink]:
-    """The hub's pages for `role` (None: someone the hub does not know; no links)."""
+    """The chat's search and the hub's pages for `role` (None: someone the hub does not know;
+    no links)."""
     try:
         known = Role(role or "")
     except ValueError:
@@ -53,7 +55,14 @@ def header_links(*, hub_url: str, role: str | None) -> list[HeaderLink]:
     pages: tuple[tuple[str, str, str], ...] = _FOR_EVERYONE
     if allows(known, Permission.administer):
         pages += _FOR_ADMINS
-    return [
+    search = HeaderLink(
+        name="Search your conversations",
+        display_name="Search",
+        icon_url="/public/icons/search.svg",
+        url=SEARCH_ROUTE,
+        target="_self",
+    )
+    return [search] + [
         HeaderLink(
             name=f"{label} in the hub",
             display_name=label,

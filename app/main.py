@@ -30,6 +30,7 @@ from app.history import cut_off_reply, to_openai_messages
 from app.home import empty_home_notice, home_profiles
 from app.hub_links import add_hub_links
 from app.metrics import ChatMetrics, add_metrics_route
+from app.search_page import add_search_routes
 from app.server_switches import enabled_servers, setting_id
 from app.sharing import (
     SHARE_COMMAND,
@@ -77,6 +78,7 @@ def chat_metrics() -> ChatMetrics:
 add_file_route(chainlit_app, file_store())
 add_chainlit_routes(chainlit_app, hub=hub_client)
 add_metrics_route(chainlit_app, chat_metrics(), get_settings().metrics_token)
+add_search_routes(chainlit_app)
 
 
 @cl.data_layer
