@@ -316,6 +316,12 @@ def _listed_threads(w: World, c: Caller) -> bool:
     return listed.status_code == 200 and w.thread_id in listed.text
 
 
+def _searched_threads(w: World, c: Caller) -> bool:
+    body = {"pagination": {"first": 50}, "filter": {"search": "March"}}
+    listed = c.chat.post("/project/threads", json=body)
+    return listed.status_code == 200 and w.thread_id in listed.text
+
+
 def _rename(w: World, c: Caller) -> bool:
     name = f"Renamed by {c.name}"
     c.chat.put("/project/thread", json={"threadId": w.thread_id, "name": name})
@@ -448,6 +454,12 @@ PROBES = [
            _chat_get("/project/thread/{w.thread_id}", "marker-answer")),
     _probe("conversation", "chat POST /project/threads (list)", "owner", _listed_threads),
     _probe("conversation", "chat PUT /project/thread (rename)", "owner", _rename),
+    _probe("conversation", "chat POST /project/threads (sidebar search)", "owner",
+           _searched_threads),
+    _probe("conversation", "chat GET /switchboard/search", "owner",
+           _chat_get("/switchboard/search?q=marker+answer", "/thread/{w.thread_id}#step-")),
+    _probe("conversation", "chat GET /switchboard/search.json", "owner",
+           _chat_get("/switchboard/search.json?q=marker+answer", "marker-answer")),
     _probe("conversation", "chat socket: resume", "owner", _resume),
     _probe("conversation", "hub API POST /api/shares (share it)", "owner", _share_conversation),
     _probe("conversation", "chat GET /project/share/{id} (Chainlit's sharing)", "",
