@@ -117,6 +117,7 @@ async def test_search_finds_exactly_ones_own_matches_with_filters_and_paging(
     assert sum(len(c.messages) for c in corpus) >= 20_000
 
     planted = _expected(corpus, "ada", [PLANTED])
+    by_id = {c.id: c for c in corpus}
     assert len({thread for thread, _ in planted}) == 5
     hits = await search_conversations(
         async_engine, "ada", SearchQuery([PLANTED]), limit=50, offset=0
@@ -130,6 +131,20 @@ async def test_search_finds_exactly_ones_own_matches_with_filters_and_paging(
         async_engine, "ada", SearchQuery(["quok"]), limit=50, offset=0
     )
     assert {(hit.thread_id, hit.step_id) for hit in started} == planted
+    # Chainlit's sidebar search: the same five conversations, newest first.
+    layer = SwitchboardDataLayer(database_url)
+    try:
+        listed = await layer.list_threads(
+            Pagination(first=20), ThreadFilter(userId="user-ada", search=PLANTED)
+        )
+    finally:
+        await layer.close()
+    newest_first = sorted(
+        {thread for thread, _ in planted},
+        key=lambda thread: max(m.created_at for m in by_id[thread].messages),
+        reverse=True,
+    )
+    assert [thread["id"] for thread in listed.data] == newest_first
 
     # Someone else's word is not found; its owner finds it.
     assert (
@@ -145,7 +160,6 @@ async def test_search_finds_exactly_ones_own_matches_with_filters_and_paging(
     assert len(bobs) == 1
 
     # Filters pick conversations by what answered in them and the message by its date.
-    by_id = {c.id: c for c in corpus}
     for model in MODELS:
         found = await search_conversations(
             async_engine, "ada", SearchQuery([PLANTED], model=model), limit=50, offset=0
