@@ -126,7 +126,7 @@ def _highlighted(snippet: str, words: list[str]) -> str:
 
 
 def _when(created_at: str) -> str:
-    return created_at[:16].replace("T", " ")
+    return created_at[:16].replace("T", " ") + " UTC" if created_at else ""
 
 
 _STYLE = (
