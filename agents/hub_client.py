@@ -314,11 +314,18 @@ class HubClient:
             raise HubError(f"{refused}: the hub's answer is not a run spec ({error}).") from error
 
     async def _for_person(
-        self, method: str, path: str, *, user: str, expect: int, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        user: str,
+        expect: int,
+        json: Any = None,
+        params: dict[str, str | int] | None = None,
     ) -> httpx.Response:
         """A request acting for `user`; anything but `expect` is the hub refusing them."""
         response = await self._request(
-            method, path, json=json, headers={"X-Switchboard-User": user}
+            method, path, json=json, params=params, headers={"X-Switchboard-User": user}
         )
         if response.status_code != expect:
             raise HubRefusedError(response.status_code, _error_detail(response))
@@ -335,6 +342,19 @@ class HubClient:
         path = f"/api/shares/{path_segment(share_id)}"
         share: dict[str, Any] = (await self._for_person("GET", path, user=user, expect=200)).json()
         return share
+
+    async def search_shared(self, *, user: str, query: str, limit: int) -> list[dict[str, Any]]:
+        """The first `limit` matches of `query` in the conversations others shared with `user`
+        (hub/models/share.py `SharedMatch`), best first."""
+        response = await self._for_person(
+            "GET",
+            "/api/shares/search",
+            user=user,
+            expect=200,
+            params={"q": query, "limit": limit},
+        )
+        matches: list[dict[str, Any]] = response.json()
+        return matches
 
     async def record_feedback(self, *, user: str, body: dict[str, Any]) -> dict[str, Any]:
         """Store `user`'s thumbs and comment on an answer at the hub (it replaces theirs)."""

@@ -32,7 +32,7 @@ from agents.hub_client import HubClient, HubError
 from app.data_layer import StoredFeedback, SwitchboardDataLayer
 from hub.api.contract import MAX_COMMENT
 
-__all__ = ["add_chainlit_routes"]
+__all__ = ["add_chainlit_routes", "hub_username"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _data_layer() -> SwitchboardDataLayer:
     return layer
 
 
-def _username(user: User | PersistedUser) -> str | None:
+def hub_username(user: User | PersistedUser) -> str | None:
     """The hub's name for the person (the chat knows them by their key)."""
     name = (user.metadata or {}).get("username")
     return str(name) if name else None
@@ -89,7 +89,7 @@ async def _send_to_hub(
 ) -> None:
     """The feedback Chainlit stored, to the hub with what gave the answer it rates."""
     rated = await layer.rated_answer(stored.for_id)
-    name = _username(user)
+    name = hub_username(user)
     meta = rated.metadata if rated is not None else {}
     # An answer copied from a share was given in someone else's conversation: nobody to credit.
     if rated is None or name is None or not (meta.get("model") or meta.get("agent")):
@@ -106,7 +106,7 @@ async def _take_back_at_hub(
     hub: HubClient, layer: SwitchboardDataLayer, user: User | PersistedUser, stored: StoredFeedback
 ) -> None:
     rated = await layer.rated_answer(stored.for_id)
-    name = _username(user)
+    name = hub_username(user)
     if rated is None or name is None:
         return
     try:

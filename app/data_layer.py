@@ -19,8 +19,9 @@ from chainlit.types import PageInfo, PaginatedResponse, Pagination, ThreadDict, 
 from sqlalchemy.engine import make_url
 
 from app.history import REPLY_MARKER
-from app.search import matching_threads, words_of
+from app.search import matching_threads
 from app.sharing import SHARE_COMMAND
+from hub.core.full_text import words_of
 
 __all__ = ["RatedAnswer", "StoredFeedback", "SwitchboardDataLayer", "async_database_url"]
 

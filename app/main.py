@@ -78,7 +78,7 @@ def chat_metrics() -> ChatMetrics:
 add_file_route(chainlit_app, file_store())
 add_chainlit_routes(chainlit_app, hub=hub_client)
 add_metrics_route(chainlit_app, chat_metrics(), get_settings().metrics_token)
-add_search_routes(chainlit_app)
+add_search_routes(chainlit_app, hub=hub_client)
 
 
 @cl.data_layer

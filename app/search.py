@@ -1,14 +1,10 @@
 """Full-text search over a person's own conversations, on the index of migration 0021.
 
-A person's words are reduced to plain words (letters and digits) before they reach the
-database, so nothing they type can change the query's syntax: on SQLite each word becomes a
-quoted FTS5 string, on PostgreSQL a quoted tsquery lexeme, and both go as bound parameters.
-Every word must match; the last one may be the start of a word, so a search can be typed as
-it is read. Filters (model, agent, MCP server) pick conversations that have such an answer or
-tool step; the date range picks the matching message's date.
+The words become a query as hub/core/full_text.py says. Filters (model, agent, MCP server)
+pick conversations that have such an answer or tool step; the date range picks the matching
+message's date.
 """
 
-import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -16,28 +12,15 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.core.full_text import fts5_match, snippet_of, tsquery
+
 __all__ = [
-    "MAX_WORDS",
     "MatchingThread",
     "SearchHit",
     "SearchQuery",
     "matching_threads",
     "search_conversations",
-    "snippet_of",
-    "words_of",
 ]
-
-MAX_WORDS = 32
-SNIPPET_CHARACTERS = 160
-_WORD = re.compile(r"[^\W_]+")
-
-
-def words_of(query: str) -> list[str]:
-    """The distinct words of `query`, lower-cased, in order, at most MAX_WORDS."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(query.lower()):
-        seen.setdefault(word, None)
-    return list(seen)[:MAX_WORDS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +42,6 @@ class SearchHit:
     step_id: str | None
     snippet: str
     created_at: str
-
-
-def _fts5_match(words: list[str]) -> str:
-    quoted = [f'"{word}"' for word in words]
-    return " ".join(quoted) + "*"
-
-
-def _tsquery(words: list[str]) -> str:
-    lexemes = [f"'{word}'" for word in words]
-    return " & ".join(lexemes) + ":*"
 
 
 def _is_sqlite(engine: AsyncEngine) -> bool:
@@ -115,13 +88,13 @@ def _matches(engine: AsyncEngine, words: list[str]) -> tuple[str, str, str, dict
             "chat_search JOIN chat_search_entry e ON e.id = chat_search.rowid",
             "chat_search MATCH :match",
             "bm25(chat_search)",
-            {"match": _fts5_match(words)},
+            {"match": fts5_match(words)},
         )
     return (
         "chat_search_entry e",
         "e.document @@ to_tsquery('simple', :match)",
         "-ts_rank(e.document, to_tsquery('simple', :match))",
-        {"match": _tsquery(words)},
+        {"match": tsquery(words)},
     )
 
 
@@ -209,18 +182,3 @@ async def matching_threads(
             )
             for row in rows
         ]
-
-
-def snippet_of(body: str, words: list[str]) -> str:
-    """About SNIPPET_CHARACTERS of `body` around the first of `words` in it, on one line."""
-    flat = " ".join(body.split())
-    lowered = flat.lower()
-    found = [
-        match.start()
-        for word in words
-        if (match := re.search(rf"(?<![^\W_]){re.escape(word)}", lowered)) is not None
-    ]
-    at = min(found, default=0)
-    start = max(0, at - SNIPPET_CHARACTERS // 3)
-    end = min(len(flat), start + SNIPPET_CHARACTERS)
-    return ("…" if start else "") + flat[start:end] + ("…" if end < len(flat) else "")

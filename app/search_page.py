@@ -1,6 +1,6 @@
 """The search page of the chat: `GET /switchboard/search` (HTML) and
 `GET /switchboard/search.json` (the same results for programs), over the signed-in person's
-own conversations.
+own conversations, and (from the hub) the conversations others shared with them.
 
 A result links to `/thread/{id}#step-{message id}`: Chainlit opens the conversation and
 `public/open_at_step.js` scrolls to that message (Chainlit gives each message the element id
@@ -9,7 +9,9 @@ with its page.
 """
 
 import html
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Annotated, Any
@@ -22,13 +24,20 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import HTMLResponse, JSONResponse
 
+from agents.hub_client import HubClient, HubError
+from app.chainlit_routes import hub_username
 from app.data_layer import SwitchboardDataLayer
-from app.search import MAX_WORDS, SearchHit, SearchQuery, search_conversations, words_of
+from app.search import SearchHit, SearchQuery, search_conversations
+from hub.core.full_text import MAX_WORDS, word_count, words_of
 
 __all__ = ["SEARCH_ROUTE", "add_search_routes"]
 
+logger = logging.getLogger(__name__)
+
 SEARCH_ROUTE = "/switchboard/search"
 PAGE_SIZE = 20
+# Matches in conversations shared with the person, above their own results' first page.
+SHARED_SHOWN = 10
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
 MAX_QUERY = 500
@@ -36,7 +45,6 @@ MAX_FILTER = 200
 
 _CurrentUser = Annotated[User | PersistedUser | None, Depends(get_current_user)]
 _FILTERS = ("model", "agent", "server", "since", "until")
-_WORD_RUN = re.compile(r"[^\W_]+")
 
 
 class SearchInputError(ValueError):
@@ -69,7 +77,7 @@ def _query(form: _Form) -> SearchQuery:
         raise SearchInputError(
             f"A search is at most {MAX_QUERY} characters; this one has {len(form.q)}. Shorten it."
         )
-    if len(_WORD_RUN.findall(form.q)) > MAX_WORDS:
+    if word_count(form.q) > MAX_WORDS:
         raise SearchInputError(f"A search takes at most {MAX_WORDS} words. Leave some out.")
     for name in ("model", "agent", "server"):
         value = getattr(form, name)
@@ -194,7 +202,55 @@ def _results_html(form: _Form, query: SearchQuery, hits: list[SearchHit], page: 
     return f"<ol id='results'>{items}</ol><nav>{''.join(links)}</nav>"
 
 
-def add_search_routes(app: FastAPI) -> None:
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """Matches in conversations shared with the person, or why the hub could not say."""
+
+    matches: list[dict[str, Any]]
+    failure: str = ""
+
+
+async def _shared(
+    hub: Callable[[], HubClient],
+    user: User | PersistedUser | None,
+    form: _Form,
+    query: SearchQuery,
+) -> _Shared | None:
+    """The shared conversations that match, for a plain search (filters are about one's own
+    conversations: their models, agents and servers)."""
+    name = hub_username(user) if user is not None else None
+    if not query.words or name is None or any(getattr(form, key) for key in _FILTERS):
+        return None
+    try:
+        matches = await hub().search_shared(user=name, query=form.q, limit=SHARED_SHOWN)
+    except HubError as error:
+        logger.warning("cannot search the conversations shared with %s: %s", name, error)
+        return _Shared([], failure=str(error))
+    return _Shared(matches)
+
+
+def _shared_html(shared: _Shared | None, words: list[str]) -> str:
+    if shared is None:
+        return ""
+    if shared.failure:
+        return (
+            "<p class='error' id='shared-failure'>Conversations shared with you could not be "
+            f"searched: {html.escape(shared.failure)}</p>"
+        )
+    if not shared.matches:
+        return ""
+    items = "".join(
+        f"<li class='result'><a href='{html.escape(str(match['url']), quote=True)}'>"
+        f"{html.escape(str(match['title']))}</a> "
+        f"<span class='when'>shared by {html.escape(str(match['owner_name']))}"
+        f"{'' if match.get('step_number') else ' · title'}</span>"
+        f"<p class='snippet'>{_highlighted(str(match['snippet']), words)}</p></li>"
+        for match in shared.matches
+    )
+    return f"<h2>Shared with you</h2><ol id='shared-results'>{items}</ol><h2>Yours</h2>"
+
+
+def add_search_routes(app: FastAPI, *, hub: Callable[[], HubClient]) -> None:
     router = APIRouter()
 
     @router.get(SEARCH_ROUTE)
@@ -218,7 +274,11 @@ def add_search_routes(app: FastAPI) -> None:
         hits = await search_conversations(
             _engine(), owner, query, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
         )
-        return _page(form, _results_html(form, query, hits, page))
+        shared = await _shared(hub, current_user, form, query) if page == 1 else None
+        return _page(
+            form,
+            _shared_html(shared, query.words) + _results_html(form, query, hits, page),
+        )
 
     @router.get(SEARCH_ROUTE + ".json")
     async def search_json(

@@ -17,6 +17,7 @@ __all__ = [
     "Share",
     "SharePublic",
     "ShareView",
+    "SharedMatch",
 ]
 
 # A conversation with a few tables and charts fits easily; more is refused with a 413.
@@ -68,3 +69,16 @@ class SharePublic(SQLModel):
 class ShareView(SharePublic):
     snapshot: Snapshot
     traces: list[TraceRunPublic]
+
+
+class SharedMatch(SQLModel):
+    """A title or step of a conversation shared with the reader that matches their search."""
+
+    share_id: str
+    title: str
+    owner_name: str
+    # None when the title matched; else the step's number on the shared page, from 1.
+    step_number: int | None
+    snippet: str
+    # The shared page, at the matching step.
+    url: str

@@ -20,6 +20,7 @@ from hub.services.traces import get_trace, list_traces
 __all__ = [
     "create_share",
     "list_shares",
+    "require_person",
     "revoke_share",
     "share_path",
     "to_public",
@@ -61,7 +62,7 @@ def to_public(share: Share, *, hub_url: str, now: datetime | None = None) -> Sha
     )
 
 
-def _require_person(actor: Actor) -> None:
+def require_person(actor: Actor) -> None:
     if actor.kind != "user":
         raise PermissionDeniedError(
             "Only people share and read conversations; a service token cannot."
@@ -91,7 +92,7 @@ def _traces(
 
 def create_share(*, session: Session, actor: Actor, share_in: ShareCreate) -> Share:
     """A link to a snapshot of the actor's own conversation."""
-    _require_person(actor)
+    require_person(actor)
     owner = (
         session.connection()
         .execute(sa.select(_threads.c.userIdentifier).where(_threads.c.id == share_in.thread_id))

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.data_layer import SwitchboardDataLayer, async_database_url
 from app.history import reply_metadata
-from app.search import SearchHit, SearchQuery, search_conversations, words_of
+from app.search import SearchHit, SearchQuery, search_conversations
 from hub.core.db import get_engine, migrate
+from hub.core.full_text import words_of
 from tests.support.conversations import (
     ANALYST,
     MODELS,

@@ -1,14 +1,19 @@
 """Search in Chromium: from the chat's header to the search page, a result opens its
 conversation at the matching message; the page and its JSON form answer only the person's own
-conversations and explain bad input."""
+conversations and explain bad input; what others shared with the person is found too, and
+opens the shared page at the matching step."""
 
 import re
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sqlmodel import Session
 
+from hub.core.db import get_engine
+from hub.services.users import create_user
 from tests.app.conftest import OFF_MACHINE, ChatApp, person_key, send, sign_in, wait_until
 from tests.conftest import RunningHub
+from tests.support.owners import as_person, chat_conversation
 from tests.support.upstream import ScriptedUpstream
 
 pytestmark = pytest.mark.browser
@@ -88,4 +93,52 @@ def test_a_result_opens_the_conversation_at_the_matching_message(
         assert answer.status in (401, 302, 303, 307) or "/login" in answer.url
     finally:
         stranger.close()
+    chat_app.assert_no_storage_errors()
+
+
+def test_conversations_shared_with_one_are_found_and_open_at_the_step(
+    page: Page, hub: RunningHub, chat_app: ChatApp, chat_user: str
+) -> None:
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        create_user(session=session, username="dana", password="pw-dana", team="research")
+    steps = [
+        {"kind": "user", "author": "dana", "text": "How far do they migrate?"},
+        {"kind": "assistant", "author": "test-model", "text": "Narwhal pods travel 1,000 km."},
+    ]
+    links = []
+    with as_person(hub, "dana") as dana:
+        for number, audience in enumerate(["company", "company", "team"]):
+            chat_conversation(hub.settings.sqlalchemy_url, "dana", f"dana-{number}")
+            made = dana.post(
+                "/api/shares",
+                json={
+                    "thread_id": f"dana-{number}",
+                    "title": f"Arctic notes <b>{number}</b>",
+                    "audience": audience,
+                    "snapshot": {"steps": steps},
+                },
+            )
+            assert made.status_code == 201, made.text
+            links.append(made.json()["id"])
+        # Revoked: no longer shared with anyone.
+        assert dana.delete(f"/api/shares/{links[1]}").status_code == 204
+
+    sign_in(page, chat_app, chat_user)
+    page.goto(f"{chat_app.url}/switchboard/search?q=narwhal+pods")
+    # Only the company link still active; the team link is for another team.
+    shared = page.locator("#shared-results li")
+    expect(shared).to_have_count(1)
+    expect(shared.locator("a")).to_have_text("Arctic notes <b>0</b>")
+    expect(shared.locator(".when")).to_have_text("shared by dana")
+    expect(shared.locator("mark")).to_have_text(["Narwhal", "pods"])
+    expect(page.locator("#no-results")).to_be_visible()
+
+    shared.locator("a").click()
+    page.wait_for_url(re.compile(rf"/s/{re.escape(links[0])}#step-2$"))
+    expect(page.locator("#step-2")).to_contain_text("Narwhal pods travel 1,000 km.")
+
+    # A filter is about one's own conversations: nothing shared is listed then.
+    page.goto(f"{chat_app.url}/switchboard/search?q=narwhal&model=test-model")
+    expect(page.locator("#no-results")).to_be_visible()
+    expect(page.locator("#shared-results")).to_have_count(0)
     chat_app.assert_no_storage_errors()

@@ -202,6 +202,8 @@ _TABLE: list[tuple[str, str, int, int, int, int, int, int]] = [
     ("GET",    "/api/shares",                          200,    200,    200,    200,    200,    401),
     ("GET",    "/api/shares/{share}",                  200,    200,    200,    404,    404,    401),
     ("DELETE", "/api/shares/{share}",                  204,    404,    204,    404,    404,    401),
+    # Searching what is shared with one: people only.
+    ("GET",    "/api/shares/search?q=pricing",         200,    200,    200,    200,    403,    401),
     # Test sets (`greetings` is team alpha's): anyone signed in reads; builders make them for
     # their own teams (these rows ask for team alpha); alpha's builders and admins add versions.
     ("POST",   "/api/evaluation/sets",                 201,    201,    403,    403,    201,    401),

@@ -1,24 +1,27 @@
 """Share links through the hub's API and pages, over real HTTP on SQLite and PostgreSQL: who
 may make, read, list and revoke them, and what a revoked, expired or oversized one says."""
 
+import random
+import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlmodel import Session
 
-from hub.core.db import get_engine
+from hub.core.db import get_engine, migrate
 from hub.core.roles import Role
+from hub.models.actor import Actor
 from hub.models.service import utcnow
 from hub.models.share import HIDDEN, MAX_SNAPSHOT_BYTES, Share
 from hub.models.trace import TraceRun, TraceStep
+from hub.services.share_search import search_shared
 from hub.services.users import create_user, get_user
 from hub.services.web_sessions import start_web_session
 from tests.conftest import RunningHub
-from tests.support.owners import as_person, as_service
+from tests.support.owners import as_person, as_service, chat_conversation
 
 Client = Callable[[str], httpx.Client]
 PEOPLE = {"ana": "growth", "bob": "growth", "cy": "sales", "root": "platform"}
@@ -48,26 +51,7 @@ def person(hub: RunningHub) -> Iterator[Client]:
 
 
 def _conversation_of(hub: RunningHub, username: str, thread_id: str) -> None:
-    """A conversation in the chat's tables, owned by `username` (by their key)."""
-    engine = get_engine(hub.settings.sqlalchemy_url)
-    with engine.begin() as connection:
-        key = connection.execute(
-            text("SELECT key FROM hub_user WHERE username = :name"), {"name": username}
-        ).scalar_one()
-        connection.execute(
-            text(
-                'INSERT INTO users (id, identifier, metadata, "createdAt") '
-                "VALUES (:id, :key, '{}', '2026-12-01')"
-            ),
-            {"id": f"chat-{thread_id}", "key": key},
-        )
-        connection.execute(
-            text(
-                'INSERT INTO threads (id, name, "userId", "userIdentifier") '
-                "VALUES (:id, 'Pricing', :user, :key)"
-            ),
-            {"id": thread_id, "user": f"chat-{thread_id}", "key": key},
-        )
+    chat_conversation(hub.settings.sqlalchemy_url, username, thread_id)
 
 
 def _body(thread_id: str, **extra: Any) -> dict[str, Any]:
@@ -270,3 +254,120 @@ def test_the_owner_chooses_to_include_the_trace_whole_or_redacted(
     )
     assert "SELECT salary" not in str(shown["redacted"])
     assert bob.get("/api/traces/run-a").status_code == 404  # the trace itself stays Ana's
+
+
+_VOCABULARY = ("margin", "churn", "pricing", "forecast", "region", "quota", "renewal", "seats")
+
+
+def _snapshot_of(rng: random.Random) -> dict[str, Any]:
+    steps = []
+    for number in range(rng.randint(1, 4)):
+        kind = ("user", "tool", "assistant")[number % 3]
+        said = " ".join(rng.choice(_VOCABULARY) for _ in range(3))
+        tool_input = f'{{"sql": "SELECT {rng.choice(_VOCABULARY)}"}}' if kind == "tool" else ""
+        steps.append({"kind": kind, "author": "x", "text": said, "input": tool_input})
+    return {"answered_by": "test-model", "profile": "test-model", "steps": steps}
+
+
+def _found(words: list[str], texts: list[str]) -> bool:
+    """Every word is a word of the texts (the last may begin one), as a reader would check."""
+    seen = set(re.findall(r"[^\W_]+", " ".join(texts).lower()))
+    *whole, last = words
+    return all(word in seen for word in whole) and any(word.startswith(last) for word in seen)
+
+
+def test_people_search_the_conversations_shared_with_them(hub: RunningHub, person: Client) -> None:
+    """Company links, and team links of one's teams, that are active and someone else's."""
+    rng = random.Random(22)
+    made: list[tuple[str, dict[str, Any]]] = []
+    for number in range(24):
+        owner = ("ana", "bob", "cy")[number % 3]
+        _conversation_of(hub, owner, f"s-{number}")
+        body = {
+            "thread_id": f"s-{number}",
+            "title": f"{rng.choice(_VOCABULARY)} review {number}",
+            "snapshot": _snapshot_of(rng),
+            "audience": rng.choice(["company", "team"]),
+        }
+        answer = person(owner).post("/api/shares", json=body)
+        assert answer.status_code == 201, answer.text
+        made.append((owner, answer.json() | {"snapshot": body["snapshot"], "title": body["title"]}))
+    revoked, expired = made[0][1]["id"], made[1][1]["id"]
+    assert person("ana").delete(f"/api/shares/{revoked}").status_code == 204
+    with Session(get_engine(hub.settings.sqlalchemy_url)) as session:
+        row = session.get(Share, expired)
+        assert row is not None
+        row.expires_at = utcnow() - timedelta(minutes=1)
+        session.add(row)
+        session.commit()
+
+    for reader, words in [("bob", ["churn"]), ("cy", ["margin", "quo"]), ("root", ["seats"])]:
+        expected = set()
+        for owner, share in made:
+            if owner == reader or share["id"] in (revoked, expired):
+                continue
+            if share["audience"] == "team" and PEOPLE[owner] != PEOPLE[reader]:
+                continue
+            if _found(words, [share["title"]]):
+                expected.add((share["id"], None))
+            for number, step in enumerate(share["snapshot"]["steps"], start=1):
+                if _found(words, [step["input"], step["text"]]):
+                    expected.add((share["id"], number))
+        answer = person(reader).get(
+            "/api/shares/search", params={"q": " ".join(words), "limit": 500}
+        )
+        assert answer.status_code == 200, answer.text
+        found = {(match["share_id"], match["step_number"]) for match in answer.json()}
+        assert expected and found == expected, reader
+        for match in answer.json():
+            anchor = "" if match["step_number"] is None else f"#step-{match['step_number']}"
+            assert match["url"] == f"{hub.url}/s/{match['share_id']}{anchor}"
+
+    # One page at a time, with the link to the next.
+    first = person("bob").get("/api/shares/search", params={"q": "churn", "limit": 2})
+    assert len(first.json()) == 2 and 'rel="next"' in first.headers["link"]
+
+    assert person("bob").get("/api/shares/search", params={"q": "  "}).json() == []
+    too_long = person("bob").get("/api/shares/search", params={"q": "a" * 501})
+    assert too_long.status_code == 422 and "500 characters" in too_long.json()["detail"]
+    too_many = person("bob").get("/api/shares/search", params={"q": "a " * 33})
+    assert too_many.status_code == 422 and "32 words" in too_many.json()["detail"]
+    service = as_service(hub, hub.new_service("reports"))
+    assert service.get("/api/shares/search", params={"q": "churn"}).status_code == 403
+    service.close()
+
+
+def test_links_made_before_the_index_are_found(database_url: str) -> None:
+    """Migration 0022 indexes the links that exist when it runs."""
+    migrate(database_url, revision="0021")
+    with Session(get_engine(database_url)) as session:
+        for name in ("ana", "bob"):
+            create_user(session=session, username=name, password="pw", team="growth")
+    chat_conversation(database_url, "ana", "t-old")
+    with Session(get_engine(database_url)) as session:
+        ana = get_user(session=session, username="ana")
+        assert ana is not None
+        now = utcnow()
+        session.add(
+            Share(
+                id="old-link",
+                thread_id="t-old",
+                title="Quarterly numbers",
+                owner_name="ana",
+                owner_kind="user",
+                owner_id=ana.key,
+                audience="company",
+                team="growth",
+                created_at=now,
+                expires_at=now + timedelta(days=1),
+                snapshot=_body("t-old")["snapshot"],
+            )
+        )
+        session.commit()
+    migrate(database_url)
+    reader = Actor(kind="user", id="bob-key", name="bob", team="growth")
+    with Session(get_engine(database_url)) as session:
+        hits = search_shared(session=session, actor=reader, words=["charge"], limit=9, offset=0)
+        titled = search_shared(session=session, actor=reader, words=["quarter"], limit=9, offset=0)
+    assert sorted(hit.path for hit in hits) == ["/s/old-link#step-1", "/s/old-link#step-3"]
+    assert [hit.path for hit in titled] == ["/s/old-link"]

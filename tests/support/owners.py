@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import anyio
 import httpx
+from sqlalchemy import text
 from sqlmodel import Session
 
 from agents.spec import AgentSpec
@@ -20,6 +21,7 @@ from tests.conftest import RunningHub
 __all__ = [
     "as_person",
     "as_service",
+    "chat_conversation",
     "namesakes",
     "owners_and_others",
     "page_clients",
@@ -36,6 +38,30 @@ def as_person(hub: RunningHub, username: str) -> httpx.Client:
 
 def as_service(hub: RunningHub, token: str) -> httpx.Client:
     return httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def chat_conversation(database_url: str, username: str, thread_id: str) -> None:
+    """A conversation in the chat's tables (migration 0002) owned by `username`, by their key,
+    as the chat stores one."""
+    with get_engine(database_url).begin() as connection:
+        key = connection.execute(
+            text("SELECT key FROM hub_user WHERE username = :name"), {"name": username}
+        ).scalar_one()
+        connection.execute(
+            text(
+                'INSERT INTO users (id, identifier, metadata, "createdAt") '
+                "SELECT :id, :key, '{}', '2026-12-01' "
+                "WHERE NOT EXISTS (SELECT 1 FROM users WHERE identifier = :key)"
+            ),
+            {"id": f"chat-{username}", "key": key},
+        )
+        connection.execute(
+            text(
+                'INSERT INTO threads (id, name, "userId", "userIdentifier") '
+                "SELECT :id, 'Pricing', id, :key FROM users WHERE identifier = :key"
+            ),
+            {"id": thread_id, "key": key},
+        )
 
 
 @contextmanager
