@@ -22,6 +22,7 @@ from starlette.responses import Response
 from agents.hub_client import HubClient, HubError, McpServerInfo
 from agents.runtime.approval import QueryApproval
 from agents.spec import AgentSpec
+from app.attaching import prepare_turn
 from app.auth_secret import ensure_auth_secret
 from app.chainlit_routes import add_chainlit_routes
 from app.data_layer import SwitchboardDataLayer
@@ -344,6 +345,19 @@ async def _answer(message: cl.Message) -> None:
     except HubError as error:
         await cl.ErrorMessage(content=str(error), author="Switchboard").send()
         return
+    turn = await prepare_turn(
+        message,
+        spec=spec,
+        hub=hub_client(),
+        history=history,
+        max_bytes=get_settings().chat_attachment_max_bytes,
+        respec=lambda other: _run_spec(other, settings, person),
+    )
+    if turn is None:
+        return
+    if turn.spec is not spec:
+        spec = turn.spec
+        cl.user_session.set(_MODEL_KEY, spec.model)
     # The runtime keeps its own memory of the conversation; what came before its first turn
     # (a conversation copied from a share, or from before it kept one) goes along in case,
     # and so does a reply whose chat process stopped mid-answer (the runtime's memory ends
@@ -354,7 +368,7 @@ async def _answer(message: cl.Message) -> None:
             spec=spec,
             user=person,
             conversation_id=cl.context.session.thread_id,
-            message=message.content,
+            message=turn.content,
             approval=QueryApproval(threshold_bytes=get_settings().query_approval_bytes_for(person)),
             earlier=history[:-1],
             cut_off=cut_off_reply(context[:-1]),
