@@ -19,6 +19,7 @@ from typing import Any
 
 import chainlit as cl
 from chainlit.data import get_data_layer
+from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.element import Element
 from chainlit.user import PersistedUser
 from openai.types.chat import ChatCompletionMessageParam
@@ -39,7 +40,10 @@ __all__ = [
     "ANSWER_TOKENS",
     "TurnInput",
     "attached_content",
+    "describe",
+    "image_refusal",
     "prepare_turn",
+    "room_for",
 ]
 
 # Room kept for the answer when the run does not set its own maximum.
@@ -101,11 +105,31 @@ def _model(models: Sequence[ModelInfo], name: str) -> ModelInfo:
     return next((model for model in models if model.id == name), ModelInfo(id=name))
 
 
-def _room(spec: AgentSpec, model: ModelInfo, used: int) -> int | None:
-    """Tokens the files may take in a call to `model`; None when its context is not known."""
+def room_for(
+    model: ModelInfo, max_tokens: int | None, history: Sequence[ChatCompletionMessageParam]
+) -> int | None:
+    """Tokens files may take in a call to `model` after `history` (the conversation with the
+    message's own text), keeping room for the answer; None when its context is not known."""
     if model.context_window is None:
         return None
-    return model.context_window - (spec.max_tokens or ANSWER_TOKENS) - used
+    used = sum(text_tokens(str(item.get("content") or "")) for item in history)
+    return model.context_window - (max_tokens or ANSWER_TOKENS) - used
+
+
+def describe(file: Document | Picture) -> str:
+    if isinstance(file, Document):
+        pages = f", {len(file.pages)} pages" if file.is_paged else ""
+        return f"{file.name}: {file.kind}{pages}, {file.tokens:,} tokens"
+    return f"{file.name}: image {file.width}×{file.height}, {file.tokens:,} tokens"
+
+
+def image_refusal(model: ModelInfo, models: Sequence[ModelInfo], names: Sequence[str]) -> str:
+    able = [entry.id for entry in models if entry.image_input]
+    hint = f" Models that take images: {', '.join(able)}." if able else ""
+    return (
+        f"{model.id} does not take images (its catalog entry says so), so {', '.join(names)} "
+        f"cannot go to it.{hint}"
+    )
 
 
 def _read_all(elements: Sequence[Element], max_bytes: int) -> tuple[list[_Read], list[str]]:
@@ -137,15 +161,17 @@ def _read_all(elements: Sequence[Element], max_bytes: int) -> tuple[list[_Read],
     return read, refused
 
 
-async def _stored(element: Element, *, timeout_s: float = 10.0) -> dict[str, Any] | None:
-    """The element's stored row, once Chainlit's background write has made it."""
+async def _stored(element: Element, *, timeout_s: float = 10.0) -> str | None:
+    """The element's stored object key, once Chainlit's background write has made it."""
     layer = get_data_layer()
-    thread_id = cl.context.session.thread_id
-    if layer is None:
+    if not isinstance(layer, SQLAlchemyDataLayer):
         return None
+    # Not get_element: it fails on the rows Chainlit writes for uploads (no props).
+    query = 'SELECT "objectKey" FROM elements WHERE "id" = :id'
     for _ in range(math.ceil(timeout_s / 0.05)):
-        if (row := await layer.get_element(thread_id, element.id)) is not None:
-            return dict(row)
+        rows = await layer.execute_sql(query, {"id": element.id})
+        if isinstance(rows, list) and rows:
+            return str(rows[0].get("objectKey") or "")
         await asyncio.sleep(0.05)
     return None
 
@@ -164,22 +190,15 @@ async def _keep(elements: Sequence[Element]) -> None:
     if layer is None or not isinstance(user, PersistedUser):
         return
     for element in elements:
-        row = await _stored(element)
-        if row is not None and not str(row.get("objectKey") or "").startswith(f"{user.id}/"):
+        key = await _stored(element)
+        if key is not None and not key.startswith(f"{user.id}/"):
             await layer.update_thread(cl.context.session.thread_id, user_id=user.id)
             await layer.delete_element(element.id, cl.context.session.thread_id)
             await layer.create_element(element)
 
 
 def _summary(read: Sequence[_Read], model: str, room: int | None) -> str:
-    lines = ["**Attached**"]
-    for item in read:
-        file = item.file
-        if isinstance(file, Document):
-            pages = f", {len(file.pages)} pages" if file.is_paged else ""
-            lines.append(f"- {file.name}: {file.kind}{pages}, {file.tokens:,} tokens")
-        else:
-            lines.append(f"- {file.name}: image {file.width}×{file.height}, {file.tokens:,} tokens")
+    lines = ["**Attached**", *(f"- {describe(item.file)}" for item in read)]
     total = sum(item.file.tokens for item in read)
     if room is None:
         lines.append(f"\n{model} gets all of it ({total:,} tokens).")
@@ -230,22 +249,18 @@ async def prepare_turn(
     model = _model(models, spec.model)
     images = [item.file.name for item in read if isinstance(item.file, Picture)]
     if images and not model.image_input:
-        able = [entry.id for entry in models if entry.image_input]
-        hint = f" Models that take images: {', '.join(able)}." if able else ""
         await _refuse(
-            f"{spec.model} does not take images (its catalog entry says so), so "
-            f"{', '.join(images)} cannot go to it. Nothing was sent and no file of this "
-            f"message was kept.{hint}",
+            image_refusal(model, models, images)
+            + " Nothing was sent and no file of this message was kept.",
             elements,
         )
         return None
-    used = sum(text_tokens(str(item.get("content") or "")) for item in history)
-    room = _room(spec, model, used)
+    room = room_for(model, spec.max_tokens, history)
     total = sum(item.tokens for item in read)
     await _keep(elements)
     await cl.Message(content=_summary(read, spec.model, room), author=_AUTHOR).send()
     if room is not None and total > room:
-        chosen = await _offer(read, spec, models, room, used, bool(images))
+        chosen = await _offer(read, spec, models, room, history, bool(images))
         if chosen is None:
             return None
         spec, read = await _take(chosen, spec, read, respec)
@@ -274,7 +289,7 @@ async def _offer(
     spec: AgentSpec,
     models: Sequence[ModelInfo],
     room: int,
-    used_tokens: int,
+    history: Sequence[ChatCompletionMessageParam],
     images: bool,
 ) -> _Choice | None:
     """Ask the person to take what fits; None when they take nothing (or do not answer)."""
@@ -301,7 +316,7 @@ async def _offer(
                 for entry in models
                 if entry.id != spec.model
                 and (entry.image_input or not images)
-                and (room_there := _room(spec, entry, used_tokens)) is not None
+                and (room_there := room_for(entry, spec.max_tokens, history)) is not None
                 and room_there >= total
             ),
             key=lambda entry: entry.context_window or 0,

@@ -43,6 +43,7 @@ from app.sharing import (
 )
 from app.sign_in import HubSessions, SignInGate, cookies_of
 from app.turns import AgentHost, parse_profile
+from app.uploads import add_upload_route
 from hub.api.contract import ShareAudience
 from hub.core.config import get_settings
 from hub.core.logs import configure_logging
@@ -80,6 +81,9 @@ add_file_route(chainlit_app, file_store())
 add_chainlit_routes(chainlit_app, hub=hub_client)
 add_metrics_route(chainlit_app, chat_metrics(), get_settings().metrics_token)
 add_search_routes(chainlit_app)
+add_upload_route(
+    chainlit_app, hub=hub_client, max_bytes=lambda: get_settings().chat_attachment_max_bytes
+)
 
 
 @cl.data_layer
