@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from playwright.sync_api import Page, Response, expect
@@ -156,8 +157,14 @@ def test_a_pdf_and_a_spreadsheet_reach_the_model_with_their_token_counts_shown(
         tokens = math.ceil(len(block) / 4)
         expect(note).to_contain_text(re.compile(rf"{re.escape(name)}: .*, {tokens:,} tokens"))
     expect(note).to_contain_text("test-model gets all of it")
-    # Both files are kept with the conversation, under their owner.
+    # Both files are kept with the conversation, under their owner, and served to them alone.
     wait_until(lambda: len(_stored_files(tmp_path)) == 4, what="two files and their types")
+    rows = chat_app.query("SELECT url FROM elements WHERE name = 'figures.xlsx'")
+    url = chat_app.url + str(rows[0]["url"])
+    owner_gets = page.request.get(url)
+    assert owner_gets.status == 200 and owner_gets.body() == sheet
+    signed_out = httpx.get(url, follow_redirects=False)
+    assert signed_out.status_code != 200 and signed_out.content != sheet
     chat_app.assert_no_storage_errors()
 
 
