@@ -36,6 +36,7 @@ __all__ = [
     "Picture",
     "format_size",
     "read_attachment",
+    "shared_text",
     "text_tokens",
 ]
 
@@ -240,3 +241,20 @@ def _converted(name: str, data: bytes, suffix: str, kind: str) -> str:
         logger.info("cannot convert %s: %r", name, error)
         raise damaged from error
     return result.markdown.strip()
+
+
+def shared_text(name: str, mime: str | None, data: bytes, *, limit: int) -> str | None:
+    """The text a share keeps of a message's file: a small text file as it is, a document's
+    text (cut at `limit` characters, and said so); None for an image or an unreadable file."""
+    if (mime or "").startswith("text/") and len(data) <= limit:
+        return data.decode("utf-8", "replace")
+    if PurePath(name).suffix.lower() not in DOCUMENT_KINDS:
+        return None
+    try:
+        document = read_attachment(name, data, max_bytes=len(data) or 1)
+    except AttachmentRefused:
+        return None
+    if not isinstance(document, Document):
+        return None
+    text = document.text_of(len(document.pages))
+    return text if len(text) <= limit else text[:limit] + "\n[… the rest is not in the share]"

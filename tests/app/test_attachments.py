@@ -8,9 +8,11 @@ import math
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from chainlit.types import ThreadDict
 from fpdf import FPDF
 from openpyxl import Workbook
 from PIL import Image
@@ -19,7 +21,9 @@ from pptx.util import Inches
 
 from app.attaching import attached_content
 from app.attachments import AttachmentRefused, Document, Picture, read_attachment
+from app.file_store import LocalFileStore
 from app.history import ATTACHED_TEXT, to_openai_messages
+from app.sharing import snapshot_of
 
 LIMIT = 5 * 1024 * 1024
 FIGURE = "48213"
@@ -231,3 +235,38 @@ def test_later_turns_history_carries_the_text_of_earlier_attachments() -> None:
         ]
     )
     assert messages[0] == {"role": "user", "content": f"What was North's revenue?\n\n{attached}"}
+
+
+def test_a_share_keeps_the_text_of_attached_documents_and_names_images(tmp_path: Path) -> None:
+    files = LocalFileStore(tmp_path)
+    sheet = xlsx_file([["region", "revenue"], ["North", int(FIGURE)]])
+    for key, data in (("u1/e1/figures.xlsx", sheet), ("u1/e2/chart.png", png_file(8, 8))):
+        files.path_of(key).parent.mkdir(parents=True)
+        files.path_of(key).write_bytes(data)
+    thread: ThreadDict = {  # type: ignore[typeddict-item]
+        "id": "t1",
+        "name": "Revenue",
+        "steps": [
+            {"id": "s1", "type": "user_message", "name": "key-1", "output": "North?"},
+        ],
+        "elements": [
+            {
+                "forId": "s1",
+                "type": "file",
+                "name": "figures.xlsx",
+                "objectKey": "u1/e1/figures.xlsx",
+                "mime": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            },
+            {
+                "forId": "s1",
+                "type": "image",
+                "name": "chart.png",
+                "objectKey": "u1/e2/chart.png",
+                "mime": "image/png",
+            },
+        ],
+    }
+    snapshot = snapshot_of(thread, files=files, person="ada", profile="test-model")
+    spreadsheet, image = snapshot.steps[0].elements
+    assert spreadsheet.name == "figures.xlsx" and FIGURE in (spreadsheet.text or "")
+    assert image.name == "chart.png" and image.kind == "file" and image.text is None

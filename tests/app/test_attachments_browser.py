@@ -3,6 +3,7 @@
 instead of a send, an image for a model without image input is refused, and bad files are
 refused saying why with nothing kept."""
 
+import base64
 import math
 import random
 import re
@@ -33,13 +34,16 @@ MAX_BYTES = 200_000
 @pytest.fixture
 def hub_settings(hub_settings: Settings) -> Settings:
     """test-model has a small context and takes no images; big-model (the same upstream) has a
-    large one."""
+    large one; vision-model takes images."""
     catalog = yaml.safe_load(hub_settings.catalog_path.read_text())
     small = catalog["models"][0]
     small["capabilities"] = {"context_window": CONTEXT, "image_input": False}
     big = {**small, "name": "big-model", "description": "A larger context."}
     big["capabilities"] = {"context_window": BIG_CONTEXT, "image_input": False}
     catalog["models"].append(big)
+    vision = {**small, "name": "vision-model", "description": "Takes images."}
+    vision["capabilities"] = {"context_window": BIG_CONTEXT, "image_input": True}
+    catalog["models"].append(vision)
     hub_settings.catalog_path.write_text(yaml.safe_dump(catalog))
     return hub_settings
 
@@ -93,10 +97,20 @@ def _upload(page: Page, files: list[tuple[str, str, bytes]]) -> list[int]:
 
 
 def _attach(page: Page, files: list[tuple[str, str, bytes]]) -> None:
-    assert _upload(page, files) == [200] * len(files)
+    statuses = _upload(page, files)
+    for _ in range(10):
+        if 404 not in statuses:
+            break
+        # The chat's session (after a change of profile, a new one) is not up yet; as a person
+        # would, attach again a moment later.
+        page.wait_for_timeout(500)
+        statuses = _upload(page, files)
+    assert statuses == [200] * len(files)
     attachments = page.locator("#attachments")
-    for name, _, _ in files:
-        expect(attachments.get_by_text(name)).to_be_visible()
+    expect(attachments).to_be_visible()
+    for name, mime, _ in files:
+        if not mime.startswith("image/"):  # an image shows as a thumbnail
+            expect(attachments.get_by_text(name)).to_be_visible()
 
 
 def _toast(page: Page, text: str | re.Pattern[str]) -> None:
@@ -229,6 +243,29 @@ def test_an_image_for_a_model_without_image_input_is_refused_before_sending(
     expect(page.locator("#attachments").get_by_text("chart.png")).to_have_count(0)
     assert upstream.requests == []
     assert _session_files() == set()
+
+
+def test_an_image_goes_to_a_model_that_takes_images_as_a_picture(
+    page: Page, chat_app: ChatApp, chat_user: str, upstream: ScriptedUpstream
+) -> None:
+    upstream.script(reply="A red square.")
+    image = png_file(64, 48)
+    _ready(page, chat_app, chat_user)
+    page.locator("#chat-profiles").click()
+    page.locator('[data-test="select-item:vision-model"]').click()
+    expect(page.locator("#chat-profiles")).to_contain_text("vision-model")
+    expect(page.get_by_role("button", name="Share")).to_be_visible()
+    _attach(page, [("square.png", "image/png", image)])
+    _toast(page, "square.png: image 64×48")
+    send(page, "What is in this picture?")
+
+    expect(page.get_by_text("A red square.")).to_be_visible()
+    content = upstream.requests[-1]["messages"][-1]["content"]
+    assert isinstance(content, list)
+    texts = [part["text"] for part in content if part["type"] == "text"]
+    urls = [part["image_url"]["url"] for part in content if part["type"] == "image_url"]
+    assert texts == ["What is in this picture?"]
+    assert urls == ["data:image/png;base64," + base64.b64encode(image).decode()]
 
 
 BAD_FILES = [
