@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import anyio
 import chainlit as cl
 from chainlit.data import get_data_layer
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
@@ -233,7 +234,8 @@ async def prepare_turn(
     elements = [element for element in message.elements if element.path or element.content]
     if not elements:
         return TurnInput(spec=spec, content=message.content)
-    read, refused = _read_all(elements, max_bytes)
+    # Reading a long PDF takes a while: not on the loop every conversation of this process uses.
+    read, refused = await anyio.to_thread.run_sync(_read_all, elements, max_bytes)
     if refused:
         await _refuse(
             "\n\n".join(refused)
