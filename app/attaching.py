@@ -359,7 +359,11 @@ async def _take(
     respec: Callable[[str], Awaitable[AgentSpec]],
 ) -> tuple[AgentSpec, list[_Read]]:
     if choice.model is not None:
-        return await respec(choice.model), read
+        spec = await respec(choice.model)
+        if layer := get_data_layer():
+            # The conversation goes on with that model, also when it is opened again.
+            await layer.update_thread(cl.context.session.thread_id, metadata={"model": spec.model})
+        return spec, read
     assert choice.pages is not None
     element_id, pages = choice.pages
     return spec, [

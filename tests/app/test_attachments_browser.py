@@ -4,6 +4,7 @@ instead of a send, an image for a model without image input is refused, and bad 
 refused saying why with nothing kept."""
 
 import base64
+import json
 import math
 import random
 import re
@@ -231,6 +232,21 @@ def test_switching_to_a_larger_model_sends_the_whole_file_to_it(
     sent = _last_user_text(upstream.requests[-1])
     assert "Page marker 12." in _attached_block(sent, "long.pdf")
     assert "Page marker 1." in sent
+    # big-model answered, and the conversation stays with it.
+    replies = chat_app.query(
+        "SELECT metadata FROM steps WHERE type = 'assistant_message' AND metadata LIKE ?",
+        "%switchboard_reply%",
+    )
+    assert [json.loads(row["metadata"])["model"] for row in replies] == ["big-model"]
+    wait_until(
+        lambda: (
+            json.loads(chat_app.query("SELECT metadata FROM threads")[0]["metadata"] or "{}").get(
+                "model"
+            )
+            == "big-model"
+        ),
+        what="the conversation's model to be big-model",
+    )
 
 
 def test_an_image_for_a_model_without_image_input_is_refused_before_sending(
