@@ -344,7 +344,13 @@ async def _offer(
         timeout=OFFER_TIMEOUT_S,
     )
     answer = await ask.send()
-    if answer is None or answer.get("name") == "attach_cancel":
+    if answer is None:
+        await cl.Message(
+            content=f"No answer within {OFFER_TIMEOUT_S // 60} minutes: nothing was sent.",
+            author=_AUTHOR,
+        ).send()
+        return None
+    if answer.get("name") == "attach_cancel":
         return None
     payload = answer.get("payload") or {}
     if answer.get("name") == "attach_pages":

@@ -192,6 +192,7 @@ def test_a_file_larger_than_the_context_brings_an_offer_instead_of_a_send(
     ]
     _ready(page, chat_app, chat_user)
     _attach(page, [("long.pdf", "application/pdf", pdf_file(pages))])
+    _toast(page, re.compile(r"long\.pdf: PDF, 12 pages, .* On sending, the chat offers what fits"))
     question = "Summarise this report"
     send(page, question)
 
