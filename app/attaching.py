@@ -11,7 +11,9 @@ message; or why nothing goes.
 """
 
 import asyncio
+import html
 import math
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,6 +45,7 @@ __all__ = [
     "attached_content",
     "describe",
     "image_refusal",
+    "markdown_text",
     "prepare_turn",
     "room_for",
 ]
@@ -51,6 +54,7 @@ __all__ = [
 ANSWER_TOKENS = 1024
 OFFER_TIMEOUT_S = 600
 _AUTHOR = "Switchboard"
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_{}\[\]()<>#+!|~]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +94,8 @@ def attached_content(
         what = file.kind
         if file.is_paged:
             what += f", pages 1-{count} of {len(file.pages)}"
-        blocks.append(
-            f'<attached file="{file.name}" kind="{what}">\n{file.text_of(count)}\n</attached>'
-        )
+        name = html.escape(file.name, quote=True)
+        blocks.append(f'<attached file="{name}" kind="{what}">\n{file.text_of(count)}\n</attached>')
     attached = "\n\n".join(blocks)
     message = f"{text}\n\n{attached}" if attached else text
     if not images:
@@ -119,7 +122,8 @@ def room_for(
 
 def describe(file: Document | Picture) -> str:
     if isinstance(file, Document):
-        pages = f", {len(file.pages)} pages" if file.is_paged else ""
+        count = len(file.pages)
+        pages = f", {count} page{'s' if count != 1 else ''}" if file.is_paged else ""
         return f"{file.name}: {file.kind}{pages}, {file.tokens:,} tokens"
     return f"{file.name}: image {file.width}×{file.height}, {file.tokens:,} tokens"
 
@@ -198,8 +202,13 @@ async def _keep(elements: Sequence[Element]) -> None:
             await layer.create_element(element)
 
 
+def markdown_text(text: str) -> str:
+    """`text` (a file name from outside, say) shown as it is in a Markdown message."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\g<0>", text)
+
+
 def _summary(read: Sequence[_Read], model: str, room: int | None) -> str:
-    lines = ["**Attached**", *(f"- {describe(item.file)}" for item in read)]
+    lines = ["**Attached**", *(f"- {markdown_text(describe(item.file))}" for item in read)]
     total = sum(item.file.tokens for item in read)
     if room is None:
         lines.append(f"\n{model} gets all of it ({total:,} tokens).")
@@ -215,7 +224,7 @@ def _summary(read: Sequence[_Read], model: str, room: int | None) -> str:
 
 async def _refuse(text: str, elements: Sequence[Element]) -> None:
     await _discard(elements)
-    await cl.ErrorMessage(content=text, author=_AUTHOR).send()
+    await cl.ErrorMessage(content=markdown_text(text), author=_AUTHOR).send()
 
 
 async def prepare_turn(
@@ -307,7 +316,7 @@ async def _offer(
                 cl.Action(
                     name="attach_pages",
                     payload={"element": largest.element.id, "pages": fitting},
-                    label=f"Send pages 1-{fitting} of {largest.file.name}",
+                    label=f"Send pages 1-{fitting} of {largest.file.name}"[:200],
                 )
             )
     if spec.is_model_chat:

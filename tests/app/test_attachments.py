@@ -5,6 +5,7 @@ import base64
 import csv
 import io
 import math
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from PIL import Image
 from pptx import Presentation
 from pptx.util import Inches
 
-from app.attaching import attached_content
+from app.attaching import attached_content, markdown_text
 from app.attachments import AttachmentRefused, Document, Picture, read_attachment
 from app.file_store import LocalFileStore
 from app.history import ATTACHED_TEXT, to_openai_messages
@@ -270,3 +271,10 @@ def test_a_share_keeps_the_text_of_attached_documents_and_names_images(tmp_path:
     spreadsheet, image = snapshot.steps[0].elements
     assert spreadsheet.name == "figures.xlsx" and FIGURE in (spreadsheet.text or "")
     assert image.name == "chart.png" and image.kind == "file" and image.text is None
+
+
+def test_a_file_name_shows_as_it_is_in_the_chats_markdown() -> None:
+    name = "[report](javascript:alert(1)) *bold* <b>.pdf"
+    shown = markdown_text(name)
+    assert re.sub(r"\\(.)", r"\1", shown) == name
+    assert not re.search(r"(?<!\\)[\[\]()*<>]", shown)
