@@ -82,6 +82,10 @@ class HubRefusedError(HubError):
 class ModelInfo:
     id: str
     description: str = ""
+    # From the model's catalog entry: it takes images in messages; tokens in and out per call
+    # (None if not known).
+    image_input: bool = False
+    context_window: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +197,12 @@ class HubClient:
         if response.status_code != 200:
             raise HubError(f"The hub could not list models: {_error_detail(response)}")
         return [
-            ModelInfo(id=str(item["id"]), description=str(item.get("description") or ""))
+            ModelInfo(
+                id=str(item["id"]),
+                description=str(item.get("description") or ""),
+                image_input=bool((item.get("capabilities") or {}).get("image_input")),
+                context_window=(item.get("capabilities") or {}).get("context_window"),
+            )
             for item in response.json().get("data", [])
         ]
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from openai.types.chat import ChatCompletionMessageParam
 
 __all__ = [
+    "ATTACHED_TEXT",
     "CUT_OFF_MARKER",
     "CUT_OFF_NOTE",
     "REPLY_MARKER",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 REPLY_MARKER = "switchboard_reply"
+# What the files attached to a person's message gave the model (kept in its metadata).
+ATTACHED_TEXT = "attached_text"
 CUT_OFF_MARKER = "cut_off"
 CUT_OFF_NOTE = "⚠ This answer was cut off: the chat server stopped before it finished."
 _NOTE_SUFFIX = f"\n\n{CUT_OFF_NOTE}"
@@ -101,7 +104,10 @@ def to_openai_messages(items: Iterable[ChatItem]) -> list[ChatCompletionMessageP
         if not item.content or item.command:
             continue
         if item.type == "user_message":
-            messages.append({"role": "user", "content": item.content})
+            # The text of the files attached to the message went to the model with it.
+            attached = metadata_of(item.metadata).get(ATTACHED_TEXT)
+            content = f"{item.content}\n\n{attached}" if attached else item.content
+            messages.append({"role": "user", "content": content})
         elif is_model_reply(item):
             messages.append({"role": "assistant", "content": without_cut_off_note(item.content)})
     return messages

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from agents.hub_client import HubClient, HubError, McpServerInfo
 from agents.runtime.approval import QueryApproval
 from agents.spec import AgentSpec
+from app.attaching import prepare_turn
 from app.auth_secret import ensure_auth_secret
 from app.chainlit_routes import add_chainlit_routes
 from app.data_layer import SwitchboardDataLayer
@@ -42,6 +43,7 @@ from app.sharing import (
 )
 from app.sign_in import HubSessions, SignInGate, cookies_of
 from app.turns import AgentHost, parse_profile
+from app.uploads import add_upload_route
 from hub.api.contract import ShareAudience
 from hub.core.config import get_settings
 from hub.core.logs import configure_logging
@@ -79,6 +81,9 @@ add_file_route(chainlit_app, file_store())
 add_chainlit_routes(chainlit_app, hub=hub_client)
 add_metrics_route(chainlit_app, chat_metrics(), get_settings().metrics_token)
 add_search_routes(chainlit_app, hub=hub_client)
+add_upload_route(
+    chainlit_app, hub=hub_client, max_bytes=lambda: get_settings().chat_attachment_max_bytes
+)
 
 
 @cl.data_layer
@@ -344,6 +349,19 @@ async def _answer(message: cl.Message) -> None:
     except HubError as error:
         await cl.ErrorMessage(content=str(error), author="Switchboard").send()
         return
+    turn = await prepare_turn(
+        message,
+        spec=spec,
+        hub=hub_client(),
+        history=history,
+        max_bytes=get_settings().chat_attachment_max_bytes,
+        respec=lambda other: _run_spec(other, settings, person),
+    )
+    if turn is None:
+        return
+    if turn.spec is not spec:
+        spec = turn.spec
+        cl.user_session.set(_MODEL_KEY, spec.model)
     # The runtime keeps its own memory of the conversation; what came before its first turn
     # (a conversation copied from a share, or from before it kept one) goes along in case,
     # and so does a reply whose chat process stopped mid-answer (the runtime's memory ends
@@ -354,7 +372,7 @@ async def _answer(message: cl.Message) -> None:
             spec=spec,
             user=person,
             conversation_id=cl.context.session.thread_id,
-            message=message.content,
+            message=turn.content,
             approval=QueryApproval(threshold_bytes=get_settings().query_approval_bytes_for(person)),
             earlier=history[:-1],
             cut_off=cut_off_reply(context[:-1]),

@@ -25,6 +25,7 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from agents.hub_client import HubClient, HubRefusedError
+from app.attachments import shared_text
 from app.file_store import LocalFileStore
 from app.history import REPLY_MARKER, metadata_of
 from app.sign_in import HubSessions
@@ -93,6 +94,9 @@ _ELEMENT_KINDS: dict[str, Literal["table", "chart", "file"]] = {
     "dataframe": "table",
     "plotly": "chart",
     "file": "file",
+    # Files attached to a person's message: a PDF and an image are shown by Chainlit as such.
+    "pdf": "file",
+    "image": "file",
 }
 
 
@@ -108,8 +112,7 @@ def _element(element: Mapping[str, Any], files: LocalFileStore) -> SnapshotEleme
     except (ValueError, OSError):
         content = b""
     if kind == "file":
-        small_text = (mime or "").startswith("text/") and len(content) <= _MAX_FILE_TEXT
-        text = content.decode("utf-8", "replace") if small_text else None
+        text = shared_text(name, mime, content, limit=_MAX_FILE_TEXT) if content else None
         return SnapshotElement(kind="file", name=name, mime=mime, text=text)
     try:
         data = orjson.loads(content) if content else None

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from typing import Any
 
 import chainlit as cl
 from chainlit.data import get_data_layer
@@ -105,7 +106,7 @@ class AgentHost:
         spec: AgentSpec,
         user: str,
         conversation_id: str,
-        message: str,
+        message: str | list[str | dict[str, Any]],
         approval: QueryApproval | None = None,
         earlier: Sequence[ChatCompletionMessageParam] = (),
         cut_off: str | None = None,

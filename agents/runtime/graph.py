@@ -117,7 +117,7 @@ class AgentRunner:
         spec: AgentSpec,
         user: str,
         conversation_id: str,
-        message: str,
+        message: str | list[str | dict[str, Any]],
         on_event: EventHandler | None = None,
         approval: QueryApproval | None = None,
         earlier: Sequence[BaseMessage] = (),
@@ -130,7 +130,8 @@ class AgentRunner:
         stopped mid-answer: the checkpointer never got it, so it goes in before `message`.
         Never raises for a model, tool or limit failure: the result (and the trace) say what
         happened. With `approval`, a query over the threshold ends the call with status
-        "waiting": answer with `resume`."""
+        "waiting": answer with `resume`. `message` is text, or OpenAI content parts (text and
+        images) for a model that takes images."""
         stale = self._waiting.pop(conversation_id, None)
         if stale is not None:
             stale.finish("declined", "a new message came before the answer to the approval")

@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     query_approval_bytes: int = Field(default=1_000_000_000, ge=0)
     query_approval_bytes_by_user: dict[str, int] = Field(default_factory=dict)
 
+    # The largest file a person can attach to a chat message (bytes); larger ones are refused.
+    chat_attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+
     # Company sign-in (OpenID Connect). An empty issuer means no single sign-on; in
     # development `switchboard run` then starts the local provider and points the hub at it.
     oidc_issuer: str = ""

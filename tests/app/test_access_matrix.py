@@ -15,9 +15,9 @@ for team alpha, with the trace. A caller "gets" a thing when what it holds (a ma
 into it here) comes back, or, for a change, when the change is made. The audit log is the
 admins' alone.
 
-Chainlit's `/project/file` holds the files a person uploads in a live session; uploads are off
-in this chat (`.chainlit/config.toml`), so the chat's files are its messages' files, served at
-`/switchboard/files/` and listed as elements.
+Chainlit's `/project/file` takes the files a person attaches in their own live session (it
+refuses another's session); once the message is sent they are its files like any other,
+served at `/switchboard/files/` and listed as elements, which the "chat file" probes try.
 """
 
 import asyncio
