@@ -267,6 +267,5 @@ def add_conversation_routes(
         return _page(await _listed(layer, person.identifier), report=report)
 
     app.include_router(router)
-    for _ in range(len(router.routes)):
-        added = app.router.routes.pop()
-        app.router.routes.insert(0, added)
+    added = app.router.routes.pop()
+    app.router.routes.insert(0, added)
