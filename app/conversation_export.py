@@ -7,6 +7,7 @@ that turn). A conversation that was imported keeps these in its answers' metadat
 """
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from app.conversation_format import (
 from app.file_store import LocalFileStore
 from app.history import metadata_of
 from app.sharing import SHARE_COMMAND
+from app.turns import TRACE_LINK
 
 __all__ = [
     "conversation_of",
@@ -40,6 +42,8 @@ _KINDS: dict[str, MessageKind] = {
     "assistant_message": "assistant",
     "tool": "tool",
 }
+# A reply's link to its run's trace at the hub: not part of what was said.
+_TRACE_LINE = re.compile(r"\n*\[" + re.escape(TRACE_LINK) + r"\]\([^)]*\)")
 # A small text file (a query's CSV) goes into the export; a larger one is only named.
 _MAX_FILE_TEXT = 1_000_000
 
@@ -128,6 +132,8 @@ def conversation_of(thread: ThreadDict, files: LocalFileStore) -> ExportedConver
         if kind is None or item.get("command") == SHARE_COMMAND:
             continue
         text = str(item.get("output") or "")
+        if kind == "assistant":
+            text = _TRACE_LINE.sub("", text)
         created_at = str(item.get("createdAt") or "")[:40] or None
         if kind == "user":
             last_sql = ""

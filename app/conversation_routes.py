@@ -169,7 +169,9 @@ def _page(
         + _export_links(f"{CONVERSATIONS_ROUTE}/export")
         + f"</p>{listing}</section></body></html>"
     )
-    return HTMLResponse(page, status_code=status, headers={"Referrer-Policy": "no-referrer"})
+    # "no-referrer" would make the browser send the form with `Origin: null`, which the
+    # chat refuses as cross-site.
+    return HTMLResponse(page, status_code=status, headers={"Referrer-Policy": "same-origin"})
 
 
 async def _upload(request: Request, max_bytes: int) -> bytes:
