@@ -17,9 +17,11 @@ import html
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
+import anyio
 from chainlit.auth import get_current_user
 from chainlit.data import get_data_layer
 from chainlit.types import ThreadDict
@@ -70,13 +72,21 @@ def _person(user: User | PersistedUser | None) -> User | PersistedUser:
     return user
 
 
-def _download(conversations: Sequence[ExportedConversation], kind: _Format, name: str) -> Response:
+def _rendered(conversations: Sequence[ExportedConversation], kind: _Format) -> bytes:
     if kind == "json":
         body = export_json(conversations)
     elif kind == "md":
         body = export_markdown(conversations).encode()
     else:
         body = export_pdf(conversations)
+    return body
+
+
+async def _download(
+    conversations: Sequence[ExportedConversation], kind: _Format, name: str
+) -> Response:
+    # Off the event loop: a long PDF takes a while to draw, and other chats go on meanwhile.
+    body = await anyio.to_thread.run_sync(_rendered, conversations, kind)
     filename = (_NOT_FILENAME.sub("-", name).strip("-")[:80] or "conversation") + f".{kind}"
     return Response(
         body,
@@ -176,7 +186,10 @@ def _page(
 
 async def _upload(request: Request, max_bytes: int) -> bytes:
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > max_bytes + _ENVELOPE:
+    if length is None or not length.isdigit():
+        # Without it the upload's size is known only once it has all been spooled to disk.
+        raise ImportRefused("Send the file with its length (Content-Length).", 411)
+    if int(length) > max_bytes + _ENVELOPE:
         raise ImportRefused(f"The file is over {max_bytes:,} bytes, the most an import takes.", 413)
     try:
         form = await request.form(max_files=1, max_fields=5)
@@ -214,7 +227,7 @@ def add_conversation_routes(
         mine.sort(key=lambda thread: str(thread.get("createdAt") or ""))
         exported = [conversation_of(thread, files()) for thread in mine]
         day = datetime.now(UTC).date().isoformat()
-        return _download(exported, format, f"conversations-{day}")
+        return await _download(exported, format, f"conversations-{day}")
 
     @router.get(CONVERSATIONS_ROUTE + "/{thread_id}/export")
     async def export_one(
@@ -225,7 +238,7 @@ def add_conversation_routes(
         if thread is None or thread.get("userIdentifier") != person.identifier:
             raise HTTPException(404, "No such conversation, or it is not yours.")
         exported = conversation_of(thread, files())
-        return _download([exported], format, exported.title or "conversation")
+        return await _download([exported], format, exported.title or "conversation")
 
     @router.post(CONVERSATIONS_ROUTE + "/import")
     async def import_file(
@@ -238,7 +251,8 @@ def add_conversation_routes(
             raise HTTPException(401, "Open the chat once before importing conversations.")
         limit = max_import_bytes()
         try:
-            parsed = parse_import(await _upload(request, limit), max_bytes=limit)
+            data = await _upload(request, limit)
+            parsed = await anyio.to_thread.run_sync(partial(parse_import, data, max_bytes=limit))
             if not parsed.conversations:
                 raise ImportRefused(
                     "Nothing in the file could be imported: "

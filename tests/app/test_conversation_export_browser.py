@@ -118,4 +118,13 @@ def test_export_downloads_and_import_reports(
         "Nothing imported. The file is not valid JSON"
     )
     assert len(chat_app.query("SELECT id FROM threads")) == 2
+    # The same for programs: the reason as JSON.
+    empty = page.request.post(
+        f"{chat_app.url}/switchboard/conversations/import?format=json",
+        multipart={"file": {"name": "c.json", "mimeType": "application/json", "buffer": b"[]"}},
+        headers={"Origin": chat_app.url},
+    )
+    assert empty.status == 422
+    assert empty.json() == {"detail": "The file holds no conversations."}
+    assert len(chat_app.query("SELECT id FROM threads")) == 2
     chat_app.assert_no_storage_errors()
