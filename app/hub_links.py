@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from agents.hub_client import HubError
+from app.conversation_routes import CONVERSATIONS_ROUTE
 from app.search_page import SEARCH_ROUTE
 from app.sign_in import HubSessions
 from hub.core.roles import Permission, Role, allows
@@ -46,8 +47,8 @@ _LANGUAGE = "^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,4})?(-[a-zA-Z0-9]{2,8})?(-x-[a-zA-Z0-
 
 
 def header_links(*, hub_url: str, role: str | None) -> list[HeaderLink]:
-    """The chat's search and the hub's pages for `role` (None: someone the hub does not know;
-    no links)."""
+    """The chat's search, its export and import page, and the hub's pages for `role` (None:
+    someone the hub does not know; no links)."""
     try:
         known = Role(role or "")
     except ValueError:
@@ -62,7 +63,14 @@ def header_links(*, hub_url: str, role: str | None) -> list[HeaderLink]:
         url=SEARCH_ROUTE,
         target="_self",
     )
-    return [search] + [
+    conversations = HeaderLink(
+        name="Export or import your conversations",
+        display_name="Export",
+        icon_url="/public/icons/conversations.svg",
+        url=CONVERSATIONS_ROUTE,
+        target="_self",
+    )
+    return [search, conversations] + [
         HeaderLink(
             name=f"{label} in the hub",
             display_name=label,

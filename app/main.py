@@ -25,6 +25,7 @@ from agents.spec import AgentSpec
 from app.attaching import prepare_turn
 from app.auth_secret import ensure_auth_secret
 from app.chainlit_routes import add_chainlit_routes
+from app.conversation_routes import add_conversation_routes
 from app.data_layer import SwitchboardDataLayer
 from app.file_store import LocalFileStore, add_file_route
 from app.history import cut_off_reply, to_openai_messages
@@ -83,6 +84,9 @@ add_metrics_route(chainlit_app, chat_metrics(), get_settings().metrics_token)
 add_search_routes(chainlit_app, hub=hub_client)
 add_upload_route(
     chainlit_app, hub=hub_client, max_bytes=lambda: get_settings().chat_attachment_max_bytes
+)
+add_conversation_routes(
+    chainlit_app, files=file_store, max_import_bytes=lambda: get_settings().chat_import_max_bytes
 )
 
 

@@ -223,6 +223,9 @@ class Settings(BaseSettings):
     # base64) and the chat app's trace batches. Test set uploads take their file's limit.
     request_body_max_bytes: int = Field(default=1024 * 1024, ge=1024)
     model_call_body_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # The largest file the chat imports conversations from (a ChatGPT or Claude export, or
+    # its own JSON export), and the most a zip of one may unpack to.
+    chat_import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
 
     # Log lines on stderr: "text", or "json" (one object a line) for a log collector.
     log_format: Literal["text", "json"] = "text"

@@ -21,6 +21,7 @@ served at `/switchboard/files/` and listed as elements, which the "chat file" pr
 """
 
 import asyncio
+import io
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 import socketio
+from pdfminer.high_level import extract_text
 from sqlmodel import Session
 
 from hub.core.db import get_engine
@@ -311,6 +313,16 @@ def _chat_get(path: str, marker: str) -> Ask:
     return lambda w, c: marker.format(w=w) in c.chat.get(path.format(w=w)).text
 
 
+def _pdf_has(path: str, marker: str) -> Ask:
+    def ask(w: World, c: Caller) -> bool:
+        answer = c.chat.get(path.format(w=w))
+        if not answer.content.startswith(b"%PDF"):
+            return False
+        return marker in " ".join(extract_text(io.BytesIO(answer.content)).split())
+
+    return ask
+
+
 def _listed_threads(w: World, c: Caller) -> bool:
     listed = c.chat.post("/project/threads", json={"pagination": {"first": 50}, "filter": {}})
     return listed.status_code == 200 and w.thread_id in listed.text
@@ -460,6 +472,19 @@ PROBES = [
            _chat_get("/switchboard/search?q=marker+answer", "/thread/{w.thread_id}#step-")),
     _probe("conversation", "chat GET /switchboard/search.json", "owner",
            _chat_get("/switchboard/search.json?q=marker+answer", "marker-answer")),
+    _probe("conversation", "chat GET /switchboard/conversations (export page)", "owner",
+           _chat_get("/switchboard/conversations", "{w.thread_id}/export")),
+    _probe("conversation", "chat GET /switchboard/conversations/{id}/export (JSON)", "owner",
+           _chat_get("/switchboard/conversations/{w.thread_id}/export?format=json",
+                     "marker-answer")),
+    _probe("conversation", "chat GET /switchboard/conversations/{id}/export (Markdown)", "owner",
+           _chat_get("/switchboard/conversations/{w.thread_id}/export?format=md",
+                     "marker-answer")),
+    _probe("conversation", "chat GET /switchboard/conversations/{id}/export (PDF)", "owner",
+           _pdf_has("/switchboard/conversations/{w.thread_id}/export?format=pdf",
+                    "marker-answer")),
+    _probe("conversation", "chat GET /switchboard/conversations/export (all of one's)", "owner",
+           _chat_get("/switchboard/conversations/export?format=json", "marker-answer")),
     _probe("conversation", "chat socket: resume", "owner", _resume),
     _probe("conversation", "hub API POST /api/shares (share it)", "owner", _share_conversation),
     _probe("conversation", "chat GET /project/share/{id} (Chainlit's sharing)", "",
@@ -516,6 +541,9 @@ PROBES = [
     # The chat's file: the conversation's owner; Ada's team through her share.
     _probe("chat file", "chat GET /switchboard/files/{key}", "owner",
            _chat_get("/switchboard/files/{w.file_key}", "marker-csv")),
+    _probe("chat file", "chat GET /switchboard/conversations/{id}/export (JSON)", "owner",
+           _chat_get("/switchboard/conversations/{w.thread_id}/export?format=json",
+                     "marker-csv")),
     _probe("chat file", "chat GET /project/thread/{id}/element/{id}", "owner",
            _chat_get("/project/thread/{w.thread_id}/element/{w.element_id}", "{w.file_key}")),
     _probe("chat file", "hub page GET /s/{id} (shared with it)", TEAM,
