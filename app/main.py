@@ -23,6 +23,7 @@ from agents.hub_client import HubClient, HubError, McpServerInfo
 from agents.runtime.approval import QueryApproval
 from agents.spec import AgentSpec
 from app.auth_secret import ensure_auth_secret
+from app.branch_chat import add_branch_chat, show_controls, show_thread_controls, start_turn
 from app.chainlit_routes import add_chainlit_routes
 from app.data_layer import SwitchboardDataLayer
 from app.file_store import LocalFileStore, add_file_route
@@ -176,6 +177,9 @@ async def chat_profiles(
     return home_profiles(models, agents)
 
 
+add_branch_chat(profiles=lambda: chat_profiles(cl.context.session.user), model_key=_MODEL_KEY)
+
+
 @cache
 def agent_host() -> AgentHost:
     settings = get_settings()
@@ -265,6 +269,7 @@ async def resume(thread: ThreadDict) -> None:
     await cl.context.emitter.set_commands([share_command()])
     if parse_profile(model) is None:
         await _send_settings(dict(cl.context.session.chat_settings))
+    await show_thread_controls(thread)
 
 
 async def _model() -> str:
@@ -348,12 +353,14 @@ async def _answer(message: cl.Message) -> None:
     # (a conversation copied from a share, or from before it kept one) goes along in case,
     # and so does a reply whose chat process stopped mid-answer (the runtime's memory ends
     # before it).
+    # Each branch of the conversation (app/branches.py) has its own memory.
+    memory_key = await start_turn(message)
     started, status = time.perf_counter(), "error"
     try:
         result = await agent_host().run(
             spec=spec,
             user=person,
-            conversation_id=cl.context.session.thread_id,
+            conversation_id=memory_key,
             message=message.content,
             approval=QueryApproval(threshold_bytes=get_settings().query_approval_bytes_for(person)),
             earlier=history[:-1],
@@ -370,6 +377,7 @@ async def _answer(message: cl.Message) -> None:
         logger.info(
             "%s turn (%s) ended %s after %.2f s", kind, spec.slug or spec.model, status, seconds
         )
+    await show_controls(message.id)
     if spec.is_model_chat:
         # After the reply, when Chainlit has surely created the thread (it does so in the
         # background at the first message and would overwrite an earlier write).
