@@ -198,6 +198,9 @@ async def _branch_from(turn: str, content: str) -> bool:
     await context.emitter.delete_step(original.to_dict())
     again = cl.Message(content=content, author=original.author, type="user_message")
     await again.send()
+    # Known to the tree before it is answered, so that it stays on its branch even if the
+    # answer fails.
+    await _record_path(layer, thread_id)
     _run_turn(again)
     return True
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from hub.core.config import Settings
-from tests.app.conftest import ChatApp, send, sign_in, wait_until
+from tests.app.conftest import OFF_MACHINE, ChatApp, send, sign_in, wait_until
 from tests.conftest import RunningHub, write_catalog
 from tests.support.upstream import ScriptedUpstream
 
@@ -55,7 +55,12 @@ def _conversation(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def test_edit_switch_reload_and_regenerate_with_another_model_keep_every_branch(
-    page: Page, hub: RunningHub, chat_app: ChatApp, chat_user: str, upstream: ScriptedUpstream
+    page: Page,
+    browser: Browser,
+    hub: RunningHub,
+    chat_app: ChatApp,
+    chat_user: str,
+    upstream: ScriptedUpstream,
 ) -> None:
     _numbered_replies(upstream)
     sign_in(page, chat_app, chat_user)
@@ -96,6 +101,17 @@ def test_edit_switch_reload_and_regenerate_with_another_model_keep_every_branch(
     expect(_message(page, "three")).to_be_visible()
     expect(page.get_by_text(edited_answer)).to_have_count(0)
     expect(_message(page, "two, edited")).to_have_count(0)
+    # And on another device.
+    other_device = browser.new_context()
+    other_device.route(OFF_MACHINE, lambda route: route.abort())
+    try:
+        elsewhere = other_device.new_page()
+        sign_in(elsewhere, chat_app, chat_user)
+        elsewhere.goto(page.url)
+        expect(elsewhere.get_by_text(answers[2])).to_be_visible()
+        expect(elsewhere.get_by_text(edited_answer)).to_have_count(0)
+    finally:
+        other_device.close()
 
     # Regenerate the third answer with the other model.
     _answer_step(page, answers[2]).get_by_role("button", name="Regenerate with…").click()
