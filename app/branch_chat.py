@@ -9,6 +9,7 @@ through the versions of its turn, "Regenerate" and "Regenerate with…".
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,10 +18,12 @@ from chainlit.chat_context import chat_context
 from chainlit.config import config
 from chainlit.context import context, init_ws_context
 from chainlit.data import get_data_layer
+from chainlit.server import app as chainlit_app
 from chainlit.server import sio
 from chainlit.session import WebsocketSession
 from chainlit.types import MessagePayload, ThreadDict
 
+from app.branch_routes import add_branch_routes
 from app.branches import TurnTree, turns_of
 from app.data_layer import SwitchboardDataLayer
 from app.sharing import SHARE_COMMAND
@@ -43,6 +46,7 @@ SWITCH_BRANCH = "branch_switch"
 _CHOOSE_PROFILE = "branch_choose_profile"
 # Seconds "Regenerate with…" waits for a choice.
 CHOICE_TIMEOUT_S = 300
+_CONTROL_IDS = uuid.UUID("5b0e3c4e-1d2f-4a7b-9c35-0f7f1e9b2a61")
 _GONE = "That message is no longer shown here: reload the page and try again."
 
 
@@ -78,58 +82,34 @@ async def start_turn(message: cl.Message) -> str:
     return tree.memory_key(thread_id, message.id)
 
 
-def _controls(tree: TurnTree, turn: str) -> list[cl.Action]:
+def _controls(tree: TurnTree, turn: str) -> list[tuple[str, str, str, str]]:
+    """(action, turn it acts on, label, tooltip) for the buttons under an answer to `turn`."""
     siblings = tree.siblings(turn)
-    at = siblings.index(turn)
-    actions: list[cl.Action] = []
-    if len(siblings) > 1:
+    at, count = siblings.index(turn), len(siblings)
+    controls: list[tuple[str, str, str, str]] = []
+    if count > 1:
         if at > 0:
-            actions.append(
-                cl.Action(
-                    name=SWITCH_BRANCH,
-                    payload={"turn": siblings[at - 1]},
-                    label="‹",
-                    tooltip="Previous version",
-                )
-            )
-        actions.append(
-            cl.Action(
-                name=SWITCH_BRANCH,
-                payload={"turn": turn},
-                label=f"{at + 1}/{len(siblings)}",
-                tooltip="Versions of this answer",
-            )
-        )
-        if at < len(siblings) - 1:
-            actions.append(
-                cl.Action(
-                    name=SWITCH_BRANCH,
-                    payload={"turn": siblings[at + 1]},
-                    label="›",
-                    tooltip="Next version",
-                )
-            )
-    actions.append(
-        cl.Action(
-            name=REGENERATE,
-            payload={"turn": turn},
-            label="Regenerate",
-            tooltip="Answer this message again; this answer stays as a version",
-        )
-    )
-    actions.append(
-        cl.Action(
-            name=REGENERATE_WITH,
-            payload={"turn": turn},
-            label="Regenerate with…",
-            tooltip="Answer this message again with another model or agent",
-        )
-    )
-    return actions
+            controls.append((SWITCH_BRANCH, siblings[at - 1], "‹", "Previous version"))
+        controls.append((SWITCH_BRANCH, turn, f"{at + 1}/{count}", "Versions of this answer"))
+        if at < count - 1:
+            controls.append((SWITCH_BRANCH, siblings[at + 1], "›", "Next version"))
+    return [
+        *controls,
+        (REGENERATE, turn, "Regenerate", "Answer this message again; this answer stays a version"),
+        (REGENERATE_WITH, turn, "Regenerate with…", "Answer it again with another model or agent"),
+    ]
 
 
 async def _send_controls(tree: TurnTree, turn: str, answer_id: str) -> None:
-    for action in _controls(tree, turn):
+    for name, target, label, tooltip in _controls(tree, turn):
+        # The same id for the same button of an answer: sent again (the conversation opening
+        # twice, a branch shown again), it replaces the one the page has.
+        action_id = str(uuid.uuid5(_CONTROL_IDS, f"{answer_id}/{tooltip}"))
+        action = cl.Action(
+            name=name, payload={"turn": target}, label=label, tooltip=tooltip, id=action_id
+        )
+        action.forId = answer_id
+        await action.remove()
         await action.send(for_id=answer_id)
 
 
@@ -246,9 +226,11 @@ Profiles = Callable[[], Awaitable[list[cl.ChatProfile]]]
 
 
 def add_branch_chat(*, profiles: Profiles, model_key: str) -> None:
-    """Editing, regenerating and switching branches in the chat. `profiles` are the models and
+    """Editing, regenerating and switching branches in the chat (and its route to choose a
+    branch, app/branch_routes.py). `profiles` are the models and
     agents the person may pick from; `model_key` is where the chat keeps the one it talks to."""
     sio.on("edit_message", handler=_edit_message)
+    add_branch_routes(chainlit_app)
 
     @cl.action_callback(REGENERATE)
     async def regenerate(action: cl.Action) -> None:

@@ -162,4 +162,24 @@ def test_edit_switch_reload_and_regenerate_with_another_model_keep_every_branch(
         ("assistant", regenerated),
         ("user", "four"),
     ]
+
+    # A program chooses the first answer to "three" again; the page opens on it.
+    first_three = chat_app.query(
+        "SELECT id FROM steps WHERE type = 'user_message' AND output = 'three' "
+        'ORDER BY "createdAt" LIMIT 1'
+    )[0]["id"]
+    route = f"{chat_app.url}/switchboard/conversations/{thread_id}/branch"
+    # A program's request names the chat as its origin, as the chat's pages do.
+    origin = {"Origin": chat_app.url}
+    unknown = page.request.post(route, data={"turn": "no-such-message"}, headers=origin)
+    assert unknown.status == 404, unknown.text()
+    assert "no message 'no-such-message'" in unknown.text()
+    chosen = page.request.post(route, data={"turn": first_three}, headers=origin)
+    assert chosen.status == 200, chosen.text()
+    assert chosen.json()["shown"][-1] == first_three
+    page.reload()
+    expect(page.get_by_text(answers[2])).to_be_visible()
+    expect(page.get_by_text(regenerated)).to_have_count(0)
+    expect(_message(page, "four")).to_have_count(0)
+    expect(_answer_step(page, answers[2]).get_by_role("button", name="1/2")).to_be_visible()
     chat_app.assert_no_storage_errors()
