@@ -188,7 +188,10 @@ async def _branch_from(turn: str, content: str) -> bool:
 async def _edit_message(sid: str, payload: MessagePayload) -> None:
     """Chainlit's edit, as a new version of the message (the old one stays a branch)."""
     init_ws_context(WebsocketSession.require(sid))
-    edited = payload.get("message") or {}
+    edited = payload.get("message") if isinstance(payload, dict) else None
+    if not isinstance(edited, dict):
+        await context.emitter.send_toast(_GONE, "error")
+        return
     await _branch_from(str(edited.get("id") or ""), str(edited.get("output") or ""))
 
 
@@ -226,9 +229,9 @@ Profiles = Callable[[], Awaitable[list[cl.ChatProfile]]]
 
 
 def add_branch_chat(*, profiles: Profiles, model_key: str) -> None:
-    """Editing, regenerating and switching branches in the chat (and its route to choose a
-    branch, app/branch_routes.py). `profiles` are the models and
-    agents the person may pick from; `model_key` is where the chat keeps the one it talks to."""
+    """Editing, regenerating and switching branches in the chat, and the route to choose a
+    branch (app/branch_routes.py). `profiles` are the models and agents the person may pick
+    from; `model_key` is where the chat keeps the one it talks to."""
     sio.on("edit_message", handler=_edit_message)
     add_branch_routes(chainlit_app)
 
