@@ -335,6 +335,8 @@ async def _answer(message: cl.Message) -> None:
     if layer := get_data_layer():
         # Stored before the model is called, not whenever Chainlit's background write lands.
         await layer.create_step(message.to_dict())
+    # Each branch of the conversation (app/branches.py) has its own memory.
+    memory_key = await start_turn(message)
     context = cl.chat_context.get()
     history = to_openai_messages(context)
     try:
@@ -353,8 +355,6 @@ async def _answer(message: cl.Message) -> None:
     # (a conversation copied from a share, or from before it kept one) goes along in case,
     # and so does a reply whose chat process stopped mid-answer (the runtime's memory ends
     # before it).
-    # Each branch of the conversation (app/branches.py) has its own memory.
-    memory_key = await start_turn(message)
     started, status = time.perf_counter(), "error"
     try:
         result = await agent_host().run(
