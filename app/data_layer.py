@@ -18,6 +18,7 @@ from chainlit.step import StepDict
 from chainlit.types import PageInfo, PaginatedResponse, Pagination, ThreadDict, ThreadFilter
 from sqlalchemy.engine import make_url
 
+from app.branches import TREE_KEY, TurnTree, shown_branch
 from app.history import REPLY_MARKER
 from app.search import matching_threads
 from app.sharing import SHARE_COMMAND
@@ -129,6 +130,9 @@ class SwitchboardDataLayer(SQLAlchemyDataLayer):
         Chainlit naming the thread in the background could undo settings the app had just
         stored with it.
         """
+        if metadata is not None and TREE_KEY in metadata:
+            # Only `save_turn_tree` writes it: a session's copy read at its start is stale.
+            metadata = {key: value for key, value in metadata.items() if key != TREE_KEY}
         changes: dict[str, Any] = {}
         if name is not None:
             changes["name"] = name
@@ -155,8 +159,24 @@ class SwitchboardDataLayer(SQLAlchemyDataLayer):
         what is kept of it elsewhere: should that fail, the conversation is still there to
         delete again, rather than gone with its memory and traces left behind."""
         if self._forget is not None:
-            await self._forget(thread_id)
+            for key in sorted((await self.turn_tree(thread_id)).memory_keys(thread_id)):
+                await self._forget(key)
         await super().delete_thread(thread_id)
+
+    async def get_thread(self, thread_id: str) -> ThreadDict | None:
+        """The conversation with the steps of its chosen branch only (app/branches.py)."""
+        thread = await super().get_thread(thread_id)
+        return shown_branch(thread) if thread is not None else None
+
+    async def turn_tree(self, thread_id: str) -> TurnTree:
+        rows = await self.execute_sql(
+            query='SELECT "metadata" FROM threads WHERE "id" = :id', parameters={"id": thread_id}
+        )
+        metadata = _decoded(rows[0]["metadata"]) if isinstance(rows, list) and rows else None
+        return TurnTree.from_metadata(metadata)
+
+    async def save_turn_tree(self, thread_id: str, tree: TurnTree) -> None:
+        await super().update_thread(thread_id, metadata={TREE_KEY: tree.to_metadata()})
 
     async def get_all_user_threads(
         self, user_id: str | None = None, thread_id: str | None = None

@@ -12,6 +12,7 @@ whose chat process stopped mid-answer: the model gets it back without the note.
 """
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ __all__ = [
     "CUT_OFF_MARKER",
     "CUT_OFF_NOTE",
     "REPLY_MARKER",
+    "TRACE_LINK",
     "ChatItem",
     "cut_off_reply",
     "is_model_reply",
@@ -38,6 +40,9 @@ ATTACHED_TEXT = "attached_text"
 CUT_OFF_MARKER = "cut_off"
 CUT_OFF_NOTE = "⚠ This answer was cut off: the chat server stopped before it finished."
 _NOTE_SUFFIX = f"\n\n{CUT_OFF_NOTE}"
+# The last line of a reply: a link to the run's trace, for who may read it (not for the model).
+TRACE_LINK = "Open the trace of this run"
+_TRACE_LINE = re.compile(r"\n*\[" + re.escape(TRACE_LINK) + r"\]\([^)]*\)$")
 
 
 class ChatItem(Protocol):
@@ -109,5 +114,6 @@ def to_openai_messages(items: Iterable[ChatItem]) -> list[ChatCompletionMessageP
             content = f"{item.content}\n\n{attached}" if attached else item.content
             messages.append({"role": "user", "content": content})
         elif is_model_reply(item):
-            messages.append({"role": "assistant", "content": without_cut_off_note(item.content)})
+            text = _TRACE_LINE.sub("", without_cut_off_note(item.content))
+            messages.append({"role": "assistant", "content": text})
     return messages

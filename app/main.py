@@ -24,6 +24,7 @@ from agents.runtime.approval import QueryApproval
 from agents.spec import AgentSpec
 from app.attaching import prepare_turn
 from app.auth_secret import ensure_auth_secret
+from app.branch_chat import add_branch_chat, show_controls, show_thread_controls, start_turn
 from app.chainlit_routes import add_chainlit_routes
 from app.conversation_routes import add_conversation_routes
 from app.data_layer import SwitchboardDataLayer
@@ -185,6 +186,9 @@ async def chat_profiles(
     return home_profiles(models, agents)
 
 
+add_branch_chat(profiles=lambda: chat_profiles(cl.context.session.user), model_key=_MODEL_KEY)
+
+
 @cache
 def agent_host() -> AgentHost:
     settings = get_settings()
@@ -274,6 +278,7 @@ async def resume(thread: ThreadDict) -> None:
     await cl.context.emitter.set_commands([share_command()])
     if parse_profile(model) is None:
         await _send_settings(dict(cl.context.session.chat_settings))
+    await show_thread_controls(thread)
 
 
 async def _model() -> str:
@@ -339,6 +344,8 @@ async def _answer(message: cl.Message) -> None:
     if layer := get_data_layer():
         # Stored before the model is called, not whenever Chainlit's background write lands.
         await layer.create_step(message.to_dict())
+    # Each branch of the conversation (app/branches.py) has its own memory.
+    memory_key = await start_turn(message)
     context = cl.chat_context.get()
     history = to_openai_messages(context)
     try:
@@ -375,7 +382,7 @@ async def _answer(message: cl.Message) -> None:
         result = await agent_host().run(
             spec=spec,
             user=person,
-            conversation_id=cl.context.session.thread_id,
+            conversation_id=memory_key,
             message=turn.content,
             approval=QueryApproval(threshold_bytes=get_settings().query_approval_bytes_for(person)),
             earlier=history[:-1],
@@ -392,6 +399,7 @@ async def _answer(message: cl.Message) -> None:
         logger.info(
             "%s turn (%s) ended %s after %.2f s", kind, spec.slug or spec.model, status, seconds
         )
+    await show_controls(message.id)
     if spec.is_model_chat:
         # After the reply, when Chainlit has surely created the thread (it does so in the
         # background at the first message and would overwrite an earlier write).

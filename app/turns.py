@@ -32,7 +32,7 @@ from agents.runtime import (
 from agents.runtime.approval import ApprovalRequest, QueryApproval, format_bytes
 from agents.spec import AgentSpec
 from agents.tracing.tracer import Tracer
-from app.history import reply_metadata
+from app.history import TRACE_LINK, reply_metadata
 from app.results import ResultTable, elements_for, table_from
 from app.unfinished_reply import UnfinishedReply
 
@@ -57,10 +57,6 @@ def parse_profile(profile: str | None) -> tuple[str, bool] | None:
         if profile and profile.startswith(prefix):
             return profile.removeprefix(prefix), draft
     return None
-
-
-# The last line of a reply: a link to the run's trace, for who may read it.
-TRACE_LINK = "Open the trace of this run"
 
 
 def _langchain_message(item: ChatCompletionMessageParam) -> BaseMessage:

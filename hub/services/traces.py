@@ -81,12 +81,19 @@ def _insert_steps(connection: Connection, rows: list[dict[str, Any]]) -> None:
     connection.execute(statement, rows)
 
 
+def _of_conversation(conversation_id: str) -> ColumnElement[bool]:
+    """A conversation's runs on any of its branches (the chat runs a branch of conversation
+    `c` as `c~{fork}`, see app/branches.py)."""
+    column = col(TraceRun.conversation_id)
+    return or_(column == conversation_id, column.startswith(conversation_id + "~", autoescape=True))
+
+
 def forget_conversation(
     *, session: Session, conversation_id: str, now: datetime, keep_days: int
 ) -> None:
     """A conversation was deleted: its runs are kept `keep_days` for audit (admins only read
     them meanwhile), or removed now when that is 0. Runs whose time is up go too."""
-    runs = col(TraceRun.conversation_id) == conversation_id
+    runs = _of_conversation(conversation_id)
     if keep_days == 0:
         _delete_runs(session, runs)
     else:
@@ -174,7 +181,7 @@ def list_traces(
     if agent:
         query = query.where(TraceRun.agent_slug == agent)
     if conversation:
-        query = query.where(TraceRun.conversation_id == conversation)
+        query = query.where(_of_conversation(conversation))
     if not actor.is_admin:
         query = query.where(_readable_by(actor))
     return [TraceRunPublic(**run.model_dump()) for run in session.exec(query).all()]

@@ -79,6 +79,7 @@ class World:
     chat_app: ChatApp
     callers: dict[str, Caller]
     thread_id: str = ""
+    question_id: str = ""
     answer_id: str = ""
     element_id: str = ""
     file_key: str = ""
@@ -189,6 +190,7 @@ def _conversation(world: World) -> None:
     with a CSV file (in the chat's file store), and the run's trace at the hub."""
     me = world.callers["owner"].chat.get("/user").json()
     world.thread_id, world.answer_id = str(uuid.uuid4()), str(uuid.uuid4())
+    world.question_id = str(uuid.uuid4())
     world.element_id, world.trace_id = str(uuid.uuid4()), str(uuid.uuid4())
     app = world.chat_app
     app.execute(
@@ -200,7 +202,7 @@ def _conversation(world: World) -> None:
     answer = {"switchboard_reply": True, "agent": "team-guide", "version": 1}
     _insert_steps(
         world,
-        (str(uuid.uuid4()), "user_message", "When do I ask?", {}),
+        (world.question_id, "user_message", "When do I ask?", {}),
         (world.answer_id, "assistant_message", ANSWER, {**answer, "trace": world.trace_id}),
     )
     world.file_key = f"{me['id']}/{world.element_id}/raises.csv"
@@ -338,6 +340,12 @@ def _rename(w: World, c: Caller) -> bool:
     name = f"Renamed by {c.name}"
     c.chat.put("/project/thread", json={"threadId": w.thread_id, "name": name})
     return w.thread_name() == name
+
+
+def _choose_branch(w: World, c: Caller) -> bool:
+    path = f"/switchboard/conversations/{w.thread_id}/branch"
+    chosen = c.chat.post(path, json={"turn": w.question_id})
+    return chosen.status_code == 200 and w.question_id in chosen.text
 
 
 def _delete_thread(w: World, c: Caller) -> bool:
@@ -486,6 +494,8 @@ PROBES = [
     _probe("conversation", "chat GET /switchboard/conversations/export (all of one's)", "owner",
            _chat_get("/switchboard/conversations/export?format=json", "marker-answer")),
     _probe("conversation", "chat socket: resume", "owner", _resume),
+    _probe("conversation", "chat POST /switchboard/conversations/{id}/branch", "owner",
+           _choose_branch),
     _probe("conversation", "hub API POST /api/shares (share it)", "owner", _share_conversation),
     _probe("conversation", "chat GET /project/share/{id} (Chainlit's sharing)", "",
            _chat_get("/project/share/{w.thread_id}", "marker-answer")),
